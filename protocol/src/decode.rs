@@ -1,0 +1,409 @@
+//! Raw MQTT message -> typed [`Message`], or a typed [`Rejection`].
+//!
+//! Decoding happens in two passes: serde checks the structure (required fields,
+//! types, closed choices), then [`validate`] checks what serde cannot (the
+//! protocol version, identity against the topic, lengths, finite values, label
+//! counts and names). Every rejection has a bounded [`Rejection::reason`] for the
+//! collector's `sitewatch_collector_rejected_messages_total{reason}`.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::{
+    limits::*,
+    payload::{EventsPayload, Labels, ReadingsPayload, SignalsPayload, StatePayload},
+    quantity,
+    topic::{Topic, TopicError, TopicKind},
+};
+
+/// A decoded, validated message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: Topic,
+    pub body: Body,
+}
+
+/// The payload, typed by the topic it arrived on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    State(StatePayload),
+    Readings(ReadingsPayload),
+    Events(EventsPayload),
+    Signals(SignalsPayload),
+    /// An empty payload on a retained topic: MQTT's way of deleting the retained
+    /// message (an operator removing a decommissioned host, say).
+    Cleared,
+}
+
+/// Why a message was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("bad topic: {0}")]
+    BadTopic(#[from] TopicError),
+    #[error("payload is {size} bytes, larger than the {max} allowed")]
+    TooLarge { size: usize, max: usize },
+    #[error("payload is not JSON: {0}")]
+    NotJson(String),
+    #[error("protocol version {found}, expected 1")]
+    WrongVersion { found: String },
+    #[error("missing field `{0}`")]
+    MissingField(String),
+    #[error("wrong type: {0}")]
+    WrongType(String),
+    #[error("invalid value for {field}: {detail}")]
+    InvalidValue { field: String, detail: String },
+    #[error("{field} is not a finite number")]
+    NonFinite { field: String },
+    #[error("{field} is {len} characters long, at most {max} allowed")]
+    NameTooLong {
+        field: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("{field} {value:?} is not a valid name: {expected}")]
+    InvalidName {
+        field: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{field} has {count} labels, at most {max} allowed")]
+    TooManyLabels {
+        field: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("payload names {field} {payload:?} but the topic names {topic:?}")]
+    IdentityMismatch {
+        field: &'static str,
+        topic: String,
+        payload: String,
+    },
+}
+
+impl Rejection {
+    /// Every value [`Rejection::reason`] can return, to pre-register metric series.
+    pub const REASONS: [&'static str; 12] = [
+        "bad_topic",
+        "too_large",
+        "not_json",
+        "wrong_version",
+        "missing_field",
+        "wrong_type",
+        "invalid_value",
+        "non_finite",
+        "name_too_long",
+        "invalid_name",
+        "too_many_labels",
+        "identity_mismatch",
+    ];
+
+    /// A bounded label naming the kind of rejection.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::BadTopic(_) => "bad_topic",
+            Rejection::TooLarge { .. } => "too_large",
+            Rejection::NotJson(_) => "not_json",
+            Rejection::WrongVersion { .. } => "wrong_version",
+            Rejection::MissingField(_) => "missing_field",
+            Rejection::WrongType(_) => "wrong_type",
+            Rejection::InvalidValue { .. } => "invalid_value",
+            Rejection::NonFinite { .. } => "non_finite",
+            Rejection::NameTooLong { .. } => "name_too_long",
+            Rejection::InvalidName { .. } => "invalid_name",
+            Rejection::TooManyLabels { .. } => "too_many_labels",
+            Rejection::IdentityMismatch { .. } => "identity_mismatch",
+        }
+    }
+}
+
+/// Decodes and validates one MQTT message.
+pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Rejection> {
+    let topic = Topic::parse(topic)?;
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Rejection::TooLarge {
+            size: payload.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let retained = matches!(
+        topic,
+        Topic::Signals { .. }
+            | Topic::Host {
+                kind: TopicKind::State,
+                ..
+            }
+    );
+    if payload.is_empty() {
+        return if retained {
+            Ok(Message {
+                topic,
+                body: Body::Cleared,
+            })
+        } else {
+            Err(Rejection::NotJson("empty payload".into()))
+        };
+    }
+    let body = match &topic {
+        Topic::Host { kind, .. } => match kind {
+            TopicKind::State => Body::State(parse(payload)?),
+            TopicKind::Readings => Body::Readings(parse(payload)?),
+            TopicKind::Events => Body::Events(parse(payload)?),
+        },
+        Topic::Signals { .. } => Body::Signals(parse(payload)?),
+    };
+    validate(&topic, &body)?;
+    Ok(Message { topic, body })
+}
+
+/// Encodes a payload as the compact JSON that goes on the wire.
+pub fn encode<T: Serialize>(payload: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(payload)
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
+    serde_json::from_slice(bytes).map_err(|e| classify(bytes, &e))
+}
+
+/// Just the version, to tell "another version's shape" from "a broken v1".
+#[derive(Deserialize)]
+struct VersionOnly {
+    #[serde(default)]
+    v: Option<serde_json::Value>,
+}
+
+fn classify(bytes: &[u8], error: &serde_json::Error) -> Rejection {
+    use serde_json::error::Category;
+    let text = error.to_string();
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            // serde_json refuses 1e400 as a syntax error; to the contract it is a
+            // value that is not finite.
+            if text.starts_with("number out of range") {
+                Rejection::NonFinite {
+                    field: "a number".into(),
+                }
+            } else {
+                Rejection::NotJson(text)
+            }
+        }
+        Category::Data => {
+            // A payload of another version may fail on structure before its `v`
+            // is looked at; its version is the better reason.
+            if let Ok(VersionOnly { v: Some(v) }) = serde_json::from_slice(bytes)
+                && v != crate::VERSION
+            {
+                return Rejection::WrongVersion {
+                    found: v.to_string(),
+                };
+            }
+            let detail = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(head, _)| head);
+            if let Some(rest) = detail.strip_prefix("missing field `") {
+                Rejection::MissingField(rest.trim_end_matches('`').to_owned())
+            } else if detail.starts_with("unknown variant") || detail.starts_with("invalid value") {
+                Rejection::InvalidValue {
+                    field: "a field".into(),
+                    detail: detail.to_owned(),
+                }
+            } else {
+                Rejection::WrongType(detail.to_owned())
+            }
+        }
+    }
+}
+
+fn validate(topic: &Topic, body: &Body) -> Result<(), Rejection> {
+    let (v, site, host) = match body {
+        Body::State(s) => (s.v, &s.site, &s.host),
+        Body::Readings(r) => (r.v, &r.site, &r.host),
+        Body::Events(e) => (e.v, &e.site, &e.host),
+        Body::Signals(s) => (s.v, &None, &None),
+        Body::Cleared => return Ok(()),
+    };
+    if v != crate::VERSION {
+        return Err(Rejection::WrongVersion {
+            found: v.to_string(),
+        });
+    }
+    check_identity(topic, site.as_deref(), host.as_deref())?;
+    match body {
+        Body::State(s) => validate_state(s),
+        Body::Readings(r) => validate_readings(r),
+        Body::Events(e) => validate_events(e),
+        Body::Signals(s) => validate_signals(topic, s),
+        Body::Cleared => Ok(()),
+    }
+}
+
+fn check_identity(topic: &Topic, site: Option<&str>, host: Option<&str>) -> Result<(), Rejection> {
+    if let Some(site) = site
+        && site != topic.site().as_str()
+    {
+        return Err(Rejection::IdentityMismatch {
+            field: "site",
+            topic: topic.site().to_string(),
+            payload: site.to_owned(),
+        });
+    }
+    if let (
+        Some(host),
+        Topic::Host {
+            host: topic_host, ..
+        },
+    ) = (host, topic)
+        && host != topic_host.as_str()
+    {
+        return Err(Rejection::IdentityMismatch {
+            field: "host",
+            topic: topic_host.to_string(),
+            payload: host.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn validate_state(s: &StatePayload) -> Result<(), Rejection> {
+    if s.interval_ms == Some(0) {
+        return Err(Rejection::InvalidValue {
+            field: "interval_ms".into(),
+            detail: "must be greater than 0".into(),
+        });
+    }
+    for (src, interval) in &s.sources {
+        check_source_name(|| format!("sources.{src}"), src)?;
+        if *interval == 0 {
+            return Err(Rejection::InvalidValue {
+                field: format!("sources.{src}"),
+                detail: "interval must be greater than 0".into(),
+            });
+        }
+    }
+    check_labels(|| "labels".into(), &s.labels)
+}
+
+fn validate_readings(r: &ReadingsPayload) -> Result<(), Rejection> {
+    for (i, reading) in r.readings.iter().enumerate() {
+        let field = |name: &str| format!("readings[{i}].{name}");
+        check_source_name(|| field("src"), &reading.src)?;
+        check_text(|| field("dev"), &reading.dev, MAX_DEV_LEN)?;
+        check_text(|| field("name"), &reading.name, MAX_SENSOR_NAME_LEN)?;
+        check_len(|| field("q"), &reading.q, MAX_QUANTITY_LEN)?;
+        if !quantity::is_valid(&reading.q) {
+            return Err(Rejection::InvalidName {
+                field: field("q"),
+                value: reading.q.clone(),
+                expected: "snake_case: a-z, 0-9 and '_', starting with a letter",
+            });
+        }
+        if let Some(value) = reading.value
+            && !value.is_finite()
+        {
+            return Err(Rejection::NonFinite {
+                field: field("value"),
+            });
+        }
+        check_labels(|| field("labels"), &reading.labels)?;
+    }
+    Ok(())
+}
+
+fn validate_events(e: &EventsPayload) -> Result<(), Rejection> {
+    for (i, event) in e.events.iter().enumerate() {
+        let field = |name: &str| format!("events[{i}].{name}");
+        check_source_name(|| field("src"), &event.src)?;
+        check_text(|| field("dev"), &event.dev, MAX_DEV_LEN)?;
+        check_len(|| field("type"), &event.event_type, MAX_EVENT_TYPE_LEN)?;
+        if !quantity::is_valid(&event.event_type) {
+            return Err(Rejection::InvalidName {
+                field: field("type"),
+                value: event.event_type.clone(),
+                expected: "snake_case: a-z, 0-9 and '_', starting with a letter",
+            });
+        }
+        check_len(|| field("message"), &event.message, MAX_EVENT_MESSAGE_LEN)?;
+        check_labels(|| field("labels"), &event.labels)?;
+    }
+    Ok(())
+}
+
+fn validate_signals(topic: &Topic, s: &SignalsPayload) -> Result<(), Rejection> {
+    for signal in &s.signals {
+        check_identity(topic, Some(&signal.site), None)?;
+    }
+    Ok(())
+}
+
+fn check_len(field: impl Fn() -> String, value: &str, max: usize) -> Result<(), Rejection> {
+    // Byte length first: cheap, and a string within the limit in bytes is within
+    // it in characters too.
+    if value.len() > max {
+        let len = value.chars().count();
+        if len > max {
+            return Err(Rejection::NameTooLong {
+                field: field(),
+                len,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Free text that becomes a label value: non-empty, bounded, no control characters.
+fn check_text(field: impl Fn() -> String, value: &str, max: usize) -> Result<(), Rejection> {
+    check_len(&field, value, max)?;
+    if value.is_empty() || value.chars().any(char::is_control) {
+        return Err(Rejection::InvalidName {
+            field: field(),
+            value: value.to_owned(),
+            expected: "non-empty text without control characters",
+        });
+    }
+    Ok(())
+}
+
+fn check_source_name(field: impl Fn() -> String, value: &str) -> Result<(), Rejection> {
+    check_len(&field, value, MAX_SRC_LEN)?;
+    if !quantity::is_valid(value) {
+        return Err(Rejection::InvalidName {
+            field: field(),
+            value: value.to_owned(),
+            expected: "a source name: a-z, 0-9 and '_', starting with a letter",
+        });
+    }
+    Ok(())
+}
+
+fn check_labels(field: impl Fn() -> String, labels: &Labels) -> Result<(), Rejection> {
+    if labels.len() > MAX_LABELS {
+        return Err(Rejection::TooManyLabels {
+            field: field(),
+            count: labels.len(),
+            max: MAX_LABELS,
+        });
+    }
+    for (key, value) in labels {
+        let key_field = || format!("{}.{key}", field());
+        check_len(key_field, key, MAX_LABEL_KEY_LEN)?;
+        if !is_label_name(key) || RESERVED_LABEL_KEYS.contains(&key.as_str()) {
+            return Err(Rejection::InvalidName {
+                field: field(),
+                value: key.clone(),
+                expected: "a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with \
+                           __) other than site, host, src, dev and sensor",
+            });
+        }
+        check_len(key_field, value, MAX_LABEL_VALUE_LEN)?;
+    }
+    Ok(())
+}
+
+fn is_label_name(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some('a'..='z' | 'A'..='Z' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !key.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+use super::*;
+use crate::{OfflineReason, ReadingState, Status};
+
+const READINGS: &str = "sitewatch/v1/bj1/web-01/readings";
+const STATE: &str = "sitewatch/v1/bj1/web-01/state";
+const EVENTS: &str = "sitewatch/v1/bj1/web-01/events";
+
+fn batch_with(reading: &str) -> String {
+    format!(r#"{{"v":1,"seq":1,"ts":1764080000000,"readings":[{reading}]}}"#)
+}
+
+fn ok_reading() -> &'static str {
+    r#"{"src":"ipmi","dev":"bmc","name":"Inlet Temp","q":"temperature_celsius","value":23.5,"state":"ok"}"#
+}
+
+fn reason(topic: &str, payload: &str) -> &'static str {
+    match decode(topic, payload.as_bytes()) {
+        Ok(m) => panic!("accepted {payload}: {m:?}"),
+        Err(e) => e.reason(),
+    }
+}
+
+#[test]
+fn valid_readings_batch_decodes() {
+    let m = decode(READINGS, batch_with(ok_reading()).as_bytes()).unwrap();
+    let Body::Readings(batch) = m.body else {
+        panic!("not readings")
+    };
+    assert_eq!(batch.seq, 1);
+    assert_eq!(batch.readings[0].value, Some(23.5));
+    assert_eq!(batch.readings[0].state, ReadingState::Ok);
+}
+
+#[test]
+fn bad_topic_is_rejected() {
+    assert_eq!(
+        reason("sitewatch/v1/BJ1/web-01/readings", "{}"),
+        "bad_topic"
+    );
+    assert_eq!(reason("foo/bar", "{}"), "bad_topic");
+}
+
+#[test]
+fn oversized_payload_is_rejected_before_parsing() {
+    let big = format!(r#"{{"v":1,"pad":"{}"}}"#, "x".repeat(MAX_PAYLOAD_BYTES));
+    assert_eq!(reason(READINGS, &big), "too_large");
+}
+
+#[test]
+fn not_json_is_rejected() {
+    assert_eq!(reason(READINGS, "hello"), "not_json");
+    assert_eq!(reason(READINGS, r#"{"v":1,"seq":"#), "not_json");
+    assert_eq!(reason(READINGS, ""), "not_json");
+}
+
+#[test]
+fn empty_payload_on_retained_topic_is_a_cleared_message() {
+    assert_eq!(decode(STATE, b"").unwrap().body, Body::Cleared);
+    assert_eq!(
+        decode("sitewatch/v1/bj1/_signals", b"").unwrap().body,
+        Body::Cleared
+    );
+}
+
+#[test]
+fn wrong_version_is_rejected_even_when_the_shape_differs() {
+    assert_eq!(
+        reason(READINGS, r#"{"v":2,"seq":1,"ts":1,"readings":[]}"#),
+        "wrong_version"
+    );
+    assert_eq!(reason(READINGS, r#"{"v":2,"items":{}}"#), "wrong_version");
+    assert_eq!(reason(READINGS, r#"{"v":"1","seq":1}"#), "wrong_version");
+}
+
+#[test]
+fn missing_field_is_named() {
+    let err = decode(READINGS, br#"{"v":1,"ts":1,"readings":[]}"#).unwrap_err();
+    assert_eq!(err, Rejection::MissingField("seq".into()));
+    let no_value = r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","state":"ok"}"#;
+    assert_eq!(
+        decode(READINGS, batch_with(no_value).as_bytes()).unwrap_err(),
+        Rejection::MissingField("value".into())
+    );
+}
+
+#[test]
+fn null_value_is_accepted_as_unreadable() {
+    let r =
+        r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":null,"state":"unknown"}"#;
+    let m = decode(READINGS, batch_with(r).as_bytes()).unwrap();
+    let Body::Readings(b) = m.body else { panic!() };
+    assert_eq!(b.readings[0].value, None);
+}
+
+#[test]
+fn mistyped_field_is_rejected() {
+    assert_eq!(
+        reason(READINGS, r#"{"v":1,"seq":"one","ts":1,"readings":[]}"#),
+        "wrong_type"
+    );
+    let r = r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":"12","state":"ok"}"#;
+    assert_eq!(reason(READINGS, &batch_with(r)), "wrong_type");
+    assert_eq!(reason(READINGS, "[1,2]"), "wrong_type");
+}
+
+#[test]
+fn unknown_enum_value_is_invalid() {
+    let r = r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1,"state":"bad"}"#;
+    assert_eq!(reason(READINGS, &batch_with(r)), "invalid_value");
+    assert_eq!(
+        reason(STATE, r#"{"v":1,"status":"sleeping"}"#),
+        "invalid_value"
+    );
+}
+
+#[test]
+fn out_of_range_number_is_non_finite() {
+    let r = r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1e999,"state":"ok"}"#;
+    assert_eq!(reason(READINGS, &batch_with(r)), "non_finite");
+}
+
+#[test]
+fn overlong_names_are_rejected() {
+    let long = "n".repeat(MAX_SENSOR_NAME_LEN + 1);
+    let r = format!(
+        r#"{{"src":"ipmi","dev":"bmc","name":"{long}","q":"power_watts","value":1,"state":"ok"}}"#
+    );
+    let err = decode(READINGS, batch_with(&r).as_bytes()).unwrap_err();
+    assert_eq!(
+        err,
+        Rejection::NameTooLong {
+            field: "readings[0].name".into(),
+            len: 129,
+            max: 128
+        }
+    );
+    // 128 multi-byte characters are within the limit.
+    let wide = "é".repeat(MAX_SENSOR_NAME_LEN);
+    let r = format!(
+        r#"{{"src":"ipmi","dev":"bmc","name":"{wide}","q":"power_watts","value":1,"state":"ok"}}"#
+    );
+    assert!(decode(READINGS, batch_with(&r).as_bytes()).is_ok());
+}
+
+#[test]
+fn invalid_quantity_and_label_names_are_rejected() {
+    let r = r#"{"src":"ipmi","dev":"bmc","name":"x","q":"Power-Watts","value":1,"state":"ok"}"#;
+    assert_eq!(reason(READINGS, &batch_with(r)), "invalid_name");
+    let r = r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1,"state":"ok","labels":{"host":"spoof"}}"#;
+    assert_eq!(reason(READINGS, &batch_with(r)), "invalid_name");
+    let r = r#"{"src":"ipmi","dev":"","name":"x","q":"power_watts","value":1,"state":"ok"}"#;
+    assert_eq!(reason(READINGS, &batch_with(r)), "invalid_name");
+}
+
+#[test]
+fn too_many_labels_are_rejected() {
+    let labels: Vec<String> = (0..=MAX_LABELS).map(|i| format!(r#""l{i}":"x""#)).collect();
+    let r = format!(
+        r#"{{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1,"state":"ok","labels":{{{}}}}}"#,
+        labels.join(",")
+    );
+    assert_eq!(reason(READINGS, &batch_with(&r)), "too_many_labels");
+}
+
+#[test]
+fn payload_naming_another_host_or_site_is_rejected() {
+    let err = decode(
+        READINGS,
+        br#"{"v":1,"seq":1,"ts":1,"readings":[],"host":"db-01"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "identity_mismatch");
+    assert_eq!(
+        reason(STATE, r#"{"v":1,"status":"online","site":"sh2"}"#),
+        "identity_mismatch"
+    );
+    assert!(
+        decode(
+            READINGS,
+            br#"{"v":1,"seq":1,"ts":1,"readings":[],"host":"web-01"}"#
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        reason(
+            "sitewatch/v1/bj1/_signals",
+            r#"{"v":1,"ts":1,"level":3,"signals":[{"site":"sh2","level":"L3","cause":"power","subject":"sh2","severity":"critical","since":1}]}"#
+        ),
+        "identity_mismatch"
+    );
+}
+
+#[test]
+fn will_decodes_as_lost() {
+    let m = decode(STATE, br#"{"v":1,"status":"offline","reason":"lost"}"#).unwrap();
+    let Body::State(s) = m.body else { panic!() };
+    assert_eq!(s.status, Status::Offline);
+    assert_eq!(s.reason, Some(OfflineReason::Lost));
+    assert_eq!(s, StatePayload::will());
+}
+
+#[test]
+fn unknown_fields_are_ignored() {
+    let m = decode(
+        EVENTS,
+        br#"{"v":1,"seq":7,"ts":1,"future":{"x":1},"events":[{"src":"modbus","dev":"ups-a","type":"ups_on_battery","severity":"critical","message":"m","extra":true}]}"#,
+    );
+    assert!(m.is_ok(), "{m:?}");
+}
+
+#[test]
+fn zero_interval_is_invalid() {
+    assert_eq!(
+        reason(STATE, r#"{"v":1,"status":"online","interval_ms":0}"#),
+        "invalid_value"
+    );
+}
+
+#[test]
+fn every_reason_is_listed() {
+    for r in [
+        Rejection::NotJson(String::new()),
+        Rejection::MissingField(String::new()),
+    ] {
+        assert!(Rejection::REASONS.contains(&r.reason()));
+    }
+}

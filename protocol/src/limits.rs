@@ -1,0 +1,27 @@
+//! Limits every decoder enforces, so that one bad publisher cannot make the
+//! collector allocate without bound or emit unbounded label values.
+
+/// Largest payload accepted, in bytes (256 KiB).
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Site and host names: 1 to this many characters of `[a-z0-9_.-]`.
+pub const MAX_SITE_HOST_LEN: usize = 64;
+/// A source name (`src`), e.g. `ipmi`.
+pub const MAX_SRC_LEN: usize = 64;
+/// A device name within a source (`dev`), e.g. a BMC, a disk or a Modbus unit.
+pub const MAX_DEV_LEN: usize = 128;
+/// A sensor's own name (`name`), free text.
+pub const MAX_SENSOR_NAME_LEN: usize = 128;
+/// A quantity name (`q`).
+pub const MAX_QUANTITY_LEN: usize = 128;
+/// Extra labels on one reading or event.
+pub const MAX_LABELS: usize = 8;
+/// A label key.
+pub const MAX_LABEL_KEY_LEN: usize = 64;
+/// A label value.
+pub const MAX_LABEL_VALUE_LEN: usize = 256;
+/// An event's type.
+pub const MAX_EVENT_TYPE_LEN: usize = 64;
+/// An event's human message.
+pub const MAX_EVENT_MESSAGE_LEN: usize = 1024;
+/// Label keys a reading may not carry: the collector sets them itself.
+pub const RESERVED_LABEL_KEYS: [&str; 5] = ["site", "host", "src", "dev", "sensor"];

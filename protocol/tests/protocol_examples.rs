@@ -1,0 +1,145 @@
+//! Every JSON example in PROTOCOL.md round-trips through the protocol crate:
+//! decoded as the message it illustrates, then encoded back to the same JSON.
+//!
+//! PROTOCOL.md lives beside the checkout in `../shared/`; this test fails loudly
+//! if it is missing rather than passing on nothing.
+
+use serde_json::Value;
+use sitewatch_protocol::{
+    Body, decode, encode,
+    replay::{ReplayRecord, TimelineEntry},
+};
+
+const PROTOCOL_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/PROTOCOL.md");
+
+/// The JSON values of every ```json block: a block is one value, or JSON lines.
+fn examples() -> Vec<Value> {
+    let text = std::fs::read_to_string(PROTOCOL_MD)
+        .unwrap_or_else(|e| panic!("cannot read {PROTOCOL_MD}: {e}"));
+    let mut values = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```json" {
+            continue;
+        }
+        let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+        let joined = block.join("\n");
+        match serde_json::from_str::<Value>(&joined) {
+            Ok(v) => values.push(v),
+            Err(_) => {
+                for l in block.iter().filter(|l| !l.trim().is_empty()) {
+                    values.push(
+                        serde_json::from_str(l)
+                            .unwrap_or_else(|e| panic!("example line is not JSON: {e}\n{l}")),
+                    );
+                }
+            }
+        }
+    }
+    values
+}
+
+fn topic_for(example: &Value) -> &'static str {
+    if example.get("readings").is_some() {
+        "sitewatch/v1/bj1/web-01/readings"
+    } else if example.get("events").is_some() {
+        "sitewatch/v1/bj1/web-01/events"
+    } else if example.get("signals").is_some() {
+        "sitewatch/v1/bj1/_signals"
+    } else {
+        "sitewatch/v1/bj1/web-01/state"
+    }
+}
+
+fn round_trip_payload(topic: &str, example: &Value) {
+    let bytes = example.to_string();
+    let message = decode(topic, bytes.as_bytes())
+        .unwrap_or_else(|e| panic!("example rejected ({}): {e}\n{bytes}", e.reason()));
+    let encoded = match &message.body {
+        Body::State(p) => encode(p),
+        Body::Readings(p) => encode(p),
+        Body::Events(p) => encode(p),
+        Body::Signals(p) => encode(p),
+        Body::Cleared => panic!("example decoded as cleared"),
+    }
+    .unwrap();
+    let back: Value = serde_json::from_slice(&encoded).unwrap();
+    assert!(
+        same_json(&back, example),
+        "round trip changed the example:\n{back}\n{example}"
+    );
+}
+
+/// JSON equality where `0` and `0.0` are the same number, as they are on the wire.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn every_protocol_md_example_round_trips() {
+    let examples = examples();
+    // state, readings, events, 3 replay lines, 2 timeline lines.
+    assert!(
+        examples.len() >= 8,
+        "found only {} examples",
+        examples.len()
+    );
+    let mut kinds = std::collections::BTreeSet::new();
+    for example in &examples {
+        if example.get("t_ms").is_some() && example.get("topic").is_some() {
+            let record: ReplayRecord = serde_json::from_value(example.clone()).unwrap();
+            round_trip_payload(&record.topic, &record.payload);
+            assert_eq!(&serde_json::to_value(&record).unwrap(), example);
+            kinds.insert("replay");
+        } else if example.get("t_ms").is_some() {
+            let entry: TimelineEntry = serde_json::from_value(example.clone()).unwrap();
+            assert_eq!(&serde_json::to_value(&entry).unwrap(), example);
+            kinds.insert("timeline");
+        } else {
+            let topic = topic_for(example);
+            round_trip_payload(topic, example);
+            kinds.insert(topic.rsplit('/').next().unwrap());
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["events", "readings", "replay", "state", "timeline"]
+    );
+}
+
+#[test]
+fn signals_payload_round_trips() {
+    // PROTOCOL.md describes the signals message in prose; this is its shape.
+    let example: Value = serde_json::from_str(
+        r#"{"v":1,"ts":1764080030000,"level":3,"signals":[
+            {"site":"bj1","level":"L3","cause":"power","subject":"bj1","severity":"critical",
+             "since":1764080020000,"evidence":["ups-a on battery for 25 s",
+             {"summary":"generator not running","host":"gw-01","src":"modbus","dev":"gen-1","q":"generator_running","value":0}]}]}"#,
+    )
+    .unwrap();
+    round_trip_payload("sitewatch/v1/bj1/_signals", &example);
+}
+
+#[test]
+fn will_and_shutdown_from_the_prose_round_trip() {
+    for example in [
+        r#"{"v":1,"status":"offline","reason":"lost"}"#,
+        r#"{"v":1,"status":"offline","reason":"shutdown","ts":1764080000000}"#,
+    ] {
+        round_trip_payload(
+            "sitewatch/v1/bj1/web-01/state",
+            &serde_json::from_str(example).unwrap(),
+        );
+    }
+}

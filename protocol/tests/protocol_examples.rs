@@ -4,6 +4,8 @@
 //! PROTOCOL.md lives beside the checkout in `../shared/`; this test fails loudly
 //! if it is missing rather than passing on nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use serde_json::Value;
 use sitewatch_protocol::{
     Body, decode, encode,

@@ -1,1 +1,43 @@
-//! End-to-end test harness.
+//! Harness for sitewatch's end-to-end tests: real processes, real peers.
+//!
+//! Every peer (mosquitto, the collector, an agent) runs as a child process on
+//! `127.0.0.1` with a port chosen at run time, is killed when its handle drops,
+//! and keeps its output in a log file that a failing test prints.
+//!
+//! # Layout
+//!
+//! - [`process`]: a child process that dies with its handle, with its log.
+//! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
+//! - [`sitewatch`]: the collector and agent binaries, configured for a test.
+//! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
+//! - [`observer`]: an MQTT subscriber that records every message it sees.
+//! - [`tls`]: a throwaway CA and server certificate made with `openssl`.
+//! - [`wait`]: polling for a condition with a deadline instead of sleeping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: failing loudly is the point
+
+pub mod mosquitto;
+pub mod observer;
+pub mod process;
+pub mod scrape;
+pub mod sitewatch;
+pub mod tls;
+pub mod wait;
+
+use std::net::TcpListener;
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind 127.0.0.1:0")
+}
+
+/// Whether a command is on PATH (or at an absolute path).
+pub fn have(command: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs what sitewatch's tests talk to, when it is missing: real peers
+# (mosquitto, promtool, Alertmanager, OpenIPMI's ipmi_sim, ipmitool, smartctl,
+# socat, pymodbus), packaging checkers (lintian, rpm), cross toolchains and
+# qemu-user, and the Rust components and targets. Safe to run again: it only
+# installs what is not there.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+# Debian package -> a file it installs, to tell whether it is there.
+declare -A PACKAGES=(
+  [mosquitto]=/usr/sbin/mosquitto
+  [mosquitto-clients]=/usr/bin/mosquitto_pub
+  [prometheus]=/usr/bin/promtool
+  [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
+  [openipmi]=/usr/bin/ipmi_sim
+  [ipmitool]=/usr/bin/ipmitool
+  [smartmontools]=/usr/sbin/smartctl
+  [socat]=/usr/bin/socat
+  [openssl]=/usr/bin/openssl
+  [lintian]=/usr/bin/lintian
+  [rpm]=/usr/bin/rpmbuild
+  [gcc-aarch64-linux-gnu]=/usr/bin/aarch64-linux-gnu-gcc
+  [gcc-arm-linux-gnueabihf]=/usr/bin/arm-linux-gnueabihf-gcc
+  [qemu-user]=/usr/bin/qemu-aarch64
+  [iproute2]=/usr/sbin/ip
+  [python3-pip]=/usr/bin/pip3
+)
+
+missing=()
+for pkg in "${!PACKAGES[@]}"; do
+  [ -e "${PACKAGES[$pkg]}" ] || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  # These packages are test peers: keep Debian from starting their daemons
+  # (mosquitto would take port 1883, which the collector's embedded broker uses).
+  created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    created_policy=yes
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  if [ -n "$created_policy" ]; then
+    $SUDO rm -f /usr/sbin/policy-rc.d
+  fi
+fi
+
+# pymodbus: the Modbus TCP/RTU device simulator the modbus tests talk to.
+if ! python3 -c 'import pymodbus' 2>/dev/null; then
+  echo "installing: pymodbus"
+  python3 -m pip install --quiet 'pymodbus>=3.6,<4' \
+    || python3 -m pip install --quiet --break-system-packages 'pymodbus>=3.6,<4'
+fi
+
+# The toolchain pinned in rust-toolchain.toml, with its components and the
+# targets the packaging builds.
+cd "$(dirname "$0")/.."
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)"
+rustup component add rustfmt clippy >/dev/null 2>&1
+for target in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf \
+              aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done

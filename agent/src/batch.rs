@@ -1,4 +1,4 @@
-//! Readings -> encoded readings messages with their `seq`. Pure.
+//! Readings and events -> encoded messages with their `seq`. Pure.
 //!
 //! The `seq` is given when a message is made, at read time, so that messages kept
 //! through an outage keep their order and a dropped one shows as a gap to the
@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use sitewatch_protocol::{Reading, ReadingsPayload, encode};
+use serde::Serialize;
+use sitewatch_protocol::{Event, EventsPayload, Reading, ReadingsPayload, encode};
 
 use crate::buffer::Message;
 
@@ -18,23 +19,32 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// The JSON around the readings (`{"v":1,"seq":..,"ts":..,"readings":[]}`) is under this.
 const ENVELOPE_BYTES: usize = 96;
 
-/// Numbers readings messages for one boot.
+/// Numbers readings and events messages for one boot (each kind has its own
+/// `seq` counter, as the contract says).
 #[derive(Debug)]
 pub struct Batcher {
-    topic: Arc<str>,
+    readings_topic: Arc<str>,
+    events_topic: Arc<str>,
     next_seq: u64,
+    next_event_seq: u64,
     max_bytes: usize,
 }
 
 impl Batcher {
-    pub fn new(topic: Arc<str>) -> Self {
-        Self::with_max_bytes(topic, MAX_MESSAGE_BYTES)
+    pub fn new(readings_topic: Arc<str>, events_topic: Arc<str>) -> Self {
+        Self::with_max_bytes(readings_topic, events_topic, MAX_MESSAGE_BYTES)
     }
 
-    pub fn with_max_bytes(topic: Arc<str>, max_bytes: usize) -> Self {
+    pub fn with_max_bytes(
+        readings_topic: Arc<str>,
+        events_topic: Arc<str>,
+        max_bytes: usize,
+    ) -> Self {
         Batcher {
-            topic,
+            readings_topic,
+            events_topic,
             next_seq: 1,
+            next_event_seq: 1,
             max_bytes,
         }
     }
@@ -46,43 +56,83 @@ impl Batcher {
         ts_ms: i64,
         readings: Vec<Reading>,
     ) -> Result<Vec<Message>, serde_json::Error> {
-        let mut chunks: Vec<Vec<Reading>> = vec![Vec::new()];
-        let mut size = ENVELOPE_BYTES;
-        for reading in readings {
-            // +1 for the comma between readings.
-            let len = serde_json::to_vec(&reading)?.len() + 1;
-            if size + len > self.max_bytes && chunks.last().is_some_and(|c| !c.is_empty()) {
-                chunks.push(Vec::new());
-                size = ENVELOPE_BYTES;
-            }
-            size += len;
-            if let Some(chunk) = chunks.last_mut() {
-                chunk.push(reading);
-            }
-        }
-        chunks
+        chunk(readings, self.max_bytes)?
             .into_iter()
             .map(|readings| {
                 let count = readings.len();
+                let seq = self.next_seq;
+                self.next_seq += 1;
                 let payload = ReadingsPayload {
                     v: sitewatch_protocol::VERSION,
-                    seq: self.next_seq,
+                    seq,
                     ts: ts_ms,
                     readings,
                     site: None,
                     host: None,
                 };
-                let message = Message {
-                    topic: Arc::clone(&self.topic),
-                    seq: self.next_seq,
+                Ok(Message {
+                    topic: Arc::clone(&self.readings_topic),
+                    seq,
                     payload: encode(&payload)?,
                     readings: count,
-                };
-                self.next_seq += 1;
-                Ok(message)
+                })
             })
             .collect()
     }
+
+    /// Encodes events noticed at `ts_ms`; no events make no message (events have
+    /// no heartbeat).
+    pub fn encode_events(
+        &mut self,
+        ts_ms: i64,
+        events: Vec<Event>,
+    ) -> Result<Vec<Message>, serde_json::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        chunk(events, self.max_bytes)?
+            .into_iter()
+            .map(|events| {
+                let seq = self.next_event_seq;
+                self.next_event_seq += 1;
+                let payload = EventsPayload {
+                    v: sitewatch_protocol::VERSION,
+                    seq,
+                    ts: ts_ms,
+                    events,
+                    site: None,
+                    host: None,
+                };
+                Ok(Message {
+                    topic: Arc::clone(&self.events_topic),
+                    seq,
+                    payload: encode(&payload)?,
+                    readings: 0,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Splits items into runs whose encoded size stays under `max_bytes` (a single
+/// item larger than that still goes alone rather than being lost); no items
+/// make one empty run.
+fn chunk<T: Serialize>(items: Vec<T>, max_bytes: usize) -> Result<Vec<Vec<T>>, serde_json::Error> {
+    let mut chunks: Vec<Vec<T>> = vec![Vec::new()];
+    let mut size = ENVELOPE_BYTES;
+    for item in items {
+        // +1 for the comma between items.
+        let len = serde_json::to_vec(&item)?.len() + 1;
+        if size + len > max_bytes && chunks.last().is_some_and(|c| !c.is_empty()) {
+            chunks.push(Vec::new());
+            size = ENVELOPE_BYTES;
+        }
+        size += len;
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push(item);
+        }
+    }
+    Ok(chunks)
 }
 
 #[cfg(test)]
@@ -92,6 +142,11 @@ mod tests {
     use super::*;
 
     const TOPIC: &str = "sitewatch/v1/bj1/web-01/readings";
+    const EVENTS: &str = "sitewatch/v1/bj1/web-01/events";
+
+    fn batcher() -> Batcher {
+        Batcher::new(Arc::from(TOPIC), Arc::from(EVENTS))
+    }
 
     fn reading(i: usize) -> Reading {
         Reading::new(
@@ -113,7 +168,7 @@ mod tests {
 
     #[test]
     fn seq_starts_at_one_and_increases_per_message() {
-        let mut b = Batcher::new(Arc::from(TOPIC));
+        let mut b = batcher();
         let first = b.encode(1000, vec![reading(1)]).unwrap();
         let heartbeat = b.encode(2000, vec![]).unwrap();
         assert_eq!(first.len(), 1);
@@ -129,7 +184,7 @@ mod tests {
 
     #[test]
     fn large_polls_are_split_under_the_size_limit_without_losing_readings() {
-        let mut b = Batcher::with_max_bytes(Arc::from(TOPIC), 1000);
+        let mut b = Batcher::with_max_bytes(Arc::from(TOPIC), Arc::from(EVENTS), 1000);
         let readings: Vec<Reading> = (0..100).map(reading).collect();
         let messages = b.encode(5, readings.clone()).unwrap();
         assert!(messages.len() > 1);
@@ -142,5 +197,29 @@ mod tests {
             all.extend(p.readings);
         }
         assert_eq!(all, readings);
+    }
+
+    #[test]
+    fn events_have_their_own_seq_and_topic_and_no_heartbeat() {
+        let mut b = batcher();
+        b.encode(1, vec![reading(1)]).unwrap();
+        assert!(b.encode_events(2, vec![]).unwrap().is_empty());
+        let event = Event {
+            src: "smart".into(),
+            dev: "sda".into(),
+            event_type: "disk_reallocated_sectors_grew".into(),
+            severity: sitewatch_protocol::Severity::High,
+            message: "8 -> 9".into(),
+            labels: Default::default(),
+            ts: None,
+        };
+        let messages = b.encode_events(3, vec![event.clone()]).unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!((&*messages[0].topic, messages[0].seq), (EVENTS, 1));
+        match decode(EVENTS, &messages[0].payload).unwrap().body {
+            Body::Events(p) => assert_eq!((p.seq, p.ts, p.events), (1, 3, vec![event])),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.encode(4, vec![]).unwrap()[0].seq, 2);
     }
 }

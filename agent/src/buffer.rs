@@ -1,4 +1,4 @@
-//! The store-and-forward buffer: encoded readings messages kept until the broker
+//! The store-and-forward buffer: encoded readings and events messages kept until the broker
 //! acknowledges them. A pure state machine, no I/O (as rumqttc's `state.rs`).
 //!
 //! rumqttc forgets in-flight messages when it reconnects without a resumed
@@ -26,7 +26,7 @@ use std::{collections::VecDeque, sync::Arc};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub topic: Arc<str>,
-    /// The readings message's `seq`.
+    /// The message's `seq` (readings and events count separately).
     pub seq: u64,
     pub payload: Vec<u8>,
     /// How many readings it carries, for the published-readings counter.
@@ -87,6 +87,9 @@ enum Tag {
 
 #[derive(Debug)]
 struct Entry {
+    /// The buffer's own number for the message: readings and events messages
+    /// have separate `seq` counters, so `seq` alone does not name an entry.
+    id: u64,
     message: Message,
     /// `None` while unsent; `Some(None)` when handed to the client but its pkid
     /// is not known yet; `Some(Some(pkid))` once rumqttc has sent it.
@@ -106,6 +109,7 @@ pub struct Buffer {
     awaiting_pkid: VecDeque<Tag>,
     /// Control publishes sent and not yet acknowledged.
     control_pkids: Vec<(u16, Control)>,
+    next_id: u64,
     stats: Stats,
 }
 
@@ -122,6 +126,7 @@ impl Buffer {
             connected: false,
             awaiting_pkid: VecDeque::new(),
             control_pkids: Vec::new(),
+            next_id: 0,
             stats: Stats::default(),
         }
     }
@@ -133,7 +138,9 @@ impl Buffer {
     /// flight, so the oldest message is the one dropped.
     pub fn push(&mut self, message: Message) {
         self.bytes += message.payload.len();
+        self.next_id += 1;
         self.entries.push_back(Entry {
+            id: self.next_id,
             message,
             sent: None,
         });
@@ -181,8 +188,7 @@ impl Buffer {
     pub fn mark_sent(&mut self) {
         if let Some(entry) = self.entries.get_mut(self.in_flight) {
             entry.sent = Some(None);
-            self.awaiting_pkid
-                .push_back(Tag::Message(entry.message.seq));
+            self.awaiting_pkid.push_back(Tag::Message(entry.id));
             self.in_flight += 1;
         }
     }
@@ -195,12 +201,12 @@ impl Buffer {
     /// rumqttc sent a QoS 1 publish with this pkid: the oldest one handed over.
     pub fn on_outgoing_publish(&mut self, pkid: u16) {
         match self.awaiting_pkid.pop_front() {
-            Some(Tag::Message(seq)) => {
+            Some(Tag::Message(id)) => {
                 if let Some(entry) = self
                     .entries
                     .iter_mut()
                     .take(self.in_flight)
-                    .find(|e| e.message.seq == seq)
+                    .find(|e| e.id == id)
                 {
                     entry.sent = Some(Some(pkid));
                 }

@@ -184,10 +184,19 @@ async fn once(sources: &SourcesConfig) -> Result<ExitCode, CliError> {
             source: std::io::Error::other(e),
         })?;
         match outcome.result {
-            Ok(readings) => {
-                for reading in readings {
-                    let line = serde_json::to_string(&reading.at(outcome.ts_ms))
-                        .map_err(|e| CliError::Publisher(PublisherError::Encode(e)))?;
+            Ok(polled) => {
+                // Events first: each line is a JSON object; events carry `type`
+                // and `severity`, readings carry `q` and `value`.
+                let events = polled.events.into_iter().map(|mut event| {
+                    event.ts.get_or_insert(outcome.ts_ms);
+                    serde_json::to_string(&event)
+                });
+                let readings = polled
+                    .readings
+                    .into_iter()
+                    .map(|reading| serde_json::to_string(&reading.at(outcome.ts_ms)));
+                for line in events.chain(readings) {
+                    let line = line.map_err(|e| CliError::Publisher(PublisherError::Encode(e)))?;
                     match writeln!(stdout, "{line}") {
                         Ok(()) => {}
                         // `once | head`: the reader has what it wanted.

@@ -211,7 +211,10 @@ pub async fn run(
             max_bytes: config.buffer.max_bytes,
             window: WINDOW,
         }),
-        batcher: Batcher::new(readings_topic),
+        batcher: Batcher::new(
+            readings_topic,
+            Topic::events(&config.site, &config.host).to_string().into(),
+        ),
         metrics: SelfMetrics::default(),
         backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
         last_error: None,
@@ -327,8 +330,12 @@ impl Publisher {
             outcome.duration,
             outcome.result.as_ref().err(),
         );
-        if let Ok(readings) = outcome.result {
-            self.enqueue(outcome.ts_ms, readings);
+        if let Ok(polled) = outcome.result {
+            self.enqueue(outcome.ts_ms, polled.readings);
+            match self.batcher.encode_events(outcome.ts_ms, polled.events) {
+                Ok(messages) => messages.into_iter().for_each(|m| self.buffer.push(m)),
+                Err(e) => tracing::error!(error = %e, "cannot encode events"),
+            }
         }
     }
 

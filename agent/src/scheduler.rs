@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use sitewatch_protocol::Reading;
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -13,7 +12,7 @@ use tokio::{
 
 use crate::{
     config::Schedule,
-    source::{Poll, SourceError},
+    source::{Poll, Polled, SourceError},
     unix_ms,
 };
 
@@ -24,7 +23,7 @@ pub struct PollOutcome {
     /// When the poll started: the readings' timestamp.
     pub ts_ms: i64,
     pub duration: Duration,
-    pub result: Result<Vec<Reading>, SourceError>,
+    pub result: Result<Polled, SourceError>,
 }
 
 /// Polls once under the schedule's timeout.
@@ -140,7 +139,7 @@ impl ErrorLog {
 
 #[cfg(test)]
 mod tests {
-    use sitewatch_protocol::ReadingState;
+    use sitewatch_protocol::{Reading, ReadingState};
 
     use super::*;
 
@@ -155,7 +154,7 @@ mod tests {
             self.name
         }
 
-        async fn poll(&mut self) -> Result<Vec<Reading>, SourceError> {
+        async fn poll(&mut self) -> Result<Polled, SourceError> {
             tokio::time::sleep(self.delay).await;
             Ok(vec![Reading::new(
                 self.name,
@@ -164,7 +163,8 @@ mod tests {
                 "x_ratio",
                 Some(0.5),
                 ReadingState::Ok,
-            )])
+            )]
+            .into())
         }
     }
 

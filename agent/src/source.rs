@@ -7,7 +7,7 @@ pub mod host;
 
 use std::{future::Future, time::Duration};
 
-use sitewatch_protocol::Reading;
+use sitewatch_protocol::{Event, Reading};
 
 use crate::config::SourceConfig;
 
@@ -19,7 +19,24 @@ pub trait Poll {
     /// The source's name: its readings' `src` and its key in the state's `sources`.
     fn name(&self) -> &'static str;
 
-    fn poll(&mut self) -> impl Future<Output = Result<Vec<Reading>, SourceError>> + Send;
+    fn poll(&mut self) -> impl Future<Output = Result<Polled, SourceError>> + Send;
+}
+
+/// What one poll read: values, and discrete events (a SEL entry, a UPS
+/// transfer, a growing defect count) noticed since the previous poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Polled {
+    pub readings: Vec<Reading>,
+    pub events: Vec<Event>,
+}
+
+impl From<Vec<Reading>> for Polled {
+    fn from(readings: Vec<Reading>) -> Self {
+        Polled {
+            readings,
+            events: Vec::new(),
+        }
+    }
 }
 
 /// One configured source.
@@ -44,7 +61,7 @@ impl Poll for Source {
         }
     }
 
-    async fn poll(&mut self) -> Result<Vec<Reading>, SourceError> {
+    async fn poll(&mut self) -> Result<Polled, SourceError> {
         match self {
             Source::Host(s) => s.poll().await,
         }

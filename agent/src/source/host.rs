@@ -16,7 +16,7 @@ use std::{
 use sitewatch_protocol::{Reading, ReadingState, limits, quantity};
 use sysinfo::{Components, Disks, Networks, System};
 
-use super::{Poll, SourceError};
+use super::{Poll, Polled, SourceError};
 
 /// The source's name and its readings' `src`.
 pub const NAME: &str = "host";
@@ -341,7 +341,7 @@ impl Poll for HostSource {
         NAME
     }
 
-    async fn poll(&mut self) -> Result<Vec<Reading>, SourceError> {
+    async fn poll(&mut self) -> Result<Polled, SourceError> {
         let probe = Arc::clone(&self.probe);
         tokio::task::spawn_blocking(move || {
             let mut probe = match probe.try_lock() {
@@ -350,7 +350,7 @@ impl Poll for HostSource {
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                 Err(TryLockError::WouldBlock) => return Err(SourceError::Busy),
             };
-            Ok(readings(&probe.snapshot()))
+            Ok(readings(&probe.snapshot()).into())
         })
         .await
         .map_err(|e| SourceError::Crashed(e.to_string()))?
@@ -489,7 +489,7 @@ mod tests {
     #[tokio::test]
     async fn polling_this_machine_gives_the_expected_quantities_in_range() {
         let mut source = HostSource::new().unwrap();
-        let r = source.poll().await.unwrap();
+        let r = source.poll().await.unwrap().readings;
         for q in [
             "cpu_usage_ratio",
             "memory_usage_ratio",
@@ -505,7 +505,10 @@ mod tests {
             assert!((0.0..=1.0).contains(&v), "{reading:?}");
         }
         // Every reading passes the collector's validation.
-        let mut batcher = crate::batch::Batcher::new(Arc::from("sitewatch/v1/a/b/readings"));
+        let mut batcher = crate::batch::Batcher::new(
+            Arc::from("sitewatch/v1/a/b/readings"),
+            Arc::from("sitewatch/v1/a/b/events"),
+        );
         for m in batcher.encode(1, r).unwrap() {
             sitewatch_protocol::decode("sitewatch/v1/a/b/readings", &m.payload).unwrap();
         }

@@ -14,11 +14,11 @@
 //! # An external broker. Without this table the embedded broker runs.
 //! [mqtt]
 //! url = "mqtts://mqtt.example.net:8883"   # mqtt:// (default port 1883) or mqtts:// (8883)
-//! client_id = "collector-bj1"              # set: a persistent session (see `ingest.rs`)
+//! client_id = "collector-bj1"              # default: sitewatch-collector-<hostname>-<http port>
 //! username = "collector"
 //! password_file = "/etc/sitewatch/mqtt-password"
 //! keep_alive = "30s"
-//! session_expiry = "1h"                   # MQTT v5, with client_id
+//! session_expiry = "1h"                   # MQTT v5 persistent session
 //! [mqtt.tls]
 //! ca = "/etc/sitewatch/mqtt-ca.pem"        # default: the system's CA roots
 //!
@@ -93,8 +93,9 @@ pub struct FileConfig {
 pub struct MqttConfig {
     /// `mqtt://host[:port]` or `mqtts://host[:port]`.
     pub url: Option<String>,
-    /// A stable client id asks the broker for a persistent session, so that QoS 1
-    /// messages published while the collector restarts are kept for it.
+    /// The MQTT client id of the collector's persistent session (QoS 1 messages
+    /// published while it reconnects are kept for it). Default:
+    /// `sitewatch-collector-<hostname>-<http port>`, stable across restarts.
     pub client_id: Option<String>,
     pub username: Option<String>,
     /// A file holding the password (so that it is not in the config file).

@@ -44,7 +44,10 @@ pub const MAX_INCOMING_PACKET: usize = 1024 * 1024;
 
 /// First and longest wait between reconnection attempts.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A collector is one client, not one of thousands: it can come back quickly
+/// after a broker restart without a thundering herd, and every second it is
+/// away is a second in which no signal can be raised.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A rejected message is logged at most once per reason in this period.
 pub const REJECTION_LOG_PERIOD: Duration = Duration::from_secs(10);
@@ -295,11 +298,11 @@ impl ConsumerConfig {
         };
         let subscriptions = subscriptions(endpoint.embedded, s.share_group.as_deref());
         Ok(ConsumerConfig {
-            client_id: s
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("sitewatch-collector-{}", std::process::id())),
-            persistent: s.client_id.is_some(),
+            client_id: s.client_id.clone().unwrap_or_else(|| default_client_id(s)),
+            // Always a persistent session: QoS 1 batches published while the
+            // collector is reconnecting (after a broker restart, agents often come
+            // back first) are queued for it, so nothing is lost.
+            persistent: true,
             endpoint,
             credentials,
             transport,
@@ -308,6 +311,25 @@ impl ConsumerConfig {
             subscriptions,
         })
     }
+}
+
+/// A client id that is stable across restarts (so the broker resumes the
+/// session) and distinct for each collector on one machine (its HTTP port).
+fn default_client_id(s: &Settings) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("sitewatch-collector-{host}-{}", s.listen.port())
 }
 
 fn tls_transport(ca: Option<&Path>) -> Result<rumqttc::Transport, Error> {

@@ -43,9 +43,12 @@ impl Alertmanager {
 
     /// The alerts Alertmanager holds now (`GET /api/v2/alerts`), active or not.
     pub fn alerts(&self) -> Vec<serde_json::Value> {
-        scrape::get(self.port, "/api/v2/alerts?active=true&silenced=true&inhibited=true")
-            .and_then(|r| serde_json::from_str(&r.body).ok())
-            .unwrap_or_default()
+        scrape::get(
+            self.port,
+            "/api/v2/alerts?active=true&silenced=true&inhibited=true",
+        )
+        .and_then(|r| serde_json::from_str(&r.body).ok())
+        .unwrap_or_default()
     }
 
     pub fn log(&self) -> String {

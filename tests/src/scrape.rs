@@ -23,7 +23,9 @@ pub fn get(port: u16, path: &str) -> Option<Response> {
 /// `GET` with extra request headers.
 pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));

@@ -48,9 +48,7 @@ impl Collector {
         cmd.args(["--listen", &format!("127.0.0.1:{http_port}")]);
         match &broker {
             Broker::External(url) => cmd.args(["--mqtt", url]),
-            Broker::Embedded(port) => {
-                cmd.args(["--embedded-broker", &format!("127.0.0.1:{port}")])
-            }
+            Broker::Embedded(port) => cmd.args(["--embedded-broker", &format!("127.0.0.1:{port}")]),
         };
         cmd.args(extra).env("RUST_LOG", "info");
         let proc = Proc::spawn("collector", cmd, dir);
@@ -116,12 +114,7 @@ impl AgentSpec {
             "site = \"{}\"\nhost = \"{}\"\nheartbeat = \"{}\"\n\n[labels]\nroom = \"a1\"\nrack = \"r12\"\n\n\
              [mqtt]\nurl = \"{}\"\nkeepalive = \"{}\"\n{tls}\n\
              [sources.host]\ninterval = \"{}\"\ntimeout = \"2s\"\n",
-            self.site,
-            self.host,
-            self.heartbeat,
-            self.mqtt_url,
-            self.keepalive,
-            self.host_interval,
+            self.site, self.host, self.heartbeat, self.mqtt_url, self.keepalive, self.host_interval,
         )
     }
 }

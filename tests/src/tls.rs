@@ -42,28 +42,47 @@ pub fn make(dir: &Path, name: &str) -> Certs {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
     openssl(
         dir,
-        &[&["req", "-x509", "-nodes", "-days", "2"][..], &ec, &[
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-subj",
-            &format!("/CN={name} test CA"),
-        ]]
-        .concat(),
-    );
-    openssl(
-        dir,
-        &[&["req", "-nodes"][..], &ec, &[
-            "-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1",
-        ]]
+        &[
+            &["req", "-x509", "-nodes", "-days", "2"][..],
+            &ec,
+            &[
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+                "-subj",
+                &format!("/CN={name} test CA"),
+            ],
+        ]
         .concat(),
     );
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial",
-            "-days", "2", "-out", &cert, "-extfile", &ext,
+            &["req", "-nodes"][..],
+            &ec,
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &cert,
+            "-extfile",
+            &ext,
         ],
     );
     let path = |f: &str| dir.join(f).display().to_string();

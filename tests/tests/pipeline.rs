@@ -64,7 +64,10 @@ fn host_readings_reach_metrics_within_two_intervals_of_connecting() {
 
 #[test]
 fn scrape_passes_promtool_check_metrics() {
-    assert!(have("promtool"), "promtool (Debian package prometheus) is required");
+    assert!(
+        have("promtool"),
+        "promtool (Debian package prometheus) is required"
+    );
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start(dir.path(), None);
     let collector = Collector::start(dir.path(), Broker::External(broker.url()), &[]);
@@ -142,7 +145,11 @@ fn agent_stopped_with_sigterm_is_down_with_reason_shutdown() {
         1.0,
     );
     assert_eq!(
-        scrape::value(&collector.metrics(), "sitewatch_agent_up", &labels(&up("stopped"))),
+        scrape::value(
+            &collector.metrics(),
+            "sitewatch_agent_up",
+            &labels(&up("stopped"))
+        ),
         Some(0.0)
     );
 }
@@ -152,7 +159,11 @@ fn broker_outage_of_30s_loses_no_readings() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Mosquitto::start(dir.path(), None);
     let collector = Collector::start(dir.path(), Broker::External(broker.url()), &[]);
-    let observer = Observer::start(broker.port, "e2e-observer", "sitewatch/v1/e2e/outage/readings");
+    let observer = Observer::start(
+        broker.port,
+        "e2e-observer",
+        "sitewatch/v1/e2e/outage/readings",
+    );
     let _agent = Agent::start(dir.path(), &AgentSpec::new(SITE, "outage", &broker.url()));
     wait_online(&collector, "outage", Duration::from_secs(15));
     wait::until(Duration::from_secs(10), "two readings batches", || {
@@ -175,18 +186,22 @@ fn broker_outage_of_30s_loses_no_readings() {
             })
         })
     };
-    wait::until(Duration::from_secs(60), "readings taken during the outage", || {
-        observer.saw(taken_during_outage).then_some(())
-    });
+    wait::until(
+        Duration::from_secs(60),
+        "readings taken during the outage",
+        || observer.saw(taken_during_outage).then_some(()),
+    );
     // Let the rest of the backlog and a few live batches through.
     let backlog_done = |obs: &Observer| {
         obs.received()
             .iter()
             .any(|r| r.json()["ts"].as_i64().unwrap_or(0) > restarted_at + 3_000)
     };
-    wait::until(Duration::from_secs(60), "live batches after the backlog", || {
-        backlog_done(&observer).then_some(())
-    });
+    wait::until(
+        Duration::from_secs(60),
+        "live batches after the backlog",
+        || backlog_done(&observer).then_some(()),
+    );
 
     let mut seqs: Vec<u64> = observer
         .received()
@@ -197,6 +212,21 @@ fn broker_outage_of_30s_loses_no_readings() {
     seqs.dedup();
     let expected: Vec<u64> = (seqs[0]..=*seqs.last().unwrap()).collect();
     assert_eq!(seqs, expected, "every readings batch arrived at the broker");
+
+    // The collector, back on its persistent session, ingests every one of them.
+    let ingested = || {
+        scrape::value(
+            &collector.metrics(),
+            "sitewatch_collector_messages_total",
+            &[("kind", "readings")],
+        )
+        .unwrap_or(0.0)
+    };
+    wait::until(
+        Duration::from_secs(30),
+        "the collector to ingest every batch",
+        || (ingested() >= seqs.len() as f64).then_some(()),
+    );
     let samples = collector.metrics();
     assert_eq!(
         scrape::value(&samples, "sitewatch_collector_sequence_gaps_total", &[]),
@@ -205,7 +235,9 @@ fn broker_outage_of_30s_loses_no_readings() {
     );
     assert_eq!(
         scrape::value(&samples, "sitewatch_agent_up", &labels(&up("outage"))),
-        Some(1.0)
+        Some(1.0),
+        "the agent is online again: {:?}",
+        scrape::get(collector.http_port, "/api/v1/hosts").map(|r| r.body)
     );
 }
 
@@ -223,7 +255,12 @@ fn malformed_payload_is_counted_by_reason_and_collector_keeps_serving() {
     };
     assert_eq!(reason("not_json"), Some(0.0), "reasons are pre-registered");
 
-    mosquitto::publish(broker.port, "sitewatch/v1/e2e/bad/readings", "{not json", false);
+    mosquitto::publish(
+        broker.port,
+        "sitewatch/v1/e2e/bad/readings",
+        "{not json",
+        false,
+    );
     mosquitto::publish(broker.port, "sitewatch/v1/E2E/bad/readings", "{}", false);
     mosquitto::publish(
         broker.port,
@@ -251,7 +288,10 @@ fn malformed_payload_is_counted_by_reason_and_collector_keeps_serving() {
     );
 
     // Still serving, still ingesting.
-    assert_eq!(scrape::get(collector.http_port, "/healthz").unwrap().status, 200);
+    assert_eq!(
+        scrape::get(collector.http_port, "/healthz").unwrap().status,
+        200
+    );
     let ts = now_ms();
     mosquitto::publish(
         broker.port,
@@ -330,12 +370,20 @@ fn agent_with_wrong_ca_is_refused_with_a_clear_error() {
     let mut spec = AgentSpec::new(SITE, "wrongca", &format!("mqtts://127.0.0.1:{tls_port}"));
     spec.tls_ca = Some(other.ca);
     let mut agent = Agent::start(dir.path(), &spec);
-    let log = wait::until(Duration::from_secs(15), "a certificate error in the log", || {
-        let log = agent.proc.log();
-        log.to_lowercase().contains("certificate").then_some(log)
-    });
+    let log = wait::until(
+        Duration::from_secs(15),
+        "a certificate error in the log",
+        || {
+            let log = agent.proc.log();
+            log.to_lowercase().contains("certificate").then_some(log)
+        },
+    );
     assert!(agent.proc.running(), "the agent keeps retrying:\n{log}");
-    let observer = Observer::start(broker.port, "wrongca-observer", "sitewatch/v1/e2e/wrongca/#");
+    let observer = Observer::start(
+        broker.port,
+        "wrongca-observer",
+        "sitewatch/v1/e2e/wrongca/#",
+    );
     assert!(
         wait::within(Duration::from_secs(3), || observer
             .saw(|r| r.json()["status"] == "online")

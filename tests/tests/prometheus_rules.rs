@@ -26,7 +26,10 @@ fn run(tool: &str, args: &[&str]) {
 
 #[test]
 fn sitewatch_rules_pass_promtool_check_rules() {
-    run("promtool", &["check", "rules", "prometheus/sitewatch-rules.yml"]);
+    run(
+        "promtool",
+        &["check", "rules", "prometheus/sitewatch-rules.yml"],
+    );
 }
 
 fn rule_test(cause: &str) {

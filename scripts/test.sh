@@ -19,4 +19,4 @@ echo "== build"
 # The end-to-end tests run the real binaries.
 cargo build --workspace --bins --locked
 echo "== test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

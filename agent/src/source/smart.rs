@@ -69,7 +69,7 @@
 mod map;
 pub mod run;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
 use smartctl_parser::{ParseError, parse_scan};
 use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
@@ -404,11 +404,6 @@ impl Poll for SmartSource {
         }
         Ok(polled)
     }
-}
-
-/// How long a poll may take at most, for tests and docs: one interval.
-pub fn poll_budget(config: &SmartSourceConfig) -> Duration {
-    config.interval.mul_f64(POLL_BUDGET_SHARE)
 }
 
 #[cfg(test)]

@@ -10,12 +10,13 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use serde_json::{Value, json};
 use sitewatch_agent::{
+    batch::Batcher,
     config::{NoCheck, SmartDeviceConfig, SmartSourceConfig},
     source::{
         Poll, Polled,
@@ -40,6 +41,20 @@ fn capture(name: &str) -> Vec<u8> {
 }
 
 // -- data-driven: captures -> readings ----------------------------------------
+
+/// The collector accepts every reading and event: names, labels, values.
+fn assert_valid_on_the_wire(polled: &Polled) {
+    let mut batcher = Batcher::new(
+        Arc::from("sitewatch/v1/bj1/web-01/readings"),
+        Arc::from("sitewatch/v1/bj1/web-01/events"),
+    );
+    let readings = batcher.encode(1, polled.readings.clone()).unwrap();
+    let events = batcher.encode_events(1, polled.events.clone()).unwrap();
+    for m in readings.iter().chain(&events) {
+        sitewatch_protocol::decode(&m.topic, &m.payload)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&m.payload)));
+    }
+}
 
 fn reading_line(r: &Reading) -> String {
     let value = match r.value {
@@ -79,6 +94,7 @@ fn summarize_report(stdout: &[u8]) -> Value {
     let dev = dev.unwrap_or_else(|| "disk".into());
     let polled = Tracker::default().observe(&dev, &result);
     assert!(polled.events.is_empty(), "a first report raises no events");
+    assert_valid_on_the_wire(&polled);
     let labels = polled
         .readings
         .first()
@@ -525,6 +541,7 @@ async fn reallocated_sectors_growing_between_polls_is_a_high_event() {
     assert_eq!(event.message, "sda: reallocated sectors 8 -> 9");
     assert_eq!(event.src, "smart");
     assert_eq!(event.dev, "sda");
+    assert_valid_on_the_wire(&second);
     let third = source.poll().await.unwrap();
     assert!(third.events.is_empty(), "no growth, no event");
 }

@@ -58,6 +58,50 @@ fn once_prints_host_readings_as_json_lines() {
 }
 
 #[test]
+fn once_with_smart_enabled_runs_the_real_smartctl_and_prints_its_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    // A disk that does not exist: smartctl answers with JSON saying so, on any
+    // machine, and the disk's health is unknown and counted, not a failed poll.
+    std::fs::write(
+        &path,
+        "site = \"bj1\"\n[sources.host]\nenabled = false\n\
+         [sources.smart]\ndevices = [{ path = \"/dev/sitewatch-no-such-disk\" }]\n",
+    )
+    .unwrap();
+    let out = agent(&["once", "--config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|r| r["src"] == "smart" && r["dev"] == "sitewatch-no-such-disk"),
+        "{lines:?}"
+    );
+    let passed = lines
+        .iter()
+        .find(|r| r["q"] == "disk_smart_passed")
+        .unwrap();
+    assert_eq!(
+        (&passed["value"], &passed["state"]),
+        (&serde_json::Value::Null, &serde_json::json!("unknown"))
+    );
+    let errors = lines
+        .iter()
+        .find(|r| r["q"] == "smart_read_errors")
+        .unwrap();
+    assert_eq!(errors["value"], 1.0);
+}
+
+#[test]
 fn run_without_config_or_site_is_a_config_error() {
     let out = agent(&["run"]);
     assert_eq!(out.status.code(), Some(2));

@@ -255,3 +255,143 @@ fn a_config_file_on_disk_is_loaded_and_errors_name_it() {
     assert!(text.starts_with(&f.path().display().to_string()), "{text}");
     assert!(text.contains("`bogus`"), "{text}");
 }
+
+#[test]
+fn smart_is_disabled_without_its_table_and_gets_every_default_with_it() {
+    let c = parse("site = \"bj1\"\n").unwrap();
+    assert_eq!(c.sources.smart, None);
+    let c = parse("site = \"bj1\"\n[sources.smart]\n").unwrap();
+    let smart = c.sources.smart.clone().unwrap();
+    assert_eq!(smart, SmartSourceConfig::default());
+    assert_eq!(smart.smartctl, Path::new("/usr/sbin/smartctl"));
+    assert_eq!(smart.interval, Duration::from_secs(600));
+    assert_eq!(smart.timeout, Duration::from_secs(30));
+    assert_eq!(smart.rescan, Duration::from_secs(3600));
+    assert_eq!(smart.max_concurrent, 1);
+    assert_eq!(smart.nocheck, NoCheck::Standby);
+    assert!(smart.devices.is_empty());
+    let enabled = c.sources.enabled();
+    assert_eq!(enabled[1].name(), "smart");
+    assert_eq!(
+        enabled[1].schedule(),
+        Schedule {
+            interval: Duration::from_secs(600),
+            timeout: Duration::from_secs(600)
+        },
+        "the poll as a whole has one interval; `timeout` is per smartctl run"
+    );
+}
+
+#[test]
+fn smart_devices_patterns_and_nocheck_overrides_are_read() {
+    let c = parse(
+        r#"
+site = "bj1"
+[sources.smart]
+smartctl = "/opt/smartmontools/sbin/smartctl"
+interval = "5m"
+timeout = "20s"
+rescan = "30m"
+max_concurrent = 2
+include = ["sd*", "nvme*"]
+exclude = ["sdz"]
+nocheck = "sleep"
+devices = [
+  { path = "/dev/sda", type = "sat" },
+  { path = "/dev/bus/0", type = "megaraid,1", nocheck = "never" },
+  { path = "/dev/nvme0" },
+]
+[sources.smart.nocheck_by_protocol]
+nvme = "never"
+scsi = "idle"
+"#,
+    )
+    .unwrap();
+    let s = c.sources.smart.unwrap();
+    assert_eq!(s.timeout, Duration::from_secs(20));
+    assert_eq!(s.max_concurrent, 2);
+    assert_eq!(s.nocheck, NoCheck::Sleep);
+    assert_eq!(s.devices.len(), 3);
+    assert_eq!(s.devices[1].dev_type.as_deref(), Some("megaraid,1"));
+    assert_eq!(s.devices[1].nocheck, Some(NoCheck::Never));
+    assert_eq!(s.devices[2].dev_type, None);
+    assert_eq!(
+        s.nocheck_by_protocol,
+        [
+            (DiskProtocol::Nvme, NoCheck::Never),
+            (DiskProtocol::Scsi, NoCheck::Idle)
+        ]
+        .into()
+    );
+}
+
+#[test]
+fn smart_config_prints_back_as_toml_that_loads_again() {
+    let text = "site = \"bj1\"\n[sources.smart]\ndevices = [{ path = \"/dev/sda\", type = \"sat\" }]\n[sources.smart.nocheck_by_protocol]\nnvme = \"never\"\n";
+    let c = parse(text).unwrap();
+    let printed = c.to_toml().unwrap();
+    assert!(printed.contains("[sources.smart]"), "{printed}");
+    assert_eq!(parse(&printed).unwrap(), c);
+}
+
+#[test]
+fn smart_unknown_keys_and_bad_choices_are_rejected_naming_the_key() {
+    for (text, key, needle) in [
+        (
+            "[sources.smart]\nintervall = \"5m\"\n",
+            "sources.smart.intervall",
+            "unknown field `intervall`",
+        ),
+        (
+            "[sources.smart]\nnocheck = \"deep\"\n",
+            "sources.smart.nocheck",
+            "unknown variant `deep`",
+        ),
+        (
+            "[sources.smart.nocheck_by_protocol]\nsata = \"never\"\n",
+            "sources.smart.nocheck_by_protocol.sata",
+            "unknown variant `sata`",
+        ),
+        (
+            "[sources.smart]\ndevices = [{ path = \"/dev/sda\", kind = \"sat\" }]\n",
+            "sources.smart.devices",
+            "unknown field `kind`",
+        ),
+    ] {
+        let e = parse(&format!("site = \"bj1\"\n{text}")).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.kind(), "parse", "{msg}");
+        assert!(msg.starts_with("/etc/sitewatch/agent.toml"), "{msg}");
+        assert!(msg.contains(&format!("`{key}`")), "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
+}
+
+#[test]
+fn smart_values_serde_cannot_check_are_rejected_naming_the_key() {
+    for (text, key) in [
+        ("smartctl = \"smartctl\"", "sources.smart.smartctl"),
+        ("timeout = \"6m\"", "sources.smart.timeout"),
+        ("timeout = \"0s\"", "sources.smart.timeout"),
+        ("max_concurrent = 0", "sources.smart.max_concurrent"),
+        ("rescan = \"10ms\"", "sources.smart.rescan"),
+        ("include = [\"\"]", "sources.smart.include"),
+        ("devices = [{ path = \"sda\" }]", "sources.smart.devices"),
+        (
+            "devices = [{ path = \"/dev/sda\", type = \"-x\" }]",
+            "sources.smart.devices",
+        ),
+        (
+            "devices = [{ path = \"/dev/sda\" }, { path = \"/dev/sda\", type = \"sat\" }]",
+            "sources.smart.devices",
+        ),
+    ] {
+        let e = parse(&format!("site = \"bj1\"\n[sources.smart]\n{text}\n")).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.kind(), "invalid", "{text}: {msg}");
+        assert!(
+            msg.starts_with("/etc/sitewatch/agent.toml: `") && msg.contains(&format!("`{key}`")),
+            "{text}: {msg}"
+        );
+    }
+}

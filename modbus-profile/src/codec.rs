@@ -175,8 +175,14 @@ mod tests {
 
     #[test]
     fn signed_types_are_twos_complement() {
-        assert_eq!(decode_words(&[0xFFFF], DataType::I16, Order::Abcd), Raw::Signed(-1));
-        assert_eq!(decode_words(&[0xFF85], DataType::I16, Order::Abcd), Raw::Signed(-123));
+        assert_eq!(
+            decode_words(&[0xFFFF], DataType::I16, Order::Abcd),
+            Raw::Signed(-1)
+        );
+        assert_eq!(
+            decode_words(&[0xFF85], DataType::I16, Order::Abcd),
+            Raw::Signed(-123)
+        );
         assert_eq!(
             decode_words(&[0xFFFF, 0xFFFE], DataType::I32, Order::Abcd),
             Raw::Signed(-2)
@@ -186,7 +192,11 @@ mod tests {
             Raw::Signed(-2)
         );
         assert_eq!(
-            decode_words(&[0xFFFF, 0xFFFF, 0xFFFF, 0xFFF6], DataType::I64, Order::Abcd),
+            decode_words(
+                &[0xFFFF, 0xFFFF, 0xFFFF, 0xFFF6],
+                DataType::I64,
+                Order::Abcd
+            ),
             Raw::Signed(-10)
         );
         assert_eq!(
@@ -197,16 +207,31 @@ mod tests {
 
     #[test]
     fn u16_byte_swap() {
-        assert_eq!(decode_words(&[0x3412], DataType::U16, Order::Badc), Raw::Unsigned(0x1234));
-        assert_eq!(decode_words(&[0x3412], DataType::U16, Order::Cdab), Raw::Unsigned(0x3412));
+        assert_eq!(
+            decode_words(&[0x3412], DataType::U16, Order::Badc),
+            Raw::Unsigned(0x1234)
+        );
+        assert_eq!(
+            decode_words(&[0x3412], DataType::U16, Order::Cdab),
+            Raw::Unsigned(0x3412)
+        );
     }
 
     #[test]
     fn f32_reads_ieee754() {
         // 23.5 = 0x41BC0000
-        assert_eq!(decode_words(&[0x41BC, 0x0000], DataType::F32, Order::Abcd), Raw::Float(23.5));
-        assert_eq!(decode_words(&[0x0000, 0x41BC], DataType::F32, Order::Cdab), Raw::Float(23.5));
-        assert_eq!(decode_words(&[0xBC41, 0x0000], DataType::F32, Order::Badc), Raw::Float(23.5));
+        assert_eq!(
+            decode_words(&[0x41BC, 0x0000], DataType::F32, Order::Abcd),
+            Raw::Float(23.5)
+        );
+        assert_eq!(
+            decode_words(&[0x0000, 0x41BC], DataType::F32, Order::Cdab),
+            Raw::Float(23.5)
+        );
+        assert_eq!(
+            decode_words(&[0xBC41, 0x0000], DataType::F32, Order::Badc),
+            Raw::Float(23.5)
+        );
     }
 
     #[test]
@@ -219,7 +244,10 @@ mod tests {
         );
         // Socomec sends the low byte first.
         let words = [0x4241, 0x4443];
-        assert_eq!(decode_words(&words, DataType::String, Order::Badc), Raw::Text("ABCD".into()));
+        assert_eq!(
+            decode_words(&words, DataType::String, Order::Badc),
+            Raw::Text("ABCD".into())
+        );
         assert_eq!(
             encode_words(&Raw::Text("ABCD".into()), DataType::String, Order::Badc, 2),
             Some(words.to_vec())
@@ -228,8 +256,17 @@ mod tests {
 
     #[test]
     fn out_of_range_values_do_not_encode() {
-        assert_eq!(encode_words(&Raw::Signed(70_000), DataType::U16, Order::Abcd, 1), None);
-        assert_eq!(encode_words(&Raw::Signed(-1), DataType::U32, Order::Abcd, 2), None);
-        assert_eq!(encode_words(&Raw::Signed(40_000), DataType::I16, Order::Abcd, 1), None);
+        assert_eq!(
+            encode_words(&Raw::Signed(70_000), DataType::U16, Order::Abcd, 1),
+            None
+        );
+        assert_eq!(
+            encode_words(&Raw::Signed(-1), DataType::U32, Order::Abcd, 2),
+            None
+        );
+        assert_eq!(
+            encode_words(&Raw::Signed(40_000), DataType::I16, Order::Abcd, 1),
+            None
+        );
     }
 }

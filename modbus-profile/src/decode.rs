@@ -172,7 +172,10 @@ pub(crate) fn engineering(
     if !point.flag_on.is_empty() {
         value = f64::from(u8::from(point.flag_on.contains(&(value as i64))));
     } else if !point.is_flag() || point.flag_above.is_some() {
-        value = value / 2f64.powi(i32::from(point.binary_point)) * point.scale + point.offset;
+        value = apply_scale(
+            value / 2f64.powi(i32::from(point.binary_point)),
+            point.scale,
+        ) + point.offset;
     }
     if let Some(threshold) = point.flag_above {
         value = f64::from(u8::from(value > threshold));
@@ -181,4 +184,16 @@ pub(crate) fn engineering(
         value = 1.0 - value;
     }
     value.is_finite().then_some(value)
+}
+
+/// `value * scale`, but dividing by 10, 100, ... when the scale is their
+/// inverse: 35 * 0.01 is 0.35000000000000003 in binary floating point, while
+/// 35 / 100 is the double nearest 0.35, which is what the device meant.
+pub(crate) fn apply_scale(value: f64, scale: f64) -> f64 {
+    let inverse = 1.0 / scale;
+    if scale.abs() < 1.0 && (inverse - inverse.round()).abs() < 1e-9 {
+        value / inverse.round()
+    } else {
+        value * scale
+    }
 }

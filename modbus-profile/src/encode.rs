@@ -82,22 +82,34 @@ fn wrong(point: &Point, expected: &'static str) -> EncodeError {
     }
 }
 
-fn encode_point(point: &Point, value: &SimValue, image: &mut RegisterImage) -> Result<(), EncodeError> {
+fn encode_point(
+    point: &Point,
+    value: &SimValue,
+    image: &mut RegisterImage,
+) -> Result<(), EncodeError> {
     let out_of_range = |value: f64| EncodeError::OutOfRange {
         point: point.name.clone(),
         value,
     };
     let raw_value: i128 = match value {
         SimValue::Text(t) if point.data_type == DataType::String => {
-            let words = encode_words(&Raw::Text(t.clone()), point.data_type, point.order, point.width())
-                .ok_or_else(|| wrong(point, "text"))?;
+            let words = encode_words(
+                &Raw::Text(t.clone()),
+                point.data_type,
+                point.order,
+                point.width(),
+            )
+            .ok_or_else(|| wrong(point, "text"))?;
             image.set_words(point.table, point.address, &words);
             return Ok(());
         }
         SimValue::Text(t) if t == NOT_AVAILABLE => {
-            let sentinel = *point.not_available.first().ok_or_else(|| EncodeError::NoSentinel {
-                point: point.name.clone(),
-            })?;
+            let sentinel = *point
+                .not_available
+                .first()
+                .ok_or_else(|| EncodeError::NoSentinel {
+                    point: point.name.clone(),
+                })?;
             return write_whole(point, Raw::Signed(sentinel), image).or_else(|_| {
                 // A sentinel written as register bits (0xFFFF for an i16).
                 let bits = point.data_type.integer_bits().unwrap_or(64);
@@ -110,7 +122,9 @@ fn encode_point(point: &Point, value: &SimValue, image: &mut RegisterImage) -> R
             });
         }
         SimValue::Text(_) => return Err(wrong(point, "a number")),
-        SimValue::Number(_) if point.data_type == DataType::String => return Err(wrong(point, "text")),
+        SimValue::Number(_) if point.data_type == DataType::String => {
+            return Err(wrong(point, "text"));
+        }
         SimValue::Number(v) if !v.is_finite() => return Err(out_of_range(*v)),
         SimValue::Number(v) => {
             let mut v = *v;
@@ -125,7 +139,11 @@ fn encode_point(point: &Point, value: &SimValue, image: &mut RegisterImage) -> R
                 if current == Some(on) {
                     return Ok(());
                 }
-                v = if on { threshold + threshold.abs().max(1.0) } else { 0.0_f64.min(threshold - 1.0) };
+                v = if on {
+                    threshold + threshold.abs().max(1.0)
+                } else {
+                    0.0_f64.min(threshold - 1.0)
+                };
             } else if !point.flag_on.is_empty() {
                 if current_flag(point, image) == Some(on) {
                     return Ok(());
@@ -140,10 +158,12 @@ fn encode_point(point: &Point, value: &SimValue, image: &mut RegisterImage) -> R
                 return write_extracted(point, i128::from(on), image);
             }
             if point.data_type.is_float() {
-                let raw = (v - point.offset) / point.scale * 2f64.powi(i32::from(point.binary_point));
+                let raw =
+                    (v - point.offset) / point.scale * 2f64.powi(i32::from(point.binary_point));
                 return write_whole(point, Raw::Float(raw), image);
             }
-            let raw = ((v - point.offset) / point.scale * 2f64.powi(i32::from(point.binary_point))).round();
+            let raw = ((v - point.offset) / point.scale * 2f64.powi(i32::from(point.binary_point)))
+                .round();
             if !(raw >= i128::MIN as f64 && raw <= i128::MAX as f64) {
                 return Err(out_of_range(v));
             }
@@ -162,7 +182,11 @@ fn current_flag(point: &Point, image: &RegisterImage) -> Option<bool> {
 }
 
 /// Writes an integer into the point's bit, bit field or whole value.
-fn write_extracted(point: &Point, value: i128, image: &mut RegisterImage) -> Result<(), EncodeError> {
+fn write_extracted(
+    point: &Point,
+    value: i128,
+    image: &mut RegisterImage,
+) -> Result<(), EncodeError> {
     let range = || EncodeError::OutOfRange {
         point: point.name.clone(),
         value: value as f64,
@@ -186,7 +210,10 @@ fn write_extracted(point: &Point, value: i128, image: &mut RegisterImage) -> Res
         Extract::Bits(lo, hi) => (lo, hi),
     };
     let field_max = field(u64::MAX, lo, hi);
-    let value = u64::try_from(value).ok().filter(|v| *v <= field_max).ok_or_else(range)?;
+    let value = u64::try_from(value)
+        .ok()
+        .filter(|v| *v <= field_max)
+        .ok_or_else(range)?;
     let current = match read_raw(point, image) {
         Some(Raw::Unsigned(u)) => u,
         Some(Raw::Signed(i)) => {
@@ -212,17 +239,18 @@ fn write_extracted(point: &Point, value: i128, image: &mut RegisterImage) -> Res
 }
 
 fn write_whole(point: &Point, raw: Raw, image: &mut RegisterImage) -> Result<(), EncodeError> {
-    let words = encode_words(&raw, point.data_type, point.order, point.width()).ok_or_else(|| {
-        EncodeError::OutOfRange {
-            point: point.name.clone(),
-            value: match raw {
-                Raw::Unsigned(u) => u as f64,
-                Raw::Signed(i) => i as f64,
-                Raw::Float(f) => f,
-                Raw::Text(_) => f64::NAN,
-            },
-        }
-    })?;
+    let words =
+        encode_words(&raw, point.data_type, point.order, point.width()).ok_or_else(|| {
+            EncodeError::OutOfRange {
+                point: point.name.clone(),
+                value: match raw {
+                    Raw::Unsigned(u) => u as f64,
+                    Raw::Signed(i) => i as f64,
+                    Raw::Float(f) => f,
+                    Raw::Text(_) => f64::NAN,
+                },
+            }
+        })?;
     image.set_words(point.table, point.address, &words);
     Ok(())
 }

@@ -132,7 +132,10 @@ impl Plan {
     /// point in log2(points) polls; the halves are as tight as their points.
     /// Returns the indexes of the two new blocks.
     pub fn split(&mut self, index: usize) -> Result<(usize, usize), SplitError> {
-        let block = self.blocks.get(index).ok_or(SplitError::NoSuchBlock(index))?;
+        let block = self
+            .blocks
+            .get(index)
+            .ok_or(SplitError::NoSuchBlock(index))?;
         // Group points sharing registers: a cut may not fall inside a group.
         let mut groups: Vec<(u32, u32, Vec<usize>)> = Vec::new();
         for &p in &block.points {

@@ -157,9 +157,12 @@ impl Profile {
                 point: label.clone(),
                 problem,
             };
-            let spec: PointSpec = toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| fail(PointProblem::Invalid(e.message().to_owned())))?;
+            let spec: PointSpec =
+                toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e: toml::de::Error| {
+                        fail(PointProblem::Invalid(e.message().to_owned()))
+                    })?;
             let point = check_point(spec, &limits).map_err(fail)?;
             if !names.insert(point.name.clone()) {
                 return Err(fail(PointProblem::DuplicateName));
@@ -347,13 +350,17 @@ fn check_point(spec: PointSpec, limits: &Limits) -> Result<Point, PointProblem> 
     // flag_above judges the scaled value, so scaling stays allowed there.
     let plain_flag = point.is_flag() && point.flag_above.is_none();
     if scaled && (plain_flag || data_type == DataType::String) {
-        return Err(P::Conflict("scale, offset and binary_point do not apply to flags or strings"));
+        return Err(P::Conflict(
+            "scale, offset and binary_point do not apply to flags or strings",
+        ));
     }
     if point.invert && !point.is_flag() {
         return Err(P::Conflict("`invert` applies only to flags"));
     }
     if !point.scale.is_finite() || point.scale == 0.0 || !point.offset.is_finite() {
-        return Err(P::Invalid("scale must be finite and non-zero, offset finite".into()));
+        return Err(P::Invalid(
+            "scale must be finite and non-zero, offset finite".into(),
+        ));
     }
     if point.binary_point > 63 {
         return Err(P::Invalid("binary_point must be 0..=63".into()));

@@ -1,1 +1,126 @@
-//! placeholder
+//! sitewatch-collector: subscribes to every sitewatch agent over MQTT, keeps the
+//! latest state of every site, host and series, and exposes it to Prometheus.
+//!
+//! With no broker configured it runs an embedded MQTT broker (rumqttd) and consumes
+//! it: the one-machine setup. With `--mqtt URL` it consumes that broker, and with
+//! `--share-group NAME` several collectors split the agents' readings through an
+//! MQTT v5 shared subscription.
+//!
+//! # Layout
+//!
+//! - [`cli`]: command line (`clap`), merged over the config file.
+//! - [`config`]: the TOML configuration, validated with file and key in errors.
+//! - [`broker`]: the embedded rumqttd broker, on its own threads.
+//! - [`ingest`]: the MQTT consumer task: subscribe, decode, apply, reconnect.
+//! - [`state`]: hosts and series; [`intern`] (string ids) and [`series`] (the
+//!   compact per-series slot) keep it small.
+//! - [`dedup`]: duplicate and gap detection on `seq` (pure).
+//! - [`liveness`]: online / lost / shutdown / maintenance from facts and `now` (pure).
+//! - [`metrics`]: the prometheus-client collector and every metric name.
+//! - [`http`]: `/metrics`, `/healthz`, `/api/v1/hosts`.
+//! - [`error`]: the library's error type.
+//!
+//! Data flows one way: MQTT -> [`ingest`] -> [`state::State::apply`] -> readers
+//! ([`metrics`], [`http`]) that all pass their own `now`.
+//!
+//! # HTTP
+//!
+//! - `GET /metrics`: Prometheus text 0.0.4, or OpenMetrics 1.0 when `Accept` asks
+//!   for `application/openmetrics-text`. What it holds: see [`metrics`].
+//! - `GET /healthz`: 200 while connected to the broker, else 503.
+//! - `GET /api/v1/hosts`: JSON array of [`state::HostInfo`] (`site`, `host`,
+//!   `status`, `reason`, `last_seen` in Unix ms, `labels`, `sources`, `interval_ms`,
+//!   `boot`, `agent`), sorted by site and host.
+//!
+//! # Performance
+//!
+//! Measured on the 2-core development machine (figures vary with load):
+//!
+//! - decode + ingest of 100-reading batches: about 1.2 million readings/s on one
+//!   core (decode alone 1.3 M/s, ingest alone 3.5 M/s):
+//!   `cargo bench -p sitewatch-collector --bench ingest`
+//! - `/metrics` at 10k / 100k / 1M series: 1.9 ms / 20 ms / 0.33 s:
+//!   `cargo bench -p sitewatch-collector --bench render`
+//! - memory: about 112 bytes of RSS per series at 1M series:
+//!   `cargo run --release -p sitewatch-collector --example memory`
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod dedup;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod intern;
+pub mod liveness;
+pub mod metrics;
+pub mod run;
+pub mod series;
+pub mod state;
+
+pub use error::Error;
+
+/// Where readers get `now` from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A fixed instant (Unix ms), for tests.
+    Fixed(i64),
+}
+
+impl Clock {
+    /// Now, in Unix milliseconds.
+    pub fn now_ms(self) -> i64 {
+        match self {
+            Clock::System => unix_ms(SystemTime::now()),
+            Clock::Fixed(ms) => ms,
+        }
+    }
+}
+
+/// Unix milliseconds of a system time (negative before 1970).
+pub fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// What ingest and the HTTP side share.
+#[derive(Debug)]
+pub struct Shared {
+    pub state: RwLock<state::State>,
+    /// Whether the MQTT consumer is connected (for `/healthz` and the metric).
+    pub connected: AtomicBool,
+    pub clock: Clock,
+}
+
+impl Shared {
+    pub fn new(state: state::State, clock: Clock) -> Self {
+        Shared {
+            state: RwLock::new(state),
+            connected: AtomicBool::new(false),
+            clock,
+        }
+    }
+
+    /// Reads the state. A writer that panicked cannot have left it half-updated in
+    /// a way readers care about (every update is a few field writes), so a poisoned
+    /// lock is read anyway rather than taking the collector down.
+    pub fn read(&self) -> RwLockReadGuard<'_, state::State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the state (see [`Shared::read`] about poisoning).
+    pub fn write(&self) -> RwLockWriteGuard<'_, state::State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Shared handle.
+pub type SharedState = Arc<Shared>;

@@ -7,6 +7,7 @@
 //! # Layout
 //!
 //! - [`process`]: a child process that dies with its handle, with its log.
+//! - [`alertmanager`]: a real Alertmanager on a free port.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
@@ -16,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: failing loudly is the point
 
+pub mod alertmanager;
 pub mod mosquitto;
 pub mod observer;
 pub mod process;

@@ -33,8 +33,11 @@ impl Mosquitto {
     pub fn start(dir: &Path, tls: Option<TlsListener>) -> Mosquitto {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
+        // Started as root, mosquitto drops to its own user, which cannot write
+        // the test's persistence folder: stay root for the test broker.
+        let user = if is_root() { "user root\n" } else { "" };
         let mut text = format!(
-            "per_listener_settings false\nallow_anonymous true\n\
+            "{user}per_listener_settings false\nallow_anonymous true\n\
              persistence true\npersistence_location {}/\nautosave_interval 1\n\
              log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
              max_queued_messages 100000\n\
@@ -86,6 +89,13 @@ impl Mosquitto {
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
     }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 fn spawn(conf: &Path, dir: &Path) -> Proc {

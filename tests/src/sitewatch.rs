@@ -115,7 +115,7 @@ impl AgentSpec {
         format!(
             "site = \"{}\"\nhost = \"{}\"\nheartbeat = \"{}\"\n\n[labels]\nroom = \"a1\"\nrack = \"r12\"\n\n\
              [mqtt]\nurl = \"{}\"\nkeepalive = \"{}\"\n{tls}\n\
-             [host]\ninterval = \"{}\"\ntimeout = \"2s\"\n",
+             [sources.host]\ninterval = \"{}\"\ntimeout = \"2s\"\n",
             self.site,
             self.host,
             self.heartbeat,

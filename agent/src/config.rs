@@ -1,0 +1,712 @@
+//! The agent's configuration: one typed tree, read from TOML.
+//!
+//! Every section rejects unknown keys, durations are written `"5s"`, `"500ms"`, `"1m"`,
+//! and every field has a default that works except `site`. Command-line flags
+//! ([`Overrides`]) win over the file. Errors name the file, the key path and what
+//! was expected.
+//!
+//! Sources live under `[sources.<name>]` (the top-level `host` key is the host's
+//! name, so a `[host]` table would collide with it). Adding a source is one field
+//! in [`SourcesConfig`], one variant in [`SourceConfig`] and one line in
+//! [`SourcesConfig::enabled`].
+
+use std::{
+    borrow::Cow,
+    collections::BTreeMap,
+    fmt, fs, io,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use sitewatch_protocol::{HostName, SiteName, limits};
+
+/// The whole configuration of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The site (datacenter or machine room) this agent belongs to, e.g. `bj1`.
+    /// Required: in the file or with `--site`.
+    pub site: SiteName,
+    /// This host's name within the site. Default: the machine's hostname,
+    /// lowercased, with characters outside `[a-z0-9_.-]` replaced by `-`.
+    #[serde(default = "default_host")]
+    pub host: HostName,
+    /// The heartbeat: a readings message (carrying the agent's self-metrics) is
+    /// sent at least this often; announced as the state's `interval_ms`.
+    #[serde(default = "default_heartbeat", with = "duration")]
+    pub heartbeat: Duration,
+    /// Operator labels announced in the state message: `room`, `rack`, `role`, ...
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The MQTT broker and how to reach it.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// The store-and-forward buffer that keeps readings while the broker is away.
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    /// The sources, one table each.
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]` (plain, default port 1883) or `mqtts://host[:port]`
+    /// (TLS, default port 8883).
+    #[serde(default)]
+    pub url: BrokerUrl,
+    /// The MQTT client id. Default: the host name, so that a broker ACL can pin
+    /// each agent to its own topics (`pattern write sitewatch/v1/+/%c/#`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// MQTT keepalive, whole seconds, at least 1 s. The broker publishes the
+    /// agent's will about 1.5 x this after the link dies; the 10 s default puts
+    /// that at 15 s, three heartbeats, inside the DR plan's 30 s.
+    #[serde(default = "default_keepalive", with = "duration")]
+    pub keepalive: Duration,
+    /// How long one connection attempt (TCP, TLS and CONNACK) may take.
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// First reconnect delay bound; each failure doubles it up to `reconnect_max`,
+    /// and the actual delay is drawn uniformly below the bound (full jitter).
+    #[serde(default = "default_reconnect_min", with = "duration")]
+    pub reconnect_min: Duration,
+    /// Upper bound of the reconnect delay.
+    #[serde(default = "default_reconnect_max", with = "duration")]
+    pub reconnect_max: Duration,
+    /// User name, if the broker wants one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// A file holding the password (its first line). Kept out of this file so
+    /// that the config can be world-readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// TLS files; required with `mqtts://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[mqtt.tls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the CA certificate(s) that signed the broker's certificate.
+    pub ca: PathBuf,
+    /// PEM client certificate chain, for brokers that require client certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// `[buffer]`: bounds of the store-and-forward buffer. When either bound is
+/// reached the oldest message not already on the wire is dropped (and counted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Readings messages kept at most.
+    #[serde(default = "default_max_messages")]
+    pub max_messages: usize,
+    /// Encoded bytes kept at most (at least 262144, the largest message).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+}
+
+/// `[sources]`: one table per source.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// `[sources.host]`: this machine's CPU, memory, filesystems, network, load,
+    /// uptime and temperatures. Enabled by default.
+    #[serde(default)]
+    pub host: HostSourceConfig,
+    // Extension point: `ipmi`, `smart`, `modbus`, `net` each add an
+    // `Option<...SourceConfig>` field here (absent = disabled).
+}
+
+/// `[sources.host]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSourceConfig {
+    /// Set to false to stop reading host resources.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How often to poll.
+    #[serde(default = "default_host_interval", with = "duration")]
+    pub interval: Duration,
+    /// How long one poll may take before it counts as failed.
+    #[serde(default = "default_host_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+/// When a source polls and how long a poll may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// One enabled source's configuration: what [`crate::source::Source::build`] dispatches on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    Host(HostSourceConfig),
+}
+
+impl SourceConfig {
+    /// The source's name, as in `src` and in the state's `sources`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceConfig::Host(_) => "host",
+        }
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        match self {
+            SourceConfig::Host(c) => Schedule {
+                interval: c.interval,
+                timeout: c.timeout,
+            },
+        }
+    }
+}
+
+impl SourcesConfig {
+    /// The enabled sources, in a stable order.
+    pub fn enabled(&self) -> Vec<SourceConfig> {
+        let mut out = Vec::new();
+        if self.host.enabled {
+            out.push(SourceConfig::Host(self.host.clone()));
+        }
+        out
+    }
+}
+
+/// Where the broker is: parsed from `mqtt://host[:port]` or `mqtts://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for BrokerUrl {
+    fn default() -> Self {
+        BrokerUrl {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 1883,
+        }
+    }
+}
+
+impl FromStr for BrokerUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = "expected mqtt://host[:port] or mqtts://host[:port]";
+        let (tls, rest) = if let Some(rest) = s.strip_prefix("mqtt://") {
+            (false, rest)
+        } else if let Some(rest) = s.strip_prefix("mqtts://") {
+            (true, rest)
+        } else {
+            return Err(format!(
+                "{s:?} has no mqtt:// or mqtts:// scheme; {expected}"
+            ));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let default_port = if tls { 8883 } else { 1883 };
+        // `[::1]:1883`: the brackets keep an IPv6 address's colons apart from the port's.
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?} has an unclosed '['; {expected}"))?;
+            match after.strip_prefix(':') {
+                Some(port) => (addr, Some(port)),
+                None if after.is_empty() => (addr, None),
+                None => return Err(format!("{s:?} has junk after ']'; {expected}")),
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!("{s:?} has no valid host; {expected}"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{s:?} has an invalid port {p:?}; {expected}"))?,
+        };
+        Ok(BrokerUrl {
+            tls,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl TryFrom<String> for BrokerUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<BrokerUrl> for String {
+    fn from(u: BrokerUrl) -> String {
+        u.to_string()
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Values given on the command line; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub site: Option<SiteName>,
+    pub host: Option<HostName>,
+    pub mqtt_url: Option<BrokerUrl>,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: at `{key}`: {detail}")]
+    Parse {
+        path: PathBuf,
+        /// The dotted key path the error is about, e.g. `mqtt.keepalive`.
+        key: String,
+        /// toml's message with the offending line.
+        detail: String,
+    },
+    #[error("{origin}: `{key}` {message}")]
+    Invalid {
+        /// The file, or `command line` without one.
+        origin: String,
+        key: &'static str,
+        message: String,
+    },
+    #[error("no site: set `site` in the config file or pass --site")]
+    MissingSite,
+}
+
+impl ConfigError {
+    /// A bounded label for metrics and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConfigError::Read { .. } => "read",
+            ConfigError::Parse { .. } => "parse",
+            ConfigError::Invalid { .. } => "invalid",
+            ConfigError::MissingSite => "missing_site",
+        }
+    }
+}
+
+impl Config {
+    /// A configuration with every default and the given site.
+    pub fn with_site(site: SiteName) -> Self {
+        Config {
+            site,
+            host: default_host(),
+            heartbeat: default_heartbeat(),
+            labels: BTreeMap::new(),
+            mqtt: MqttConfig::default(),
+            buffer: BufferConfig::default(),
+            sources: SourcesConfig::default(),
+        }
+    }
+
+    /// Loads the file (if any), applies the overrides and validates the result.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        match path {
+            None => {
+                let site = overrides.site.clone().ok_or(ConfigError::MissingSite)?;
+                let mut config = Config::with_site(site);
+                config.apply(overrides);
+                config.validate("command line")?;
+                Ok(config)
+            }
+            Some(path) => {
+                let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Config::parse(&text, path, overrides)
+            }
+        }
+    }
+
+    /// Parses `text` (the contents of `path`), applies the overrides and validates.
+    pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let parse_error = |mut e: toml::de::Error| {
+            let key = e.span().map_or_else(
+                || "(top level)".to_owned(),
+                |s| key_path_at(text, s, e.message().starts_with("missing field")),
+            );
+            e.set_input(Some(text));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                key,
+                detail: e.to_string().trim_end().to_owned(),
+            }
+        };
+        let mut doc = toml::de::DeTable::parse(text).map_err(parse_error)?;
+        if let Some(site) = &overrides.site {
+            // Inserted before deserializing so that a file without `site` is
+            // complete with `--site`; the flag wins over the file either way.
+            doc.get_mut().insert(
+                toml::Spanned::new(0..0, Cow::Borrowed("site")),
+                toml::Spanned::new(0..0, toml::de::DeValue::String(site.to_string().into())),
+            );
+        }
+        let mut config =
+            Config::deserialize(toml::de::Deserializer::from(doc)).map_err(parse_error)?;
+        config.apply(overrides);
+        config.validate(&path.display().to_string())?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, overrides: &Overrides) {
+        if let Some(site) = &overrides.site {
+            self.site = site.clone();
+        }
+        if let Some(host) = &overrides.host {
+            self.host = host.clone();
+        }
+        if let Some(url) = &overrides.mqtt_url {
+            self.mqtt.url = url.clone();
+        }
+    }
+
+    /// The MQTT client id: the configured one or the host name.
+    pub fn client_id(&self) -> String {
+        self.mqtt
+            .client_id
+            .clone()
+            .unwrap_or_else(|| self.host.to_string())
+    }
+
+    /// The effective configuration as TOML, for `check-config`.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+
+    /// The rules serde cannot express.
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        };
+        if self.labels.len() > limits::MAX_LABELS {
+            return Err(invalid(
+                "labels",
+                format!(
+                    "has {} labels, at most {}",
+                    self.labels.len(),
+                    limits::MAX_LABELS
+                ),
+            ));
+        }
+        for (k, v) in &self.labels {
+            let valid_key = k.len() <= limits::MAX_LABEL_KEY_LEN
+                && k.starts_with(|c: char| c.is_ascii_lowercase())
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid_key || limits::RESERVED_LABEL_KEYS.contains(&k.as_str()) {
+                return Err(invalid(
+                    "labels",
+                    format!(
+                        "key {k:?} is invalid: expected snake_case up to {} characters, not one of {:?}",
+                        limits::MAX_LABEL_KEY_LEN,
+                        limits::RESERVED_LABEL_KEYS
+                    ),
+                ));
+            }
+            if v.chars().count() > limits::MAX_LABEL_VALUE_LEN {
+                return Err(invalid(
+                    "labels",
+                    format!(
+                        "value of {k:?} is longer than {} characters",
+                        limits::MAX_LABEL_VALUE_LEN
+                    ),
+                ));
+            }
+        }
+        if self.heartbeat < Duration::from_secs(1) {
+            return Err(invalid("heartbeat", "must be at least 1s".into()));
+        }
+        let keepalive = self.mqtt.keepalive;
+        if keepalive < Duration::from_secs(1)
+            || keepalive.subsec_nanos() != 0
+            || keepalive.as_secs() > u64::from(u16::MAX)
+        {
+            return Err(invalid(
+                "mqtt.keepalive",
+                "must be whole seconds between 1s and 65535s (MQTT counts it in seconds)".into(),
+            ));
+        }
+        if self.mqtt.connect_timeout < Duration::from_secs(1) {
+            return Err(invalid(
+                "mqtt.connect_timeout",
+                "must be at least 1s".into(),
+            ));
+        }
+        if self.mqtt.reconnect_min.is_zero() || self.mqtt.reconnect_min > self.mqtt.reconnect_max {
+            return Err(invalid(
+                "mqtt.reconnect_min",
+                "must be above zero and at most mqtt.reconnect_max".into(),
+            ));
+        }
+        if let Some(id) = &self.mqtt.client_id
+            && (id.is_empty() || id.len() > 256)
+        {
+            return Err(invalid(
+                "mqtt.client_id",
+                "must be 1 to 256 characters".into(),
+            ));
+        }
+        match (&self.mqtt.tls, self.mqtt.url.tls) {
+            (None, true) => {
+                return Err(invalid(
+                    "mqtt.tls.ca",
+                    "is required with mqtts:// (the CA that signed the broker's certificate)"
+                        .into(),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "mqtt.tls",
+                    format!("is set but mqtt.url {} is not mqtts://", self.mqtt.url),
+                ));
+            }
+            (Some(tls), true) if tls.cert.is_some() != tls.key.is_some() => {
+                return Err(invalid(
+                    "mqtt.tls",
+                    "needs both `cert` and `key` for a client certificate, or neither".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.buffer.max_messages == 0 {
+            return Err(invalid("buffer.max_messages", "must be at least 1".into()));
+        }
+        if self.buffer.max_bytes < limits::MAX_PAYLOAD_BYTES {
+            return Err(invalid(
+                "buffer.max_bytes",
+                format!(
+                    "must be at least {} (one message of the largest size)",
+                    limits::MAX_PAYLOAD_BYTES
+                ),
+            ));
+        }
+        for source in self.sources.enabled() {
+            let s = source.schedule();
+            if s.interval < Duration::from_millis(100) {
+                return Err(invalid(
+                    "sources.*.interval",
+                    format!("of source {} must be at least 100ms", source.name()),
+                ));
+            }
+            if s.timeout.is_zero() {
+                return Err(invalid(
+                    "sources.*.timeout",
+                    format!("of source {} must be above zero", source.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The dotted key path at byte `span` of a TOML document: the last table header
+/// before it joined with the key on the span's line (toml's errors point at the
+/// offending key or value but do not print the path when they show the line).
+///
+/// A `whole_table` error (a missing field) names the table, not the first key in it.
+fn key_path_at(text: &str, span: std::ops::Range<usize>, whole_table: bool) -> String {
+    let start = span.start.min(text.len());
+    let mut table = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let end = offset + line.len();
+        let trimmed = line.trim();
+        let is_header = trimmed.starts_with('[');
+        let header = trimmed
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if start < end || end == text.len() {
+            if is_header {
+                return header.to_owned();
+            }
+            if whole_table {
+                return if table.is_empty() {
+                    "(top level)".to_owned()
+                } else {
+                    table
+                };
+            }
+            let key = match trimmed.split_once('=') {
+                Some((key, _)) => key.trim().trim_matches('"'),
+                // The span's line holds no key (a value spanning lines, or the whole
+                // table): name the table.
+                None => "",
+            };
+            return match (table.is_empty(), key.is_empty()) {
+                (_, true) if table.is_empty() => "(top level)".to_owned(),
+                (_, true) => table,
+                (true, false) => key.to_owned(),
+                (false, false) => format!("{table}.{key}"),
+            };
+        }
+        if is_header {
+            table = header.to_owned();
+        }
+        offset = end;
+    }
+    table
+}
+
+/// `"5s"`-style durations (humantime) in and out.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            D::Error::custom(format_args!(
+                "invalid duration {s:?} ({e}), expected e.g. \"5s\", \"500ms\" or \"1m\""
+            ))
+        })
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: BrokerUrl::default(),
+            client_id: None,
+            keepalive: default_keepalive(),
+            connect_timeout: default_connect_timeout(),
+            reconnect_min: default_reconnect_min(),
+            reconnect_max: default_reconnect_max(),
+            username: None,
+            password_file: None,
+            tls: None,
+        }
+    }
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            max_messages: default_max_messages(),
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+impl Default for HostSourceConfig {
+    fn default() -> Self {
+        HostSourceConfig {
+            enabled: true,
+            interval: default_host_interval(),
+            timeout: default_host_timeout(),
+        }
+    }
+}
+
+/// The machine's hostname made into a valid [`HostName`].
+pub fn default_host() -> HostName {
+    let raw = sysinfo::System::host_name().unwrap_or_default();
+    sanitize_host(&raw)
+}
+
+/// Lowercases, replaces characters outside `[a-z0-9_.-]` with `-`, drops a
+/// leading `_` and truncates to 64 characters; `localhost` if nothing is left.
+pub fn sanitize_host(raw: &str) -> HostName {
+    let cleaned: String = raw
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' | '.' | '-' => c,
+            _ => '-',
+        })
+        .skip_while(|c| *c == '_')
+        .take(limits::MAX_SITE_HOST_LEN)
+        .collect();
+    HostName::new(&cleaned).unwrap_or_else(|_| localhost())
+}
+
+// The one literal name the agent falls back to; serde defaults cannot fail, so
+// this is the single place where an invalid name would be a programming error.
+#[allow(clippy::expect_used)]
+fn localhost() -> HostName {
+    HostName::new("localhost").expect("\"localhost\" is a valid host name")
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_keepalive() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_reconnect_min() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_reconnect_max() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_messages() -> usize {
+    10_000
+}
+fn default_max_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_host_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_host_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+use std::io::Write;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(
+        text,
+        Path::new("/etc/sitewatch/agent.toml"),
+        &Overrides::default(),
+    )
+}
+
+fn site(s: &str) -> SiteName {
+    SiteName::new(s).unwrap()
+}
+
+#[test]
+fn minimal_file_gets_every_default() {
+    let c = parse("site = \"bj1\"\n").unwrap();
+    assert_eq!(c.site, site("bj1"));
+    assert_eq!(c.host, default_host());
+    assert_eq!(c.heartbeat, Duration::from_secs(5));
+    assert_eq!(c.mqtt.url.to_string(), "mqtt://127.0.0.1:1883");
+    assert_eq!(c.mqtt.keepalive, Duration::from_secs(10));
+    assert_eq!(c.client_id(), c.host.to_string());
+    assert_eq!(c.buffer.max_messages, 10_000);
+    assert_eq!(
+        c.sources.enabled(),
+        vec![SourceConfig::Host(HostSourceConfig::default())]
+    );
+    assert_eq!(
+        c.sources.enabled()[0].schedule(),
+        Schedule {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(3)
+        }
+    );
+}
+
+#[test]
+fn durations_are_read_in_humantime_form() {
+    let c = parse(
+        r#"
+site = "bj1"
+heartbeat = "2s"
+[mqtt]
+keepalive = "1m"
+reconnect_min = "250ms"
+[sources.host]
+interval = "1m 30s"
+timeout = "1500ms"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.heartbeat, Duration::from_secs(2));
+    assert_eq!(c.mqtt.keepalive, Duration::from_secs(60));
+    assert_eq!(c.mqtt.reconnect_min, Duration::from_millis(250));
+    assert_eq!(c.sources.host.interval, Duration::from_secs(90));
+    assert_eq!(c.sources.host.timeout, Duration::from_millis(1500));
+}
+
+#[test]
+fn unknown_key_is_rejected_naming_file_key_and_expected_keys() {
+    let e =
+        parse("site = \"bj1\"\n[mqtt]\nurl = \"mqtt://b:1883\"\nkeepalive_s = 5\n").unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.kind(), "parse");
+    assert!(text.starts_with("/etc/sitewatch/agent.toml"), "{text}");
+    assert!(text.contains("`mqtt.keepalive_s`"), "{text}");
+    assert!(text.contains("unknown field `keepalive_s`"), "{text}");
+    assert!(text.contains("expected one of"), "{text}");
+    assert!(text.contains("line 4"), "{text}");
+}
+
+#[test]
+fn unknown_top_level_section_is_rejected() {
+    let e = parse("site = \"bj1\"\n[sources.ipmi_typo]\ninterval = \"5s\"\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `ipmi_typo`"), "{e}");
+}
+
+#[test]
+fn bad_duration_names_the_key_and_the_expected_form() {
+    let e = parse("site = \"bj1\"\n[sources.host]\ninterval = \"5 parsecs\"\n").unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("`sources.host.interval`"), "{text}");
+    assert!(text.contains("expected e.g. \"5s\""), "{text}");
+}
+
+#[test]
+fn invalid_site_and_missing_site_are_rejected() {
+    let e = parse("site = \"BJ1\"\n").unwrap_err();
+    assert!(e.to_string().contains("`site`"), "{e}");
+    assert!(e.to_string().contains("invalid name"), "{e}");
+    let e = parse("host = \"web-01\"\nheartbeat = \"5s\"\n").unwrap_err();
+    assert!(e.to_string().contains("missing field `site`"), "{e}");
+    assert!(e.to_string().contains("at `(top level)`"), "{e}");
+    let e = parse("site = \"bj1\"\n[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\ncert = \"/c\"\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("at `mqtt.tls`: "), "{e}");
+    assert!(e.to_string().contains("missing field `ca`"), "{e}");
+}
+
+#[test]
+fn flags_override_the_file_and_complete_a_file_without_site() {
+    let overrides = Overrides {
+        site: Some(site("sh2")),
+        host: Some(HostName::new("gw-1").unwrap()),
+        mqtt_url: Some("mqtt://10.0.0.1:1884".parse().unwrap()),
+    };
+    let text = "site = \"bj1\"\nhost = \"web-01\"\n[mqtt]\nurl = \"mqtt://broker\"\n";
+    let c = Config::parse(text, Path::new("a.toml"), &overrides).unwrap();
+    assert_eq!(c.site, site("sh2"));
+    assert_eq!(c.host.as_str(), "gw-1");
+    assert_eq!(c.mqtt.url.to_string(), "mqtt://10.0.0.1:1884");
+    assert_eq!(c.client_id(), "gw-1");
+    let c = Config::parse(
+        "[mqtt]\nkeepalive = \"5s\"\n",
+        Path::new("a.toml"),
+        &overrides,
+    )
+    .unwrap();
+    assert_eq!(c.site, site("sh2"));
+}
+
+#[test]
+fn without_a_file_the_site_flag_is_required() {
+    let e = Config::load(None, &Overrides::default()).unwrap_err();
+    assert_eq!(e.kind(), "missing_site");
+    let c = Config::load(
+        None,
+        &Overrides {
+            site: Some(site("bj1")),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert!(c.sources.host.enabled);
+}
+
+#[test]
+fn load_names_a_missing_file() {
+    let e = Config::load(
+        Some(Path::new("/nonexistent/agent.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), "read");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/agent.toml: cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rules_serde_cannot_express_are_checked() {
+    let cases = [
+        ("[mqtt]\nkeepalive = \"1500ms\"", "mqtt.keepalive"),
+        ("[mqtt]\nurl = \"mqtts://b\"", "mqtt.tls.ca"),
+        (
+            "[mqtt]\nurl = \"mqtt://b\"\n[mqtt.tls]\nca = \"/ca.pem\"",
+            "mqtt.tls",
+        ),
+        (
+            "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\nca = \"/ca.pem\"\ncert = \"/c.pem\"",
+            "mqtt.tls",
+        ),
+        ("[buffer]\nmax_messages = 0", "buffer.max_messages"),
+        ("[buffer]\nmax_bytes = 1000", "buffer.max_bytes"),
+        ("heartbeat = \"10ms\"", "heartbeat"),
+        ("[labels]\nsite = \"x\"", "labels"),
+        ("[labels]\n\"Room\" = \"x\"", "labels"),
+        ("[sources.host]\ntimeout = \"0s\"", "sources.*.timeout"),
+    ];
+    for (body, key) in cases {
+        let e = parse(&format!("site = \"bj1\"\n{body}\n")).unwrap_err();
+        assert_eq!(e.kind(), "invalid", "{body}: {e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("/etc/sitewatch/agent.toml: `{key}`")),
+            "{body}: {e}"
+        );
+    }
+}
+
+#[test]
+fn broker_urls_parse_with_default_ports() {
+    let cases = [
+        ("mqtt://127.0.0.1", false, "127.0.0.1", 1883),
+        ("mqtt://broker:1884", false, "broker", 1884),
+        (
+            "mqtts://broker.example.com",
+            true,
+            "broker.example.com",
+            8883,
+        ),
+        ("mqtts://[::1]:8884", true, "::1", 8884),
+        ("mqtt://[::1]", false, "::1", 1883),
+    ];
+    for (s, tls, host, port) in cases {
+        let u: BrokerUrl = s.parse().unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port), (tls, host, port), "{s}");
+        assert_eq!(u.to_string().parse::<BrokerUrl>().unwrap(), u);
+    }
+    for bad in [
+        "tcp://b",
+        "b:1883",
+        "mqtt://",
+        "mqtt://b:0",
+        "mqtt://b:x",
+        "mqtt://u@b",
+    ] {
+        let e = bad.parse::<BrokerUrl>().unwrap_err();
+        assert!(e.contains("expected mqtt://host[:port]"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn effective_config_prints_as_toml_that_loads_back_identically() {
+    let c = parse(
+        "site = \"bj1\"\nhost = \"web-01\"\n[labels]\nroom = \"a1\"\n[mqtt]\nusername = \"agent\"\n",
+    )
+    .unwrap();
+    let text = c.to_toml().unwrap();
+    assert!(text.contains("keepalive = \"10s\""), "{text}");
+    assert_eq!(parse(&text).unwrap(), c);
+}
+
+#[test]
+fn host_names_are_sanitized() {
+    assert_eq!(
+        sanitize_host("Web01.Example.COM").as_str(),
+        "web01.example.com"
+    );
+    assert_eq!(sanitize_host("my host_1").as_str(), "my-host_1");
+    assert_eq!(sanitize_host("__x").as_str(), "x");
+    assert_eq!(sanitize_host("").as_str(), "localhost");
+    assert_eq!(sanitize_host(&"a".repeat(100)).as_str().len(), 64);
+}
+
+#[test]
+fn shipped_example_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent.toml");
+    let c = Config::load(Some(&path), &Overrides::default()).unwrap();
+    assert_eq!(c.site, site("bj1"));
+    assert_eq!(c.labels.get("rack").map(String::as_str), Some("r12"));
+}
+
+#[test]
+fn a_config_file_on_disk_is_loaded_and_errors_name_it() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "site = \"bj1\"\nbogus = 1").unwrap();
+    let e = Config::load(Some(f.path()), &Overrides::default()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with(&f.path().display().to_string()), "{text}");
+    assert!(text.contains("`bogus`"), "{text}");
+}

@@ -1,0 +1,516 @@
+//! The `host` source: this machine's CPU, memory, filesystems, network traffic,
+//! load, uptime and temperatures, through sysinfo.
+//!
+//! sysinfo reads `/proc` and calls `statvfs` synchronously (and a hard NFS mount
+//! can hang that call), so a poll runs on the blocking pool. The sysinfo state is
+//! behind a mutex that a poll only `try_lock`s: while an earlier poll is still
+//! stuck, the next one reports [`SourceError::Busy`] instead of piling up
+//! threads. Turning a [`Snapshot`] into readings is a pure function.
+
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex, TryLockError},
+    time::Instant,
+};
+
+use sitewatch_protocol::{Reading, ReadingState, limits, quantity};
+use sysinfo::{Components, Disks, Networks, System};
+
+use super::{Poll, Polled, SourceError};
+
+/// The source's name and its readings' `src`.
+pub const NAME: &str = "host";
+
+/// Quantities this source emits beyond the shared vocabulary.
+pub mod q {
+    pub const NETWORK_RECEIVE_BYTES: &str = "network_receive_bytes";
+    pub const NETWORK_TRANSMIT_BYTES: &str = "network_transmit_bytes";
+    pub const LOAD_AVERAGE_1M: &str = "load_average_1m";
+    pub const LOAD_AVERAGE_5M: &str = "load_average_5m";
+    pub const LOAD_AVERAGE_15M: &str = "load_average_15m";
+    pub const UPTIME_SECONDS: &str = "uptime_seconds";
+}
+
+/// Filesystem types that hold no disk space of their own.
+const PSEUDO_FILESYSTEMS: &[&str] = &[
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+    "nfsd",
+];
+
+/// Whether a filesystem type is a pseudo filesystem (no disk to fill up).
+pub fn is_pseudo_fs(fstype: &str) -> bool {
+    PSEUDO_FILESYSTEMS.contains(&fstype)
+        || fstype.starts_with("cgroup")
+        || fstype.starts_with("fuse.")
+}
+
+/// One reading of the machine, as plain data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Busy CPU time since the previous refresh, 0..1.
+    pub cpu_usage: Option<f64>,
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    pub filesystems: Vec<Filesystem>,
+    pub interfaces: Vec<Interface>,
+    /// 1, 5 and 15 minute load averages.
+    pub load: Option<[f64; 3]>,
+    pub uptime_seconds: Option<u64>,
+    pub temperatures: Vec<Temperature>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filesystem {
+    pub mount_point: String,
+    pub device: String,
+    pub fstype: String,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interface {
+    pub name: String,
+    pub received_bytes: u64,
+    pub transmitted_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Temperature {
+    pub label: String,
+    pub celsius: f64,
+    pub critical_celsius: Option<f64>,
+}
+
+fn ratio(used: f64, total: f64) -> Option<f64> {
+    (total > 0.0).then(|| (used / total).clamp(0.0, 1.0))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The readings of one snapshot.
+pub fn readings(s: &Snapshot) -> Vec<Reading> {
+    let ok = ReadingState::Ok;
+    let mut out = Vec::new();
+    if let Some(cpu) = s.cpu_usage {
+        out.push(Reading::new(
+            NAME,
+            "cpu",
+            "cpu",
+            quantity::CPU_USAGE_RATIO,
+            Some(cpu.clamp(0.0, 1.0)),
+            ok,
+        ));
+    }
+    let memory_used = s
+        .memory_total_bytes
+        .saturating_sub(s.memory_available_bytes);
+    if let Some(memory) = ratio(memory_used as f64, s.memory_total_bytes as f64) {
+        out.push(Reading::new(
+            NAME,
+            "memory",
+            "memory",
+            quantity::MEMORY_USAGE_RATIO,
+            Some(memory),
+            ok,
+        ));
+    }
+    let mut seen_mounts = BTreeSet::new();
+    for fs in &s.filesystems {
+        if is_pseudo_fs(&fs.fstype) || !seen_mounts.insert(fs.mount_point.as_str()) {
+            continue;
+        }
+        let used = fs.total_bytes.saturating_sub(fs.available_bytes) as f64;
+        let Some(usage) = ratio(used, fs.total_bytes as f64) else {
+            continue;
+        };
+        let dev = truncate(&fs.mount_point, limits::MAX_DEV_LEN);
+        out.push(
+            Reading::new(
+                NAME,
+                dev.clone(),
+                dev,
+                quantity::FILESYSTEM_USAGE_RATIO,
+                Some(usage),
+                ok,
+            )
+            .with_label("fstype", truncate(&fs.fstype, limits::MAX_LABEL_VALUE_LEN))
+            .with_label("device", truncate(&fs.device, limits::MAX_LABEL_VALUE_LEN)),
+        );
+    }
+    for iface in &s.interfaces {
+        if iface.name == "lo" {
+            continue;
+        }
+        let dev = truncate(&iface.name, limits::MAX_DEV_LEN);
+        for (q, bytes) in [
+            (q::NETWORK_RECEIVE_BYTES, iface.received_bytes),
+            (q::NETWORK_TRANSMIT_BYTES, iface.transmitted_bytes),
+        ] {
+            out.push(Reading::new(
+                NAME,
+                dev.clone(),
+                dev.clone(),
+                q,
+                Some(bytes as f64),
+                ok,
+            ));
+        }
+    }
+    if let Some([one, five, fifteen]) = s.load {
+        for (q, value) in [
+            (q::LOAD_AVERAGE_1M, one),
+            (q::LOAD_AVERAGE_5M, five),
+            (q::LOAD_AVERAGE_15M, fifteen),
+        ] {
+            out.push(Reading::new(NAME, "system", q, q, Some(value), ok));
+        }
+    }
+    if let Some(uptime) = s.uptime_seconds {
+        out.push(Reading::new(
+            NAME,
+            "system",
+            "uptime",
+            q::UPTIME_SECONDS,
+            Some(uptime as f64),
+            ok,
+        ));
+    }
+    // Two sensors may share a label (one per core on some boards): the later
+    // ones get a suffix so that each keeps its own series.
+    let mut seen_labels = BTreeSet::new();
+    for t in &s.temperatures {
+        let base = truncate(&t.label, limits::MAX_DEV_LEN - 4);
+        let mut dev = base.clone();
+        let mut n = 2;
+        while !seen_labels.insert(dev.clone()) {
+            dev = format!("{base} #{n}");
+            n += 1;
+        }
+        let state = match t.critical_celsius {
+            Some(critical) if t.celsius >= critical => ReadingState::Critical,
+            _ => ok,
+        };
+        out.push(Reading::new(
+            NAME,
+            dev.clone(),
+            dev,
+            quantity::TEMPERATURE_CELSIUS,
+            Some(t.celsius),
+            state,
+        ));
+    }
+    out
+}
+
+/// The sysinfo state kept between polls (counters and CPU times need a previous value).
+struct Probe {
+    system: System,
+    disks: Disks,
+    networks: Networks,
+    components: Option<Components>,
+    cpu_refreshed_at: Instant,
+}
+
+impl Probe {
+    fn new() -> Result<Self, SourceError> {
+        let read = |what| {
+            move |e: sysinfo::Error| SourceError::Read {
+                what,
+                message: e.to_string(),
+            }
+        };
+        let mut system = System::new().map_err(read("system"))?;
+        system.refresh_cpu_usage();
+        Ok(Probe {
+            system,
+            disks: Disks::new_with_refreshed_list().map_err(read("disks"))?,
+            networks: Networks::new_with_refreshed_list().map_err(read("network interfaces"))?,
+            // No hwmon (a VM, a container) means no temperatures, not a failure.
+            components: Components::new_with_refreshed_list().ok(),
+            cpu_refreshed_at: Instant::now(),
+        })
+    }
+
+    fn snapshot(&mut self) -> Snapshot {
+        // CPU usage is the busy share between two refreshes; closer than sysinfo's
+        // minimum interval (a poll right after start) it would be noise.
+        let since = self.cpu_refreshed_at.elapsed();
+        if since < sysinfo::MINIMUM_CPU_UPDATE_INTERVAL {
+            std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL - since);
+        }
+        self.system.refresh_cpu_usage();
+        self.cpu_refreshed_at = Instant::now();
+        self.system.refresh_memory();
+        self.disks.refresh(true);
+        self.networks.refresh(true);
+        if let Some(components) = &mut self.components {
+            components.refresh(true);
+        }
+        let has_cpus = !self.system.cpus().is_empty();
+        Snapshot {
+            cpu_usage: has_cpus.then(|| f64::from(self.system.global_cpu_usage()) / 100.0),
+            memory_total_bytes: self.system.total_memory(),
+            memory_available_bytes: self.system.available_memory(),
+            filesystems: self
+                .disks
+                .iter()
+                .map(|d| Filesystem {
+                    mount_point: d.mount_point().to_string_lossy().into_owned(),
+                    device: d.name().to_string_lossy().into_owned(),
+                    fstype: d.file_system().to_string_lossy().into_owned(),
+                    total_bytes: d.total_space(),
+                    available_bytes: d.available_space(),
+                })
+                .collect(),
+            interfaces: self
+                .networks
+                .iter()
+                .map(|(name, data)| Interface {
+                    name: name.to_string_lossy().into_owned(),
+                    received_bytes: data.total_received(),
+                    transmitted_bytes: data.total_transmitted(),
+                })
+                .collect(),
+            load: System::load_average()
+                .ok()
+                .map(|l| [l.one, l.five, l.fifteen]),
+            uptime_seconds: System::uptime().ok(),
+            temperatures: self
+                .components
+                .iter()
+                .flat_map(|c| c.iter())
+                .filter_map(|c| {
+                    Some(Temperature {
+                        label: c.label().to_owned(),
+                        celsius: f64::from(c.temperature()?),
+                        critical_celsius: c.critical().map(f64::from),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The `host` source.
+pub struct HostSource {
+    probe: Arc<Mutex<Probe>>,
+}
+
+impl std::fmt::Debug for HostSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSource").finish_non_exhaustive()
+    }
+}
+
+impl HostSource {
+    pub fn new() -> Result<Self, SourceError> {
+        Ok(HostSource {
+            probe: Arc::new(Mutex::new(Probe::new()?)),
+        })
+    }
+}
+
+impl Poll for HostSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn poll(&mut self) -> Result<Polled, SourceError> {
+        let probe = Arc::clone(&self.probe);
+        tokio::task::spawn_blocking(move || {
+            let mut probe = match probe.try_lock() {
+                Ok(guard) => guard,
+                // A poll that panicked left plain counters behind: still usable.
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return Err(SourceError::Busy),
+            };
+            Ok(readings(&probe.snapshot()).into())
+        })
+        .await
+        .map_err(|e| SourceError::Crashed(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(mount: &str, fstype: &str, total: u64, available: u64) -> Filesystem {
+        Filesystem {
+            mount_point: mount.into(),
+            device: "/dev/sda1".into(),
+            fstype: fstype.into(),
+            total_bytes: total,
+            available_bytes: available,
+        }
+    }
+
+    fn find<'a>(readings: &'a [Reading], q: &str, dev: &str) -> Option<&'a Reading> {
+        readings.iter().find(|r| r.q == q && r.dev == dev)
+    }
+
+    #[test]
+    fn pseudo_filesystems_are_recognised() {
+        for pseudo in [
+            "proc",
+            "sysfs",
+            "tmpfs",
+            "devtmpfs",
+            "overlay",
+            "squashfs",
+            "cgroup",
+            "cgroup2",
+            "fuse.lxcfs",
+        ] {
+            assert!(is_pseudo_fs(pseudo), "{pseudo}");
+        }
+        for real in ["ext4", "xfs", "btrfs", "zfs", "nfs4", "vfat"] {
+            assert!(!is_pseudo_fs(real), "{real}");
+        }
+    }
+
+    #[test]
+    fn snapshot_becomes_readings_with_ratios_labels_and_counters() {
+        let snapshot = Snapshot {
+            cpu_usage: Some(0.25),
+            memory_total_bytes: 1000,
+            memory_available_bytes: 250,
+            filesystems: vec![
+                fs("/", "ext4", 100, 40),
+                fs("/", "ext4", 100, 40), // a second listing of the same mount
+                fs("/run", "tmpfs", 100, 100),
+                fs("/empty", "ext4", 0, 0),
+            ],
+            interfaces: vec![
+                Interface {
+                    name: "lo".into(),
+                    received_bytes: 1,
+                    transmitted_bytes: 1,
+                },
+                Interface {
+                    name: "eth0".into(),
+                    received_bytes: 10,
+                    transmitted_bytes: 20,
+                },
+            ],
+            load: Some([0.5, 0.25, 0.125]),
+            uptime_seconds: Some(3600),
+            temperatures: vec![
+                Temperature {
+                    label: "coretemp".into(),
+                    celsius: 50.0,
+                    critical_celsius: Some(100.0),
+                },
+                Temperature {
+                    label: "coretemp".into(),
+                    celsius: 101.0,
+                    critical_celsius: Some(100.0),
+                },
+            ],
+        };
+        let r = readings(&snapshot);
+        assert!(r.iter().all(|r| r.src == "host"));
+        assert_eq!(
+            find(&r, "cpu_usage_ratio", "cpu").unwrap().value,
+            Some(0.25)
+        );
+        assert_eq!(
+            find(&r, "memory_usage_ratio", "memory").unwrap().value,
+            Some(0.75)
+        );
+        let root = find(&r, "filesystem_usage_ratio", "/").unwrap();
+        assert_eq!(root.value, Some(0.6));
+        assert_eq!(root.labels["fstype"], "ext4");
+        assert_eq!(root.labels["device"], "/dev/sda1");
+        assert_eq!(
+            r.iter().filter(|r| r.q == "filesystem_usage_ratio").count(),
+            1
+        );
+        assert_eq!(
+            find(&r, "network_receive_bytes", "eth0").unwrap().value,
+            Some(10.0)
+        );
+        assert_eq!(
+            find(&r, "network_transmit_bytes", "eth0").unwrap().value,
+            Some(20.0)
+        );
+        assert!(find(&r, "network_receive_bytes", "lo").is_none());
+        assert_eq!(
+            find(&r, "load_average_5m", "system").unwrap().value,
+            Some(0.25)
+        );
+        assert_eq!(
+            find(&r, "uptime_seconds", "system").unwrap().value,
+            Some(3600.0)
+        );
+        assert_eq!(
+            find(&r, "temperature_celsius", "coretemp").unwrap().state,
+            ReadingState::Ok
+        );
+        assert_eq!(
+            find(&r, "temperature_celsius", "coretemp #2")
+                .unwrap()
+                .state,
+            ReadingState::Critical
+        );
+    }
+
+    #[test]
+    fn an_empty_machine_gives_no_readings_not_an_error() {
+        assert!(readings(&Snapshot::default()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn polling_this_machine_gives_the_expected_quantities_in_range() {
+        let mut source = HostSource::new().unwrap();
+        let r = source.poll().await.unwrap().readings;
+        for q in [
+            "cpu_usage_ratio",
+            "memory_usage_ratio",
+            "load_average_1m",
+            "load_average_5m",
+            "load_average_15m",
+            "uptime_seconds",
+        ] {
+            assert!(r.iter().any(|r| r.q == q), "no {q} in {r:?}");
+        }
+        for reading in r.iter().filter(|r| r.q.ends_with("_ratio")) {
+            let v = reading.value.unwrap();
+            assert!((0.0..=1.0).contains(&v), "{reading:?}");
+        }
+        // Every reading passes the collector's validation.
+        let mut batcher = crate::batch::Batcher::new(
+            Arc::from("sitewatch/v1/a/b/readings"),
+            Arc::from("sitewatch/v1/a/b/events"),
+        );
+        for m in batcher.encode(1, r).unwrap() {
+            sitewatch_protocol::decode("sitewatch/v1/a/b/readings", &m.payload).unwrap();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The command line. Values given here override the config file's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, Overrides};
+
+/// Keeps the latest state of every sitewatch site, host and sensor, and exposes it
+/// to Prometheus on /metrics.
+#[derive(Debug, Parser)]
+#[command(name = "sitewatch-collector", version)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', env = "SITEWATCH_COLLECTOR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// HTTP address for /metrics, /healthz and /api/v1/hosts [default: 127.0.0.1:9184].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Consume this broker (mqtt://host:port or mqtts://host:port) instead of running
+    /// the embedded one.
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// The embedded broker's MQTT 3.1.1 listener [default: 127.0.0.1:1883].
+    #[arg(long, value_name = "ADDR")]
+    pub embedded_broker: Option<SocketAddr>,
+    /// The embedded broker's MQTT 5 listener [default: the v3.1.1 port + 1].
+    #[arg(long, value_name = "ADDR")]
+    pub embedded_broker_v5: Option<SocketAddr>,
+    /// Split the agents' readings with the other collectors of this group (MQTT v5
+    /// shared subscription $share/NAME/...).
+    #[arg(long, value_name = "NAME")]
+    pub share_group: Option<String>,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration file and exit (0 valid, 2 invalid).
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+impl Cli {
+    /// The values that override the file.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            mqtt_url: self.mqtt.clone(),
+            embedded_v4: self.embedded_broker,
+            embedded_v5: self.embedded_broker_v5,
+            share_group: self.share_group.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_and_subcommand_parse() {
+        let c = Cli::try_parse_from([
+            "sitewatch-collector",
+            "--listen",
+            "127.0.0.1:1",
+            "--mqtt",
+            "mqtt://b:1883",
+            "--share-group",
+            "g",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.overrides().share_group.as_deref(), Some("g"));
+        let c = Cli::try_parse_from(["sitewatch-collector", "check-config", "x.toml"]).unwrap();
+        assert!(matches!(c.command, Some(Command::CheckConfig { .. })));
+    }
+}

@@ -1,0 +1,594 @@
+//! The collector's configuration file (TOML) and its validation.
+//!
+//! Every key is optional: an empty file (or none at all) gives the one-machine
+//! setup: HTTP on `127.0.0.1:9184`, an embedded broker on `127.0.0.1:1883` (MQTT
+//! 3.1.1) and `127.0.0.1:1884` (MQTT 5). Unknown keys are errors, and every error
+//! names the file and the key. Durations are written `"5s"`, `"2m"`, `"1h"`.
+//!
+//! ```toml
+//! # HTTP address for /metrics, /healthz and /api/v1/hosts.
+//! listen = "127.0.0.1:9184"
+//! # Split the agents' readings with other collectors (MQTT v5 shared subscription).
+//! # share_group = "collectors"
+//!
+//! # An external broker. Without this table the embedded broker runs.
+//! [mqtt]
+//! url = "mqtts://mqtt.example.net:8883"   # mqtt:// (default port 1883) or mqtts:// (8883)
+//! client_id = "collector-bj1"              # set: a persistent session (see `ingest.rs`)
+//! username = "collector"
+//! password_file = "/etc/sitewatch/mqtt-password"
+//! keep_alive = "30s"
+//! session_expiry = "1h"                   # MQTT v5, with client_id
+//! [mqtt.tls]
+//! ca = "/etc/sitewatch/mqtt-ca.pem"        # default: the system's CA roots
+//!
+//! # The embedded broker (ignored when [mqtt] is set).
+//! [embedded_broker]
+//! listen_v4 = "127.0.0.1:1883"
+//! listen_v5 = "127.0.0.1:1884"             # default: listen_v4's port + 1
+//! max_connections = 10000
+//!
+//! [state]
+//! stale_factor = 3                   # a series expires after 3 intervals of its source
+//! lost_after_missed_heartbeats = 3   # an online agent silent this many intervals is lost
+//! startup_grace = "15s"              # no agent declared lost by heartbeat this soon after start
+//! default_interval = "60s"           # when an agent did not announce its intervals
+//! max_series = 5000000               # beyond this, new series are dropped and counted
+//! ```
+//!
+//! The signals engine's `[signals]` and `[sites]` tables come with its own issue.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::Error;
+use crate::liveness::Rules;
+use crate::state::StateConfig;
+
+/// The default HTTP address: 9184 sits in the exporters' range of the Prometheus
+/// port allocation list, next to the many 91xx exporters, and was free there.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
+/// The embedded broker's MQTT 3.1.1 listener.
+pub const DEFAULT_EMBEDDED_V4: &str = "127.0.0.1:1883";
+
+/// A duration written as `"5s"`, `"2m"`, `"1h 30m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a duration ({e}); write e.g. \"5s\""
+                ))
+            })
+    }
+}
+
+/// The file, as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// HTTP listen address.
+    pub listen: Option<SocketAddr>,
+    /// MQTT v5 shared-subscription group.
+    pub share_group: Option<String>,
+    /// An external broker; absent: the embedded one.
+    pub mqtt: Option<MqttConfig>,
+    #[serde(default)]
+    pub embedded_broker: EmbeddedBrokerConfig,
+    #[serde(default)]
+    pub state: StateFileConfig,
+}
+
+/// `[mqtt]`: the broker to consume.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]` or `mqtts://host[:port]`.
+    pub url: Option<String>,
+    /// A stable client id asks the broker for a persistent session, so that QoS 1
+    /// messages published while the collector restarts are kept for it.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    /// A file holding the password (so that it is not in the config file).
+    pub password_file: Option<PathBuf>,
+    pub keep_alive: Option<HumanDuration>,
+    /// MQTT v5 session expiry for the persistent session (default 1h).
+    pub session_expiry: Option<HumanDuration>,
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[mqtt.tls]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the CA(s) to trust; default: the system's roots.
+    pub ca: Option<PathBuf>,
+}
+
+/// `[embedded_broker]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedBrokerConfig {
+    /// MQTT 3.1.1 listener (default 127.0.0.1:1883).
+    pub listen_v4: Option<SocketAddr>,
+    /// MQTT 5 listener (default: `listen_v4`'s port + 1).
+    pub listen_v5: Option<SocketAddr>,
+    /// Concurrent client connections (default 10000).
+    pub max_connections: Option<usize>,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFileConfig {
+    /// A series expires after this many intervals of its source (default 3).
+    pub stale_factor: Option<u32>,
+    /// An online agent silent this many heartbeat intervals is lost (default 3).
+    pub lost_after_missed_heartbeats: Option<u32>,
+    /// No agent is declared lost by heartbeat this soon after start (default 15s).
+    pub startup_grace: Option<HumanDuration>,
+    /// The interval assumed when an agent did not announce one (default 60s).
+    pub default_interval: Option<HumanDuration>,
+    /// Most series held; new ones beyond are dropped and counted (default 5000000).
+    pub max_series: Option<usize>,
+}
+
+/// Loads and parses a config file.
+pub fn load(path: &Path) -> Result<FileConfig, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses config text; `path` only names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
+    toml::from_str(text).map_err(|e| Error::ConfigParse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+/// Where the collector gets its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerMode {
+    Embedded {
+        v4: SocketAddr,
+        v5: SocketAddr,
+        max_connections: usize,
+    },
+    External(BrokerUrl),
+}
+
+/// A parsed `mqtt://` / `mqtts://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl BrokerUrl {
+    /// Parses `mqtt://host[:port]`, `mqtts://host[:port]` (also `tcp://`, `ssl://`).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("{url:?} has no scheme; write mqtt://host:port or mqtts://host:port")
+        })?;
+        let tls = match scheme {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(format!("scheme {other:?} is not mqtt or mqtts")),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.contains('@') || rest.contains('?') {
+            return Err(format!(
+                "{url:?}: only scheme, host and port are allowed (credentials go in username and password_file)"
+            ));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            // [::1]:1883
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: unclosed '['"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => parse_port(url, p)?,
+                None if after.is_empty() => default_port,
+                None => return Err(format!("{url:?}: unexpected {after:?} after the host")),
+            };
+            (host.to_owned(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, p)) => (host.to_owned(), parse_port(url, p)?),
+                None => (rest.to_owned(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{url:?} has no host"));
+        }
+        Ok(BrokerUrl { host, port, tls })
+    }
+}
+
+fn parse_port(url: &str, p: &str) -> Result<u16, String> {
+    p.parse()
+        .map_err(|_| format!("{url:?}: port {p:?} is not a number from 1 to 65535"))
+        .and_then(|n: u16| {
+            if n == 0 {
+                Err(format!("{url:?}: port 0"))
+            } else {
+                Ok(n)
+            }
+        })
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub mqtt_url: Option<String>,
+    pub embedded_v4: Option<SocketAddr>,
+    pub embedded_v5: Option<SocketAddr>,
+    pub share_group: Option<String>,
+}
+
+/// The validated settings the collector runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub broker: BrokerMode,
+    pub share_group: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub keep_alive: Duration,
+    pub session_expiry: Duration,
+    pub state: StateConfig,
+}
+
+impl Settings {
+    /// Resolves the file plus command-line overrides; `origin` names the file in
+    /// errors ("command line" for values that came from there).
+    pub fn resolve(file: &FileConfig, o: &Overrides, origin: &str) -> Result<Self, Error> {
+        let invalid = |origin: &str, key: &str, message: String| Error::ConfigInvalid {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        let cli = "command line";
+        let listen = match (o.listen, file.listen) {
+            (Some(l), _) | (None, Some(l)) => l,
+            (None, None) => DEFAULT_LISTEN
+                .parse()
+                .map_err(|e| invalid(origin, "listen", format!("{e}")))?,
+        };
+        let mqtt = file.mqtt.clone().unwrap_or_default();
+        let (url, url_origin) = match (&o.mqtt_url, &mqtt.url) {
+            (Some(u), _) => (Some(u.clone()), cli),
+            (None, Some(u)) => (Some(u.clone()), origin),
+            (None, None) => (None, origin),
+        };
+        let broker = match url {
+            Some(url) => BrokerMode::External(
+                BrokerUrl::parse(&url).map_err(|m| invalid(url_origin, "mqtt.url", m))?,
+            ),
+            None => {
+                let eb = &file.embedded_broker;
+                let v4 = match (o.embedded_v4, eb.listen_v4) {
+                    (Some(a), _) | (None, Some(a)) => a,
+                    (None, None) => DEFAULT_EMBEDDED_V4.parse().map_err(|e| {
+                        invalid(origin, "embedded_broker.listen_v4", format!("{e}"))
+                    })?,
+                };
+                let v5 = match (o.embedded_v5, eb.listen_v5) {
+                    (Some(a), _) | (None, Some(a)) => a,
+                    (None, None) => {
+                        let port = v4.port().checked_add(1).ok_or_else(|| {
+                            invalid(
+                                origin,
+                                "embedded_broker.listen_v5",
+                                "listen_v4's port + 1 is past 65535: set listen_v5".into(),
+                            )
+                        })?;
+                        SocketAddr::new(v4.ip(), port)
+                    }
+                };
+                if v4.port() == 0 || v5.port() == 0 {
+                    return Err(invalid(
+                        origin,
+                        "embedded_broker",
+                        "port 0 is not supported: the collector must know the port to connect to"
+                            .into(),
+                    ));
+                }
+                if v4 == v5 {
+                    return Err(invalid(
+                        origin,
+                        "embedded_broker.listen_v5",
+                        format!("{v5} is also listen_v4"),
+                    ));
+                }
+                BrokerMode::Embedded {
+                    v4,
+                    v5,
+                    max_connections: eb.max_connections.unwrap_or(10_000),
+                }
+            }
+        };
+        let (share_group, group_origin) = match (&o.share_group, &file.share_group) {
+            (Some(g), _) => (Some(g.clone()), cli),
+            (None, Some(g)) => (Some(g.clone()), origin),
+            (None, None) => (None, origin),
+        };
+        if let Some(g) = &share_group
+            && (g.is_empty() || g.contains(['/', '+', '#']))
+        {
+            return Err(invalid(
+                group_origin,
+                "share_group",
+                format!("{g:?} is not a share name: non-empty, without '/', '+' or '#'"),
+            ));
+        }
+        if let Some(id) = &mqtt.client_id
+            && (id.is_empty() || id.len() > 65_535)
+        {
+            return Err(invalid(
+                origin,
+                "mqtt.client_id",
+                "must be 1 to 65535 bytes".into(),
+            ));
+        }
+        if mqtt.password_file.is_some() && mqtt.username.is_none() {
+            return Err(invalid(
+                origin,
+                "mqtt.password_file",
+                "set mqtt.username too: MQTT sends a password only with a user name".into(),
+            ));
+        }
+        let keep_alive = mqtt.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
+        if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
+            return Err(invalid(
+                origin,
+                "mqtt.keep_alive",
+                "must be 1s to 65535s".into(),
+            ));
+        }
+        let session_expiry = mqtt
+            .session_expiry
+            .map_or(Duration::from_secs(3600), |d| d.0);
+        if session_expiry.as_secs() > u64::from(u32::MAX) {
+            return Err(invalid(origin, "mqtt.session_expiry", "too long".into()));
+        }
+
+        let s = &file.state;
+        let stale_factor = s.stale_factor.unwrap_or(3);
+        if stale_factor == 0 {
+            return Err(invalid(
+                origin,
+                "state.stale_factor",
+                "must be at least 1".into(),
+            ));
+        }
+        let missed = s.lost_after_missed_heartbeats.unwrap_or(3);
+        if missed == 0 {
+            return Err(invalid(
+                origin,
+                "state.lost_after_missed_heartbeats",
+                "must be at least 1".into(),
+            ));
+        }
+        let default_interval = s.default_interval.map_or(Duration::from_secs(60), |d| d.0);
+        if default_interval.is_zero() {
+            return Err(invalid(
+                origin,
+                "state.default_interval",
+                "must be more than 0".into(),
+            ));
+        }
+        let startup_grace = s.startup_grace.map_or(Duration::from_secs(15), |d| d.0);
+        let max_series = s.max_series.unwrap_or(5_000_000);
+        let state = StateConfig {
+            stale_factor,
+            default_interval_ms: millis(default_interval),
+            max_series,
+            // Every collector of a share group sees only part of each agent's
+            // sequence: a gap there is another collector's message.
+            count_gaps: share_group.is_none(),
+            rules: Rules {
+                lost_after_missed_heartbeats: missed,
+                default_interval_ms: millis(default_interval),
+                started_at_ms: 0,
+                startup_grace_ms: millis(startup_grace),
+                heartbeat_needs_readings: share_group.is_some(),
+            },
+        };
+        Ok(Settings {
+            listen,
+            broker,
+            share_group,
+            client_id: mqtt.client_id.clone(),
+            username: mqtt.username.clone(),
+            password_file: mqtt.password_file.clone(),
+            tls_ca: mqtt.tls.as_ref().and_then(|t| t.ca.clone()),
+            keep_alive,
+            session_expiry,
+            state,
+        })
+    }
+
+    /// Checks what the settings point at (password file, CA file) exists and reads.
+    pub fn check_files(&self) -> Result<(), Error> {
+        if let Some(p) = &self.password_file {
+            read_password(p)?;
+        }
+        if let Some(p) = &self.tls_ca {
+            std::fs::read(p).map_err(|source| Error::FileRead {
+                path: p.clone(),
+                what: "the CA file (mqtt.tls.ca)",
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads a password file, without its trailing newline.
+pub fn read_password(path: &Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::FileRead {
+        path: path.to_owned(),
+        what: "the password file (mqtt.password_file)",
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str) -> Result<Settings, Error> {
+        let file = parse(Path::new("c.toml"), text)?;
+        Settings::resolve(&file, &Overrides::default(), "c.toml")
+    }
+
+    #[test]
+    fn empty_file_is_the_one_machine_default() {
+        let s = resolve("").unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9184".parse().unwrap());
+        assert_eq!(
+            s.broker,
+            BrokerMode::Embedded {
+                v4: "127.0.0.1:1883".parse().unwrap(),
+                v5: "127.0.0.1:1884".parse().unwrap(),
+                max_connections: 10_000
+            }
+        );
+        assert_eq!(s.state.stale_factor, 3);
+        assert_eq!(s.state.rules.lost_after_missed_heartbeats, 3);
+        assert!(s.state.count_gaps);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start_matches(' ')))
+            .collect();
+        let s = resolve(&example).unwrap();
+        assert_eq!(
+            s.broker,
+            BrokerMode::External(BrokerUrl {
+                host: "mqtt.example.net".into(),
+                port: 8883,
+                tls: true
+            })
+        );
+        assert_eq!(s.client_id.as_deref(), Some("collector-bj1"));
+        assert_eq!(s.state.rules.startup_grace_ms, 15_000);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_file_and_key() {
+        let e = resolve("[state]\nstale_factr = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml: "), "{e}");
+        assert!(e.contains("stale_factr"), "{e}");
+        let e = resolve("listen = 5").unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = resolve("[state]\nstartup_grace = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("startup_grace") && e.contains("duration"), "{e}");
+        let e = resolve("[state]\nstale_factor = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "c.toml: state.stale_factor: must be at least 1");
+        let e = resolve("share_group = \"a/b\"").unwrap_err().to_string();
+        assert!(e.starts_with("c.toml: share_group: "), "{e}");
+        let e = resolve("[mqtt]\nurl = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml: mqtt.url: "), "{e}");
+    }
+
+    #[test]
+    fn command_line_overrides_the_file_and_is_named_in_errors() {
+        let file = parse(Path::new("c.toml"), "listen = \"127.0.0.1:1\"").unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:2".parse().unwrap()),
+            mqtt_url: Some("mqtt://[::1]".into()),
+            share_group: Some("g".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(&file, &o, "c.toml").unwrap();
+        assert_eq!(s.listen.port(), 2);
+        assert_eq!(
+            s.broker,
+            BrokerMode::External(BrokerUrl {
+                host: "::1".into(),
+                port: 1883,
+                tls: false
+            })
+        );
+        assert!(!s.state.count_gaps);
+        assert!(s.state.rules.heartbeat_needs_readings);
+        let o = Overrides {
+            mqtt_url: Some("mqtt://x:0".into()),
+            ..Overrides::default()
+        };
+        let e = Settings::resolve(&file, &o, "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("command line: mqtt.url: "), "{e}");
+    }
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://broker:1999").unwrap(),
+            BrokerUrl {
+                host: "broker".into(),
+                port: 1999,
+                tls: false
+            }
+        );
+        assert_eq!(BrokerUrl::parse("mqtts://b/").unwrap().port, 8883);
+        assert!(BrokerUrl::parse("broker:1883").is_err());
+        assert!(BrokerUrl::parse("mqtt://u:p@b").is_err());
+        assert!(BrokerUrl::parse("mqtt://b:x").is_err());
+        assert!(BrokerUrl::parse("mqtt://:1883").is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! The library's error type. Each variant has a bounded [`Error::kind`].
+
+use std::path::PathBuf;
+
+/// What can go wrong outside of message handling (messages are never errors: a bad
+/// one is counted and dropped, see `ingest.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: cannot read: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax or shape; `toml`'s message names the key and shows the line.
+    #[error("{path}: {message}")]
+    ConfigParse { path: PathBuf, message: String },
+    /// A value that parses but is not acceptable.
+    #[error("{origin}: {key}: {message}")]
+    ConfigInvalid {
+        /// The config file, or "command line".
+        origin: String,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: cannot read {what}: {source}")]
+    FileRead {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("embedded broker: {0}")]
+    Broker(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+impl Error {
+    /// A bounded label naming the kind of error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::ConfigRead { .. } => "config_read",
+            Error::ConfigParse { .. } => "config_parse",
+            Error::ConfigInvalid { .. } => "config_invalid",
+            Error::FileRead { .. } => "file_read",
+            Error::Tls(_) => "tls",
+            Error::Broker(_) => "broker",
+            Error::Listen { .. } => "listen",
+            Error::Http(_) => "http",
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The HTTP side: `/metrics`, `/healthz`, `/api/v1/hosts`; anything else is 404.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+
+use crate::Shared;
+use crate::metrics::{self, Format};
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub shared: Arc<Shared>,
+    pub registry: Arc<Registry>,
+}
+
+impl App {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let registry = Arc::new(metrics::registry(Arc::clone(&shared)));
+        App { shared, registry }
+    }
+}
+
+/// The routes.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/hosts", get(hosts))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(app)
+}
+
+async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let registry = Arc::clone(&app.registry);
+    // Encoding a large state takes a while: keep it off the async workers.
+    let rendered = tokio::task::spawn_blocking(move || metrics::render(&registry, format)).await;
+    match rendered {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics encoding task failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
+        }
+    }
+}
+
+async fn healthz(AxumState(app): AxumState<App>) -> Response {
+    if app.shared.connected.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not connected to the broker\n",
+        )
+            .into_response()
+    }
+}
+
+async fn hosts(AxumState(app): AxumState<App>) -> Response {
+    let now = app.shared.clock.now_ms();
+    let hosts = app.shared.read().host_infos(now);
+    axum::Json(hosts).into_response()
+}

@@ -1,0 +1,77 @@
+//! `sitewatch-collector`: a thin shell over the library (see its docs).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use sitewatch_collector::cli::{Cli, Command};
+use sitewatch_collector::config::{self, FileConfig, LogFormat, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return match check_config(file) {
+            Ok(()) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "sitewatch-collector failed");
+            eprintln!("sitewatch-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The default filter when RUST_LOG is not set. rumqttd (the embedded broker) logs
+/// every connection at info, and every ordinary client disconnect at ERROR from
+/// these two modules ("router-drop", "no-connection"): an agent restarting would
+/// look like a failure. RUST_LOG=rumqttd=info brings them all back.
+const DEFAULT_LOG_FILTER: &str =
+    "info,rumqttd=warn,rumqttd::server::broker=off,rumqttd::router::routing=off";
+
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn check_config(file: &Path) -> anyhow::Result<()> {
+    let parsed = config::load(file)?;
+    let settings = Settings::resolve(&parsed, &Default::default(), &file.display().to_string())?;
+    settings.check_files()?;
+    Ok(())
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let (file, origin) = match &cli.config {
+        Some(path) => (config::load(path)?, path.display().to_string()),
+        None => (FileConfig::default(), "defaults".to_owned()),
+    };
+    let settings = Settings::resolve(&file, &cli.overrides(), &origin)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(sitewatch_collector::run::run(settings))?;
+    Ok(())
+}

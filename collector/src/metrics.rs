@@ -1,0 +1,499 @@
+//! `/metrics`: a prometheus-client [`Collector`] that encodes the live state at each
+//! scrape, and the names of every metric the collector exposes.
+//!
+//! # What is exposed
+//!
+//! - `sitewatch_<q>{site,host,src,dev,sensor,<reading labels>}` (gauge): the latest
+//!   value of every reading not yet expired, one family per quantity `q`. HELP is
+//!   the vocabulary's description when `q` is in it. A reading whose value is
+//!   `null` has no sample here.
+//! - `sitewatch_reading_state{site,host,src,dev,sensor,quantity,<reading labels>,state}`
+//!   (gauge, always 1): one sample per reading whose state is `warning`, `critical`
+//!   or `unknown`. An `ok` reading has none: its value sample says it is there and
+//!   fine. This keeps the companion's cardinality to the readings in trouble
+//!   instead of doubling the exposition, and a state change moves the sample to a
+//!   new `state` label. A reading label that is itself named `quantity` or `state`
+//!   is written as `label_quantity` / `label_state` here.
+//! - `sitewatch_agent_up{site,host}`: 1 online, 0 lost, shut down or in maintenance.
+//! - `sitewatch_agent_status{site,host,status}`: one sample per status
+//!   (`online|lost|shutdown|maintenance`), 1 for the current one.
+//! - `sitewatch_agent_last_seen_timestamp_seconds{site,host}`.
+//! - `sitewatch_site_disaster_level{site}`: 0 for every known site until the signals
+//!   engine fills it.
+//! - `sitewatch_collector_*`: the collector's own counters and gauges (below).
+//!
+//! Adding `sitewatch_signal_active` (the signals issue): encode it in
+//! [`encode_state`] next to `sitewatch_site_disaster_level`, or register a second
+//! [`Collector`] in [`registry`]; the name is reserved in [`names`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use sitewatch_protocol::{ReadingState, Rejection, quantity};
+
+use crate::Shared;
+use crate::intern::{Id, Interner};
+use crate::liveness::AgentStatus;
+use crate::series::{SeriesKey, SeriesValue};
+use crate::state::{DropReason, MESSAGE_KINDS, State};
+
+/// Every metric name in one place. Counter names are given without `_total`: the
+/// encoder appends it.
+pub mod names {
+    /// Each reading's family is this prefix followed by its quantity.
+    pub const READING_PREFIX: &str = "sitewatch_";
+    pub const READING_STATE: &str = "sitewatch_reading_state";
+    pub const AGENT_UP: &str = "sitewatch_agent_up";
+    pub const AGENT_STATUS: &str = "sitewatch_agent_status";
+    pub const AGENT_LAST_SEEN: &str = "sitewatch_agent_last_seen_timestamp_seconds";
+    pub const SITE_DISASTER_LEVEL: &str = "sitewatch_site_disaster_level";
+    /// Reserved for the signals engine (`{site,level,cause,subject}`).
+    pub const SIGNAL_ACTIVE: &str = "sitewatch_signal_active";
+    pub const REJECTED_MESSAGES: &str = "sitewatch_collector_rejected_messages";
+    pub const DUPLICATE_MESSAGES: &str = "sitewatch_collector_duplicate_messages";
+    pub const SEQUENCE_GAPS: &str = "sitewatch_collector_sequence_gaps";
+    pub const SEQUENCE_RESTARTS: &str = "sitewatch_collector_sequence_restarts";
+    pub const MESSAGES: &str = "sitewatch_collector_messages";
+    pub const READINGS: &str = "sitewatch_collector_readings";
+    pub const DROPPED_READINGS: &str = "sitewatch_collector_dropped_readings";
+    pub const SERIES: &str = "sitewatch_collector_series";
+    pub const HOSTS: &str = "sitewatch_collector_hosts";
+    pub const BROKER_CONNECTED: &str = "sitewatch_collector_broker_connected";
+
+    /// Quantities whose `sitewatch_<q>` family could collide with the collector's
+    /// own metrics, present or future. Readings with such a `q` are dropped and
+    /// counted (`dropped_readings_total{reason="reserved_quantity"}`).
+    pub const RESERVED_QUANTITY_PREFIXES: [&str; 5] =
+        ["agent_", "collector_", "reading_", "signal_", "site_"];
+
+    /// Whether a reading's quantity is reserved.
+    pub fn is_reserved_quantity(q: &str) -> bool {
+        RESERVED_QUANTITY_PREFIXES.iter().any(|p| q.starts_with(p))
+    }
+}
+
+/// The exposition formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4: what `promtool check metrics` validates.
+    Prometheus,
+    /// OpenMetrics text 1.0.0, when the scraper's `Accept` asks for it.
+    OpenMetrics,
+}
+
+impl Format {
+    /// Picks the format from an `Accept` header.
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// The registry `/metrics` encodes: one collector over the shared state.
+pub fn registry(shared: Arc<Shared>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StateCollector { shared }));
+    registry
+}
+
+/// Encodes a registry in a format.
+pub fn render(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    match format {
+        Format::Prometheus => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?
+        }
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry)?,
+    }
+    Ok(out)
+}
+
+/// Encodes the state at each scrape.
+#[derive(Debug)]
+pub struct StateCollector {
+    shared: Arc<Shared>,
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let now = self.shared.clock.now_ms();
+        let connected = self.shared.connected.load(Ordering::Relaxed);
+        // The read lock is held for the whole encoding: ingest waits, which at a
+        // million series is a fraction of a second (see benches/render.rs), and a
+        // scrape sees one consistent state.
+        let state = self.shared.read();
+        encode_state(&state, connected, now, &mut encoder)
+    }
+}
+
+/// A label set of `&str` pairs followed by a reading's interned extra labels.
+struct Labels<'a> {
+    fixed: &'a [(&'a str, &'a str)],
+    extra: &'a [(Id, Id)],
+    strings: &'a Interner,
+    /// Rename extra labels that would collide with a fixed one (`state`).
+    rename_collisions: bool,
+    tail: &'a [(&'a str, &'a str)],
+}
+
+impl EncodeLabelSet for Labels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        for pair in self.fixed {
+            pair.encode(encoder.encode_label())?;
+        }
+        for (k, v) in self.extra {
+            let key = self.strings.resolve(*k);
+            let value = self.strings.resolve(*v);
+            if self.rename_collisions && (key == "quantity" || key == "state") {
+                let renamed = if key == "state" {
+                    "label_state"
+                } else {
+                    "label_quantity"
+                };
+                (renamed, value).encode(encoder.encode_label())?;
+            } else {
+                (key, value).encode(encoder.encode_label())?;
+            }
+        }
+        for pair in self.tail {
+            pair.encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+fn unit_of(name: &str) -> Option<Unit> {
+    Some(match quantity::unit(name)? {
+        "celsius" => Unit::Celsius,
+        "volts" => Unit::Volts,
+        "amperes" => Unit::Amperes,
+        "seconds" => Unit::Seconds,
+        "bytes" => Unit::Bytes,
+        "joules" => Unit::Joules,
+        // `Unit::Ratios` would print "ratios"; the contract's suffix is `_ratio`.
+        other => Unit::Other(other.to_owned()),
+    })
+}
+
+/// Encodes everything the collector exposes from `state` at `now_ms`.
+pub fn encode_state(
+    state: &State,
+    connected: bool,
+    now_ms: i64,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
+    encode_readings(state, now_ms, encoder)?;
+    encode_agents(state, now_ms, encoder)?;
+    encode_self(state, connected, encoder)
+}
+
+fn encode_readings(
+    state: &State,
+    now_ms: i64,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
+    let strings = state.strings();
+    let labelsets = state.labelsets();
+    // Families sorted by name: a stable exposition is easier to read and diff.
+    let mut families: Vec<(&str, &crate::series::Family)> = state
+        .families()
+        .map(|(q, f)| (strings.resolve(q), f))
+        .collect();
+    families.sort_unstable_by_key(|(q, _)| *q);
+    let mut troubled = false;
+    for (q, family) in &families {
+        let unit = unit_of(q);
+        // With a unit, the encoder appends `_<unit>` itself (and OpenMetrics gets a
+        // `# UNIT` line): pass the name without it.
+        let full = format!("{}{q}", names::READING_PREFIX);
+        let base = match &unit {
+            Some(u) => full
+                .strip_suffix(u.as_str())
+                .and_then(|s| s.strip_suffix('_'))
+                .unwrap_or(&full),
+            None => &full,
+        };
+        let help = quantity::describe(q).map_or_else(
+            || format!("Reading of quantity {q} reported by sitewatch agents."),
+            str::to_owned,
+        );
+        let exposed = |kv| exposed(state, now_ms, kv);
+        // A family whose readings are all null or expired has no sample, and then no
+        // HELP/TYPE either. (This stops at the first sample in the usual case.)
+        if !family
+            .series
+            .iter()
+            .filter_map(exposed)
+            .any(|(_, v, _)| v.value().is_some())
+        {
+            troubled |= family
+                .series
+                .iter()
+                .filter_map(exposed)
+                .any(|(_, v, _)| v.state != ReadingState::Ok);
+            continue;
+        }
+        let mut metric =
+            encoder.encode_descriptor(base, &help, unit.as_ref(), MetricType::Gauge)?;
+        for (key, value, host) in family.series.iter().filter_map(exposed) {
+            if value.state != ReadingState::Ok {
+                troubled = true;
+            }
+            let Some(v) = value.value() else {
+                continue;
+            };
+            let fixed = [
+                ("site", strings.resolve(host.site)),
+                ("host", strings.resolve(host.host)),
+                ("src", strings.resolve(key.src)),
+                ("dev", strings.resolve(key.dev)),
+                ("sensor", strings.resolve(key.name)),
+            ];
+            let labels = Labels {
+                fixed: &fixed,
+                extra: labelsets.resolve(key.labels),
+                strings,
+                rename_collisions: false,
+                tail: &[],
+            };
+            metric.encode_family(&labels)?.encode_gauge(&v)?;
+        }
+    }
+    if !troubled {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(
+        names::READING_STATE,
+        "1 for each reading whose state is warning, critical or unknown (ok readings have no \
+         sample here).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (q, family) in &families {
+        for (key, value) in &family.series {
+            if value.state == ReadingState::Ok {
+                continue;
+            }
+            let Some(host) = state.host(key.host) else {
+                continue;
+            };
+            if value.is_stale(state.stale_after_ms(host, key.src), now_ms) {
+                continue;
+            }
+            let fixed = [
+                ("site", strings.resolve(host.site)),
+                ("host", strings.resolve(host.host)),
+                ("src", strings.resolve(key.src)),
+                ("dev", strings.resolve(key.dev)),
+                ("sensor", strings.resolve(key.name)),
+                ("quantity", *q),
+            ];
+            let labels = Labels {
+                fixed: &fixed,
+                extra: labelsets.resolve(key.labels),
+                strings,
+                rename_collisions: true,
+                tail: &[("state", value.state.as_str())],
+            };
+            metric.encode_family(&labels)?.encode_gauge(&1i64)?;
+        }
+    }
+    Ok(())
+}
+
+/// A series with its host, unless it expired at `now_ms`.
+fn exposed<'a>(
+    state: &'a State,
+    now_ms: i64,
+    (key, value): (&'a SeriesKey, &'a SeriesValue),
+) -> Option<(&'a SeriesKey, &'a SeriesValue, &'a crate::state::Host)> {
+    let host = state.host(key.host)?;
+    if value.is_stale(state.stale_after_ms(host, key.src), now_ms) {
+        return None;
+    }
+    Some((key, value, host))
+}
+
+fn encode_agents(
+    state: &State,
+    now_ms: i64,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
+    let strings = state.strings();
+    let mut hosts: Vec<_> = state
+        .hosts()
+        .map(|(_, h)| {
+            (
+                strings.resolve(h.site),
+                strings.resolve(h.host),
+                state.liveness(h, now_ms).status,
+                h.last_seen_ms,
+            )
+        })
+        .collect();
+    hosts.sort_unstable_by_key(|(site, host, _, _)| (*site, *host));
+
+    let mut up = encoder.encode_descriptor(
+        names::AGENT_UP,
+        "1 when the agent is online, 0 when lost, shut down or in maintenance.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (site, host, status, _) in &hosts {
+        let labels = [("site", *site), ("host", *host)];
+        up.encode_family(&labels)?
+            .encode_gauge(&i64::from(status.is_up()))?;
+    }
+    let mut st = encoder.encode_descriptor(
+        names::AGENT_STATUS,
+        "1 for the agent's current status (online, lost, shutdown, maintenance), 0 for the \
+         others.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (site, host, status, _) in &hosts {
+        for s in AgentStatus::ALL {
+            let labels = [("site", *site), ("host", *host), ("status", s.as_str())];
+            st.encode_family(&labels)?
+                .encode_gauge(&i64::from(s == *status))?;
+        }
+    }
+    if hosts.iter().any(|h| h.3.is_some()) {
+        let mut seen = encoder.encode_descriptor(
+            names::AGENT_LAST_SEEN,
+            "When the agent was last heard from (Unix time in seconds).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (site, host, _, last_seen) in &hosts {
+            if let Some(ms) = last_seen {
+                let labels = [("site", *site), ("host", *host)];
+                seen.encode_family(&labels)?
+                    .encode_gauge(&(*ms as f64 / 1000.0))?;
+            }
+        }
+    }
+    let mut level = encoder.encode_descriptor(
+        names::SITE_DISASTER_LEVEL,
+        "Highest active disaster level of the site (1-4), 0 when none.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for site in state.sites() {
+        level
+            .encode_family(&[("site", site)])?
+            .encode_gauge(&0i64)?;
+    }
+    Ok(())
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), fmt::Error> {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+fn encode_self(
+    state: &State,
+    connected: bool,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
+    let c = state.counters();
+    let mut m = encoder.encode_descriptor(
+        names::REJECTED_MESSAGES,
+        "Messages rejected by the protocol decoder, by reason.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in Rejection::REASONS.iter().zip(c.rejected) {
+        m.encode_family(&[("reason", *reason)])?
+            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        names::MESSAGES,
+        "Messages ingested, by kind.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (kind, n) in MESSAGE_KINDS.iter().zip(c.messages) {
+        m.encode_family(&[("kind", *kind)])?
+            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        names::DROPPED_READINGS,
+        "Readings not stored, by reason.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in DropReason::ALL.iter().zip(c.dropped_readings) {
+        m.encode_family(&[("reason", reason.as_str())])?
+            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+    }
+    counter(encoder, names::READINGS, "Readings ingested.", c.readings)?;
+    counter(
+        encoder,
+        names::DUPLICATE_MESSAGES,
+        "Messages dropped as duplicates of one already ingested (same boot and seq).",
+        c.duplicates,
+    )?;
+    counter(
+        encoder,
+        names::SEQUENCE_GAPS,
+        "Sequence numbers skipped: messages an agent sent that never arrived.",
+        c.gaps,
+    )?;
+    counter(
+        encoder,
+        names::SEQUENCE_RESTARTS,
+        "Sequences that started again without a new boot announced.",
+        c.sequence_restarts,
+    )?;
+    gauge(
+        encoder,
+        names::SERIES,
+        "Series held in memory.",
+        i64::try_from(state.series_count()).unwrap_or(i64::MAX),
+    )?;
+    gauge(
+        encoder,
+        names::HOSTS,
+        "Agents known.",
+        i64::try_from(state.hosts().count()).unwrap_or(i64::MAX),
+    )?;
+    gauge(
+        encoder,
+        names::BROKER_CONNECTED,
+        "1 when the collector is connected to its MQTT broker.",
+        i64::from(connected),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+use super::*;
+use crate::Clock;
+use crate::state::StateConfig;
+use crate::state::tests::{CPU, DISK, T0, apply, birth, readings};
+
+fn shared_at(now: i64) -> Arc<Shared> {
+    Arc::new(Shared::new(
+        State::new(StateConfig::default()),
+        Clock::Fixed(now),
+    ))
+}
+
+fn scrape(shared: &Arc<Shared>, format: Format) -> String {
+    render(&registry(Arc::clone(shared)), format).unwrap()
+}
+
+fn lines_of<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+                .unwrap_or(l)
+                .split(['{', ' '])
+                .next()
+                == Some(family)
+        })
+        .collect()
+}
+
+#[test]
+fn readings_are_exposed_as_gauges_with_their_labels_and_help() {
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/state",
+            &birth("b1"),
+            false,
+            T0,
+        );
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/readings",
+            &readings(1, &format!("{CPU},{DISK}")),
+            false,
+            T0,
+        );
+    }
+    let text = scrape(&shared, Format::Prometheus);
+    assert_eq!(
+        lines_of(&text, "sitewatch_cpu_usage_ratio"),
+        [
+            "# HELP sitewatch_cpu_usage_ratio CPU busy time, 0..1.",
+            "# TYPE sitewatch_cpu_usage_ratio gauge",
+            r#"sitewatch_cpu_usage_ratio{site="bj1",host="web-01",src="host",dev="cpu",sensor="cpu"} 0.25"#,
+        ]
+    );
+    assert_eq!(
+        lines_of(&text, "sitewatch_disk_reallocated_sectors"),
+        [
+            "# HELP sitewatch_disk_reallocated_sectors Reallocated sector count.",
+            "# TYPE sitewatch_disk_reallocated_sectors gauge",
+            r#"sitewatch_disk_reallocated_sectors{site="bj1",host="web-01",src="smart",dev="sda",sensor="reallocated_sectors",model="ST4000",serial="Z1"} 3.0"#,
+        ]
+    );
+    // Only the reading in trouble has a state sample.
+    assert_eq!(
+        lines_of(&text, "sitewatch_reading_state")[2..],
+        [
+            r#"sitewatch_reading_state{site="bj1",host="web-01",src="smart",dev="sda",sensor="reallocated_sectors",quantity="disk_reallocated_sectors",model="ST4000",serial="Z1",state="warning"} 1"#
+        ]
+    );
+    assert_eq!(
+        lines_of(&text, "sitewatch_agent_up")[2..],
+        [r#"sitewatch_agent_up{site="bj1",host="web-01"} 1"#]
+    );
+    assert_eq!(
+        lines_of(&text, "sitewatch_agent_status")[2..],
+        [
+            r#"sitewatch_agent_status{site="bj1",host="web-01",status="online"} 1"#,
+            r#"sitewatch_agent_status{site="bj1",host="web-01",status="lost"} 0"#,
+            r#"sitewatch_agent_status{site="bj1",host="web-01",status="shutdown"} 0"#,
+            r#"sitewatch_agent_status{site="bj1",host="web-01",status="maintenance"} 0"#,
+        ]
+    );
+    assert_eq!(
+        lines_of(&text, "sitewatch_site_disaster_level")[2..],
+        [r#"sitewatch_site_disaster_level{site="bj1"} 0"#]
+    );
+    assert_eq!(
+        lines_of(&text, "sitewatch_agent_last_seen_timestamp_seconds")[2..],
+        ["sitewatch_agent_last_seen_timestamp_seconds{site=\"bj1\",host=\"web-01\"} 1764080000.0"]
+    );
+}
+
+#[test]
+fn self_metrics_are_always_there_with_every_reason_at_zero() {
+    let shared = shared_at(T0);
+    let text = scrape(&shared, Format::Prometheus);
+    let rejected = lines_of(&text, "sitewatch_collector_rejected_messages_total");
+    assert_eq!(rejected.len(), 2 + Rejection::REASONS.len());
+    assert!(
+        rejected.contains(&r#"sitewatch_collector_rejected_messages_total{reason="not_json"} 0"#)
+    );
+    for line in [
+        "sitewatch_collector_duplicate_messages_total 0",
+        "sitewatch_collector_sequence_gaps_total 0",
+        "sitewatch_collector_readings_total 0",
+        r#"sitewatch_collector_messages_total{kind="readings"} 0"#,
+        r#"sitewatch_collector_dropped_readings_total{reason="series_limit"} 0"#,
+        "sitewatch_collector_series 0",
+        "sitewatch_collector_broker_connected 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+    // No reading, no agent: their families are absent or empty, never malformed.
+    assert!(!text.contains("sitewatch_reading_state"));
+}
+
+#[test]
+fn null_and_expired_readings_have_no_value_sample() {
+    let shared = shared_at(T0 + 16_000);
+    {
+        let mut s = shared.write();
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/state",
+            &birth("b1"),
+            false,
+            T0,
+        );
+        let null = r#"{"src":"smart","dev":"sdb","name":"temp","q":"temperature_celsius","value":null,"state":"unknown"}"#;
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/readings",
+            &readings(1, &format!("{CPU},{null}")),
+            false,
+            T0,
+        );
+    }
+    let text = scrape(&shared, Format::Prometheus);
+    // cpu (host source, 5 s) expired at T0 + 15 s; the null temperature never had one.
+    assert!(!text.contains("sitewatch_cpu_usage_ratio"), "{text}");
+    assert!(!text.contains("sitewatch_temperature_celsius"), "{text}");
+    assert!(
+        text.contains(r#"quantity="temperature_celsius",state="unknown"} 1"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn openmetrics_has_units_and_eof() {
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        let t = r#"{"src":"ipmi","dev":"bmc","name":"Inlet \"Temp\"","q":"temperature_celsius","value":23.5,"state":"ok","labels":{"state":"x"}}"#;
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/readings",
+            &readings(1, t),
+            false,
+            T0,
+        );
+    }
+    let om = scrape(&shared, Format::OpenMetrics);
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# UNIT sitewatch_temperature_celsius celsius\n"),
+        "{om}"
+    );
+    assert!(
+        om.contains(r#"sensor="Inlet \"Temp\"",state="x"} 23.5"#),
+        "{om}"
+    );
+    let prom = scrape(&shared, Format::Prometheus);
+    assert!(!prom.contains("# EOF"));
+    assert!(!prom.contains("# UNIT"));
+    assert!(prom.contains("sitewatch_temperature_celsius{"));
+    assert_eq!(
+        Format::from_accept(Some("application/openmetrics-text;version=1.0.0")),
+        Format::OpenMetrics
+    );
+    assert_eq!(Format::from_accept(Some("text/plain")), Format::Prometheus);
+    assert_eq!(Format::from_accept(None), Format::Prometheus);
+}
+
+#[test]
+fn reading_labels_named_like_companion_labels_are_renamed_there() {
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        let r = r#"{"src":"x","dev":"d","name":"n","q":"psu_ok","value":0,"state":"critical","labels":{"quantity":"a","state":"b"}}"#;
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/readings",
+            &readings(1, r),
+            false,
+            T0,
+        );
+    }
+    let text = scrape(&shared, Format::Prometheus);
+    assert!(
+        text.contains(
+            r#"quantity="psu_ok",label_quantity="a",label_state="b",state="critical"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_family_is_written_once() {
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        for host in ["a", "b", "c"] {
+            apply(
+                &mut s,
+                &format!("sitewatch/v1/bj1/{host}/state"),
+                &birth("b1"),
+                false,
+                T0,
+            );
+            apply(
+                &mut s,
+                &format!("sitewatch/v1/bj1/{host}/readings"),
+                &readings(1, &format!("{CPU},{DISK}")),
+                false,
+                T0,
+            );
+        }
+    }
+    let text = scrape(&shared, Format::Prometheus);
+    let mut seen = std::collections::HashSet::new();
+    for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert!(seen.insert(l.to_owned()), "family written twice: {l}");
+    }
+    // And its samples are contiguous.
+    let names: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    let mut runs = names.clone();
+    runs.dedup();
+    let unique: std::collections::HashSet<_> = runs.iter().collect();
+    assert_eq!(runs.len(), unique.len(), "{text}");
+}

@@ -1,0 +1,89 @@
+//! The binary's command line: check-config, and failing early and clearly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::process::Command;
+
+fn collector() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sitewatch-collector"))
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/collector.toml");
+    let out = collector().args(["check-config", path]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
+}
+
+#[test]
+fn check_config_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[state]\nstale_factor = 3\nlost_after = 2\n").unwrap();
+    let out = collector().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("lost_after"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &path,
+        "[mqtt]\nurl = \"mqtt://b\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n",
+    )
+    .unwrap();
+    let out = collector().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/pw") && err.contains("password_file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_busy_port_is_an_error_naming_the_address() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let free5 = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The embedded broker's port is taken.
+    let out = collector()
+        .args([
+            "--listen",
+            &free.to_string(),
+            "--embedded-broker",
+            &addr.to_string(),
+        ])
+        .args(["--embedded-broker-v5", &free5.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr.to_string()), "{err}");
+    // The HTTP port is taken.
+    let out = collector()
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--mqtt",
+            "mqtt://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr.to_string()), "{err}");
+}

@@ -1,0 +1,359 @@
+//! One module per cause: pure functions from a site's picture, the config, the
+//! engine memory the cause needs and the time, to the conditions true right now.
+//!
+//! A condition is not a signal yet: the engine's [`crate::temporal`] machine
+//! decides when a condition that holds becomes a raised signal (after its `for`)
+//! and when one that stopped holding clears (after `clear_after`).
+
+pub mod cooling;
+pub mod host_hardware;
+pub mod host_resources;
+pub mod network;
+pub mod network_device;
+pub mod power;
+pub mod region;
+pub mod storage;
+
+use std::fmt::Write as _;
+
+use sitewatch_protocol::{Cause, Evidence, Severity, payload::EvidenceDetail};
+
+use crate::{
+    config::SignalsConfig,
+    snapshot::{HostSnapshot, Labels, Liveness, SeriesSnapshot},
+};
+
+/// The most evidence entries one signal carries; the rest are counted in a last
+/// line, so that a site of 500 lost hosts does not make a 500-entry payload.
+pub const MAX_EVIDENCE: usize = 24;
+
+/// A condition true at one instant, about one subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub cause: Cause,
+    /// A host, `<host>:<resource>`, `<host>:<disk>`, a device, the site, a zone, a region.
+    pub subject: String,
+    /// `low` is an advisory (a warning threshold), tracked apart from the alarm.
+    pub severity: Severity,
+    /// One line for people: what holds, with the numbers.
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+    /// How long (ms) the condition must hold before its signal is raised.
+    pub for_ms: i64,
+    /// The L3 causes that, active at the same site, explain this condition: the
+    /// signal is then listed in the L3's evidence and not published by itself.
+    pub explained_by: CauseSet,
+}
+
+impl Condition {
+    /// The tracking tier: an advisory (severity low) and the alarm are separate.
+    pub fn tier(&self) -> Tier {
+        if self.severity == Severity::Low {
+            Tier::Advisory
+        } else {
+            Tier::Alarm
+        }
+    }
+}
+
+/// A signal key has two independent tiers: the warning-threshold advisory
+/// (severity low, never a disaster) and the alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    Alarm,
+    Advisory,
+}
+
+/// A small set of causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CauseSet(u16);
+
+impl CauseSet {
+    pub const EMPTY: CauseSet = CauseSet(0);
+
+    pub const fn of(causes: &[Cause]) -> CauseSet {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < causes.len() {
+            bits |= 1 << causes[i] as u16;
+            i += 1;
+        }
+        CauseSet(bits)
+    }
+
+    pub fn contains(self, cause: Cause) -> bool {
+        self.0 & (1 << cause as u16) != 0
+    }
+
+    pub fn intersection(self, other: CauseSet) -> CauseSet {
+        CauseSet(self.0 & other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Which signals are raised right now, so that a cause can apply its value
+/// hysteresis (a limit of 85 % clears below 80 % once raised).
+pub trait Held {
+    fn is_raised(&self, cause: Cause, subject: &str, tier: Tier) -> bool;
+}
+
+/// Nothing is raised: a first evaluation, or a unit test.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NothingHeld;
+
+impl Held for NothingHeld {
+    fn is_raised(&self, _: Cause, _: &str, _: Tier) -> bool {
+        false
+    }
+}
+
+/// One site as the causes see it: hosts in maintenance are already left out
+/// (their signals are suppressed and they never count as lost), and the lost ones
+/// are resolved against the startup grace.
+#[derive(Debug, Clone)]
+pub struct SiteView<'a> {
+    pub site: &'a str,
+    pub hosts: Vec<HostView<'a>>,
+    /// Hosts that count as lost, with when (after the startup grace, ms), sorted
+    /// by host: reported lost, or expected in config and never seen.
+    pub lost: Vec<(&'a str, i64)>,
+    /// Hosts that count for the L3 `network` share: not shut down, not in
+    /// maintenance, reported or expected.
+    pub counted: usize,
+}
+
+/// One host of a [`SiteView`].
+#[derive(Debug, Clone, Copy)]
+pub struct HostView<'a> {
+    pub snap: &'a HostSnapshot,
+    /// Labels from config for this host, used where its own labels lack a key.
+    pub config_labels: Option<&'a Labels>,
+}
+
+impl<'a> HostView<'a> {
+    pub fn name(&self) -> &'a str {
+        &self.snap.host
+    }
+
+    pub fn label(&self, key: &str) -> Option<&'a str> {
+        self.snap
+            .labels
+            .get(key)
+            .or_else(|| self.config_labels.and_then(|l| l.get(key)))
+            .map(String::as_str)
+    }
+
+    pub fn readings(&self) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
+        self.snap.readings.iter()
+    }
+
+    pub fn readings_of(&self, q: &'a str) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
+        self.snap.readings.iter().filter(move |r| r.q == q)
+    }
+}
+
+impl<'a> SiteView<'a> {
+    /// Builds the view of one site. `hosts` is the site's snapshot (empty for a
+    /// configured site nobody has reported to yet).
+    pub fn build(
+        site: &'a str,
+        hosts: &'a [HostSnapshot],
+        cfg: &'a SignalsConfig,
+        started_at_ms: i64,
+        now_ms: i64,
+    ) -> SiteView<'a> {
+        let site_cfg = cfg.sites.get(site);
+        // Before this, retained state is still arriving: nothing counts as lost.
+        let grace_end = started_at_ms.saturating_add(crate::config::ms(cfg.startup_grace));
+        let after_grace = now_ms >= grace_end;
+        let mut view = SiteView {
+            site,
+            hosts: Vec::with_capacity(hosts.len()),
+            lost: Vec::new(),
+            counted: 0,
+        };
+        for h in hosts {
+            if h.liveness == Liveness::Maintenance
+                || cfg.in_maintenance(site, Some(&h.host), now_ms)
+            {
+                continue;
+            }
+            match h.liveness {
+                // A loss observed during the grace may be older than the collector;
+                // it is dated at the grace's end, not at the restart.
+                Liveness::Lost { since_ms } if after_grace => {
+                    view.lost.push((&h.host, since_ms.max(grace_end)));
+                }
+                _ => {}
+            }
+            if h.liveness != Liveness::Shutdown {
+                view.counted += 1;
+            }
+            view.hosts.push(HostView {
+                snap: h,
+                config_labels: site_cfg.and_then(|s| s.host_labels.get(&h.host)),
+            });
+        }
+        if let Some(sc) = site_cfg {
+            for expected in &sc.expected_hosts {
+                let seen = hosts.iter().any(|h| &h.host == expected);
+                if seen || cfg.in_maintenance(site, Some(expected), now_ms) {
+                    continue;
+                }
+                view.counted += 1;
+                if after_grace {
+                    view.lost.push((expected, grace_end));
+                }
+            }
+        }
+        view.lost.sort_unstable();
+        view.lost.dedup_by(|a, b| a.0 == b.0);
+        view
+    }
+
+    pub fn is_lost(&self, host: &str) -> bool {
+        self.lost.iter().any(|(h, _)| *h == host)
+    }
+}
+
+/// What every cause gets.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub cfg: &'a SignalsConfig,
+    pub now_ms: i64,
+    pub site: &'a SiteView<'a>,
+    pub held: &'a dyn Held,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("now_ms", &self.now_ms)
+            .field("site", &self.site.site)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Evidence pointing at one reading.
+pub fn reading_evidence(host: &str, r: &SeriesSnapshot, summary: String) -> Evidence {
+    Evidence::Detail(EvidenceDetail {
+        summary,
+        host: Some(host.to_owned()),
+        src: Some(r.src.clone()),
+        dev: Some(r.dev.clone()),
+        q: Some(r.q.clone()),
+        value: r.number(),
+        inhibits: None,
+    })
+}
+
+/// Evidence about a host (lost, ...).
+pub fn host_evidence(host: &str, summary: String) -> Evidence {
+    Evidence::Detail(EvidenceDetail {
+        summary,
+        host: Some(host.to_owned()),
+        src: None,
+        dev: None,
+        q: None,
+        value: None,
+        inhibits: None,
+    })
+}
+
+/// Keeps at most [`MAX_EVIDENCE`] entries, the last saying how many were left out.
+pub fn cap_evidence(mut evidence: Vec<Evidence>) -> Vec<Evidence> {
+    if evidence.len() > MAX_EVIDENCE {
+        let left_out = evidence.len() - (MAX_EVIDENCE - 1);
+        evidence.truncate(MAX_EVIDENCE - 1);
+        evidence.push(Evidence::Text(format!("and {left_out} more")));
+    }
+    evidence
+}
+
+/// `value` as a percentage for summaries: `0.912` -> `91.2 %`.
+pub fn percent(value: f64) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{:.1} %", value * 100.0);
+    s
+}
+
+/// The median of some values (the mean of the middle two for an even count).
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+/// A duration in ms for summaries: `45000` -> `45s`.
+pub fn human_ms(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    // Whole seconds: sub-second precision is noise in a page.
+    humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::snapshot::{HostSnapshot, SiteSnapshot};
+
+    /// Builds a view and runs `f` on a context at `now_ms`, with the collector
+    /// started long before (no grace in effect).
+    pub fn with_ctx<T>(
+        site: &SiteSnapshot,
+        cfg: &SignalsConfig,
+        now_ms: i64,
+        f: impl FnOnce(&Ctx<'_>) -> T,
+    ) -> T {
+        let view = SiteView::build(&site.site, &site.hosts, cfg, i64::MIN / 2, now_ms);
+        let ctx = Ctx {
+            cfg,
+            now_ms,
+            site: &view,
+            held: &NothingHeld,
+        };
+        f(&ctx)
+    }
+
+    pub fn site(hosts: Vec<HostSnapshot>) -> SiteSnapshot {
+        SiteSnapshot::new("bj1", hosts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn cause_sets_intersect() {
+        let a = CauseSet::of(&[Cause::Power, Cause::Network]);
+        let b = CauseSet::of(&[Cause::Network, Cause::Cooling]);
+        assert!(a.intersection(b).contains(Cause::Network));
+        assert!(!a.intersection(b).contains(Cause::Power));
+        assert!(a.intersection(CauseSet::EMPTY).is_empty());
+    }
+
+    #[test]
+    fn evidence_is_capped_with_a_count() {
+        let ev: Vec<Evidence> = (0..30).map(|i| Evidence::Text(i.to_string())).collect();
+        let capped = cap_evidence(ev);
+        assert_eq!(capped.len(), MAX_EVIDENCE);
+        assert_eq!(capped.last(), Some(&Evidence::Text("and 7 more".into())));
+    }
+}

@@ -1,0 +1,92 @@
+//! L3 `network`, subject = the site: at least half of the site's counted agents,
+//! and at least two, lost within one minute of each other.
+//!
+//! "Within one minute" tells a cut from attrition: hosts that died one by one over
+//! a week are L2s each. The losses must cluster: some one-minute window holds
+//! enough of them. The condition then holds for as long as those hosts stay lost,
+//! however long ago the cut was.
+//!
+//! Counted agents exclude hosts shut down cleanly and hosts in maintenance (see
+//! [`super::SiteView`]); expected hosts never seen count once the startup grace is
+//! over. During the grace nothing is lost, so a collector restart raises nothing.
+//!
+//! Evidence: the lost hosts, and the agents still up that cannot reach an uplink or
+//! a peer site (`probe_up == 0` with such a role): what the cut looks like from inside.
+
+use sitewatch_protocol::{Cause, Severity, quantity as q};
+
+use super::{CauseSet, Condition, Ctx, cap_evidence, host_evidence, human_ms, reading_evidence};
+
+pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
+    let cfg = &ctx.cfg.network;
+    let view = ctx.site;
+    if !cfg.enabled || view.lost.len() < cfg.min_lost {
+        return Vec::new();
+    }
+    let needed = cfg
+        .min_lost
+        .max((view.counted as f64 * cfg.lost_ratio).ceil() as usize);
+    let clustered = largest_cluster(&view.lost, crate::config::ms(cfg.within));
+    if clustered < needed {
+        return Vec::new();
+    }
+    let mut evidence = Vec::new();
+    for &(host, since) in &view.lost {
+        let summary = format!("{host} lost for {}", human_ms(ctx.now_ms - since));
+        evidence.push(host_evidence(host, summary));
+    }
+    for host in view.hosts.iter().filter(|h| !view.is_lost(h.name())) {
+        for r in host.readings_of(q::PROBE_UP) {
+            let role = r.labels.get("role").map(String::as_str).unwrap_or_default();
+            if r.is_flag(0.0) && cfg.probe_roles.iter().any(|x| x == role) {
+                let summary = format!("{} does not reach {role} {}", host.name(), r.dev);
+                evidence.push(reading_evidence(host.name(), r, summary));
+            }
+        }
+    }
+    vec![Condition {
+        cause: Cause::Network,
+        subject: view.site.to_owned(),
+        severity: Severity::Critical,
+        summary: format!(
+            "{}: {} of {} agents lost within {}",
+            view.site,
+            view.lost.len(),
+            view.counted,
+            humantime::format_duration(cfg.within)
+        ),
+        evidence: cap_evidence(evidence),
+        // The one-minute clustering is the debounce; the DR plan's 30 s budget
+        // leaves no room for another.
+        for_ms: 0,
+        explained_by: CauseSet::EMPTY,
+    }]
+}
+
+/// The most losses that fall within one window of `within_ms`.
+fn largest_cluster(lost: &[(&str, i64)], within_ms: i64) -> usize {
+    let mut times: Vec<i64> = lost.iter().map(|l| l.1).collect();
+    times.sort_unstable();
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] > within_ms {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clusters_are_counted_within_the_window() {
+        let lost = [("a", 0), ("b", 30_000), ("c", 60_000), ("d", 200_000)];
+        assert_eq!(largest_cluster(&lost, 60_000), 3);
+        assert_eq!(largest_cluster(&lost, 10_000), 1);
+        assert_eq!(largest_cluster(&[], 60_000), 0);
+    }
+}

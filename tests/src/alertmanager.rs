@@ -1,0 +1,54 @@
+//! A real Alertmanager (Debian's prometheus-alertmanager) on a free loopback port.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use crate::{free_port, process::Proc, scrape, wait};
+
+pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// A running Alertmanager with a do-nothing receiver.
+#[derive(Debug)]
+pub struct Alertmanager {
+    pub port: u16,
+    proc: Proc,
+}
+
+impl Alertmanager {
+    pub fn start(dir: &Path) -> Alertmanager {
+        let port = free_port();
+        let data = dir.join("alertmanager-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let conf = dir.join("alertmanager.yml");
+        std::fs::write(
+            &conf,
+            "route:\n  receiver: nobody\n  group_by: [site, level]\nreceivers:\n  - name: nobody\n",
+        )
+        .unwrap();
+        let mut cmd = Command::new(ALERTMANAGER);
+        cmd.arg(format!("--config.file={}", conf.display()))
+            .arg(format!("--storage.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // No gossip: a single test instance, and no traffic off loopback.
+            .arg("--cluster.listen-address=");
+        let proc = Proc::spawn("alertmanager", cmd, dir);
+        wait::until(Duration::from_secs(20), "alertmanager to be ready", || {
+            scrape::get(port, "/-/ready").filter(|r| r.status == 200)
+        });
+        Alertmanager { port, proc }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The alerts Alertmanager holds now (`GET /api/v2/alerts`), active or not.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        scrape::get(self.port, "/api/v2/alerts?active=true&silenced=true&inhibited=true")
+            .and_then(|r| serde_json::from_str(&r.body).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+}

@@ -22,6 +22,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sitewatch_protocol::{HostName, SiteName, limits};
 
+pub mod modbus;
+
 /// The whole configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,7 +127,11 @@ pub struct SourcesConfig {
     /// uptime and temperatures. Enabled by default.
     #[serde(default)]
     pub host: HostSourceConfig,
-    // Extension point: `ipmi`, `smart`, `modbus`, `net` each add an
+    /// `[sources.modbus]`: UPS, generator, cooling and environment devices over
+    /// Modbus TCP/RTU, each read through a profile. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus: Option<modbus::ModbusSourceConfig>,
+    // Extension point: `ipmi`, `smart`, `net` each add an
     // `Option<...SourceConfig>` field here (absent = disabled).
 }
 
@@ -155,6 +161,7 @@ pub struct Schedule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
     Host(HostSourceConfig),
+    Modbus(modbus::ModbusSourceConfig),
 }
 
 impl SourceConfig {
@@ -162,12 +169,17 @@ impl SourceConfig {
     pub fn name(&self) -> &'static str {
         match self {
             SourceConfig::Host(_) => "host",
+            SourceConfig::Modbus(_) => "modbus",
         }
     }
 
     pub fn schedule(&self) -> Schedule {
         match self {
             SourceConfig::Host(c) => Schedule {
+                interval: c.interval,
+                timeout: c.timeout,
+            },
+            SourceConfig::Modbus(c) => Schedule {
                 interval: c.interval,
                 timeout: c.timeout,
             },
@@ -181,6 +193,9 @@ impl SourcesConfig {
         let mut out = Vec::new();
         if self.host.enabled {
             out.push(SourceConfig::Host(self.host.clone()));
+        }
+        if let Some(m) = self.modbus.as_ref().filter(|m| m.enabled) {
+            out.push(SourceConfig::Modbus(m.clone()));
         }
         out
     }
@@ -521,6 +536,9 @@ impl Config {
                     limits::MAX_PAYLOAD_BYTES
                 ),
             ));
+        }
+        if let Some(m) = &self.sources.modbus {
+            modbus::check(m).map_err(|(key, message)| invalid(key, message))?;
         }
         for source in self.sources.enabled() {
             let s = source.schedule();

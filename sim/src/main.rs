@@ -80,7 +80,12 @@ fn announce(line: &str) -> Result<()> {
 fn offset(addr: &str, by: u16) -> Result<String> {
     let (host, port) = addr.rsplit_once(':').context("address must be HOST:PORT")?;
     let port: u16 = port.parse().context("port must be a number")?;
-    let port = port.checked_add(by).context("port past 65535")?;
+    // Port 0 stays 0: every device then gets a free port of its own.
+    let port = if port == 0 {
+        0
+    } else {
+        port.checked_add(by).context("port past 65535")?
+    };
     Ok(format!("{host}:{port}"))
 }
 

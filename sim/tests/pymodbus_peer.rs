@@ -243,3 +243,104 @@ fn scenarios_drive_generator_and_cooling_profiles() {
     assert_eq!(value(&crac, &image, "supply_air_temperature"), Some(29.5));
     assert_eq!(image.bit(Table::Discrete, 24), Some(true));
 }
+
+#[test]
+fn pymodbus_reads_the_simulator_over_rtu_through_a_socat_pty_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("sim-tty"), dir.path().join("client-tty"));
+    let mut socat = Command::new("socat")
+        .args([
+            format!("pty,raw,echo=0,link={}", a.display()),
+            format!("pty,raw,echo=0,link={}", b.display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(a.exists() && b.exists()) {
+        assert!(Instant::now() < deadline, "no pty pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sitewatch-sim"))
+        .args([
+            "modbus",
+            "--profile",
+            "generic-xy-md02",
+            "--rtu",
+            a.to_str().unwrap(),
+            "--unit",
+            "4",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("modbus rtu serving on")
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/modbus_read.py");
+    // The server opens its end just after announcing it: retry briefly.
+    let mut read = Value::Null;
+    for _ in 0..20 {
+        let out = Command::new("python3")
+            .args([
+                script,
+                "--rtu",
+                b.to_str().unwrap(),
+                "4",
+                "0.5",
+                "input:1:2",
+            ])
+            .output()
+            .unwrap();
+        read = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if read["input:1:2"].is_array() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = socat.kill();
+    let _ = socat.wait();
+    assert_eq!(read["input:1:2"], serde_json::json!([225, 450]), "{read}");
+}
+
+#[test]
+fn the_simulated_site_serves_five_devices() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sitewatch-sim"))
+        .args([
+            "site",
+            "--listen-base",
+            "127.0.0.1:0",
+            "--control-base",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let announced: Vec<String> = (0..10).map(|_| lines.next().unwrap().unwrap()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    for name in [
+        "ups-a",
+        "genset",
+        "crac-1",
+        "probe-cold-aisle",
+        "probe-hot-aisle",
+    ] {
+        assert!(
+            announced
+                .iter()
+                .any(|l| l.starts_with(&format!("{name} modbus listening on 127.0.0.1:"))),
+            "{announced:?}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 """Reads blocks from a Modbus TCP server with pymodbus: an independent peer.
 
 usage: modbus_read.py HOST PORT UNIT TIMEOUT TABLE:ADDRESS:COUNT...
+       modbus_read.py --rtu PATH UNIT TIMEOUT TABLE:ADDRESS:COUNT...
 
 Prints one JSON object: for each block, its registers (or 0/1 bits), or
 {"exception": code}, or {"error": "..."} when nothing came back.
@@ -10,12 +11,19 @@ import inspect
 import json
 import sys
 
-from pymodbus.client import ModbusTcpClient
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 
 def main():
-    host, port, unit, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-    client = ModbusTcpClient(host, port=port, timeout=timeout, retries=0)
+    unit, timeout = int(sys.argv[3]), float(sys.argv[4])
+    if sys.argv[1] == "--rtu":
+        from pymodbus import FramerType
+
+        client = ModbusSerialClient(
+            port=sys.argv[2], framer=FramerType.RTU, baudrate=9600, timeout=timeout, retries=0
+        )
+    else:
+        client = ModbusTcpClient(sys.argv[1], port=int(sys.argv[2]), timeout=timeout, retries=0)
     if not client.connect():
         print(json.dumps({"connect": "failed"}))
         return 1

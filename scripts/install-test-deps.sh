@@ -54,11 +54,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
-# pymodbus: the Modbus TCP/RTU device simulator the modbus tests talk to.
-if ! python3 -c 'import pymodbus' 2>/dev/null; then
-  echo "installing: pymodbus"
-  python3 -m pip install --quiet 'pymodbus>=3.6,<4' \
-    || python3 -m pip install --quiet --break-system-packages 'pymodbus>=3.6,<4'
+# pymodbus: the Modbus TCP/RTU device simulator the modbus tests talk to;
+# pyserial: its RTU transport (the socat pty tests).
+if ! python3 -c 'import pymodbus, serial' 2>/dev/null; then
+  echo "installing: pymodbus, pyserial"
+  python3 -m pip install --quiet 'pymodbus>=3.6,<4' pyserial \
+    || python3 -m pip install --quiet --break-system-packages 'pymodbus>=3.6,<4' pyserial
 fi
 
 # The toolchain pinned in rust-toolchain.toml, with its components and the

@@ -22,6 +22,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sitewatch_protocol::{HostName, SiteName, limits};
 
+pub mod modbus;
+
 /// The whole configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,7 +130,11 @@ pub struct SourcesConfig {
     /// `[sources.smart]`: disk health through smartctl. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smart: Option<SmartSourceConfig>,
-    // Extension point: `ipmi`, `modbus`, `net` each add an
+    /// `[sources.modbus]`: UPS, generator, cooling and environment devices over
+    /// Modbus TCP/RTU, each read through a profile. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus: Option<modbus::ModbusSourceConfig>,
+    // Extension point: `ipmi`, `net` each add an
     // `Option<...SourceConfig>` field here (absent = disabled).
 }
 
@@ -252,6 +258,7 @@ pub struct Schedule {
 pub enum SourceConfig {
     Host(HostSourceConfig),
     Smart(SmartSourceConfig),
+    Modbus(modbus::ModbusSourceConfig),
 }
 
 impl SourceConfig {
@@ -260,6 +267,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Host(_) => "host",
             SourceConfig::Smart(_) => "smart",
+            SourceConfig::Modbus(_) => "modbus",
         }
     }
 
@@ -276,6 +284,10 @@ impl SourceConfig {
                 interval: c.interval,
                 timeout: c.interval,
             },
+            SourceConfig::Modbus(c) => Schedule {
+                interval: c.interval,
+                timeout: c.timeout,
+            },
         }
     }
 }
@@ -289,6 +301,9 @@ impl SourcesConfig {
         }
         if let Some(smart) = &self.smart {
             out.push(SourceConfig::Smart(smart.clone()));
+        }
+        if let Some(m) = self.modbus.as_ref().filter(|m| m.enabled) {
+            out.push(SourceConfig::Modbus(m.clone()));
         }
         out
     }
@@ -634,6 +649,9 @@ impl Config {
             smart
                 .validate()
                 .map_err(|(key, message)| invalid(key, message))?;
+        }
+        if let Some(m) = &self.sources.modbus {
+            modbus::check(m).map_err(|(key, message)| invalid(key, message))?;
         }
         for source in self.sources.enabled() {
             let s = source.schedule();

@@ -4,6 +4,7 @@
 //! variant, one [`crate::config::SourceConfig`] variant and its test data.
 
 pub mod host;
+pub mod modbus;
 pub mod smart;
 
 use std::{future::Future, time::Duration};
@@ -45,6 +46,7 @@ impl From<Vec<Reading>> for Polled {
 pub enum Source {
     Host(host::HostSource),
     Smart(smart::SmartSource),
+    Modbus(modbus::ModbusSource),
 }
 
 impl Source {
@@ -53,6 +55,7 @@ impl Source {
         match config {
             SourceConfig::Host(_) => Ok(Source::Host(host::HostSource::new()?)),
             SourceConfig::Smart(c) => Ok(Source::Smart(smart::SmartSource::new(c.clone()))),
+            SourceConfig::Modbus(c) => Ok(Source::Modbus(modbus::ModbusSource::new(c)?)),
         }
     }
 }
@@ -62,6 +65,7 @@ impl Poll for Source {
         match self {
             Source::Host(s) => s.name(),
             Source::Smart(s) => s.name(),
+            Source::Modbus(s) => s.name(),
         }
     }
 
@@ -69,6 +73,7 @@ impl Poll for Source {
         match self {
             Source::Host(s) => s.poll().await,
             Source::Smart(s) => s.poll().await,
+            Source::Modbus(s) => s.poll().await,
         }
     }
 }

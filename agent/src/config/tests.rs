@@ -395,3 +395,59 @@ fn smart_values_serde_cannot_check_are_rejected_naming_the_key() {
         );
     }
 }
+
+#[test]
+fn modbus_devices_are_read_and_checked() {
+    let text = r#"
+site = "bj1"
+[sources.modbus]
+interval = "5s"
+[[sources.modbus.devices]]
+name = "ups-a"
+address = "tcp://10.1.2.3"
+profile = "apc-smart-ups"
+[[sources.modbus.devices]]
+name = "probe-1"
+address = "rtu:///dev/ttyUSB0?baud=9600&parity=E&stop=1"
+unit = 7
+profile = "generic-xy-md02"
+interval = "30s"
+timeout = "500ms"
+"#;
+    let c = parse(text).unwrap();
+    let names: Vec<&str> = c.sources.enabled().iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["host", "modbus"]);
+    let m = c.sources.modbus.as_ref().unwrap();
+    assert_eq!(m.devices.len(), 2);
+    assert_eq!(m.devices[1].interval, Some(Duration::from_secs(30)));
+    assert_eq!(m.devices[1].timeout, Duration::from_millis(500));
+    assert!(m.devices[1].address.is_rtu());
+    // The effective config prints and loads back identically.
+    let printed = toml::to_string(&c).unwrap();
+    assert_eq!(parse(&printed).unwrap(), c);
+
+    let bad_address = text.replace("tcp://10.1.2.3", "udp://10.1.2.3");
+    let err = parse(&bad_address).unwrap_err();
+    assert_eq!(err.kind(), "parse");
+    assert!(err.to_string().contains("sources.modbus.devices"), "{err}");
+
+    let twice = text.replace("probe-1", "ups-a");
+    let err = parse(&twice).unwrap_err();
+    assert!(err.to_string().contains("used twice"), "{err}");
+
+    let bad_unit = text.replace("unit = 7", "unit = 248");
+    assert!(
+        parse(&bad_unit)
+            .unwrap_err()
+            .to_string()
+            .contains("1..=247")
+    );
+
+    let fast = text.replace("interval = \"30s\"", "interval = \"1s\"");
+    assert!(
+        parse(&fast)
+            .unwrap_err()
+            .to_string()
+            .contains("shorter than the source's")
+    );
+}

@@ -1,0 +1,25 @@
+//! Device simulators for sitewatch: a Modbus device served live from its
+//! profile (TCP or RTU), with a control interface to change values and inject
+//! faults, so that the agent and the whole pipeline can be tested and drilled
+//! without hardware.
+//!
+//! # Layout
+//!
+//! - [`device`]: [`SimDevice`]: a profile, its live register image and fault,
+//!   and the answer to each Modbus request (pure).
+//! - [`fault`]: [`Fault`] (slow, silent, exception) and the named
+//!   [`Scenario`](fault::Scenario)s (`mains_lost`, `battery_low`, ...).
+//! - [`serve`]: [`SimService`] over tokio-modbus's TCP and RTU servers.
+//! - [`control`]: the line protocol on `--control`.
+//! - [`site`]: a simulated machine room on consecutive ports.
+//! - `main.rs`: the `sitewatch-sim` command line.
+
+pub mod control;
+pub mod device;
+pub mod fault;
+pub mod serve;
+pub mod site;
+
+pub use device::{ControlError, SimDevice};
+pub use fault::{Fault, SCENARIOS, Scenario};
+pub use serve::SimService;

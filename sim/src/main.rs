@@ -1,0 +1,212 @@
+//! `sitewatch-sim`: serve simulated devices for tests and drills.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use sitewatch_modbus_profile::{Profile, Table, shipped};
+use sitewatch_sim::{SimDevice, SimService, control, serve, site};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sitewatch-sim",
+    version,
+    about = "Simulated devices for sitewatch tests and drills"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve one Modbus device from its profile.
+    Modbus {
+        /// A shipped profile name (apc-smart-ups) or a profile file.
+        #[arg(long)]
+        profile: String,
+        /// Modbus TCP address to listen on (port 0 picks a free one).
+        #[arg(long, required_unless_present = "rtu")]
+        listen: Option<String>,
+        /// Serial device to serve Modbus RTU on (e.g. one end of a socat pty pair).
+        #[arg(long, conflicts_with = "listen")]
+        rtu: Option<String>,
+        /// Serial speed for --rtu.
+        #[arg(long, default_value_t = 9600)]
+        baud: u32,
+        /// Unit id (default: the profile's, else 1).
+        #[arg(long)]
+        unit: Option<u8>,
+        /// Address of the line-protocol control interface.
+        #[arg(long)]
+        control: Option<String>,
+    },
+    /// Serve a simulated machine room: UPS, generator, CRAC and two probes on
+    /// consecutive ports.
+    Site {
+        /// First Modbus TCP address; the devices take this port and the next four.
+        #[arg(long)]
+        listen_base: String,
+        /// First control address, likewise.
+        #[arg(long)]
+        control_base: Option<String>,
+    },
+    /// Print a profile's healthy register image as JSON (to feed another peer).
+    Image {
+        #[arg(long)]
+        profile: String,
+    },
+}
+
+fn load_profile(name: &str) -> Result<Profile> {
+    if let Some(loaded) = shipped::load(name) {
+        return Ok(loaded?);
+    }
+    let text = std::fs::read_to_string(Path::new(name))
+        .with_context(|| format!("`{name}` is neither a shipped profile nor a readable file"))?;
+    Ok(Profile::from_toml(&text, name)?)
+}
+
+/// Tells the caller (a test, a script) where things listen: one line each.
+fn announce(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn offset(addr: &str, by: u16) -> Result<String> {
+    let (host, port) = addr.rsplit_once(':').context("address must be HOST:PORT")?;
+    let port: u16 = port.parse().context("port must be a number")?;
+    // Port 0 stays 0: every device then gets a free port of its own.
+    let port = if port == 0 {
+        0
+    } else {
+        port.checked_add(by).context("port past 65535")?
+    };
+    Ok(format!("{host}:{port}"))
+}
+
+async fn start_device(
+    device: SimDevice,
+    listen: &str,
+    control_addr: Option<&str>,
+    name: &str,
+) -> Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    announce(&format!(
+        "{name}modbus listening on {}",
+        listener.local_addr()?
+    ))?;
+    if let Some(addr) = control_addr {
+        let control = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        announce(&format!(
+            "{name}control listening on {}",
+            control.local_addr()?
+        ))?;
+        tokio::spawn(control::serve_control(control, device.clone()));
+    }
+    tokio::spawn(serve::serve_tcp(listener, SimService::new(vec![device])));
+    Ok(())
+}
+
+fn image_json(profile: &Profile) -> Result<String> {
+    let image = profile.default_image()?;
+    let mut tables = Vec::new();
+    for table in Table::ALL {
+        let entries: Vec<String> = if table.is_bits() {
+            image
+                .all_bits()
+                .filter(|(t, _, _)| *t == table)
+                .map(|(_, a, b)| format!("\"{a}\":{}", u8::from(b)))
+                .collect()
+        } else {
+            image
+                .all_words()
+                .filter(|(t, _, _)| *t == table)
+                .map(|(_, a, w)| format!("\"{a}\":{w}"))
+                .collect()
+        };
+        tables.push(format!("\"{}\":{{{}}}", table.as_str(), entries.join(",")));
+    }
+    Ok(format!("{{{}}}", tables.join(",")))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Image { profile } => {
+            announce(&image_json(&load_profile(&profile)?)?)?;
+            return Ok(());
+        }
+        Command::Modbus {
+            profile,
+            listen,
+            rtu,
+            baud,
+            unit,
+            control,
+        } => {
+            let profile = load_profile(&profile)?;
+            let unit = unit.or(profile.device.default_unit).unwrap_or(1);
+            let device = SimDevice::new(profile, unit)?;
+            match (listen, rtu) {
+                (Some(listen), None) => {
+                    start_device(device, &listen, control.as_deref(), "").await?
+                }
+                (None, Some(path)) => {
+                    if let Some(addr) = control.as_deref() {
+                        let listener = TcpListener::bind(addr).await?;
+                        announce(&format!("control listening on {}", listener.local_addr()?))?;
+                        tokio::spawn(control::serve_control(listener, device.clone()));
+                    }
+                    announce(&format!("modbus rtu serving on {path}"))?;
+                    tokio::spawn(async move {
+                        if let Err(err) =
+                            serve::serve_rtu(&path, baud, SimService::new(vec![device])).await
+                        {
+                            tracing::error!(error = %err, "rtu server stopped");
+                        }
+                    });
+                }
+                _ => bail!("give exactly one of --listen and --rtu"),
+            }
+        }
+        Command::Site {
+            listen_base,
+            control_base,
+        } => {
+            for (name, profile, by) in site::SITE {
+                let profile = load_profile(profile)?;
+                let unit = profile.device.default_unit.unwrap_or(1);
+                let device = SimDevice::new(profile, unit)?;
+                let control = control_base
+                    .as_deref()
+                    .map(|c| offset(c, *by))
+                    .transpose()?;
+                start_device(
+                    device,
+                    &offset(&listen_base, *by)?,
+                    control.as_deref(),
+                    &format!("{name} "),
+                )
+                .await?;
+            }
+        }
+    }
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

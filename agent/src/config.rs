@@ -22,6 +22,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sitewatch_protocol::{HostName, SiteName, limits};
 
+pub mod net;
+
+pub use net::{Method, NetSourceConfig, NetTarget, Role};
+
 /// The whole configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,7 +129,11 @@ pub struct SourcesConfig {
     /// uptime and temperatures. Enabled by default.
     #[serde(default)]
     pub host: HostSourceConfig,
-    // Extension point: `ipmi`, `smart`, `modbus`, `net` each add an
+    /// `[sources.net]`: ICMP echo and TCP connect probes to switches, routers,
+    /// uplinks, peer sites and services. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetSourceConfig>,
+    // Extension point: `ipmi`, `smart`, `modbus` each add an
     // `Option<...SourceConfig>` field here (absent = disabled).
 }
 
@@ -155,6 +163,7 @@ pub struct Schedule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
     Host(HostSourceConfig),
+    Net(NetSourceConfig),
 }
 
 impl SourceConfig {
@@ -162,6 +171,7 @@ impl SourceConfig {
     pub fn name(&self) -> &'static str {
         match self {
             SourceConfig::Host(_) => "host",
+            SourceConfig::Net(_) => "net",
         }
     }
 
@@ -170,6 +180,12 @@ impl SourceConfig {
             SourceConfig::Host(c) => Schedule {
                 interval: c.interval,
                 timeout: c.timeout,
+            },
+            // Each target is probed on its own interval by the source's own tasks;
+            // the schedule only publishes their latest results (see `source::net`).
+            SourceConfig::Net(c) => Schedule {
+                interval: c.tick(),
+                timeout: c.poll_timeout(),
             },
         }
     }
@@ -181,6 +197,9 @@ impl SourcesConfig {
         let mut out = Vec::new();
         if self.host.enabled {
             out.push(SourceConfig::Host(self.host.clone()));
+        }
+        if let Some(net) = self.net.as_ref().filter(|n| n.enabled) {
+            out.push(SourceConfig::Net(net.clone()));
         }
         out
     }
@@ -521,6 +540,10 @@ impl Config {
                     limits::MAX_PAYLOAD_BYTES
                 ),
             ));
+        }
+        if let Some(net) = self.sources.net.as_ref().filter(|n| n.enabled) {
+            net.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
         }
         for source in self.sources.enabled() {
             let s = source.schedule();

@@ -98,6 +98,31 @@ async fn icmp_echo_to_ipv4_loopback_is_up_with_a_measured_rtt() {
 }
 
 #[tokio::test]
+async fn many_concurrent_icmp_probes_each_get_their_own_reply() {
+    // 127.0.0.0/8 is all loopback: 40 addresses, 40 concurrent sockets, each of
+    // which (raw) also sees the others' replies and must pick its own.
+    let targets = (1..=40)
+        .map(|i| {
+            target(
+                &format!("lo-{i}"),
+                &format!("127.0.0.{i}"),
+                Role::Switch,
+                200,
+                150,
+            )
+        })
+        .collect();
+    let mut s = source(targets);
+    for _ in 0..3 {
+        let r = poll(&mut s).await;
+        for i in 1..=40 {
+            assert_eq!(up(&r, &format!("lo-{i}")), (1.0, "ok".into()), "lo-{i}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
 async fn icmp_echo_to_ipv6_loopback_is_up() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
         skipped(

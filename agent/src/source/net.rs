@@ -438,7 +438,7 @@ impl NetSource {
             .collect::<Result<Vec<_>, SourceError>>()?;
         let icmp = if targets.iter().any(|t| t.config.method() == Method::Icmp) {
             let kind = icmp::detect().map_err(|message| SourceError::Read {
-                what: "ICMP sockets",
+                what: "targets by ICMP",
                 message,
             })?;
             tracing::info!(socket = kind.as_str(), "ICMP probes");

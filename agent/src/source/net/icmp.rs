@@ -180,7 +180,7 @@ pub fn detect() -> Result<SocketKind, String> {
 
 /// The effective group and supplementary groups from `/proc/self/status`
 /// (`Gid:` real, effective, saved, fs; `Groups:`): what the kernel checks against
-/// `ping_group_range`.
+/// `ping_group_range`, the effective group first.
 pub fn process_groups(status: &str) -> Vec<u32> {
     let mut groups = Vec::new();
     for line in status.lines() {
@@ -197,8 +197,9 @@ pub fn process_groups(status: &str) -> Vec<u32> {
             );
         }
     }
-    groups.sort_unstable();
-    groups.dedup();
+    // The effective group first: the one the fix hint names.
+    let mut seen = std::collections::BTreeSet::new();
+    groups.retain(|g| seen.insert(*g));
     groups
 }
 
@@ -375,7 +376,7 @@ mod tests {
     fn groups_come_from_proc_status() {
         let status =
             "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t1000\t1001\t1000\t1000\nGroups:\t4 27 1001 \n";
-        assert_eq!(process_groups(status), vec![4, 27, 1001]);
+        assert_eq!(process_groups(status), vec![1001, 4, 27]);
     }
 
     #[test]

@@ -191,10 +191,11 @@ async fn once(sources: &SourcesConfig) -> Result<ExitCode, CliError> {
                     event.ts.get_or_insert(outcome.ts_ms);
                     serde_json::to_string(&event)
                 });
-                let readings = polled
-                    .readings
-                    .into_iter()
-                    .map(|reading| serde_json::to_string(&reading.at(outcome.ts_ms)));
+                let readings = polled.readings.into_iter().map(|mut reading| {
+                    // A reading that carries its own read time (a probe's) keeps it.
+                    reading.ts.get_or_insert(outcome.ts_ms);
+                    serde_json::to_string(&reading)
+                });
                 for line in events.chain(readings) {
                     let line = line.map_err(|e| CliError::Publisher(PublisherError::Encode(e)))?;
                     match writeln!(stdout, "{line}") {

@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use sitewatch_protocol::{HostName, SiteName, limits};
 
 pub mod modbus;
+pub mod net;
+
+pub use net::{Method, NetSourceConfig, NetTarget, Role};
 
 /// The whole configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,7 +137,11 @@ pub struct SourcesConfig {
     /// Modbus TCP/RTU, each read through a profile. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modbus: Option<modbus::ModbusSourceConfig>,
-    // Extension point: `ipmi`, `net` each add an
+    /// `[sources.net]`: ICMP echo and TCP connect probes to switches, routers,
+    /// uplinks, peer sites and services. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetSourceConfig>,
+    // Extension point: `ipmi` adds an
     // `Option<...SourceConfig>` field here (absent = disabled).
 }
 
@@ -259,6 +266,7 @@ pub enum SourceConfig {
     Host(HostSourceConfig),
     Smart(SmartSourceConfig),
     Modbus(modbus::ModbusSourceConfig),
+    Net(NetSourceConfig),
 }
 
 impl SourceConfig {
@@ -268,6 +276,7 @@ impl SourceConfig {
             SourceConfig::Host(_) => "host",
             SourceConfig::Smart(_) => "smart",
             SourceConfig::Modbus(_) => "modbus",
+            SourceConfig::Net(_) => "net",
         }
     }
 
@@ -288,6 +297,12 @@ impl SourceConfig {
                 interval: c.interval,
                 timeout: c.timeout,
             },
+            // Each target is probed on its own interval by the source's own tasks;
+            // the schedule only publishes their latest results (see `source::net`).
+            SourceConfig::Net(c) => Schedule {
+                interval: c.tick(),
+                timeout: c.poll_timeout(),
+            },
         }
     }
 }
@@ -304,6 +319,9 @@ impl SourcesConfig {
         }
         if let Some(m) = self.modbus.as_ref().filter(|m| m.enabled) {
             out.push(SourceConfig::Modbus(m.clone()));
+        }
+        if let Some(net) = self.net.as_ref().filter(|n| n.enabled) {
+            out.push(SourceConfig::Net(net.clone()));
         }
         out
     }
@@ -652,6 +670,10 @@ impl Config {
         }
         if let Some(m) = &self.sources.modbus {
             modbus::check(m).map_err(|(key, message)| invalid(key, message))?;
+        }
+        if let Some(net) = self.sources.net.as_ref().filter(|n| n.enabled) {
+            net.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
         }
         for source in self.sources.enabled() {
             let s = source.schedule();

@@ -5,6 +5,7 @@
 
 pub mod host;
 pub mod modbus;
+pub mod net;
 pub mod smart;
 
 use std::{future::Future, time::Duration};
@@ -47,6 +48,7 @@ pub enum Source {
     Host(host::HostSource),
     Smart(smart::SmartSource),
     Modbus(modbus::ModbusSource),
+    Net(net::NetSource),
 }
 
 impl Source {
@@ -56,6 +58,7 @@ impl Source {
             SourceConfig::Host(_) => Ok(Source::Host(host::HostSource::new()?)),
             SourceConfig::Smart(c) => Ok(Source::Smart(smart::SmartSource::new(c.clone()))),
             SourceConfig::Modbus(c) => Ok(Source::Modbus(modbus::ModbusSource::new(c)?)),
+            SourceConfig::Net(c) => Ok(Source::Net(net::NetSource::new(c)?)),
         }
     }
 }
@@ -66,6 +69,7 @@ impl Poll for Source {
             Source::Host(s) => s.name(),
             Source::Smart(s) => s.name(),
             Source::Modbus(s) => s.name(),
+            Source::Net(s) => s.name(),
         }
     }
 
@@ -74,6 +78,7 @@ impl Poll for Source {
             Source::Host(s) => s.poll().await,
             Source::Smart(s) => s.poll().await,
             Source::Modbus(s) => s.poll().await,
+            Source::Net(s) => s.poll().await,
         }
     }
 }

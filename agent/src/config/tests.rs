@@ -244,6 +244,9 @@ fn shipped_example_config_loads() {
     let c = Config::load(Some(&path), &Overrides::default()).unwrap();
     assert_eq!(c.site, site("bj1"));
     assert_eq!(c.labels.get("rack").map(String::as_str), Some("r12"));
+    let net = c.sources.net.as_ref().unwrap();
+    assert_eq!(net.targets.len(), 3);
+    assert_eq!(net.targets[2].method(), Method::Tcp);
 }
 
 #[test]
@@ -450,4 +453,167 @@ timeout = "500ms"
             .to_string()
             .contains("shorter than the source's")
     );
+}
+
+#[test]
+fn net_targets_get_defaults_implied_methods_and_the_shortest_interval_as_tick() {
+    let c = parse(
+        r#"
+site = "bj1"
+[[sources.net.targets]]
+name = "tor"
+address = "10.0.0.1"
+role = "switch"
+interval = "2s"
+[[sources.net.targets]]
+name = "api"
+address = "[2001:db8::1]:443"
+role = "service"
+rtt_warning = "50ms"
+"#,
+    )
+    .unwrap();
+    let net = c.sources.net.as_ref().unwrap();
+    let [tor, api] = &net.targets[..] else {
+        panic!("{net:?}")
+    };
+    assert_eq!(tor.method(), Method::Icmp);
+    assert_eq!(tor.role, Role::Switch);
+    assert_eq!(tor.timeout, Duration::from_secs(1));
+    assert_eq!(tor.rtt_critical, Duration::from_millis(500));
+    assert_eq!((tor.loss_warning, tor.loss_critical), (0.2, 0.5));
+    assert_eq!(
+        (tor.window, tor.window_duration),
+        (20, Duration::from_secs(60))
+    );
+    assert_eq!(api.method(), Method::Tcp);
+    assert_eq!(api.interval, Duration::from_secs(5));
+    assert_eq!(api.rtt_warning, Duration::from_millis(50));
+    let endpoint = api.endpoint().unwrap();
+    assert_eq!(
+        (endpoint.host.as_str(), endpoint.port),
+        ("2001:db8::1", Some(443))
+    );
+    let enabled = c.sources.enabled();
+    assert_eq!(enabled[1].name(), "net");
+    assert_eq!(
+        enabled[1].schedule(),
+        Schedule {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(2)
+        }
+    );
+    // The effective config prints and loads back.
+    assert_eq!(parse(&c.to_toml().unwrap()).unwrap(), c);
+}
+
+#[test]
+fn net_unknown_target_key_and_bad_role_name_the_key() {
+    let e = parse(
+        "site = \"bj1\"\n[[sources.net.targets]]\nname = \"a\"\naddress = \"10.0.0.1\"\nrole = \"switch\"\nrtt_warn = \"1s\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("`sources.net.targets.rtt_warn`"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("unknown field `rtt_warn`"), "{e}");
+    let e = parse(
+        "site = \"bj1\"\n[[sources.net.targets]]\nname = \"a\"\naddress = \"10.0.0.1\"\nrole = \"core\"\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("`sources.net.targets.role`"), "{e}");
+    assert!(e.to_string().contains("peer_site"), "{e}");
+    let e = parse("site = \"bj1\"\n[[sources.net.targets]]\nname = \"a\"\nrole = \"switch\"\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("at `sources.net.targets`"), "{e}");
+    assert!(e.to_string().contains("missing field `address`"), "{e}");
+}
+
+#[test]
+fn net_rules_serde_cannot_express_are_checked() {
+    let target = |extra: &str| {
+        format!("[[sources.net.targets]]\nname = \"t\"\nrole = \"router\"\n{extra}\n")
+    };
+    let cases = [
+        ("[sources.net]".to_owned(), "sources.net.targets"),
+        (
+            target("address = \"10.0.0.1\"\nmethod = \"tcp\""),
+            "sources.net.targets.address",
+        ),
+        (
+            target("address = \"10.0.0.1:22\"\nmethod = \"icmp\""),
+            "sources.net.targets.address",
+        ),
+        (
+            target("address = \"10.0.0.1:0\""),
+            "sources.net.targets.address",
+        ),
+        (target("address = \"a b\""), "sources.net.targets.address"),
+        (
+            target("address = \"[10.0.0.1]:22\""),
+            "sources.net.targets.address",
+        ),
+        (
+            format!("{}{}", target("address = \"a\""), target("address = \"b\"")),
+            "sources.net.targets.name",
+        ),
+        (
+            target("address = \"a\"\ntimeout = \"6s\""),
+            "sources.net.targets.timeout",
+        ),
+        (
+            target("address = \"a\"\ninterval = \"50ms\"\ntimeout = \"10ms\""),
+            "sources.net.targets.interval",
+        ),
+        (
+            target("address = \"a\"\nrtt_warning = \"1s\""),
+            "sources.net.targets.rtt_warning",
+        ),
+        (
+            target("address = \"a\"\nloss_warning = 0.6"),
+            "sources.net.targets.loss_warning",
+        ),
+        (
+            target("address = \"a\"\nloss_critical = 20.0"),
+            "sources.net.targets.loss_warning",
+        ),
+        (
+            target("address = \"a\"\nwindow = 0"),
+            "sources.net.targets.window",
+        ),
+    ];
+    for (body, key) in cases {
+        let e = parse(&format!("site = \"bj1\"\n{body}\n")).unwrap_err();
+        assert_eq!(e.kind(), "invalid", "{body}: {e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("/etc/sitewatch/agent.toml: `{key}`")),
+            "{body}: {e}"
+        );
+    }
+    // Disabled: kept in the file, not checked, not run.
+    let c = parse("site = \"bj1\"\n[sources.net]\nenabled = false\n").unwrap();
+    assert_eq!(c.sources.enabled().len(), 1);
+}
+
+#[test]
+fn net_addresses_split_into_host_and_port() {
+    use net::parse_endpoint;
+    for (address, host, port) in [
+        ("10.0.0.1", "10.0.0.1", None),
+        ("10.0.0.1:443", "10.0.0.1", Some(443)),
+        ("sw1.bj1", "sw1.bj1", None),
+        ("sw1.bj1:22", "sw1.bj1", Some(22)),
+        ("fe80::1", "fe80::1", None),
+        ("[2001:db8::2]", "2001:db8::2", None),
+        ("[::1]:8080", "::1", Some(8080)),
+    ] {
+        let e = parse_endpoint(address).unwrap();
+        assert_eq!((e.host.as_str(), e.port), (host, port), "{address}");
+        assert_eq!(parse_endpoint(&e.to_string()).unwrap(), e, "{address}");
+    }
+    for bad in ["", ":22", "a:b", "[::1", "[::1]x", "a/b", "h:70000"] {
+        assert!(parse_endpoint(bad).is_err(), "{bad}");
+    }
 }

@@ -50,6 +50,10 @@ impl Source {
     pub fn build(config: &SourceConfig) -> Result<Source, SourceError> {
         match config {
             SourceConfig::Host(_) => Ok(Source::Host(host::HostSource::new()?)),
+            SourceConfig::Ipmi(_) => Err(SourceError::Read {
+                what: "ipmi",
+                message: "the ipmi source is not built yet".into(),
+            }),
         }
     }
 }

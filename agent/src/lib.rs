@@ -12,7 +12,7 @@
 //! - [`cli`]: the `run`, `check-config` and `once` commands.
 //! - [`config`]: the typed TOML configuration, its defaults and validation.
 //! - [`source`]: the [`source::Poll`] trait and the [`source::Source`] enum;
-//!   one module per source ([`source::host`]).
+//!   one module per source ([`source::host`], [`source::ipmi`]).
 //! - [`scheduler`]: one task per source, each poll under its own timeout.
 //! - [`batch`]: readings -> numbered, size-capped readings messages (pure).
 //! - [`buffer`]: the store-and-forward buffer and in-flight window (pure).

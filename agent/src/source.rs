@@ -4,6 +4,7 @@
 //! variant, one [`crate::config::SourceConfig`] variant and its test data.
 
 pub mod host;
+pub mod ipmi;
 
 use std::{future::Future, time::Duration};
 
@@ -43,6 +44,7 @@ impl From<Vec<Reading>> for Polled {
 #[derive(Debug)]
 pub enum Source {
     Host(host::HostSource),
+    Ipmi(ipmi::IpmiSource),
 }
 
 impl Source {
@@ -50,10 +52,7 @@ impl Source {
     pub fn build(config: &SourceConfig) -> Result<Source, SourceError> {
         match config {
             SourceConfig::Host(_) => Ok(Source::Host(host::HostSource::new()?)),
-            SourceConfig::Ipmi(_) => Err(SourceError::Read {
-                what: "ipmi",
-                message: "the ipmi source is not built yet".into(),
-            }),
+            SourceConfig::Ipmi(c) => Ok(Source::Ipmi(ipmi::IpmiSource::new(c)?)),
         }
     }
 }
@@ -62,12 +61,14 @@ impl Poll for Source {
     fn name(&self) -> &'static str {
         match self {
             Source::Host(s) => s.name(),
+            Source::Ipmi(s) => s.name(),
         }
     }
 
     async fn poll(&mut self) -> Result<Polled, SourceError> {
         match self {
             Source::Host(s) => s.poll().await,
+            Source::Ipmi(s) => s.poll().await,
         }
     }
 }

@@ -30,8 +30,10 @@ pub struct SelCursor {
     /// The last entry handed out, if any.
     pub last_record_id: Option<u16>,
     pub last_timestamp: u32,
-    /// The SEL's timestamps when every entry up to now was handed out.
+    /// The SEL's addition timestamp when every entry up to now was handed
+    /// out (kept for diagnosis; see [`sweep`] for why it decides nothing).
     pub addition_ts: u32,
+    /// The SEL's erase timestamp: when it changes the log was cleared.
     pub erase_ts: u32,
 }
 
@@ -100,9 +102,10 @@ pub fn sweep(
         };
         return Ok(Ok(out));
     };
-    if cursor.addition_ts == info.addition_ts && cursor.erase_ts == info.erase_ts {
-        return Ok(Ok(out)); // nothing added, nothing erased: one command per sweep
-    }
+    // The SEL's addition timestamp is not enough to tell "nothing new": it
+    // counts whole seconds, and an entry added in the same second as the last
+    // one handed out would be missed (seen with ipmi_sim). The last entry's
+    // next-record id tells for one more command.
     // Where to start: after the last entry handed out when it is still there;
     // from the first entry when the log was cleared or that entry is gone.
     let mut filter_by_cursor = true;

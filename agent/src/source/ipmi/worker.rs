@@ -6,7 +6,11 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::PathBuf,
-    sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    },
     time::{Duration, Instant},
 };
 
@@ -445,6 +449,10 @@ struct SweepRequest {
 pub struct Worker {
     name: String,
     requests: SyncSender<SweepRequest>,
+    /// Set by the poller when it hands a sweep over, cleared by the thread
+    /// when the sweep is done (a rendezvous channel alone would also refuse
+    /// a thread that has not reached its first receive yet).
+    busy: Arc<AtomicBool>,
 }
 
 /// Why a worker did not take a sweep.
@@ -458,21 +466,27 @@ pub enum Refused {
 
 impl Worker {
     pub fn spawn(mut bmc: Bmc) -> std::io::Result<Worker> {
-        // Capacity 0: a request is taken only by a thread waiting for one.
-        let (requests, rx): (SyncSender<SweepRequest>, Receiver<SweepRequest>) = sync_channel(0);
+        let (requests, rx): (SyncSender<SweepRequest>, Receiver<SweepRequest>) = sync_channel(1);
         let name = bmc.name().to_owned();
+        let busy = Arc::new(AtomicBool::new(false));
+        let done = Arc::clone(&busy);
         std::thread::Builder::new()
             .name(format!("ipmi-{name}"))
             .spawn(move || {
                 for request in rx {
                     let swept = bmc.sweep(request.deadline);
+                    done.store(false, Ordering::Release);
                     if let Err(late) = request.reply.send(swept) {
                         // The poller gave up on this sweep: keep its events.
                         bmc.pending_events.extend(late.events);
                     }
                 }
             })?;
-        Ok(Worker { name, requests })
+        Ok(Worker {
+            name,
+            requests,
+            busy,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -484,11 +498,17 @@ impl Worker {
         &self,
         deadline: Instant,
     ) -> Result<tokio::sync::oneshot::Receiver<BmcSweep>, Refused> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(Refused::Busy);
+        }
         let (reply, rx) = tokio::sync::oneshot::channel();
         match self.requests.try_send(SweepRequest { deadline, reply }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(Refused::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(Refused::Gone),
+            Err(TrySendError::Disconnected(_)) => {
+                self.busy.store(false, Ordering::Release);
+                Err(Refused::Gone)
+            }
         }
     }
 }

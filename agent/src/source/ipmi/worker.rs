@@ -290,19 +290,16 @@ impl Bmc {
         deadline: Instant,
         out: &mut BmcSweep,
     ) -> Result<(), LinkError> {
-        let check = || {
-            if Instant::now() > deadline {
-                Err(LinkError::Deadline)
-            } else {
-                Ok(())
-            }
-        };
         // The SDRs: re-read only when the repository says it changed.
         let info = sdr::repository_info(link);
         if let Some(Ok(info)) = self.count_malformed(info)?
             && !self.sdr.as_ref().is_some_and(|c| c.matches(&info))
         {
-            let (cache, stats) = sdr::read_repository(link, &info, deadline)?;
+            let read = sdr::read_repository(link, &info, deadline);
+            // A garbage reservation answer leaves the old cache (if any) in use.
+            let Some((cache, stats)) = self.count_malformed(read)? else {
+                return self.sweep_sensors(link, deadline, out);
+            };
             tracing::info!(
                 bmc = %self.name,
                 records = cache.records.len(),
@@ -318,6 +315,23 @@ impl Bmc {
             self.set_sdr(cache);
             self.corrupt_sdrs += stats.skipped_records;
         }
+        self.sweep_sensors(link, deadline, out)
+    }
+
+    /// Sensors, SEL, chassis and DCMI: everything after the SDR check.
+    fn sweep_sensors(
+        &mut self,
+        link: &mut dyn Link,
+        deadline: Instant,
+        out: &mut BmcSweep,
+    ) -> Result<(), LinkError> {
+        let check = || {
+            if Instant::now() > deadline {
+                Err(LinkError::Deadline)
+            } else {
+                Ok(())
+            }
+        };
         // The sensors.
         let mut names = BTreeSet::new();
         let mut sensors = std::mem::take(&mut self.sensors);
@@ -510,5 +524,182 @@ impl Worker {
                 Err(Refused::Gone)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::source::ipmi::{commands::Request, transport::Reply};
+
+    /// A scripted BMC: one good temperature record, one corrupt record, and
+    /// answers that can be made short or garbage per command.
+    #[derive(Default)]
+    struct Script {
+        addition_ts: u32,
+        sensor_reading: Vec<u8>,
+        get_sdr_calls: usize,
+        garbage_for: Vec<u8>,
+    }
+
+    struct Scripted(Arc<Mutex<Script>>);
+
+    fn temp_record() -> Vec<u8> {
+        let mut r = vec![
+            0x00, 0x00, 0x51, 0x01, 0x00, 0x20, 0x00, 0x01, 0x37, 0x01, 0x7f, 0x68, 0x01, 0x01,
+        ];
+        r.extend_from_slice(&[0; 6]); // masks
+        r.extend_from_slice(&[0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00]);
+        r.extend_from_slice(&[0; 17]);
+        r.push(0xc5);
+        r.extend_from_slice(b"Inlet");
+        r[4] = u8::try_from(r.len() - 5).unwrap_or(0);
+        r
+    }
+
+    fn corrupt_record() -> Vec<u8> {
+        // A full sensor record declaring 20 bytes: too short to be one.
+        let mut r = vec![0x01, 0x00, 0x51, 0x01, 20];
+        r.extend_from_slice(&[0; 20]);
+        r
+    }
+
+    impl Link for Scripted {
+        fn exchange(&mut self, r: &Request) -> Result<Reply, LinkError> {
+            let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let ok = |data: Vec<u8>| Ok(Reply { cc: 0, data });
+            if s.garbage_for.contains(&r.cmd) {
+                return ok(vec![0x01]);
+            }
+            let records = [temp_record(), corrupt_record()];
+            match (r.netfn, r.cmd) {
+                (0x0a, 0x20) => {
+                    let mut d = vec![0x51, 2, 0, 0, 0];
+                    d.extend_from_slice(&s.addition_ts.to_le_bytes());
+                    d.extend_from_slice(&[0, 0, 0, 0, 0x02]);
+                    ok(d)
+                }
+                (0x0a, 0x22) => ok(vec![0x01, 0x00]),
+                (0x0a, 0x23) => {
+                    s.get_sdr_calls += 1;
+                    let id = usize::from(r.data[2]);
+                    let (offset, len) = (usize::from(r.data[4]), usize::from(r.data[5]));
+                    let rec = &records[id.min(1)];
+                    let next: u16 = if id == 0 { 1 } else { 0xffff };
+                    let mut d = next.to_le_bytes().to_vec();
+                    d.extend_from_slice(&rec[offset.min(rec.len())..(offset + len).min(rec.len())]);
+                    ok(d)
+                }
+                (0x04, 0x2d) => ok(s.sensor_reading.clone()),
+                (0x00, 0x01) => ok(vec![0x01, 0x00, 0x00]),
+                _ => Ok(Reply {
+                    cc: 0xc1,
+                    data: vec![],
+                }),
+            }
+        }
+    }
+
+    fn scripted(script: &Arc<Mutex<Script>>, state_dir: Option<PathBuf>) -> Bmc {
+        let s = Arc::clone(script);
+        Bmc::with_opener(
+            "b",
+            Box::new(move || Ok(Box::new(Scripted(Arc::clone(&s))) as Box<dyn Link>)),
+            state_dir,
+        )
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    fn value(s: &BmcSweep, q: &str) -> Option<f64> {
+        s.readings.iter().find(|r| r.q == q).and_then(|r| r.value)
+    }
+
+    #[test]
+    fn the_sdr_cache_is_reused_until_the_repository_changes_and_survives_a_restart() {
+        let script = Arc::new(Mutex::new(Script {
+            addition_ts: 1,
+            sensor_reading: vec![24, 0xc0, 0x00],
+            ..Script::default()
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let mut bmc = scripted(&script, Some(dir.path().to_owned()));
+        let first = bmc.sweep(later());
+        assert_eq!(first.error, None);
+        // The air-inlet entity (37h) makes it an inlet temperature.
+        assert_eq!(value(&first, "inlet_temperature_celsius"), Some(24.0));
+        assert_eq!(value(&first, "corrupt_sdrs"), Some(1.0));
+        assert_eq!(value(&first, "bmc_up"), Some(1.0));
+        assert_eq!(value(&first, "chassis_power_on"), Some(1.0));
+        let calls = script.lock().unwrap().get_sdr_calls;
+        assert!(calls > 4, "{calls} Get SDR calls");
+        bmc.sweep(later());
+        assert_eq!(
+            script.lock().unwrap().get_sdr_calls,
+            calls,
+            "cache not reused"
+        );
+        // A restarted agent takes the cache from disk.
+        let mut again = scripted(&script, Some(dir.path().to_owned()));
+        assert_eq!(
+            value(&again.sweep(later()), "inlet_temperature_celsius"),
+            Some(24.0)
+        );
+        assert_eq!(script.lock().unwrap().get_sdr_calls, calls);
+        // A new addition stamp: read again.
+        script.lock().unwrap().addition_ts = 2;
+        bmc.sweep(later());
+        assert!(script.lock().unwrap().get_sdr_calls > calls);
+    }
+
+    #[test]
+    fn malformed_answers_are_counted_and_skipped_never_a_panic() {
+        let script = Arc::new(Mutex::new(Script {
+            addition_ts: 1,
+            sensor_reading: vec![24], // one byte: too short
+            ..Script::default()
+        }));
+        let mut bmc = scripted(&script, None);
+        let s = bmc.sweep(later());
+        assert_eq!(s.error, None);
+        assert_eq!(value(&s, "malformed_responses"), Some(1.0));
+        assert!(
+            s.readings
+                .iter()
+                .all(|r| r.q != "inlet_temperature_celsius")
+        );
+        // Garbage for every command: still a sweep, still no panic.
+        for cmd in [0x20, 0x22, 0x23, 0x2d, 0x40, 0x43, 0x01, 0x02] {
+            let script = Arc::new(Mutex::new(Script {
+                addition_ts: 1,
+                sensor_reading: vec![24, 0xc0, 0],
+                garbage_for: vec![cmd],
+                ..Script::default()
+            }));
+            let s = scripted(&script, None).sweep(later());
+            assert_eq!(
+                value(&s, "bmc_up"),
+                Some(1.0),
+                "garbage for {cmd:#04x}: {s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sweep_past_its_deadline_reports_the_bmc_down() {
+        let script = Arc::new(Mutex::new(Script {
+            addition_ts: 1,
+            sensor_reading: vec![24, 0xc0, 0],
+            ..Script::default()
+        }));
+        let s = scripted(&script, None).sweep(Instant::now());
+        assert_eq!(s.error, Some(LinkError::Deadline));
+        let up = s.readings.iter().find(|r| r.q == "bmc_up").unwrap();
+        assert_eq!(up.value, Some(0.0));
+        assert_eq!(up.labels["error"], "deadline");
     }
 }

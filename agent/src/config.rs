@@ -141,8 +141,59 @@ pub struct SourcesConfig {
     /// uplinks, peer sites and services. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<NetSourceConfig>,
-    // Extension point: `ipmi` adds an
-    // `Option<...SourceConfig>` field here (absent = disabled).
+    /// `[sources.ipmi]`: BMC sensors, SEL, chassis status and DCMI power over
+    /// RMCP+ and/or the local `/dev/ipmi0`. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipmi: Option<IpmiSourceConfig>,
+    // Extension point: a new source adds an `Option<...SourceConfig>` field
+    // here (absent = disabled).
+}
+
+/// `[sources.ipmi]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpmiSourceConfig {
+    /// Also read this machine's own BMC through `/dev/ipmi0` (in-band; needs
+    /// read-write access to the device, usually root or a udev rule). Its
+    /// readings have `dev = "local"`.
+    #[serde(default)]
+    pub local: bool,
+    /// How often to sweep every BMC.
+    #[serde(default = "default_ipmi_interval", with = "duration")]
+    pub interval: Duration,
+    /// How long one sweep may take. A BMC whose sweep is not done by then
+    /// reads `bmc_up = 0` for this poll; it never delays the others.
+    #[serde(default = "default_ipmi_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// How long one IPMI request may wait for its answer (a UDP datagram; the
+    /// session is re-opened after a timeout so that a late answer is never
+    /// taken for the next one's).
+    #[serde(default = "default_ipmi_command_timeout", with = "duration")]
+    pub command_timeout: Duration,
+    /// A directory for the SDR cache and the SEL cursor, one file each per BMC,
+    /// so that a restart neither re-reads every SDR nor re-sends old SEL
+    /// entries. Without it both live in memory only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// Remote BMCs, read over RMCP+ (IPMI 2.0 "lanplus", cipher suite 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bmcs: Vec<BmcConfig>,
+}
+
+/// `[[sources.ipmi.bmcs]]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BmcConfig {
+    /// The BMC's name: its readings' `dev` and its state files' name.
+    /// `[A-Za-z0-9_.-]`, 1 to 64 characters, unique, not `local`.
+    pub name: String,
+    /// `host[:port]` or `[v6]:port`; the port defaults to 623.
+    pub address: String,
+    /// The BMC user (at most 16 bytes). ipmi-rs opens sessions at the
+    /// Administrator privilege level, so the user needs that limit.
+    pub username: String,
+    /// A file holding the password (its first line, at most 20 bytes).
+    pub password_file: PathBuf,
 }
 
 /// `[sources.host]`
@@ -267,6 +318,7 @@ pub enum SourceConfig {
     Smart(SmartSourceConfig),
     Modbus(modbus::ModbusSourceConfig),
     Net(NetSourceConfig),
+    Ipmi(IpmiSourceConfig),
 }
 
 impl SourceConfig {
@@ -277,6 +329,7 @@ impl SourceConfig {
             SourceConfig::Smart(_) => "smart",
             SourceConfig::Modbus(_) => "modbus",
             SourceConfig::Net(_) => "net",
+            SourceConfig::Ipmi(_) => "ipmi",
         }
     }
 
@@ -303,6 +356,10 @@ impl SourceConfig {
                 interval: c.tick(),
                 timeout: c.poll_timeout(),
             },
+            SourceConfig::Ipmi(c) => Schedule {
+                interval: c.interval,
+                timeout: c.timeout,
+            },
         }
     }
 }
@@ -322,6 +379,9 @@ impl SourcesConfig {
         }
         if let Some(net) = self.net.as_ref().filter(|n| n.enabled) {
             out.push(SourceConfig::Net(net.clone()));
+        }
+        if let Some(ipmi) = &self.ipmi {
+            out.push(SourceConfig::Ipmi(ipmi.clone()));
         }
         out
     }
@@ -675,6 +735,9 @@ impl Config {
             net.validate()
                 .map_err(|(key, message)| invalid(key, message))?;
         }
+        if let Some(ipmi) = &self.sources.ipmi {
+            validate_ipmi(ipmi).map_err(|(key, message)| invalid(key, message))?;
+        }
         for source in self.sources.enabled() {
             let s = source.schedule();
             if s.interval < Duration::from_millis(100) {
@@ -789,6 +852,98 @@ impl Default for SmartSourceConfig {
     }
 }
 
+/// The `[sources.ipmi]` rules serde cannot express: (key, message) on failure.
+fn validate_ipmi(c: &IpmiSourceConfig) -> Result<(), (&'static str, String)> {
+    if !c.local && c.bmcs.is_empty() {
+        return Err((
+            "sources.ipmi",
+            "has neither `local = true` nor any [[sources.ipmi.bmcs]]".into(),
+        ));
+    }
+    if c.command_timeout.is_zero() || c.command_timeout > c.timeout {
+        return Err((
+            "sources.ipmi.command_timeout",
+            "must be above zero and at most sources.ipmi.timeout".into(),
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, bmc) in c.bmcs.iter().enumerate() {
+        let valid_name = (1..=64).contains(&bmc.name.len())
+            && bmc
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'))
+            && !bmc.name.starts_with('.');
+        if !valid_name || bmc.name == "local" {
+            return Err((
+                "sources.ipmi.bmcs.name",
+                format!(
+                    "of BMC #{} ({:?}) must be 1 to 64 characters of [A-Za-z0-9_.-], not starting with '.', and not \"local\"",
+                    i + 1,
+                    bmc.name
+                ),
+            ));
+        }
+        if !names.insert(bmc.name.as_str()) {
+            return Err((
+                "sources.ipmi.bmcs.name",
+                format!("{:?} is used by two BMCs", bmc.name),
+            ));
+        }
+        if let Err(e) = parse_bmc_address(&bmc.address) {
+            return Err((
+                "sources.ipmi.bmcs.address",
+                format!("of BMC {:?}: {e}", bmc.name),
+            ));
+        }
+        if bmc.username.len() > 16 {
+            return Err((
+                "sources.ipmi.bmcs.username",
+                format!(
+                    "of BMC {:?} is longer than 16 bytes (the IPMI limit)",
+                    bmc.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `host[:port]` or `[v6]:port` -> (host, port), the port defaulting to 623.
+pub fn parse_bmc_address(s: &str) -> Result<(String, u16), String> {
+    let expected = "expected host[:port] or [v6-address]:port";
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        let (addr, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{s:?} has an unclosed '['; {expected}"))?;
+        match after.strip_prefix(':') {
+            Some(port) => (addr, Some(port)),
+            None if after.is_empty() => (addr, None),
+            None => return Err(format!("{s:?} has junk after ']'; {expected}")),
+        }
+    } else if s.matches(':').count() > 1 {
+        // A bare IPv6 address: its colons are not a port separator.
+        (s, None)
+    } else {
+        match s.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!("{s:?} has no valid host; {expected}"));
+    }
+    let port = match port {
+        None => 623,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{s:?} has an invalid port {p:?}; {expected}"))?,
+    };
+    Ok((host.to_owned(), port))
+}
+
 /// The dotted key path at byte `span` of a TOML document: the last table header
 /// before it joined with the key on the span's line (toml's errors point at the
 /// offending key or value but do not print the path when they show the line).
@@ -838,6 +993,15 @@ fn key_path_at(text: &str, span: std::ops::Range<usize>, whole_table: bool) -> S
         offset = end;
     }
     table
+}
+fn default_ipmi_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_ipmi_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_ipmi_command_timeout() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// `"5s"`-style durations (humantime) in and out.

@@ -13,7 +13,7 @@
 //! - [`config`]: the typed TOML configuration, its defaults and validation.
 //! - [`source`]: the [`source::Poll`] trait and the [`source::Source`] enum;
 //!   one module per source ([`source::host`], [`source::smart`],
-//!   [`source::modbus`], [`source::net`]).
+//!   [`source::modbus`], [`source::net`], [`source::ipmi`]).
 //! - [`scheduler`]: one task per source, each poll under its own timeout.
 //! - [`batch`]: readings -> numbered, size-capped readings messages (pure).
 //! - [`buffer`]: the store-and-forward buffer and in-flight window (pure).

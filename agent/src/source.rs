@@ -4,6 +4,7 @@
 //! variant, one [`crate::config::SourceConfig`] variant and its test data.
 
 pub mod host;
+pub mod ipmi;
 pub mod modbus;
 pub mod net;
 pub mod smart;
@@ -49,6 +50,7 @@ pub enum Source {
     Smart(smart::SmartSource),
     Modbus(modbus::ModbusSource),
     Net(net::NetSource),
+    Ipmi(ipmi::IpmiSource),
 }
 
 impl Source {
@@ -59,6 +61,7 @@ impl Source {
             SourceConfig::Smart(c) => Ok(Source::Smart(smart::SmartSource::new(c.clone()))),
             SourceConfig::Modbus(c) => Ok(Source::Modbus(modbus::ModbusSource::new(c)?)),
             SourceConfig::Net(c) => Ok(Source::Net(net::NetSource::new(c)?)),
+            SourceConfig::Ipmi(c) => Ok(Source::Ipmi(ipmi::IpmiSource::new(c)?)),
         }
     }
 }
@@ -70,6 +73,7 @@ impl Poll for Source {
             Source::Smart(s) => s.name(),
             Source::Modbus(s) => s.name(),
             Source::Net(s) => s.name(),
+            Source::Ipmi(s) => s.name(),
         }
     }
 
@@ -79,6 +83,7 @@ impl Poll for Source {
             Source::Smart(s) => s.poll().await,
             Source::Modbus(s) => s.poll().await,
             Source::Net(s) => s.poll().await,
+            Source::Ipmi(s) => s.poll().await,
         }
     }
 }

@@ -617,3 +617,128 @@ fn net_addresses_split_into_host_and_port() {
         assert!(parse_endpoint(bad).is_err(), "{bad}");
     }
 }
+
+const IPMI: &str = r#"
+site = "bj1"
+[sources.ipmi]
+local = true
+interval = "15s"
+state_dir = "/var/lib/sitewatch/ipmi"
+[[sources.ipmi.bmcs]]
+name = "r12-bmc"
+address = "10.1.12.1:623"
+username = "monitor"
+password_file = "/etc/sitewatch/r12-bmc.password"
+[[sources.ipmi.bmcs]]
+name = "r13-bmc"
+address = "[fd00::13]"
+username = "monitor"
+password_file = "/etc/sitewatch/r13-bmc.password"
+"#;
+
+#[test]
+fn ipmi_section_is_read_with_defaults_and_enabled() {
+    let c = parse(IPMI).unwrap();
+    let ipmi = c.sources.ipmi.clone().unwrap();
+    assert!(ipmi.local);
+    assert_eq!(ipmi.timeout, Duration::from_secs(5));
+    assert_eq!(ipmi.command_timeout, Duration::from_secs(1));
+    assert_eq!(ipmi.bmcs.len(), 2);
+    assert_eq!(ipmi.bmcs[1].name, "r13-bmc");
+    let enabled = c.sources.enabled();
+    assert_eq!(enabled[1].name(), "ipmi");
+    assert_eq!(enabled[1].schedule().interval, Duration::from_secs(15));
+    // Without the section the source is off.
+    assert!(parse("site = \"bj1\"\n").unwrap().sources.ipmi.is_none());
+    // check-config's output loads back identically.
+    let again = parse(&c.to_toml().unwrap()).unwrap();
+    assert_eq!(again, c);
+}
+
+#[test]
+fn unknown_ipmi_keys_are_rejected_naming_file_and_key() {
+    let e = parse(&IPMI.replace("local = true", "locale = true")).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("/etc/sitewatch/agent.toml: at `sources.ipmi.locale`"),
+        "{text}"
+    );
+    let e = parse(&IPMI.replace(
+        "username = \"monitor\"\npassword_file = \"/etc/sitewatch/r13",
+        "user = \"monitor\"\npassword_file = \"/etc/sitewatch/r13",
+    ))
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("`sources.ipmi.bmcs.user`"), "{text}");
+    assert!(text.contains("unknown field `user`"), "{text}");
+    let e = parse(&IPMI.replace("address = \"10.1.12.1:623\"\n", "")).unwrap_err();
+    assert!(e.to_string().contains("missing field `address`"), "{e}");
+}
+
+#[test]
+fn ipmi_rules_serde_cannot_express_are_checked() {
+    let cases = [
+        (
+            IPMI.replace("\"r13-bmc\"", "\"r12-bmc\""),
+            "sources.ipmi.bmcs.name",
+        ),
+        (
+            IPMI.replace("\"r13-bmc\"", "\"local\""),
+            "sources.ipmi.bmcs.name",
+        ),
+        (
+            IPMI.replace("\"r13-bmc\"", "\"../etc\""),
+            "sources.ipmi.bmcs.name",
+        ),
+        (IPMI.replace(":623\"", ":0\""), "sources.ipmi.bmcs.address"),
+        (
+            IPMI.replace("[fd00::13]", "[fd00::13"),
+            "sources.ipmi.bmcs.address",
+        ),
+        (
+            IPMI.replace("interval = \"15s\"", "command_timeout = \"6s\""),
+            "sources.ipmi.command_timeout",
+        ),
+        (
+            IPMI.replace(
+                "\"monitor\"\npassword_file = \"/etc/sitewatch/r13",
+                "\"a-user-name-of-17b\"\npassword_file = \"/etc/sitewatch/r13",
+            ),
+            "sources.ipmi.bmcs.username",
+        ),
+        (
+            "site = \"bj1\"\n[sources.ipmi]\nlocal = false\n".to_owned(),
+            "sources.ipmi",
+        ),
+    ];
+    for (text, key) in cases {
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.kind(), "invalid", "{text}: {e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("/etc/sitewatch/agent.toml: `{key}`")),
+            "{text}: {e}"
+        );
+    }
+}
+
+#[test]
+fn bmc_addresses_default_to_port_623() {
+    let cases = [
+        ("10.1.12.1", "10.1.12.1", 623),
+        ("10.1.12.1:6230", "10.1.12.1", 6230),
+        ("bmc.r12", "bmc.r12", 623),
+        ("[fd00::1]:624", "fd00::1", 624),
+        ("fd00::1", "fd00::1", 623),
+    ];
+    for (s, host, port) in cases {
+        assert_eq!(
+            parse_bmc_address(s).unwrap(),
+            (host.to_owned(), port),
+            "{s}"
+        );
+    }
+    for bad in ["", ":623", "h:x", "h:70000", "a b"] {
+        assert!(parse_bmc_address(bad).is_err(), "{bad}");
+    }
+}

@@ -14,6 +14,17 @@ fn site(s: &str) -> SiteName {
     SiteName::new(s).unwrap()
 }
 
+/// `text` is refused as invalid, and the message names the file and `key`.
+fn assert_invalid_at(text: &str, key: &str) {
+    let e = parse(text).unwrap_err();
+    assert_eq!(e.kind(), "invalid", "{text}: {e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("/etc/sitewatch/agent.toml: `{key}`")),
+        "{text}: {e}"
+    );
+}
+
 #[test]
 fn minimal_file_gets_every_default() {
     let c = parse("site = \"bj1\"\n").unwrap();
@@ -173,13 +184,7 @@ fn rules_serde_cannot_express_are_checked() {
         ("[sources.host]\ntimeout = \"0s\"", "sources.*.timeout"),
     ];
     for (body, key) in cases {
-        let e = parse(&format!("site = \"bj1\"\n{body}\n")).unwrap_err();
-        assert_eq!(e.kind(), "invalid", "{body}: {e}");
-        assert!(
-            e.to_string()
-                .starts_with(&format!("/etc/sitewatch/agent.toml: `{key}`")),
-            "{body}: {e}"
-        );
+        assert_invalid_at(&format!("site = \"bj1\"\n{body}\n"), key);
     }
 }
 
@@ -389,13 +394,7 @@ fn smart_values_serde_cannot_check_are_rejected_naming_the_key() {
             "sources.smart.devices",
         ),
     ] {
-        let e = parse(&format!("site = \"bj1\"\n[sources.smart]\n{text}\n")).unwrap_err();
-        let msg = e.to_string();
-        assert_eq!(e.kind(), "invalid", "{text}: {msg}");
-        assert!(
-            msg.starts_with("/etc/sitewatch/agent.toml: `") && msg.contains(&format!("`{key}`")),
-            "{text}: {msg}"
-        );
+        assert_invalid_at(&format!("site = \"bj1\"\n[sources.smart]\n{text}\n"), key);
     }
 }
 
@@ -584,13 +583,7 @@ fn net_rules_serde_cannot_express_are_checked() {
         ),
     ];
     for (body, key) in cases {
-        let e = parse(&format!("site = \"bj1\"\n{body}\n")).unwrap_err();
-        assert_eq!(e.kind(), "invalid", "{body}: {e}");
-        assert!(
-            e.to_string()
-                .starts_with(&format!("/etc/sitewatch/agent.toml: `{key}`")),
-            "{body}: {e}"
-        );
+        assert_invalid_at(&format!("site = \"bj1\"\n{body}\n"), key);
     }
     // Disabled: kept in the file, not checked, not run.
     let c = parse("site = \"bj1\"\n[sources.net]\nenabled = false\n").unwrap();
@@ -712,13 +705,7 @@ fn ipmi_rules_serde_cannot_express_are_checked() {
         ),
     ];
     for (text, key) in cases {
-        let e = parse(&text).unwrap_err();
-        assert_eq!(e.kind(), "invalid", "{text}: {e}");
-        assert!(
-            e.to_string()
-                .starts_with(&format!("/etc/sitewatch/agent.toml: `{key}`")),
-            "{text}: {e}"
-        );
+        assert_invalid_at(&text, key);
     }
 }
 

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sitewatch_protocol::Severity;
 use sitewatch_protocol::replay::{ReplayRecord, TimelineEntry};
 use sitewatch_signals::SignalsConfig;
 
@@ -53,10 +55,20 @@ impl std::fmt::Display for LineError {
     }
 }
 
+/// One line of the timeline `replay` prints: the contract's [`TimelineEntry`]
+/// plus the signal's `severity` (an additive field): an advisory (`low`, e.g. a
+/// site on generator) is raised like an alarm, and only this tells them apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineLine {
+    #[serde(flatten)]
+    pub entry: TimelineEntry,
+    pub severity: Severity,
+}
+
 /// What a replay reports, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReplayEvent {
-    Timeline(TimelineEntry),
+    Timeline(TimelineLine),
     /// A broken line; the replay goes on.
     Skipped(LineError),
 }
@@ -202,7 +214,10 @@ impl Run {
         let evaluation = self.signals.evaluate(&self.shared.read(), now);
         for change in &evaluation.changes {
             if let Some(entry) = change.timeline_entry(t) {
-                emit(ReplayEvent::Timeline(entry));
+                emit(ReplayEvent::Timeline(TimelineLine {
+                    entry,
+                    severity: change.severity,
+                }));
             }
         }
         self.last_eval = Some(t);

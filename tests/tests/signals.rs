@@ -297,3 +297,59 @@ fn signals_are_published_retained_and_agree_with_the_api_and_metrics() {
     assert!(signal_set_from_api(&collector).is_empty());
     assert!(signal_set_from_metrics(&collector).is_empty());
 }
+
+#[test]
+fn recorded_live_traffic_replays_to_the_signal_it_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path(), None);
+    let config = write_config(dir.path(), None);
+    let record = dir.path().join("live.jsonl");
+    let collector = Collector::start(
+        dir.path(),
+        Broker::External(broker.url()),
+        &["--config", &config, "--record", record.to_str().unwrap()],
+    );
+    publish_birth(&broker);
+    publish_ups(&broker, 1, true);
+    collector.wait_for_value(
+        Duration::from_secs(15),
+        "sitewatch_site_disaster_level",
+        &[("site", SITE)],
+        3.0,
+    );
+    // The replay ends at the last record: one more batch after the grace lets it
+    // reach the instant the live collector raised the signal.
+    std::thread::sleep(Duration::from_secs(3));
+    publish_ups(&broker, 2, true);
+    let recorded = wait::until(Duration::from_secs(5), "three recorded lines", || {
+        let text = std::fs::read_to_string(&record).unwrap_or_default();
+        (text.lines().count() >= 3).then_some(text)
+    });
+    for line in recorded.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["topic"]
+                .as_str()
+                .unwrap()
+                .starts_with("sitewatch/v1/e2e/gw-01/")
+        );
+    }
+    let out = std::process::Command::new(sitewatch_tests::sitewatch::bin("sitewatch-collector"))
+        .args(["replay", record.to_str().unwrap(), "--config", &config])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let timeline: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(timeline.len(), 1, "{timeline:?}");
+    assert_eq!(timeline[0]["event"], "raised");
+    assert_eq!(timeline[0]["cause"], "power");
+    assert_eq!(timeline[0]["site"], SITE);
+}

@@ -15,6 +15,14 @@
 //!   channel (see [`crate::alertmanager`]): a slow Alertmanager never holds up this
 //!   loop, and this loop never holds up ingest.
 //!
+//! With a share group (`share_group`), each collector knows every agent's
+//! liveness but only its share of the readings: its signals are partial (a power
+//! cut seen through another collector's share of the UPS readings is missed here),
+//! and every collector of the group publishes `_signals` and pushes alerts for the
+//! sites it sees. The PromQL mirror (`packaging/prometheus/sitewatch-rules.yml`),
+//! evaluated by Prometheus over every collector's metrics, is then the site-wide
+//! truth; route its alerts, not the collectors' own.
+//!
 //! While the collector is disconnected from its broker the engine is not
 //! evaluated: silence then is the collector's own blindness, not the agents'
 //! (every agent would miss its heartbeats at once and look like a network cut).

@@ -32,6 +32,9 @@ pub struct Cli {
     /// shared subscription $share/NAME/...).
     #[arg(long, value_name = "NAME")]
     pub share_group: Option<String>,
+    /// Record every message received to FILE (replay format; see `replay`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -45,6 +48,13 @@ pub enum Command {
     /// Validate a configuration file and exit (0 valid, 2 invalid).
     CheckConfig {
         /// The file to check.
+        file: PathBuf,
+    },
+    /// Run a recorded stream (JSON lines, as `--record` writes) through the
+    /// collector's decode, ingest and signals engine on a simulated clock, and print
+    /// the signal timeline as JSON lines. The engine is configured by `--config`.
+    Replay {
+        /// The replay file (`-` for standard input).
         file: PathBuf,
     },
 }

@@ -36,13 +36,47 @@
 //! max_series = 5000000               # beyond this, new series are dropped and counted
 //! ```
 //!
-//! The signals engine's `[signals]` and `[sites]` tables come with its own issue.
+//!
+//! # Disaster signals and Alertmanager
+//!
+//! `[signals]` is the signals engine's table (`sitewatch_signals::SignalsConfig`,
+//! every default written out in `signals/example.toml`): thresholds, durations,
+//! `[signals.sites.<site>]` (region, expected hosts, host labels) and
+//! `[[signals.maintenance]]` windows. `[alertmanager]` pushes the signals to
+//! Alertmanager; without it nothing is pushed.
+//!
+//! ```toml
+//! [signals]
+//! startup_grace = "30s"               # from the collector's start: no lost agent counts
+//! [signals.power]
+//! generator_start_grace = "20s"
+//! [signals.sites.bj1]
+//! region = "cn-north"
+//! expected_hosts = ["web-01", "web-02", "db-01"]
+//! host_labels = { db-01 = { zone = "b" } }
+//! [[signals.maintenance]]
+//! site = "bj1"
+//! host = "db-01"                      # omit for the whole site
+//! start = "2025-11-25T22:00:00+08:00" # RFC 3339 or Unix ms
+//! end = "2025-11-26T02:00:00+08:00"
+//!
+//! [alertmanager]
+//! urls = ["http://am-1:9093", "http://am-2:9093"]   # every instance of an HA pair (or url = "...")
+//! resend_interval = "30s"             # 30-60 s; endsAt = now + 4 x this
+//! timeout = "10s"                     # per POST
+//! # username = "sitewatch"            # basic auth, with password_file
+//! # password_file = "/etc/sitewatch/am-password"
+//! # bearer_token_file = "/etc/sitewatch/am-token"
+//! # [alertmanager.tls]
+//! # ca = "/etc/sitewatch/am-ca.pem"   # default: the system's CA roots
+//! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+use sitewatch_signals::SignalsConfig;
 
 use crate::Error;
 use crate::liveness::Rules;
@@ -85,6 +119,34 @@ pub struct FileConfig {
     pub embedded_broker: EmbeddedBrokerConfig,
     #[serde(default)]
     pub state: StateFileConfig,
+    /// The signals engine: thresholds, sites, maintenance windows.
+    #[serde(default)]
+    pub signals: SignalsConfig,
+    /// Where to push the signals as alerts; absent: nowhere.
+    pub alertmanager: Option<AlertmanagerFileConfig>,
+}
+
+/// `[alertmanager]`: the Alertmanager v2 API the signals are pushed to.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerFileConfig {
+    /// One Alertmanager (`http://host:9093`, a path prefix allowed).
+    pub url: Option<String>,
+    /// Several: every instance of an Alertmanager cluster gets every alert (as
+    /// Prometheus does), each from its own task.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// How often an active alert is sent again (default 30s). Its `endsAt` is four
+    /// of these ahead, so a collector that dies lets its alerts resolve by themselves.
+    pub resend_interval: Option<HumanDuration>,
+    /// Per request (default 10s, at most `resend_interval`).
+    pub timeout: Option<HumanDuration>,
+    /// Basic authentication, with `password_file`.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A bearer token, read from this file.
+    pub bearer_token_file: Option<PathBuf>,
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[mqtt]`: the broker to consume.
@@ -265,6 +327,119 @@ pub struct Settings {
     pub keep_alive: Duration,
     pub session_expiry: Duration,
     pub state: StateConfig,
+    /// The signals engine's configuration, validated.
+    pub signals: SignalsConfig,
+    pub alertmanager: Option<AlertmanagerSettings>,
+}
+
+/// `[alertmanager]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertmanagerSettings {
+    /// Base URLs without a trailing `/`; alerts go to `<url>/api/v2/alerts`.
+    pub urls: Vec<String>,
+    pub resend_interval: Duration,
+    pub timeout: Duration,
+    pub auth: AlertmanagerAuth,
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// How the collector authenticates to Alertmanager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertmanagerAuth {
+    None,
+    Basic {
+        username: String,
+        password_file: Option<PathBuf>,
+    },
+    Bearer {
+        token_file: PathBuf,
+    },
+}
+
+/// Default `[alertmanager] resend_interval`.
+pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(30);
+/// Default `[alertmanager] timeout`.
+pub const DEFAULT_ALERTMANAGER_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn alertmanager_settings(
+    am: &AlertmanagerFileConfig,
+    origin: &str,
+) -> Result<AlertmanagerSettings, Error> {
+    let invalid = |key: &str, message: String| Error::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: format!("alertmanager.{key}"),
+        message,
+    };
+    let mut urls = Vec::new();
+    for (key, url) in am
+        .url
+        .iter()
+        .map(|u| ("url", u))
+        .chain(am.urls.iter().map(|u| ("urls", u)))
+    {
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(key, format!("{url:?}: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(invalid(
+                key,
+                format!("{url:?}: write http://host:port or https://host:port"),
+            ));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid(
+                key,
+                format!("{url:?}: credentials go in username and password_file"),
+            ));
+        }
+        let base = parsed.as_str().trim_end_matches('/').to_owned();
+        if !urls.contains(&base) {
+            urls.push(base);
+        }
+    }
+    if urls.is_empty() {
+        return Err(invalid("url", "set url or urls".into()));
+    }
+    let resend_interval = am.resend_interval.map_or(DEFAULT_RESEND_INTERVAL, |d| d.0);
+    if resend_interval < Duration::from_secs(1) || resend_interval > Duration::from_secs(3600) {
+        return Err(invalid(
+            "resend_interval",
+            "must be 1s to 1h (30s to 60s in production)".into(),
+        ));
+    }
+    let timeout = am.timeout.map_or(DEFAULT_ALERTMANAGER_TIMEOUT, |d| d.0);
+    if timeout.is_zero() {
+        return Err(invalid("timeout", "must be more than 0".into()));
+    }
+    // A push that outlives its resend interval would overlap the next one.
+    let timeout = timeout.min(resend_interval);
+    let auth = match (&am.username, &am.password_file, &am.bearer_token_file) {
+        (None, None, None) => AlertmanagerAuth::None,
+        (Some(u), p, None) => AlertmanagerAuth::Basic {
+            username: u.clone(),
+            password_file: p.clone(),
+        },
+        (None, None, Some(t)) => AlertmanagerAuth::Bearer {
+            token_file: t.clone(),
+        },
+        (None, Some(_), _) => {
+            return Err(invalid(
+                "password_file",
+                "set alertmanager.username too (basic authentication)".into(),
+            ));
+        }
+        (Some(_), _, Some(_)) => {
+            return Err(invalid(
+                "bearer_token_file",
+                "use either basic authentication (username) or a bearer token, not both".into(),
+            ));
+        }
+    };
+    Ok(AlertmanagerSettings {
+        urls,
+        resend_interval,
+        timeout,
+        auth,
+        tls_ca: am.tls.as_ref().and_then(|t| t.ca.clone()),
+    })
 }
 
 impl Settings {
@@ -408,6 +583,23 @@ impl Settings {
         }
         let startup_grace = s.startup_grace.map_or(Duration::from_secs(15), |d| d.0);
         let max_series = s.max_series.unwrap_or(5_000_000);
+        if let Err(errors) = file.signals.validate() {
+            let mut errors = errors.into_iter();
+            if let Some(first) = errors.next() {
+                let more: Vec<String> = errors.map(|e| e.to_string()).collect();
+                let message = if more.is_empty() {
+                    first.message
+                } else {
+                    format!("{} (also: {})", first.message, more.join("; "))
+                };
+                return Err(invalid(origin, &format!("signals.{}", first.key), message));
+            }
+        }
+        let alertmanager = file
+            .alertmanager
+            .as_ref()
+            .map(|am| alertmanager_settings(am, origin))
+            .transpose()?;
         let state = StateConfig {
             stale_factor,
             default_interval_ms: millis(default_interval),
@@ -434,6 +626,8 @@ impl Settings {
             keep_alive,
             session_expiry,
             state,
+            signals: file.signals.clone(),
+            alertmanager,
         })
     }
 
@@ -449,8 +643,82 @@ impl Settings {
                 source,
             })?;
         }
+        if let Some(am) = &self.alertmanager {
+            am.read_secret()?;
+            if let Some(p) = &am.tls_ca {
+                std::fs::read(p).map_err(|source| Error::FileRead {
+                    path: p.clone(),
+                    what: "the CA file (alertmanager.tls.ca)",
+                    source,
+                })?;
+            }
+        }
         Ok(())
     }
+}
+
+impl AlertmanagerSettings {
+    /// The `Authorization` header value, secrets read from their files.
+    pub fn read_secret(&self) -> Result<Option<String>, Error> {
+        match &self.auth {
+            AlertmanagerAuth::None => Ok(None),
+            AlertmanagerAuth::Basic {
+                username,
+                password_file,
+            } => {
+                let password = match password_file {
+                    Some(p) => {
+                        read_secret_file(p, "the password file (alertmanager.password_file)")?
+                    }
+                    None => String::new(),
+                };
+                Ok(Some(format!(
+                    "Basic {}",
+                    base64(format!("{username}:{password}").as_bytes())
+                )))
+            }
+            AlertmanagerAuth::Bearer { token_file } => {
+                let token = read_secret_file(
+                    token_file,
+                    "the token file (alertmanager.bearer_token_file)",
+                )?;
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+}
+
+fn read_secret_file(path: &Path, what: &'static str) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::FileRead {
+        path: path.to_owned(),
+        what,
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Standard base64 with padding (RFC 4648), for one basic-auth header: not worth
+/// a dependency.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let idx = (n >> (18 - 6 * i)) & 63;
+                out.push(char::from(ALPHABET[idx as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn millis(d: Duration) -> u64 {
@@ -543,6 +811,97 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c.toml: mqtt.url: "), "{e}");
+    }
+
+    #[test]
+    fn signals_and_alertmanager_default_to_the_engine_defaults_and_no_push() {
+        let s = resolve("").unwrap();
+        assert_eq!(s.signals, SignalsConfig::default());
+        assert_eq!(s.alertmanager, None);
+    }
+
+    #[test]
+    fn signals_table_with_sites_and_maintenance_is_read() {
+        let s = resolve(
+            "[signals]\nstartup_grace = \"10s\"\n[signals.power]\ngenerator_start_grace = \"5s\"\n\
+             [signals.sites.bj1]\nregion = \"cn-north\"\nexpected_hosts = [\"web-01\"]\n\
+             [[signals.maintenance]]\nsite = \"bj1\"\nstart = 0\nend = 1\n",
+        )
+        .unwrap();
+        assert_eq!(s.signals.startup_grace, Duration::from_secs(10));
+        assert_eq!(
+            s.signals.power.generator_start_grace,
+            Duration::from_secs(5)
+        );
+        assert_eq!(s.signals.region_of("bj1"), Some("cn-north"));
+        assert_eq!(s.signals.maintenance.len(), 1);
+    }
+
+    #[test]
+    fn bad_signals_values_name_their_key() {
+        // An unknown cause is an unknown key of [signals].
+        let e = resolve("[signals.powr]\nenabled = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml: ") && e.contains("powr"), "{e}");
+        let e = resolve("[signals]\nclear_after = \"-5s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clear_after") && e.contains("duration"), "{e}");
+        let e = resolve("[signals.network]\nlost_ratio = 2.0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "c.toml: signals.network.lost_ratio: must be above 0 and at most 1"
+        );
+    }
+
+    #[test]
+    fn alertmanager_table_is_validated_with_its_keys() {
+        let s = resolve(
+            "[alertmanager]\nurl = \"http://am:9093/\"\nurls = [\"https://am2:9093\"]\nresend_interval = \"45s\"\n",
+        )
+        .unwrap();
+        let am = s.alertmanager.unwrap();
+        assert_eq!(am.urls, ["http://am:9093", "https://am2:9093"]);
+        assert_eq!(am.resend_interval, Duration::from_secs(45));
+        assert_eq!(am.timeout, DEFAULT_ALERTMANAGER_TIMEOUT);
+        assert_eq!(am.auth, AlertmanagerAuth::None);
+        for (text, key) in [
+            ("[alertmanager]\n", "alertmanager.url"),
+            ("[alertmanager]\nurl = \"am:9093\"\n", "alertmanager.url"),
+            (
+                "[alertmanager]\nurls = [\"ftp://am\"]\n",
+                "alertmanager.urls",
+            ),
+            (
+                "[alertmanager]\nurl = \"http://am\"\nresend_interval = \"0s\"\n",
+                "alertmanager.resend_interval",
+            ),
+            (
+                "[alertmanager]\nurl = \"http://am\"\npassword_file = \"/p\"\n",
+                "alertmanager.password_file",
+            ),
+        ] {
+            let e = resolve(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("c.toml: {key}: ")), "{text}: {e}");
+        }
+        let e = resolve("[alertmanager]\nurl = \"http://am\"\ntimeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout") && e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn basic_auth_header_is_base64_of_user_and_password() {
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The HTTP side: `/metrics`, `/healthz`, `/api/v1/hosts`; anything else is 404.
+//! The HTTP side: `/metrics`, `/healthz`, `/api/v1/hosts`, `/api/v1/signals`;
+//! anything else is 404.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,6 +34,7 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/api/v1/hosts", get(hosts))
+        .route("/api/v1/signals", get(signals))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(app)
 }
@@ -72,4 +74,9 @@ async fn hosts(AxumState(app): AxumState<App>) -> Response {
     let now = app.shared.clock.now_ms();
     let hosts = app.shared.read().host_infos(now);
     axum::Json(hosts).into_response()
+}
+
+async fn signals(AxumState(app): AxumState<App>) -> Response {
+    let published = app.shared.signals();
+    axum::Json(&published.active).into_response()
 }

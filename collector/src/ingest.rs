@@ -32,8 +32,11 @@ use std::time::{Duration, Instant};
 
 use sitewatch_protocol::topic::{PREFIX, SUBSCRIPTION};
 use sitewatch_protocol::{Rejection, decode};
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::{BrokerMode, Settings, read_password};
+use crate::replay::Recorder;
+use crate::signals::Outgoing;
 use crate::state::Applied;
 use crate::{Error, Shared};
 
@@ -150,19 +153,53 @@ impl RateLimiter {
 pub struct Ingestor {
     shared: Arc<Shared>,
     limiter: RateLimiter,
+    hooks: Hooks,
+}
+
+/// What the consumer does besides ingesting: wake the signals engine, record the
+/// traffic, publish the `_signals` messages.
+#[derive(Debug, Default)]
+pub struct Hooks {
+    /// Notified after each message, so that the engine runs after an ingest burst.
+    pub ingested: Option<Arc<Notify>>,
+    /// Writes every message received (`--record FILE`).
+    pub recorder: Option<Recorder>,
+    /// Retained messages to publish through the consumer's client.
+    pub outgoing: Option<mpsc::Receiver<Outgoing>>,
 }
 
 impl Ingestor {
     pub fn new(shared: Arc<Shared>) -> Self {
+        Ingestor::with_hooks(shared, Hooks::default())
+    }
+
+    pub fn with_hooks(shared: Arc<Shared>, hooks: Hooks) -> Self {
         Ingestor {
             shared,
             limiter: RateLimiter::new(REJECTION_LOG_PERIOD),
+            hooks,
         }
     }
 
-    /// Handles one received publish.
+    /// Handles one received publish, now.
     pub fn handle(&mut self, topic: &str, payload: &[u8], retained: bool) {
         let now = self.shared.clock.now_ms();
+        self.handle_at(topic, payload, retained, now);
+    }
+
+    /// Handles one publish received at `now` (Unix ms): the live clock, or a
+    /// replay's simulated one.
+    pub fn handle_at(&mut self, topic: &str, payload: &[u8], retained: bool, now: i64) {
+        if let Some(r) = &self.hooks.recorder {
+            r.record(topic, payload, retained, now);
+        }
+        self.apply(topic, payload, retained, now);
+        if let Some(n) = &self.hooks.ingested {
+            n.notify_one();
+        }
+    }
+
+    fn apply(&mut self, topic: &str, payload: &[u8], retained: bool, now: i64) {
         // Decoding (the expensive part) happens outside the lock.
         match decode(topic, payload) {
             Ok(msg) => {
@@ -378,6 +415,37 @@ fn qos(q: u8) -> rumqttc::QoS {
     }
 }
 
+/// A connection to the broker is up: count it, and when it is not the first, give
+/// the heartbeat rule its startup grace again. While the collector was away it
+/// heard nobody; the broker now redelivers what it queued and the agents' retained
+/// states, and until it has, silence is not a sign of death.
+fn connected(shared: &Shared) {
+    shared.connected.store(true, Ordering::Relaxed);
+    let previous = shared.connections.fetch_add(1, Ordering::Relaxed);
+    if previous > 0 {
+        let now = shared.clock.now_ms();
+        shared.write().restart_heartbeat_grace(now);
+    }
+}
+
+/// Publishes the `_signals` messages handed over by the signals loop, from a task
+/// of its own: the client's request queue is drained by the event loop, which must
+/// never wait on it.
+fn spawn_publisher<F, Fut>(mut outgoing: mpsc::Receiver<Outgoing>, publish: F)
+where
+    F: Fn(Outgoing) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    tokio::spawn(async move {
+        while let Some(m) = outgoing.recv().await {
+            let topic = m.topic.clone();
+            if let Err(e) = publish(m).await {
+                tracing::warn!(topic, error = e, "cannot publish");
+            }
+        }
+    });
+}
+
 fn set_connected(shared: &Shared, connected: bool) {
     let was = shared.connected.swap(connected, Ordering::Relaxed);
     if was != connected && !connected {
@@ -386,15 +454,15 @@ fn set_connected(shared: &Shared, connected: bool) {
 }
 
 /// Runs the consumer until the process stops.
-pub async fn run(cfg: ConsumerConfig, shared: Arc<Shared>) {
+pub async fn run(cfg: ConsumerConfig, shared: Arc<Shared>, hooks: Hooks) {
     if cfg.endpoint.v5 {
-        run_v5(cfg, shared).await
+        run_v5(cfg, shared, hooks).await
     } else {
-        run_v4(cfg, shared).await
+        run_v4(cfg, shared, hooks).await
     }
 }
 
-async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>) {
+async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, SubscribeReasonCode};
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.endpoint.host, cfg.endpoint.port);
     opts.set_keep_alive(cfg.keep_alive)
@@ -405,7 +473,19 @@ async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>) {
         opts.set_credentials(u, p);
     }
     let (client, mut eventloop) = AsyncClient::new(opts, 16);
-    let mut ingestor = Ingestor::new(Arc::clone(&shared));
+    if let Some(outgoing) = hooks.outgoing.take() {
+        let publisher = client.clone();
+        spawn_publisher(outgoing, move |m| {
+            let publisher = publisher.clone();
+            async move {
+                publisher
+                    .publish(m.topic, qos(1), true, m.payload)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        });
+    }
+    let mut ingestor = Ingestor::with_hooks(Arc::clone(&shared), hooks);
     let mut backoff = Backoff::default();
     loop {
         match eventloop.poll().await {
@@ -414,7 +494,7 @@ async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>) {
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
-                shared.connected.store(true, Ordering::Relaxed);
+                connected(&shared);
                 tracing::info!(
                     host = %cfg.endpoint.host,
                     port = cfg.endpoint.port,
@@ -452,7 +532,7 @@ async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>) {
     }
 }
 
-async fn run_v5(cfg: ConsumerConfig, shared: Arc<Shared>) {
+async fn run_v5(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
     use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
     use rumqttc::v5::{AsyncClient, Event, MqttOptions};
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.endpoint.host, cfg.endpoint.port);
@@ -470,7 +550,19 @@ async fn run_v5(cfg: ConsumerConfig, shared: Arc<Shared>) {
         opts.set_credentials(u, p);
     }
     let (client, mut eventloop) = AsyncClient::new(opts, 16);
-    let mut ingestor = Ingestor::new(Arc::clone(&shared));
+    if let Some(outgoing) = hooks.outgoing.take() {
+        let publisher = client.clone();
+        spawn_publisher(outgoing, move |m| {
+            let publisher = publisher.clone();
+            async move {
+                publisher
+                    .publish(m.topic, v5_qos(1), true, m.payload)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        });
+    }
+    let mut ingestor = Ingestor::with_hooks(Arc::clone(&shared), hooks);
     let mut backoff = Backoff::default();
     loop {
         match eventloop.poll().await {
@@ -480,7 +572,7 @@ async fn run_v5(cfg: ConsumerConfig, shared: Arc<Shared>) {
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
-                shared.connected.store(true, Ordering::Relaxed);
+                connected(&shared);
                 tracing::info!(
                     host = %cfg.endpoint.host,
                     port = cfg.endpoint.port,

@@ -17,11 +17,18 @@
 //! - [`dedup`]: duplicate and gap detection on `seq` (pure).
 //! - [`liveness`]: online / lost / shutdown / maintenance from facts and `now` (pure).
 //! - [`metrics`]: the prometheus-client collector and every metric name.
-//! - [`http`]: `/metrics`, `/healthz`, `/api/v1/hosts`.
+//! - [`signals`]: the disaster-signals engine over the state: snapshot, the
+//!   evaluation loop, `_signals` publication.
+//! - [`alertmanager`]: pushing the signals to Alertmanager (a pure book + a task).
+//! - [`replay`]: recorded traffic: `record` writes it, `replay` runs it through
+//!   the same decode, ingest and engine on a simulated clock.
+//! - [`http`]: `/metrics`, `/healthz`, `/api/v1/hosts`, `/api/v1/signals`.
 //! - [`error`]: the library's error type.
 //!
 //! Data flows one way: MQTT -> [`ingest`] -> [`state::State::apply`] -> readers
-//! ([`metrics`], [`http`]) that all pass their own `now`.
+//! ([`metrics`], [`http`], [`signals`]) that all pass their own `now`; the
+//! signals loop publishes its evaluation for [`metrics`] and [`http`], to the
+//! broker and to the [`alertmanager`] tasks.
 //!
 //! # HTTP
 //!
@@ -31,6 +38,9 @@
 //! - `GET /api/v1/hosts`: JSON array of [`state::HostInfo`] (`site`, `host`,
 //!   `status`, `reason`, `last_seen` in Unix ms, `labels`, `sources`, `interval_ms`,
 //!   `boot`, `agent`), sorted by site and host.
+//! - `GET /api/v1/signals`: JSON array of the active signals (`site`, `level`,
+//!   `cause`, `subject`, `severity`, `since` in Unix ms, `evidence`), by site, then
+//!   level (highest first), cause and subject.
 //!
 //! # Performance
 //!
@@ -44,10 +54,11 @@
 //! - memory: about 112 bytes of RSS per series at 1M series:
 //!   `cargo run --release -p sitewatch-collector --example memory`
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod alertmanager;
 pub mod broker;
 pub mod cli;
 pub mod config;
@@ -58,8 +69,10 @@ pub mod ingest;
 pub mod intern;
 pub mod liveness;
 pub mod metrics;
+pub mod replay;
 pub mod run;
 pub mod series;
+pub mod signals;
 pub mod state;
 
 pub use error::Error;
@@ -97,7 +110,13 @@ pub struct Shared {
     pub state: RwLock<state::State>,
     /// Whether the MQTT consumer is connected (for `/healthz` and the metric).
     pub connected: AtomicBool,
+    /// Connections made to the broker so far (a new one republishes `_signals`).
+    pub connections: AtomicU64,
     pub clock: Clock,
+    /// What the signals engine last published.
+    pub signals: RwLock<Arc<signals::Published>>,
+    /// Alertmanager push counters.
+    pub alertmanager: alertmanager::Stats,
 }
 
 impl Shared {
@@ -105,8 +124,21 @@ impl Shared {
         Shared {
             state: RwLock::new(state),
             connected: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
             clock,
+            signals: RwLock::new(Arc::new(signals::Published::default())),
+            alertmanager: alertmanager::Stats::default(),
         }
+    }
+
+    /// What the signals engine last published (a cheap clone of an `Arc`).
+    pub fn signals(&self) -> Arc<signals::Published> {
+        Arc::clone(&self.signals.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces what the signals engine publishes.
+    pub fn set_signals(&self, published: signals::Published) {
+        *self.signals.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(published);
     }
 
     /// Reads the state. A writer that panicked cannot have left it half-updated in

@@ -23,6 +23,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Replay { file }) = &cli.command {
+        return match replay(&cli, file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sitewatch-collector replay: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -62,16 +71,60 @@ fn check_config(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     let (file, origin) = match &cli.config {
         Some(path) => (config::load(path)?, path.display().to_string()),
         None => (FileConfig::default(), "defaults".to_owned()),
     };
-    let settings = Settings::resolve(&file, &cli.overrides(), &origin)?;
+    Ok(Settings::resolve(&file, &cli.overrides(), &origin)?)
+}
+
+fn replay(cli: &Cli, file: &Path) -> anyhow::Result<()> {
+    use sitewatch_collector::replay::{ReplayEvent, replay};
+    use std::io::{BufRead, BufReader, Write};
+    let settings = settings(cli)?;
+    let input: Box<dyn BufRead> = if file == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin().lock()))
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("{}", file.display()))?;
+        Box::new(BufReader::new(f))
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write_error: Option<std::io::Error> = None;
+    replay(
+        input,
+        settings.state,
+        &settings.signals,
+        |event| match event {
+            ReplayEvent::Timeline(entry) => {
+                if write_error.is_none() {
+                    let line = serde_json::to_string(&entry).map_err(std::io::Error::other);
+                    if let Err(e) = line.and_then(|l| writeln!(out, "{l}")) {
+                        write_error = Some(e);
+                    }
+                }
+            }
+            ReplayEvent::Skipped(e) => eprintln!("{}: {e}", file.display()),
+        },
+    )
+    .with_context(|| format!("{}", file.display()))?;
+    if let Some(e) = write_error {
+        return Err(e).context("cannot write the timeline");
+    }
+    out.flush().context("cannot write the timeline")?;
+    Ok(())
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let settings = settings(cli)?;
+    let options = sitewatch_collector::run::RunOptions {
+        record: cli.record.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(sitewatch_collector::run::run(settings))?;
+    runtime.block_on(sitewatch_collector::run::run(settings, options))?;
     Ok(())
 }

@@ -18,13 +18,17 @@
 //! - `sitewatch_agent_status{site,host,status}`: one sample per status
 //!   (`online|lost|shutdown|maintenance`), 1 for the current one.
 //! - `sitewatch_agent_last_seen_timestamp_seconds{site,host}`.
-//! - `sitewatch_site_disaster_level{site}`: 0 for every known site until the signals
-//!   engine fills it.
-//! - `sitewatch_collector_*`: the collector's own counters and gauges (below).
-//!
-//! Adding `sitewatch_signal_active` (the signals issue): encode it in
-//! [`encode_state`] next to `sitewatch_site_disaster_level`, or register a second
-//! [`Collector`] in [`registry`]; the name is reserved in [`names`].
+//! - `sitewatch_signal_active{site,level,cause,subject,severity}` (gauge, always 1):
+//!   one sample per signal the engine publishes (inhibited L2s are not published:
+//!   they are evidence of their L3).
+//! - `sitewatch_site_disaster_level{site}`: the engine's level for every known site
+//!   (sites with agents, and configured ones), 0 when none. Advisories (severity
+//!   low) do not raise it.
+//! - `sitewatch_site_info{site,region}` (always 1): each configured site with a
+//!   region, for the PromQL mirror's L4 rule to join on.
+//! - `sitewatch_collector_*`: the collector's own counters and gauges (below),
+//!   among them `alertmanager_alerts_sent_total`, `alertmanager_errors_total{kind}`
+//!   and `signal_evaluation_seconds`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,9 +43,11 @@ use prometheus_client::registry::{Registry, Unit};
 use sitewatch_protocol::{ReadingState, Rejection, quantity};
 
 use crate::Shared;
+use crate::alertmanager::{self, PushError};
 use crate::intern::{Id, Interner};
 use crate::liveness::AgentStatus;
 use crate::series::{SeriesKey, SeriesValue};
+use crate::signals::Published;
 use crate::state::{DropReason, MESSAGE_KINDS, State};
 
 /// Every metric name in one place. Counter names are given without `_total`: the
@@ -54,8 +60,11 @@ pub mod names {
     pub const AGENT_STATUS: &str = "sitewatch_agent_status";
     pub const AGENT_LAST_SEEN: &str = "sitewatch_agent_last_seen_timestamp_seconds";
     pub const SITE_DISASTER_LEVEL: &str = "sitewatch_site_disaster_level";
-    /// Reserved for the signals engine (`{site,level,cause,subject}`).
     pub const SIGNAL_ACTIVE: &str = "sitewatch_signal_active";
+    pub const SITE_INFO: &str = "sitewatch_site_info";
+    pub const SIGNAL_EVALUATION: &str = "sitewatch_collector_signal_evaluation_seconds";
+    pub const ALERTMANAGER_ALERTS_SENT: &str = "sitewatch_collector_alertmanager_alerts_sent";
+    pub const ALERTMANAGER_ERRORS: &str = "sitewatch_collector_alertmanager_errors";
     pub const REJECTED_MESSAGES: &str = "sitewatch_collector_rejected_messages";
     pub const DUPLICATE_MESSAGES: &str = "sitewatch_collector_duplicate_messages";
     pub const SEQUENCE_GAPS: &str = "sitewatch_collector_sequence_gaps";
@@ -137,8 +146,11 @@ impl Collector for StateCollector {
         // The read lock is held for the whole encoding: ingest waits, which at a
         // million series is a fraction of a second (see benches/render.rs), and a
         // scrape sees one consistent state.
+        let signals = self.shared.signals();
         let state = self.shared.read();
-        encode_state(&state, connected, now, &mut encoder)
+        encode_state(&state, &signals, connected, now, &mut encoder)?;
+        drop(state);
+        encode_pushes(&self.shared.alertmanager, &mut encoder)
     }
 }
 
@@ -194,13 +206,15 @@ fn unit_of(name: &str) -> Option<Unit> {
 /// Encodes everything the collector exposes from `state` at `now_ms`.
 pub fn encode_state(
     state: &State,
+    signals: &Published,
     connected: bool,
     now_ms: i64,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
     encode_readings(state, now_ms, encoder)?;
     encode_agents(state, now_ms, encoder)?;
-    encode_self(state, connected, encoder)
+    encode_signals(state, signals, encoder)?;
+    encode_self(state, signals, connected, encoder)
 }
 
 fn encode_readings(
@@ -389,16 +403,82 @@ fn encode_agents(
             }
         }
     }
+    Ok(())
+}
+
+fn encode_signals(
+    state: &State,
+    signals: &Published,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
+    if !signals.active.is_empty() {
+        let mut active = encoder.encode_descriptor(
+            names::SIGNAL_ACTIVE,
+            "1 for each active disaster signal (L1-L4) of a site.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in &signals.active {
+            let labels = [
+                ("site", s.site.as_str()),
+                ("level", s.level.as_str()),
+                ("cause", s.cause.as_str()),
+                ("subject", s.subject.as_str()),
+                ("severity", s.severity.as_str()),
+            ];
+            active.encode_family(&labels)?.encode_gauge(&1i64)?;
+        }
+    }
+    let mut sites = state.sites();
+    sites.extend(signals.disaster_level.keys().map(String::as_str));
+    sites.extend(signals.regions.keys().map(String::as_str));
     let mut level = encoder.encode_descriptor(
         names::SITE_DISASTER_LEVEL,
-        "Highest active disaster level of the site (1-4), 0 when none.",
+        "Highest active disaster level of the site (1-4), 0 when none; advisories (severity \
+         low) do not raise it.",
         None,
         MetricType::Gauge,
     )?;
-    for site in state.sites() {
+    for site in &sites {
+        let value = signals.disaster_level.get(*site).copied().unwrap_or(0);
         level
-            .encode_family(&[("site", site)])?
-            .encode_gauge(&0i64)?;
+            .encode_family(&[("site", *site)])?
+            .encode_gauge(&i64::from(value))?;
+    }
+    if !signals.regions.is_empty() {
+        let mut info = encoder.encode_descriptor(
+            names::SITE_INFO,
+            "1 for each configured site, with its region.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (site, region) in &signals.regions {
+            info.encode_family(&[("site", site.as_str()), ("region", region.as_str())])?
+                .encode_gauge(&1i64)?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_pushes(
+    stats: &alertmanager::Stats,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
+    counter(
+        encoder,
+        names::ALERTMANAGER_ALERTS_SENT,
+        "Alerts (firing and resolved) accepted by Alertmanager.",
+        stats.alerts_sent.load(Ordering::Relaxed),
+    )?;
+    let mut m = encoder.encode_descriptor(
+        names::ALERTMANAGER_ERRORS,
+        "Failed pushes to Alertmanager, by kind (retried at the next tick).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (kind, n) in PushError::ALL.iter().zip(&stats.errors) {
+        m.encode_family(&[("kind", kind.kind())])?
+            .encode_counter::<NoLabelSet, _, u64>(&n.load(Ordering::Relaxed), None)?;
     }
     Ok(())
 }
@@ -422,10 +502,19 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
 
 fn encode_self(
     state: &State,
+    signals: &Published,
     connected: bool,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
     let c = state.counters();
+    encoder
+        .encode_descriptor(
+            names::SIGNAL_EVALUATION,
+            "How long the last evaluation of the signals engine took, snapshot included.",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&signals.evaluation_seconds)?;
     let mut m = encoder.encode_descriptor(
         names::REJECTED_MESSAGES,
         "Messages rejected by the protocol decoder, by reason.",

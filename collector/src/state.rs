@@ -580,6 +580,12 @@ impl State {
         removed
     }
 
+    /// Starts the heartbeat rule's grace again at `now_ms` (the collector has just
+    /// reconnected to its broker: see `ingest.rs`).
+    pub fn restart_heartbeat_grace(&mut self, now_ms: i64) {
+        self.cfg.rules.started_at_ms = self.cfg.rules.started_at_ms.max(now_ms);
+    }
+
     /// The liveness of a host at `now_ms`.
     pub fn liveness(&self, host: &Host, now_ms: i64) -> Liveness {
         liveness::liveness(&host.facts(), &self.cfg.rules, now_ms)

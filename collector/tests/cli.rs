@@ -48,6 +48,61 @@ fn check_config_names_the_file_and_the_key() {
 }
 
 #[test]
+fn check_config_names_the_key_of_bad_signals_and_alertmanager_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    for (text, key) in [
+        // An unknown cause.
+        ("[signals.powr]\nenabled = true\n", "powr"),
+        ("[signals]\nstartup_grace = \"-30s\"\n", "startup_grace"),
+        (
+            "[signals.cooling]\nwarning_celsius = 40.0\n",
+            "signals.cooling.warning_celsius",
+        ),
+        (
+            "[alertmanager]\nurl = \"http://am:9093\"\nresend_interval = \"soon\"\n",
+            "resend_interval",
+        ),
+        ("[alertmanager]\nurl = \"am:9093\"\n", "alertmanager.url"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = collector().arg("check-config").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("bad.toml") && err.contains(key),
+            "{text}: {err}"
+        );
+    }
+    std::fs::write(
+        &path,
+        "[alertmanager]\nurl = \"http://am:9093\"\nusername = \"u\"\npassword_file = \"/nonexistent/am\"\n",
+    )
+    .unwrap();
+    let out = collector().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/am") && err.contains("alertmanager.password_file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_accepts_the_signals_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signals.toml");
+    let example = include_str!("../../signals/example.toml");
+    std::fs::write(&path, example).unwrap();
+    let out = collector().arg("check-config").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn a_busy_port_is_an_error_naming_the_address() {
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap();

@@ -210,6 +210,7 @@ async fn embedded_broker_replays_more_than_100_retained_states_at_subscription()
     tokio::spawn(run(
         ConsumerConfig::from_settings(&settings).unwrap(),
         Arc::clone(&shared),
+        Default::default(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -249,3 +249,66 @@ fn every_family_is_written_once() {
     let unique: std::collections::HashSet<_> = runs.iter().collect();
     assert_eq!(runs.len(), unique.len(), "{text}");
 }
+
+#[test]
+fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
+    use sitewatch_protocol::{Cause, Evidence, Level, Severity, Signal};
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/state",
+            &birth("b1"),
+            false,
+            T0,
+        );
+    }
+    let signal = |cause: Cause, subject: &str, severity| Signal {
+        site: "bj1".into(),
+        level: cause.level(),
+        cause,
+        subject: subject.into(),
+        severity,
+        since: T0,
+        evidence: vec![Evidence::Text("why".into())],
+    };
+    shared.set_signals(Published {
+        evaluated_at_ms: Some(T0),
+        active: vec![
+            signal(Cause::Power, "bj1", Severity::Critical),
+            signal(Cause::Cooling, "bj1", Severity::Low),
+        ],
+        disaster_level: [("bj1".to_owned(), 3), ("sh1".to_owned(), 0)].into(),
+        regions: [("bj1".to_owned(), "cn-north".to_owned())].into(),
+        evaluation_seconds: 0.001,
+    });
+    assert_eq!(Level::L3.as_str(), "L3");
+    let text = scrape(&shared, Format::Prometheus);
+    assert_eq!(
+        lines_of(&text, "sitewatch_signal_active")[2..],
+        [
+            r#"sitewatch_signal_active{site="bj1",level="L3",cause="power",subject="bj1",severity="critical"} 1"#,
+            r#"sitewatch_signal_active{site="bj1",level="L3",cause="cooling",subject="bj1",severity="low"} 1"#,
+        ]
+    );
+    // A configured site nobody reports to yet has its level too.
+    assert_eq!(
+        lines_of(&text, "sitewatch_site_disaster_level")[2..],
+        [
+            r#"sitewatch_site_disaster_level{site="bj1"} 3"#,
+            r#"sitewatch_site_disaster_level{site="sh1"} 0"#,
+        ]
+    );
+    assert_eq!(
+        lines_of(&text, "sitewatch_site_info")[2..],
+        [r#"sitewatch_site_info{site="bj1",region="cn-north"} 1"#]
+    );
+    assert!(text.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
+    assert!(text.contains(r#"sitewatch_collector_alertmanager_errors_total{kind="timeout"} 0"#));
+    assert!(text.contains("sitewatch_collector_signal_evaluation_seconds 0.001"));
+    // OpenMetrics too.
+    let om = scrape(&shared, Format::OpenMetrics);
+    assert!(om.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
+    assert!(om.ends_with("# EOF\n"));
+}

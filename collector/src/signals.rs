@@ -1,0 +1,391 @@
+//! The collector's side of the disaster signals: a [`Snapshot`] of the state for
+//! the pure engine (`sitewatch-signals`), and the live evaluation loop that turns
+//! each [`Evaluation`] into the collector's outputs.
+//!
+//! The same [`Signals::evaluate`] serves the live loop and `replay`: the state
+//! read at a `now`, the engine evaluated at that `now`.
+//!
+//! Outputs of every evaluation (`PROTOCOL.md`, "What the collector exposes"):
+//!
+//! - [`Published`] in [`crate::Shared`]: what `/metrics` (`sitewatch_signal_active`,
+//!   `sitewatch_site_disaster_level`, `sitewatch_site_info`) and `/api/v1/signals` read.
+//! - The retained `sitewatch/v1/<site>/_signals`, republished for every site with a
+//!   change, and for every site after each (re)connection to the broker.
+//! - The active signals, handed to the Alertmanager tasks through a `watch`
+//!   channel (see [`crate::alertmanager`]): a slow Alertmanager never holds up this
+//!   loop, and this loop never holds up ingest.
+//!
+//! With a share group (`share_group`), each collector knows every agent's
+//! liveness but only its share of the readings: its signals are partial (a power
+//! cut seen through another collector's share of the UPS readings is missed here),
+//! and every collector of the group publishes `_signals` and pushes alerts for the
+//! sites it sees. The PromQL mirror (`packaging/prometheus/sitewatch-rules.yml`),
+//! evaluated by Prometheus over every collector's metrics, is then the site-wide
+//! truth; route its alerts, not the collectors' own.
+//!
+//! While the collector is disconnected from its broker the engine is not
+//! evaluated: silence then is the collector's own blindness, not the agents'
+//! (every agent would miss its heartbeats at once and look like a network cut).
+//! The published signals stay as they were; on reconnection the heartbeat rule
+//! gets its startup grace again (see `ingest.rs`) while the broker redelivers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sitewatch_protocol::{Signal, topic::PREFIX};
+use sitewatch_signals::{
+    ChangeKind, Engine, Evaluation, HostSnapshot, Liveness, SeriesSnapshot, SignalsConfig,
+    SiteSnapshot, Snapshot,
+};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::Shared;
+use crate::liveness::AgentStatus;
+use crate::state::State;
+
+/// The engine is evaluated at least this often.
+pub const TICK: Duration = Duration::from_secs(1);
+/// ...and after ingest, but not more often than this: a burst of a thousand
+/// batches is one evaluation, not a thousand.
+pub const MIN_GAP: Duration = Duration::from_millis(200);
+
+/// A retained message for the broker, sent through the consumer's client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// What the last evaluation published: what `/metrics` and the API read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Published {
+    /// When the engine last ran (Unix ms); `None` before its first evaluation.
+    pub evaluated_at_ms: Option<i64>,
+    /// Active signals, by site, then level (highest first), cause, subject.
+    pub active: Vec<Signal>,
+    /// Each site's disaster level (advisories do not raise it).
+    pub disaster_level: BTreeMap<String, u8>,
+    /// Site -> region, from `[signals.sites]` (`sitewatch_site_info`).
+    pub regions: BTreeMap<String, String>,
+    /// How long the last evaluation took (snapshot included).
+    pub evaluation_seconds: f64,
+}
+
+impl Published {
+    /// Before any evaluation: no signal, the configured regions.
+    pub fn initial(config: &SignalsConfig) -> Self {
+        Published {
+            regions: regions(config),
+            ..Published::default()
+        }
+    }
+}
+
+/// Site -> region of the configured sites that have one.
+pub fn regions(config: &SignalsConfig) -> BTreeMap<String, String> {
+    config
+        .sites
+        .iter()
+        .filter_map(|(site, c)| Some((site.clone(), c.region.clone()?)))
+        .collect()
+}
+
+/// The engine, fed from the collector's state.
+#[derive(Debug)]
+pub struct Signals {
+    engine: Engine,
+}
+
+impl Signals {
+    /// An engine whose startup grace counts from `started_at_ms` (the collector's
+    /// start, or a replay's first instant).
+    pub fn new(config: SignalsConfig, started_at_ms: i64) -> Self {
+        Signals {
+            engine: Engine::new(config, started_at_ms),
+        }
+    }
+
+    pub fn config(&self) -> &SignalsConfig {
+        self.engine.config()
+    }
+
+    /// Evaluates the state as it is at `now_ms`.
+    pub fn evaluate(&mut self, state: &State, now_ms: i64) -> Evaluation {
+        let snapshot = snapshot(state, now_ms);
+        self.engine.evaluate(&snapshot, now_ms)
+    }
+
+    /// Evaluates a snapshot already taken (so that the state's lock is not held
+    /// while the engine runs).
+    pub fn evaluate_snapshot(&mut self, snapshot: &Snapshot, now_ms: i64) -> Evaluation {
+        self.engine.evaluate(snapshot, now_ms)
+    }
+}
+
+/// The engine's picture of the state at `now_ms`: every host with its liveness
+/// (lost since when) and labels, and its series not expired at `now_ms`.
+pub fn snapshot(state: &State, now_ms: i64) -> Snapshot {
+    let strings = state.strings();
+    // (site, host) -> host; BTreeMaps so that the snapshot's order, and with it
+    // everything downstream, does not depend on hash or slot order.
+    let mut sites: BTreeMap<&str, BTreeMap<&str, HostSnapshot>> = BTreeMap::new();
+    for (_, h) in state.hosts() {
+        let site = strings.resolve(h.site);
+        let host = strings.resolve(h.host);
+        let l = state.liveness(h, now_ms);
+        let liveness = match l.status {
+            AgentStatus::Online => Liveness::Online,
+            AgentStatus::Lost => Liveness::Lost {
+                since_ms: l.since_ms.unwrap_or(now_ms),
+            },
+            AgentStatus::Shutdown => Liveness::Shutdown,
+            AgentStatus::Maintenance => Liveness::Maintenance,
+        };
+        let mut snap = HostSnapshot::new(host, liveness);
+        snap.labels.clone_from(&h.labels);
+        sites.entry(site).or_default().insert(host, snap);
+    }
+    for r in state.readings(now_ms) {
+        let Some(host) = sites.get_mut(r.site).and_then(|s| s.get_mut(r.host)) else {
+            continue;
+        };
+        host.readings.push(SeriesSnapshot {
+            src: r.src.to_owned(),
+            dev: r.dev.to_owned(),
+            name: r.name.to_owned(),
+            q: r.q.to_owned(),
+            value: r.value,
+            state: r.state,
+            ts_ms: r.ts_ms,
+            labels: r
+                .labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
+    }
+    Snapshot::new(
+        sites
+            .into_iter()
+            .map(|(site, hosts)| {
+                let mut hosts: Vec<HostSnapshot> = hosts.into_values().collect();
+                for h in &mut hosts {
+                    h.readings.sort_by(|a, b| {
+                        (&a.q, &a.src, &a.dev, &a.name).cmp(&(&b.q, &b.src, &b.dev, &b.name))
+                    });
+                }
+                SiteSnapshot::new(site, hosts)
+            })
+            .collect(),
+    )
+}
+
+/// The retained `_signals` topic of a site.
+pub fn signals_topic(site: &str) -> String {
+    format!("{PREFIX}/{site}/_signals")
+}
+
+/// The input of the Alertmanager tasks: the active signals at an instant.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActiveSignals {
+    pub now_ms: i64,
+    pub signals: Arc<Vec<Signal>>,
+}
+
+/// Where the live loop sends what it evaluated.
+#[derive(Debug)]
+pub struct Outputs {
+    /// Retained `_signals` messages, to the consumer's client.
+    pub mqtt: Option<mpsc::Sender<Outgoing>>,
+    /// The active signals, to the Alertmanager tasks.
+    pub alerts: watch::Sender<ActiveSignals>,
+}
+
+/// Runs the engine every [`TICK`] and after ingest (woken by `ingested`), until
+/// the process stops.
+pub async fn run(shared: Arc<Shared>, mut signals: Signals, ingested: Arc<Notify>, out: Outputs) {
+    let regions = regions(signals.config());
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_run: Option<Instant> = None;
+    // Sites whose `_signals` must be (re)published, and the connection they were
+    // last published on.
+    let mut pending: BTreeSet<String> = BTreeSet::new();
+    let mut published_on: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = ingested.notified() => {}
+        }
+        if let Some(at) = last_run {
+            let since = at.elapsed();
+            if since < MIN_GAP {
+                tokio::time::sleep(MIN_GAP - since).await;
+            }
+        }
+        last_run = Some(Instant::now());
+        if !shared.connected.load(Ordering::Relaxed) {
+            continue;
+        }
+        let started = Instant::now();
+        let now = shared.clock.now_ms();
+        let snapshot = snapshot(&shared.read(), now);
+        let evaluation = signals.evaluate_snapshot(&snapshot, now);
+        drop(snapshot);
+        log_changes(&evaluation);
+
+        let connection = shared.connections.load(Ordering::Relaxed);
+        if connection != published_on {
+            // A new connection: the broker may have lost its retained messages
+            // (no persistence), and a restarted collector must replace what the
+            // previous one left there.
+            pending.extend(evaluation.disaster_level.keys().cloned());
+            published_on = connection;
+        }
+        pending.extend(evaluation.changed_sites().into_iter().map(str::to_owned));
+        if let Some(mqtt) = &out.mqtt {
+            publish_pending(mqtt, &evaluation, &mut pending);
+        } else {
+            pending.clear();
+        }
+
+        out.alerts.send_replace(ActiveSignals {
+            now_ms: now,
+            signals: Arc::new(evaluation.active.clone()),
+        });
+        let published = Published {
+            evaluated_at_ms: Some(now),
+            active: evaluation.active,
+            disaster_level: evaluation.disaster_level,
+            regions: regions.clone(),
+            evaluation_seconds: started.elapsed().as_secs_f64(),
+        };
+        shared.set_signals(published);
+    }
+}
+
+/// Hands the pending sites' payloads to the MQTT client; those that do not fit
+/// (the client is backed up while the broker is away) stay pending.
+fn publish_pending(
+    mqtt: &mpsc::Sender<Outgoing>,
+    evaluation: &Evaluation,
+    pending: &mut BTreeSet<String>,
+) {
+    while let Some(site) = pending.first().cloned() {
+        let payload = match serde_json::to_vec(&evaluation.signals_for_site(&site)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(site, error = %e, "cannot encode the _signals payload");
+                pending.remove(&site);
+                continue;
+            }
+        };
+        let message = Outgoing {
+            topic: signals_topic(&site),
+            payload,
+        };
+        match mqtt.try_send(message) {
+            Ok(()) => {
+                pending.remove(&site);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => return,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                pending.clear();
+                return;
+            }
+        }
+    }
+}
+
+fn log_changes(evaluation: &Evaluation) {
+    for c in &evaluation.changes {
+        let kind = match c.kind {
+            ChangeKind::Raised => "raised",
+            ChangeKind::Escalated => "escalated",
+            ChangeKind::Deescalated => "deescalated",
+            ChangeKind::Inhibited => "inhibited",
+            ChangeKind::Released => "released",
+            ChangeKind::Cleared => "cleared",
+        };
+        tracing::warn!(
+            kind,
+            site = c.site,
+            level = %c.level,
+            cause = %c.cause,
+            subject = c.subject,
+            severity = c.severity.as_str(),
+            summary = c.summary,
+            "signal {kind}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StateConfig;
+    use sitewatch_protocol::decode;
+
+    fn apply(state: &mut State, topic: &str, payload: &str, now: i64) {
+        let msg = decode(topic, payload.as_bytes()).unwrap();
+        state.apply(&msg, false, now);
+    }
+
+    #[test]
+    fn snapshot_holds_fresh_series_and_lost_since() {
+        let t0 = 1_764_080_000_000;
+        let mut state = State::new(StateConfig::default());
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-01/state",
+            r#"{"v":1,"status":"online","ts":1764080000000,"interval_ms":5000,"sources":{"modbus":5000},"labels":{"zone":"a"}}"#,
+            t0,
+        );
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-01/readings",
+            r#"{"v":1,"seq":1,"ts":1764080000000,"readings":[{"src":"modbus","dev":"ups-a","name":"on_battery","q":"ups_on_battery","value":1,"state":"critical","labels":{"model":"x"}}]}"#,
+            t0,
+        );
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-02/state",
+            r#"{"v":1,"status":"offline","reason":"lost"}"#,
+            t0 + 1000,
+        );
+        let snap = snapshot(&state, t0 + 2000);
+        let site = snap.site("bj1").unwrap();
+        assert_eq!(site.hosts.len(), 2);
+        let web1 = &site.hosts[0];
+        assert_eq!(web1.host, "web-01");
+        assert_eq!(web1.liveness, Liveness::Online);
+        assert_eq!(web1.labels.get("zone").map(String::as_str), Some("a"));
+        assert_eq!(web1.readings.len(), 1);
+        assert_eq!(web1.readings[0].q, "ups_on_battery");
+        assert_eq!(web1.readings[0].value, Some(1.0));
+        assert_eq!(
+            web1.readings[0].labels.get("model").map(String::as_str),
+            Some("x")
+        );
+        assert_eq!(
+            site.hosts[1].liveness,
+            Liveness::Lost {
+                since_ms: t0 + 1000
+            }
+        );
+        // Three modbus intervals later the series has expired: not in the snapshot.
+        let later = snapshot(&state, t0 + 16_000);
+        assert!(later.site("bj1").unwrap().hosts[0].readings.is_empty());
+    }
+
+    #[test]
+    fn regions_come_from_configured_sites_that_have_one() {
+        let c: SignalsConfig =
+            toml::from_str("[sites.bj1]\nregion = \"cn-north\"\n[sites.sh1]\n").unwrap();
+        let r = regions(&c);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.get("bj1").map(String::as_str), Some("cn-north"));
+    }
+}

@@ -119,6 +119,9 @@ pub async fn drill(o: &Options) -> Result<Outcome, DrillError> {
         drill: o.scenario.name(),
         fault_at: None,
     };
+    // What cannot be injected here is said before anything is asked of the
+    // collector.
+    let devices = prepare(o).await?;
     let site = match &o.site {
         Some(s) => s.clone(),
         None => match o.collector.sites().await?.as_slice() {
@@ -144,7 +147,6 @@ pub async fn drill(o: &Options) -> Result<Outcome, DrillError> {
             o.scenario.watched()
         )));
     }
-    let devices = prepare(o).await?;
     let fault_signal = o.agent_signal.to_ascii_uppercase();
     log.step(
         "precheck",

@@ -150,6 +150,17 @@ fn power_blip_drill_raises_no_l3_when_the_generator_takes_over_within_the_grace(
     assert!(run.step("raised").is_none(), "{run}");
     assert!(run.step("wrong").is_none(), "{run}");
     assert!(run.step("takeover").is_some(), "{run}");
+    // The site on generator is an advisory, published but not an alarm.
+    let advisory = &run.step("advisory").unwrap()["signal"];
+    assert_eq!(
+        (
+            &advisory["level"],
+            &advisory["cause"],
+            &advisory["severity"]
+        ),
+        (&"L3".into(), &"power".into(), &"low".into()),
+        "{run}"
+    );
     assert!(run.took >= Duration::from_secs(25), "{run}");
     assert!(
         run.summary

@@ -360,6 +360,7 @@ async fn watch(
     let mut took_over = o.scenario != Scenario::PowerBlip;
     let mut wrong_seen = std::collections::BTreeSet::new();
     let mut last_error: Option<&'static str> = None;
+    let mut advisory_seen = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -400,6 +401,17 @@ async fn watch(
                             "met": d <= o.target,
                         }),
                     );
+                }
+                // The advisory a blip should bring (on generator): shown, not judged.
+                if !advisory_seen
+                    && let Some(s) = signals.iter().find(|s| {
+                        s.site == judge.site
+                            && s.cause == o.scenario.watched()
+                            && !super::is_alarm(s)
+                    })
+                {
+                    advisory_seen = true;
+                    log.step("advisory", json!({"signal": signal_json(s)}));
                 }
                 for s in judge.wrong(&signals) {
                     let name = format!("{} {} {}", s.level, s.cause, s.subject);

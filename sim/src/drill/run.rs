@@ -483,8 +483,12 @@ async fn restore(o: &Options, touched: &[Device], fault_signal: &str, log: &Log)
     restorable
 }
 
+/// Waits for the clear; Ctrl-C gives up on it (once the watch has listened for
+/// SIGINT, the default "terminate" is gone for good, so it must be heard here too).
 async fn wait_clear(o: &Options, judge: &Judge) -> Option<()> {
     let started = Instant::now();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         if let Ok(signals) = o.collector.signals().await
             && !judge.still_up(&signals)
@@ -494,6 +498,9 @@ async fn wait_clear(o: &Options, judge: &Judge) -> Option<()> {
         if started.elapsed() >= o.clear_timeout {
             return None;
         }
-        tokio::time::sleep(o.poll).await;
+        tokio::select! {
+            _ = tokio::time::sleep(o.poll) => {}
+            _ = &mut ctrl_c => return None,
+        }
     }
 }

@@ -5,10 +5,11 @@
 //! ```text
 //! set <point> <value>        a number, text for strings, or not_available
 //! get <point>                the decoded value and state
-//! mains_lost | battery_low | generator_fails_to_start | generator_running | cooling_alarm
+//! mains_lost | battery_low | generator_fails_to_start | generator_running | cooling_alarm | overheat
 //! healthy                    default image, no fault
 //! slow <ms> | silent | exception <code>
 //! points                     the point names
+//! class                      the profile's class: ups, generator, cooling, environment, io
 //! ```
 
 use std::time::Duration;
@@ -53,6 +54,7 @@ pub fn execute(device: &SimDevice, line: &str) -> String {
                 .collect();
             return format!("ok {}", names.join(" "));
         }
+        ["class"] => return format!("ok {}", device.profile().device.class.as_str()),
         ["slow", ms] => match ms.parse::<u64>() {
             Ok(ms) => {
                 device.set_fault(Fault::Slow(Duration::from_millis(ms)));
@@ -129,5 +131,6 @@ mod tests {
         assert!(execute(&ups, "set nothing 1").starts_with("error no point named"));
         assert!(execute(&ups, "fly away now").starts_with("error unknown command"));
         assert!(execute(&ups, "points").contains("load_on_battery"));
+        assert_eq!(execute(&ups, "class"), "ok ups");
     }
 }

@@ -69,6 +69,15 @@ pub const SCENARIOS: &[Scenario] = &[
             (q::RETURN_AIR_TEMPERATURE_CELSIUS, 38.0),
         ],
     },
+    // What a temperature probe in the cold aisle reads once the cooling has
+    // been gone a few minutes: above ASHRAE A1's allowable 32 degC.
+    Scenario {
+        name: "overheat",
+        sets: &[
+            (q::TEMPERATURE_CELSIUS, 35.0),
+            (q::INLET_TEMPERATURE_CELSIUS, 35.0),
+        ],
+    },
 ];
 
 pub fn scenario(name: &str) -> Option<&'static Scenario> {

@@ -12,10 +12,13 @@
 //! - [`serve`]: [`SimService`] over tokio-modbus's TCP and RTU servers.
 //! - [`control`]: the line protocol on `--control`.
 //! - [`site`]: a simulated machine room on consecutive ports.
+//! - [`drill`]: disaster drills against a running stack: inject, time the
+//!   signal against the DR plan's 30 s, restore, wait for the clear.
 //! - `main.rs`: the `sitewatch-sim` command line.
 
 pub mod control;
 pub mod device;
+pub mod drill;
 pub mod fault;
 pub mod serve;
 pub mod site;

@@ -2,11 +2,12 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use sitewatch_modbus_profile::{Profile, Table, shipped};
-use sitewatch_sim::{SimDevice, SimService, control, serve, site};
+use sitewatch_sim::{SimDevice, SimService, control, drill, serve, site};
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
@@ -58,6 +59,130 @@ enum Command {
         #[arg(long)]
         profile: String,
     },
+    /// Run a disaster drill against a running stack: inject the fault, time the
+    /// signal against the DR plan's target, restore, wait for the clear. Exit 0
+    /// pass, 1 fail, 2 could not run.
+    Drill(Box<DrillArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct DrillArgs {
+    /// power-loss, power-blip, cooling-failure, network-cut, single-host-loss,
+    /// disk-failure or psu-failure.
+    scenario: String,
+    /// The collector's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:9184")]
+    collector: String,
+    /// A simulator's control address (repeat); each is asked its class.
+    #[arg(long = "control", value_name = "ADDR")]
+    controls: Vec<String>,
+    /// The first control address of `sitewatch-sim site`: its five devices.
+    #[arg(long, value_name = "ADDR")]
+    control_base: Option<String>,
+    /// The site drilled (default: the collector's only site).
+    #[arg(long)]
+    site: Option<String>,
+    /// The host expected in an L2 drill's signal.
+    #[arg(long)]
+    host: Option<String>,
+    /// An agent to take off the network (repeat, or comma-separated).
+    #[arg(long = "agent-pid", value_name = "PID", value_delimiter = ',')]
+    agent_pids: Vec<u32>,
+    /// STOP: frozen, silent like a cut link, restored with CONT; KILL: gone.
+    #[arg(long, default_value = "STOP")]
+    agent_signal: String,
+    /// A shell command that injects the fault (after the built-in injection).
+    #[arg(long)]
+    fault_cmd: Option<String>,
+    /// A shell command that undoes it.
+    #[arg(long)]
+    restore_cmd: Option<String>,
+    /// The DR plan's detection target.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    target: Duration,
+    /// How long to wait for the expected signal.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// How long to keep watching after it came (an L2 the L3 should inhibit
+    /// shows after its own hold, 10 s by default).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// How long the restored site may take to clear (the collector's
+    /// clear_after, 30 s by default, plus a poll or two).
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    clear_timeout: Duration,
+    /// power-blip: the collector's generator start grace.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    grace: Duration,
+    /// power-blip: how long past the grace to keep watching.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    margin: Duration,
+    /// power-blip: when the generator takes over.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    generator_start: Duration,
+    /// How often the collector is asked.
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    poll: Duration,
+}
+
+impl DrillArgs {
+    fn options(self) -> Result<drill::run::Options> {
+        let scenario = drill::Scenario::parse(&self.scenario).with_context(|| {
+            let names: Vec<&str> = drill::Scenario::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "unknown scenario `{}`: one of {}",
+                self.scenario,
+                names.join(", ")
+            )
+        })?;
+        let mut controls = self.controls;
+        if let Some(base) = &self.control_base {
+            for (_, _, by) in site::SITE {
+                controls.push(offset(base, *by)?);
+            }
+        }
+        Ok(drill::run::Options {
+            scenario,
+            collector: drill::http::CollectorUrl::parse(&self.collector)?,
+            controls,
+            site: self.site,
+            host: self.host,
+            agent_pids: self.agent_pids,
+            agent_signal: self.agent_signal,
+            fault_cmd: self.fault_cmd,
+            restore_cmd: self.restore_cmd,
+            target: self.target,
+            timeout: self.timeout,
+            settle: self.settle,
+            clear_timeout: self.clear_timeout,
+            grace: self.grace,
+            margin: self.margin,
+            generator_start: self.generator_start,
+            poll: self.poll,
+        })
+    }
+}
+
+/// Exit statuses of `drill`.
+const EXIT_FAIL: i32 = 1;
+const EXIT_CANNOT_RUN: i32 = 2;
+
+async fn run_drill(args: DrillArgs) -> i32 {
+    let options = match args.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("drill: {e:#}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    match drill::run::drill(&options).await {
+        Ok(drill::Outcome::Pass) => 0,
+        Ok(drill::Outcome::Fail(_)) => EXIT_FAIL,
+        Err(e) => {
+            eprintln!("{}: cannot run the drill: {e}", options.scenario);
+            EXIT_CANNOT_RUN
+        }
+    }
 }
 
 fn load_profile(name: &str) -> Result<Profile> {
@@ -151,6 +276,10 @@ async fn main() -> Result<()> {
         Command::Image { profile } => {
             announce(&image_json(&load_profile(&profile)?)?)?;
             return Ok(());
+        }
+        Command::Drill(args) => {
+            let code = run_drill(*args).await;
+            std::process::exit(code);
         }
         Command::Modbus {
             profile,

@@ -8,6 +8,8 @@
 //!
 //! - [`process`]: a child process that dies with its handle, with its log.
 //! - [`alertmanager`]: a real Alertmanager on a free port.
+//! - [`drill`]: a simulated machine room, its agents and collector, and
+//!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
@@ -18,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: failing loudly is the point
 
 pub mod alertmanager;
+pub mod drill;
 pub mod mosquitto;
 pub mod observer;
 pub mod process;

@@ -15,7 +15,7 @@
 //! timeout = "1s"                            # each request
 //! ```
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,12 @@ pub struct ModbusDeviceConfig {
     /// Each request's timeout.
     #[serde(default = "default_request_timeout", with = "super::duration")]
     pub timeout: Duration,
+    /// Point name -> the quantity its readings carry on this device, where the
+    /// placement says more than the profile can: an XY-MD02 in the cold aisle
+    /// measures server inlet air (`inlet_temperature_celsius`, which the
+    /// cooling signal watches), the same probe in the hot aisle does not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quantities: BTreeMap<String, String>,
 }
 
 /// Where a device is reached.
@@ -261,6 +267,16 @@ pub fn check(config: &ModbusSourceConfig) -> Result<(), (&'static str, String)> 
             return Err((
                 "sources.modbus.devices.timeout",
                 format!("of `{}` must be above zero", d.name),
+            ));
+        }
+        if let Some(q) = d
+            .quantities
+            .values()
+            .find(|q| !sitewatch_protocol::quantity::is_valid(q))
+        {
+            return Err((
+                "sources.modbus.devices.quantities",
+                format!("`{q}` of `{}` is not a quantity name (snake_case)", d.name),
             ));
         }
         if d.interval.is_some_and(|i| i < config.interval) {

@@ -1,7 +1,7 @@
 //! One configured Modbus unit: its profile, its read plan, when it is due,
 //! and its own counters. Turning what was read into readings is pure.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use sitewatch_modbus_profile::{Plan, Profile, RegisterImage};
 use sitewatch_protocol::{Reading, ReadingState};
@@ -47,6 +47,8 @@ pub struct Device {
     pub plan: Plan,
     pub interval: Duration,
     pub timeout: Duration,
+    /// Point name -> quantity, overriding the profile's (config `quantities`).
+    quantities: BTreeMap<String, String>,
     next_due: Option<Instant>,
     stats: Stats,
 }
@@ -67,9 +69,15 @@ impl Device {
             plan,
             interval,
             timeout,
+            quantities: BTreeMap::new(),
             next_due: None,
             stats: Stats::default(),
         }
+    }
+
+    pub fn with_quantities(mut self, quantities: BTreeMap<String, String>) -> Self {
+        self.quantities = quantities;
+        self
     }
 
     /// Whether the device's own interval has come round. A little slack keeps a
@@ -100,7 +108,13 @@ impl Device {
     /// The device's readings from what was read: points whose registers are
     /// missing (exception, timeout, no link) come out null with state unknown.
     pub fn readings(&self, image: &RegisterImage) -> Vec<Reading> {
-        self.profile.decode(image).readings(&self.name)
+        let mut readings = self.profile.decode(image).readings(&self.name);
+        for r in &mut readings {
+            if let Some(q) = self.quantities.get(&r.name) {
+                r.q.clone_from(q);
+            }
+        }
+        readings
     }
 
     /// Per-device self-metrics: `src = "agent"`, `dev = "modbus/<name>"`.
@@ -140,5 +154,43 @@ impl Device {
             r(selfmetrics::q::POLL_TIMEOUTS, s.timeouts as f64),
             r(q::MODBUS_EXCEPTIONS, s.exceptions as f64),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sitewatch_modbus_profile::shipped;
+
+    #[test]
+    fn configured_quantities_override_the_profile_by_point_name() {
+        let profile = Arc::new(shipped::load("generic-xy-md02").unwrap().unwrap());
+        let image = profile.default_image().unwrap();
+        let quantities = [("temperature".into(), "inlet_temperature_celsius".into())].into();
+        let cold = Device::new(
+            "probe-cold-aisle".into(),
+            1,
+            Arc::clone(&profile),
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        )
+        .with_quantities(quantities);
+        let q_of = |readings: &[Reading], name: &str| {
+            readings.iter().find(|r| r.name == name).unwrap().q.clone()
+        };
+        let readings = cold.readings(&image);
+        assert_eq!(q_of(&readings, "temperature"), "inlet_temperature_celsius");
+        assert_eq!(q_of(&readings, "relative_humidity"), "humidity_ratio");
+        let hot = Device::new(
+            "probe-hot-aisle".into(),
+            1,
+            profile,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            q_of(&hot.readings(&image), "temperature"),
+            "temperature_celsius"
+        );
     }
 }

@@ -55,13 +55,27 @@ impl ModbusSource {
         for d in &config.devices {
             let profile = Arc::new(load_profile(&d.profile)?);
             let unit = d.unit.or(profile.device.default_unit).unwrap_or(1);
+            if let Some(point) = d
+                .quantities
+                .keys()
+                .find(|p| !profile.points().iter().any(|x| &x.name == *p))
+            {
+                return Err(SourceError::Read {
+                    what: "modbus profile",
+                    message: format!(
+                        "device `{}`: `quantities` names `{point}`, which profile `{}` does not have",
+                        d.name, d.profile
+                    ),
+                });
+            }
             let device = device::Device::new(
                 d.name.clone(),
                 unit,
                 profile,
                 d.interval.unwrap_or(config.interval),
                 d.timeout,
-            );
+            )
+            .with_quantities(d.quantities.clone());
             match buses.iter_mut().find(|b| b.address == d.address) {
                 Some(bus) => bus.devices.push(device),
                 None => buses.push(bus::Bus::new(d.address.clone(), vec![device])),

@@ -6,6 +6,7 @@
 set -euo pipefail
 agent_deb="$1"
 collector_deb="$2"
+gateway_dropin="$(dirname "$0")/../firmware-config/gateway/sitewatch-agent.service.d/gateway.conf"
 
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -63,6 +64,17 @@ for round in 1 2; do
     for u in sitewatch-agent sitewatch-collector; do
       systemd-analyze security --offline=yes --no-pager "$units/$u.service" | tail -1
     done
+    echo "== the gateway's drop-in over the packaged agent unit"
+    dropin=/etc/systemd/system/sitewatch-agent.service.d
+    mkdir -p "$dropin"
+    cp "$gateway_dropin" "$dropin/gateway.conf"
+    if systemd-analyze verify sitewatch-agent.service; then
+      echo "ok: unit with the gateway drop-in verifies clean"
+    else
+      fail "systemd-analyze verify with the gateway drop-in"
+    fi
+    systemd-analyze security --offline=yes --no-pager sitewatch-agent.service | tail -1
+    rm -rf "$dropin"
   fi
 
   echo "== remove the agent (conffiles stay)"

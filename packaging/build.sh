@@ -61,6 +61,9 @@ for target in "${target_list[@]}"; do
   variant=()
   case "$target" in *-musl) variant=(--variant static) ;; esac
 
+  # For the -static variants cargo-deb 3.8 warns "Sysusers config found for Cargo
+  # package name": harmless. (It would drop the sysusers file of a variant
+  # altogether without packaging/systemd/*-static.sysusers, symlinks for that.)
   for pkg in sitewatch-agent sitewatch-collector; do
     dir="${pkg#sitewatch-}"
     cargo deb --no-build --target "$target" -p "$pkg" "${variant[@]}" --output dist/

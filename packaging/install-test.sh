@@ -6,6 +6,7 @@
 set -euo pipefail
 agent_deb="$1"
 collector_deb="$2"
+static_agent_deb="${3:-}" # optional: the -static agent, swapped in for the glibc one
 gateway_dropin="$(dirname "$0")/../firmware-config/gateway/sitewatch-agent.service.d/gateway.conf"
 
 failures=0
@@ -94,5 +95,21 @@ for round in 1 2; do
   # The user stays on purge (shared by both packages, Debian practice); round 2
   # installs over it.
 done
+
+if [ -n "$static_agent_deb" ]; then
+  echo "== the -static agent replaces the glibc one, keeping the configuration"
+  dpkg -i "$agent_deb"
+  echo 'site = "bj1"' >/etc/sitewatch/agent.toml # a local edit
+  dpkg -i "$static_agent_deb"
+  expect "glibc agent gone" sh -c '! dpkg-query -W -f="\${Status}\n" sitewatch-agent 2>/dev/null | grep -qx "install ok installed"'
+  expect "static agent installed" sh -c 'dpkg-query -W -f="\${Status}\n" sitewatch-agent-static | grep -qx "install ok installed"'
+  # The old package's postrm masks the unit; the new one's postinst unmasks it.
+  expect "unit enabled, not masked" sh -c "test -L $wants/sitewatch-agent.service && ! test -L /etc/systemd/system/sitewatch-agent.service"
+  expect "local edit kept" grep -q bj1 /etc/sitewatch/agent.toml
+  expect "static binary runs" sitewatch-agent check-config /etc/sitewatch/agent.toml
+  dpkg -P sitewatch-agent-static sitewatch-agent
+  expect "/etc/sitewatch gone" gone /etc/sitewatch
+  expect "no unit left enabled" sh -c "! ls $wants/sitewatch-* >/dev/null 2>&1"
+fi
 
 exit "$((failures > 0))"

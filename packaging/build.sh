@@ -15,6 +15,9 @@
 # | x86_64-unknown-linux-musl       | -static deb amd64, rpm x86_64, tar.gz      | any Linux (static)                   |
 # | aarch64-unknown-linux-musl      | -static deb arm64, rpm aarch64, tar.gz     | any Linux (static; the gateway build)|
 #
+# dist/ keeps what earlier runs built for other targets (remove it for a fresh
+# set); SHA256SUMS covers everything in it.
+#
 # Needs cargo-deb and cargo-generate-rpm (scripts/install-test-deps.sh installs
 # them) and the cross toolchains named in .cargo/config.toml.
 set -euo pipefail

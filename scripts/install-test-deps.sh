@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what sitewatch's tests talk to, when it is missing: real peers
 # (mosquitto, promtool, Alertmanager, OpenIPMI's ipmi_sim, ipmitool, smartctl,
-# socat, pymodbus), packaging checkers (lintian, rpm), cross toolchains and
-# qemu-user, and the Rust components and targets. Safe to run again: it only
+# socat, pymodbus), packaging tools and checkers (cargo-deb, cargo-generate-rpm,
+# lintian, rpm, systemd-analyze), cross toolchains and qemu-user, and the Rust
+# components and targets. Safe to run again: it only
 # installs what is not there.
 set -euo pipefail
 
@@ -26,7 +27,13 @@ declare -A PACKAGES=(
   [rpm]=/usr/bin/rpmbuild
   [gcc-aarch64-linux-gnu]=/usr/bin/aarch64-linux-gnu-gcc
   [gcc-arm-linux-gnueabihf]=/usr/bin/arm-linux-gnueabihf-gcc
+  # The cross compilers only recommend their libc headers and libraries, and
+  # recommends are not installed here: without them nothing links (and ring's
+  # C does not compile, for the musl targets either).
+  [libc6-dev-arm64-cross]=/usr/aarch64-linux-gnu/include/stdio.h
+  [libc6-dev-armhf-cross]=/usr/arm-linux-gnueabihf/include/stdio.h
   [qemu-user]=/usr/bin/qemu-aarch64
+  [systemd]=/usr/bin/systemd-analyze
   [iproute2]=/usr/sbin/ip
   [python3-pip]=/usr/bin/pip3
 )
@@ -70,4 +77,15 @@ rustup component add rustfmt clippy >/dev/null 2>&1
 for target in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf \
               aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
+
+# The package builders (packaging/build.sh), pinned: cargo-deb 3 brings the
+# sysusers.d support the units rely on, cargo-generate-rpm the xz payload.
+for tool in cargo-deb@3.8.0 cargo-generate-rpm@0.21.1; do
+  name="${tool%@*}"
+  version="${tool#*@}"
+  if ! "$name" --version 2>/dev/null | grep -qF "$version"; then
+    echo "installing: $tool"
+    cargo install --locked --quiet "$tool"
+  fi
 done

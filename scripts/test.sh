@@ -20,3 +20,12 @@ echo "== build"
 cargo build --workspace --bins --locked
 echo "== test"
 cargo test --workspace --locked --no-fail-fast
+echo "== packages: x86_64 deb, rpm and static tarball; lintian, rpm queries, install and purge"
+packaging/build.sh --targets x86_64-unknown-linux-gnu,x86_64-unknown-linux-musl
+packaging/check.sh
+echo "== agent unit tests on aarch64 and armv7 (cross-compiled, run under qemu-user)"
+# The release cross builds are packaging/build.sh's job (minutes each); CI checks
+# that the agent compiles and behaves on the gateways' architectures.
+for target in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  cargo test -p sitewatch-agent --lib --locked --target "$target"
+done

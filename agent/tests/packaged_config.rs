@@ -33,3 +33,23 @@ fn packaged_config_loads_once_the_site_is_set() {
     assert_eq!(c.mqtt.url.to_string(), "mqtt://127.0.0.1:1883");
     assert_eq!(c.sources.enabled().len(), 1, "only the host source is on");
 }
+
+/// The machine-room gateway's configuration (firmware-config/gateway/agent.toml):
+/// an RS-485 bus with a UPS and two probes, and two remote BMCs.
+#[test]
+fn gateway_config_loads_with_its_bus_and_bmcs() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../firmware-config/gateway/agent.toml"
+    ));
+    let c = Config::load(Some(path), &Overrides::default()).unwrap();
+    let modbus = c.sources.modbus.as_ref().expect("a modbus bus");
+    assert_eq!(modbus.devices.len(), 3, "a UPS and two probes");
+    let ipmi = c.sources.ipmi.as_ref().expect("remote BMCs");
+    assert_eq!(ipmi.bmcs.len(), 2);
+    let names: Vec<&str> = c.sources.enabled().iter().map(|s| s.name()).collect();
+    assert!(
+        names.contains(&"modbus") && names.contains(&"ipmi"),
+        "{names:?}"
+    );
+}

@@ -41,10 +41,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "| profile | points | requests: plan / per point | ratio | registers+bits read: plan / per point | \
          RTU bytes: plan / per point | TCP bytes: plan / per point | bus time at {} baud: plan / per point | \
-         plan without gap fill: requests, bus time |",
-        timing.baud
+         plan without gap fill: requests, bus time | plan with gap fill <= {} registers: requests, bus time |",
+        timing.baud,
+        timing.break_even_gap_registers(),
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in shipped::SHIPPED {
         let profile = Profile::from_toml(s.text, s.path)?;
         let plan = plan_reads(&Plan::new(&profile));
@@ -57,6 +58,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             &plan_reads(&Plan::with_limits(&profile, &no_fill)),
             Framing::Rtu,
         );
+        let capped_fill = Limits {
+            gap_fill: profile
+                .limits
+                .gap_fill
+                .min(timing.break_even_gap_registers()),
+            ..profile.limits.clone()
+        };
+        let capped = Cost::of(
+            &plan_reads(&Plan::with_limits(&profile, &capped_fill)),
+            Framing::Rtu,
+        );
         let (rtu, rtu_naive) = (
             Cost::of(&plan, Framing::Rtu),
             Cost::of(&naive, Framing::Rtu),
@@ -66,7 +78,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             Cost::of(&naive, Framing::Tcp),
         );
         println!(
-            "| {} | {} | {} / {} | {:.1}x | {} / {} | {} / {} | {} / {} | {:.0} ms / {:.0} ms | {}, {:.0} ms |",
+            "| {} | {} | {} / {} | {:.1}x | {} / {} | {} / {} | {} / {} | {:.0} ms / {:.0} ms | {}, {:.0} ms | {}, {:.0} ms |",
             s.name,
             profile.points().len(),
             rtu.transactions,
@@ -82,6 +94,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             ms(rtu_naive.bus_time(&timing)),
             tight.transactions,
             ms(tight.bus_time(&timing)),
+            capped.transactions,
+            ms(capped.bus_time(&timing)),
         );
     }
     Ok(())

@@ -96,6 +96,24 @@ impl SerialTiming {
     pub fn transaction_time(&self, request_bytes: u32, response_bytes: u32) -> Duration {
         self.char_time() * (request_bytes + response_bytes) + self.frame_gap() * 2 + self.turnaround
     }
+
+    /// The widest register gap worth reading over on this line: filling it
+    /// costs less bus time than the request it saves (a request frame, an
+    /// empty answer's frame, two gaps and a turnaround, against 2 bytes per
+    /// register). Bits cost an eighth of a byte each, so this bound is the
+    /// one that matters for `gap_fill`.
+    pub fn break_even_gap_registers(&self) -> u16 {
+        let char_time = self.char_time().as_secs_f64();
+        let request = char_time
+            * f64::from(
+                Framing::Rtu.request_bytes() + Framing::Rtu.response_bytes(Table::Holding, 0),
+            )
+            + self.frame_gap().as_secs_f64() * 2.0
+            + self.turnaround.as_secs_f64();
+        (request / (2.0 * char_time))
+            .floor()
+            .min(f64::from(u16::MAX)) as u16
+    }
 }
 
 /// One read: a table and how many registers (or bits) from one address.
@@ -185,6 +203,15 @@ mod tests {
             "one transaction, two ways"
         );
         assert!((cost.bus_time(&t).as_secs_f64() - 0.037_50).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_gap_is_worth_filling_up_to_the_cost_of_a_request() {
+        // 13 frame bytes + 7 characters of gaps + 10 ms = 32.9 ms = 14.4 registers.
+        let t = SerialTiming::baud_9600(Duration::from_millis(10));
+        assert_eq!(t.break_even_gap_registers(), 14);
+        let slow_device = SerialTiming::baud_9600(Duration::from_millis(50));
+        assert_eq!(slow_device.break_even_gap_registers(), 31);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`alertmanager`]: a real Alertmanager on a free port.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
+//! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
 //! - [`observer`]: an MQTT subscriber that records every message it sees.
 //! - [`tls`]: a throwaway CA and server certificate made with `openssl`.
@@ -22,6 +23,7 @@ pub mod mosquitto;
 pub mod observer;
 pub mod process;
 pub mod scrape;
+pub mod sim;
 pub mod sitewatch;
 pub mod tls;
 pub mod wait;

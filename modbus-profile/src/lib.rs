@@ -32,6 +32,7 @@
 //! - [`encode`]: values -> image, for the simulator; healthy defaults.
 //! - [`plan`]: [`Plan`]: fewest read requests within the device's limits;
 //!   splitting a refused block.
+//! - [`wire`]: bytes on the wire and serial bus time of a poll.
 //! - [`shipped`]: the profiles of `firmware-config/profiles/`, compiled in.
 //! - [`error`]: [`ProfileError`], [`EncodeError`], each with a `kind()`.
 
@@ -46,6 +47,7 @@ pub mod rules;
 pub mod shipped;
 pub mod spec;
 pub mod types;
+pub mod wire;
 
 pub use decode::{Decoded, PointValue};
 pub use encode::{NOT_AVAILABLE, healthy_value};

@@ -1,7 +1,8 @@
 //! `sitewatch-sim`: serve simulated devices for tests and drills.
 
 use std::io::Write;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -53,6 +54,11 @@ enum Command {
         /// First control address, likewise.
         #[arg(long)]
         control_base: Option<String>,
+        /// Once every device listens, write the agent's
+        /// `[[sources.modbus.devices]]` tables for the site to this file
+        /// (complete when it appears).
+        #[arg(long)]
+        agent_config: Option<PathBuf>,
     },
     /// Print a profile's healthy register image as JSON (to feed another peer).
     Image {
@@ -219,14 +225,12 @@ async fn start_device(
     listen: &str,
     control_addr: Option<&str>,
     name: &str,
-) -> Result<()> {
+) -> Result<SocketAddr> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    announce(&format!(
-        "{name}modbus listening on {}",
-        listener.local_addr()?
-    ))?;
+    let local = listener.local_addr()?;
+    announce(&format!("{name}modbus listening on {local}"))?;
     if let Some(addr) = control_addr {
         let control = TcpListener::bind(addr)
             .await
@@ -238,6 +242,16 @@ async fn start_device(
         tokio::spawn(control::serve_control(control, device.clone()));
     }
     tokio::spawn(serve::serve_tcp(listener, SimService::new(vec![device])));
+    Ok(local)
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so that a
+/// reader waiting for the file never sees half of it.
+fn write_whole(path: &Path, text: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -294,7 +308,7 @@ async fn main() -> Result<()> {
             let device = SimDevice::new(profile, unit)?;
             match (listen, rtu) {
                 (Some(listen), None) => {
-                    start_device(device, &listen, control.as_deref(), "").await?
+                    start_device(device, &listen, control.as_deref(), "").await?;
                 }
                 (None, Some(path)) => {
                     if let Some(addr) = control.as_deref() {
@@ -317,22 +331,33 @@ async fn main() -> Result<()> {
         Command::Site {
             listen_base,
             control_base,
+            agent_config,
         } => {
-            for (name, profile, by) in site::SITE {
-                let profile = load_profile(profile)?;
+            let mut served = Vec::new();
+            for (name, profile_name, by) in site::SITE {
+                let profile = load_profile(profile_name)?;
                 let unit = profile.device.default_unit.unwrap_or(1);
                 let device = SimDevice::new(profile, unit)?;
                 let control = control_base
                     .as_deref()
                     .map(|c| offset(c, *by))
                     .transpose()?;
-                start_device(
+                let address = start_device(
                     device,
                     &offset(&listen_base, *by)?,
                     control.as_deref(),
                     &format!("{name} "),
                 )
                 .await?;
+                served.push(site::Served {
+                    name: (*name).to_owned(),
+                    profile: (*profile_name).to_owned(),
+                    unit,
+                    address,
+                });
+            }
+            if let Some(path) = agent_config {
+                write_whole(&path, &site::agent_devices_toml(&served))?;
             }
         }
     }

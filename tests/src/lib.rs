@@ -12,6 +12,7 @@
 //!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
+//! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
 //! - [`observer`]: an MQTT subscriber that records every message it sees.
 //! - [`tls`]: a throwaway CA and server certificate made with `openssl`.
@@ -25,6 +26,7 @@ pub mod mosquitto;
 pub mod observer;
 pub mod process;
 pub mod scrape;
+pub mod sim;
 pub mod sitewatch;
 pub mod tls;
 pub mod wait;

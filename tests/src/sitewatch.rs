@@ -88,6 +88,8 @@ pub struct AgentSpec {
     pub heartbeat: String,
     pub host_interval: String,
     pub tls_ca: Option<String>,
+    /// Appended to the configuration (more source tables).
+    pub extra: String,
 }
 
 impl AgentSpec {
@@ -100,6 +102,7 @@ impl AgentSpec {
             heartbeat: "1s".into(),
             host_interval: "1s".into(),
             tls_ca: None,
+            extra: String::new(),
         }
     }
 
@@ -113,8 +116,14 @@ impl AgentSpec {
         format!(
             "site = \"{}\"\nhost = \"{}\"\nheartbeat = \"{}\"\n\n[labels]\nroom = \"a1\"\nrack = \"r12\"\n\n\
              [mqtt]\nurl = \"{}\"\nkeepalive = \"{}\"\n{tls}\n\
-             [sources.host]\ninterval = \"{}\"\ntimeout = \"2s\"\n",
-            self.site, self.host, self.heartbeat, self.mqtt_url, self.keepalive, self.host_interval,
+             [sources.host]\ninterval = \"{}\"\ntimeout = \"2s\"\n{}",
+            self.site,
+            self.host,
+            self.heartbeat,
+            self.mqtt_url,
+            self.keepalive,
+            self.host_interval,
+            self.extra,
         )
     }
 }

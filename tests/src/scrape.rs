@@ -132,6 +132,33 @@ pub fn metrics(port: u16) -> Option<Vec<Sample>> {
     (r.status == 200).then(|| parse(&r.body))
 }
 
+/// Asserts that `promtool check metrics` (Debian package prometheus) accepts
+/// a scrape, printing promtool's complaints and the scrape when it does not.
+pub fn assert_promtool_accepts(body: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is required");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- scrape ---\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,32 +167,6 @@ fn ups_on_battery_past_grace_is_pushed_to_alertmanager_and_resolved_when_mains_r
     );
 }
 
-/// `promtool check metrics` passes on a scrape with signals in it.
-fn promtool_accepts(body: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is required");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- scrape ---\n{body}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn signal_set_from_api(collector: &Collector) -> BTreeSet<Vec<String>> {
     let body = scrape::get(collector.http_port, "/api/v1/signals")
         .unwrap()
@@ -247,7 +221,9 @@ fn signals_are_published_retained_and_agree_with_the_api_and_metrics() {
         .to_vec();
     assert!(from_metrics.contains(&power), "{from_metrics:?}");
     assert_eq!(from_api, from_metrics);
-    promtool_accepts(&scrape::get(collector.http_port, "/metrics").unwrap().body);
+    sitewatch_tests::scrape::assert_promtool_accepts(
+        &scrape::get(collector.http_port, "/metrics").unwrap().body,
+    );
     assert_eq!(
         scrape::value(
             &collector.metrics(),

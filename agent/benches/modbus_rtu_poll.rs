@@ -14,6 +14,10 @@
 //! socat) and not the line's; on RS-485 the computed bus time comes on top.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/support/pty.rs"]
+mod pty;
+
+use pty::pty_pair;
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
@@ -60,25 +64,6 @@ fn sim_binary() -> PathBuf {
     path
 }
 
-fn pty_pair(dir: &Path) -> (Peer, PathBuf, PathBuf) {
-    let (a, b) = (dir.join("agent-tty"), dir.join("device-tty"));
-    let child = Command::new("socat")
-        .args([
-            format!("pty,raw,echo=0,link={}", a.display()),
-            format!("pty,raw,echo=0,link={}", b.display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("socat");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(a.exists() && b.exists()) {
-        assert!(Instant::now() < deadline, "socat made no pty pair");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Peer(child), a, b)
-}
-
 fn start_sim(profile: &str, tty: &Path) -> Peer {
     let mut child = Command::new(sim_binary())
         .args(["modbus", "--profile", profile, "--baud", "9600", "--rtu"])
@@ -118,7 +103,8 @@ fn main() {
     println!("|---|---:|---:|---:|");
     for s in shipped::SHIPPED {
         let dir = tempfile::tempdir().unwrap();
-        let (_socat, agent_end, device_end) = pty_pair(dir.path());
+        let pty = pty_pair(dir.path());
+        let (agent_end, device_end) = (pty.agent_end.clone(), pty.device_end.clone());
         let _sim = start_sim(s.name, &device_end);
         let config: ModbusSourceConfig = toml::from_str(&format!(
             "interval = \"1ms\"\n[[devices]]\nname = \"dut\"\naddress = \"rtu://{}?baud=9600&parity=N&stop=1\"\nprofile = \"{}\"\ntimeout = \"1s\"\n",

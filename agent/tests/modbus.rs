@@ -3,13 +3,17 @@
 //! holding register images built from the profiles, over Modbus TCP, RTU over
 //! TCP, and RTU through a socat pty pair with several units on one bus.
 
+#[path = "support/pty.rs"]
+mod pty;
+
 use std::{
     net::TcpListener,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use pty::pty_pair;
 use sitewatch_agent::{
     config::modbus::ModbusSourceConfig,
     source::{Poll, modbus::ModbusSource},
@@ -302,36 +306,6 @@ async fn reads_a_probe_over_rtu_over_tcp() {
     let r = poll_until(&mut src, |r| known(r, "probe", "temperature")).await;
     assert_eq!(find(&r, "probe", "temperature").value, Some(-7.5));
     assert_eq!(find(&r, "probe", "relative_humidity").value, Some(0.45));
-}
-
-/// A socat pty pair: the agent opens one end, the pymodbus server the other.
-struct PtyPair {
-    _socat: Peer,
-    agent_end: PathBuf,
-    device_end: PathBuf,
-}
-
-fn pty_pair(dir: &Path) -> PtyPair {
-    let (a, b) = (dir.join("agent-tty"), dir.join("device-tty"));
-    let child = Command::new("socat")
-        .args([
-            format!("pty,raw,echo=0,link={}", a.display()),
-            format!("pty,raw,echo=0,link={}", b.display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("socat (scripts/install-test-deps.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(a.exists() && b.exists()) {
-        assert!(Instant::now() < deadline, "socat made no pty pair");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    PtyPair {
-        _socat: Peer(child),
-        agent_end: a,
-        device_end: b,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

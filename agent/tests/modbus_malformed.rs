@@ -4,14 +4,16 @@
 //! byte-level responders, because no well-behaved peer answers like this.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/pty.rs"]
+mod pty;
+
 use std::{
     io::{Read, Write},
     net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use pty::pty_pair;
 use sitewatch_agent::{
     config::modbus::ModbusSourceConfig,
     source::{Poll, modbus::ModbusSource},
@@ -120,44 +122,16 @@ async fn a_response_from_another_unit_id_is_a_failed_poll_with_unknown_readings(
     assert_failed_poll(&r, "impostor");
 }
 
-struct Socat(Child);
-
-impl Drop for Socat {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn pty_pair(dir: &Path) -> (Socat, std::path::PathBuf, std::path::PathBuf) {
-    let (a, b) = (dir.join("agent-tty"), dir.join("device-tty"));
-    let child = Command::new("socat")
-        .args([
-            format!("pty,raw,echo=0,link={}", a.display()),
-            format!("pty,raw,echo=0,link={}", b.display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("socat (scripts/install-test-deps.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(a.exists() && b.exists()) {
-        assert!(Instant::now() < deadline, "socat made no pty pair");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Socat(child), a, b)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtu_answer_with_a_bad_crc_is_a_failed_poll_with_unknown_readings() {
     let dir = tempfile::tempdir().unwrap();
-    let (_socat, agent_end, device_end) = pty_pair(dir.path());
+    let pty = pty_pair(dir.path());
     // The device end: every 8-byte RTU read request gets a right-sized answer
     // whose CRC is wrong.
     let mut device = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&device_end)
+        .open(&pty.device_end)
         .unwrap();
     std::thread::spawn(move || {
         let mut request = [0u8; 8];
@@ -173,7 +147,10 @@ async fn an_rtu_answer_with_a_bad_crc_is_a_failed_poll_with_unknown_readings() {
     });
     let mut src = source(&device_toml(
         "noisy",
-        &format!("rtu://{}?baud=9600&parity=N&stop=1", agent_end.display()),
+        &format!(
+            "rtu://{}?baud=9600&parity=N&stop=1",
+            pty.agent_end.display()
+        ),
     ));
     let started = Instant::now();
     let r = src.poll().await.unwrap().readings;

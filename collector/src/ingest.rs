@@ -493,21 +493,18 @@ async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
                 ingestor.handle(&p.topic, &p.payload, p.retain);
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff.reset();
-                connected(&shared);
-                tracing::info!(
-                    host = %cfg.endpoint.host,
-                    port = cfg.endpoint.port,
-                    session_present = ack.session_present,
-                    "connected to the broker (MQTT 3.1.1)"
+                on_connack(
+                    &cfg,
+                    &shared,
+                    &mut backoff,
+                    ack.session_present,
+                    "MQTT 3.1.1",
+                    |s| {
+                        client
+                            .try_subscribe(s.filter.clone(), qos(s.qos))
+                            .map_err(|e| e.to_string())
+                    },
                 );
-                // Subscribing again on every connection: a clean session has none, and
-                // for a persistent one it is harmless (and replays retained states).
-                for s in &cfg.subscriptions {
-                    if let Err(e) = client.try_subscribe(s.filter.clone(), qos(s.qos)) {
-                        tracing::error!(filter = %s.filter, error = %e, "cannot subscribe");
-                    }
-                }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if ack
@@ -523,9 +520,7 @@ async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
             }
             Ok(_) => {}
             Err(e) => {
-                set_connected(&shared, false);
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?delay, "broker connection failed");
+                let delay = connection_failed(&shared, &mut backoff, &e);
                 tokio::time::sleep(delay).await;
             }
         }
@@ -571,19 +566,18 @@ async fn run_v5(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
                 ingestor.handle(&topic, &p.payload, p.retain);
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff.reset();
-                connected(&shared);
-                tracing::info!(
-                    host = %cfg.endpoint.host,
-                    port = cfg.endpoint.port,
-                    session_present = ack.session_present,
-                    "connected to the broker (MQTT 5)"
+                on_connack(
+                    &cfg,
+                    &shared,
+                    &mut backoff,
+                    ack.session_present,
+                    "MQTT 5",
+                    |s| {
+                        client
+                            .try_subscribe(s.filter.clone(), v5_qos(s.qos))
+                            .map_err(|e| e.to_string())
+                    },
                 );
-                for s in &cfg.subscriptions {
-                    if let Err(e) = client.try_subscribe(s.filter.clone(), v5_qos(s.qos)) {
-                        tracing::error!(filter = %s.filter, error = %e, "cannot subscribe");
-                    }
-                }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 for code in &ack.return_codes {
@@ -598,13 +592,52 @@ async fn run_v5(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
             }
             Ok(_) => {}
             Err(e) => {
-                set_connected(&shared, false);
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?delay, "broker connection failed");
+                let delay = connection_failed(&shared, &mut backoff, &e);
                 tokio::time::sleep(delay).await;
             }
         }
     }
+}
+
+/// A CONNACK, on either protocol version: the backoff starts over, the
+/// collector counts as connected, and every filter is subscribed again (a clean
+/// session has none; for a persistent one it is harmless and replays retained
+/// states).
+fn on_connack(
+    cfg: &ConsumerConfig,
+    shared: &Shared,
+    backoff: &mut Backoff,
+    session_present: bool,
+    protocol: &'static str,
+    subscribe: impl Fn(&Subscription) -> Result<(), String>,
+) {
+    backoff.reset();
+    connected(shared);
+    tracing::info!(
+        host = %cfg.endpoint.host,
+        port = cfg.endpoint.port,
+        session_present,
+        protocol,
+        "connected to the broker"
+    );
+    for s in &cfg.subscriptions {
+        if let Err(e) = subscribe(s) {
+            tracing::error!(filter = %s.filter, error = %e, "cannot subscribe");
+        }
+    }
+}
+
+/// A failed connection, on either protocol version: not connected any more;
+/// returns how long to wait before the next attempt.
+fn connection_failed(
+    shared: &Shared,
+    backoff: &mut Backoff,
+    error: &dyn std::fmt::Display,
+) -> Duration {
+    set_connected(shared, false);
+    let delay = backoff.next_delay();
+    tracing::warn!(error = %error, retry_in = ?delay, "broker connection failed");
+    delay
 }
 
 fn v5_qos(q: u8) -> rumqttc::v5::mqttbytes::QoS {

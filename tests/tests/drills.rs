@@ -88,6 +88,28 @@ fn assert_passed(run: &DrillRun) {
     assert!(run.summary.ends_with(": PASS"), "{run}");
 }
 
+/// A stack and one agent per host of `SITE`, all online and past the startup
+/// grace: the agents and their pids, for the network-cut drills.
+///
+/// The stack starts with the test, so there is no earlier state for the startup
+/// grace to let rebuild: 2 s instead of 30 s, else every test of a lost agent
+/// waits half a minute first.
+fn site_of_agents(dir: &std::path::Path, hosts: &[&str]) -> (Stack, Vec<Proc>, Vec<String>) {
+    let grace = Duration::from_secs(2);
+    let stack = Stack::start(
+        dir,
+        &format!("{FAST_CLEAR}startup_grace = \"2s\"\n[state]\nstartup_grace = \"2s\"\n"),
+    );
+    let agents: Vec<Proc> = hosts
+        .iter()
+        .map(|h| start_agent(dir, h, &agent_config(SITE, h, stack.mqtt_port, "")))
+        .collect();
+    stack.wait_online(SITE, hosts);
+    stack.wait_startup_grace(grace);
+    let pids = agents.iter().map(|a| a.pid().to_string()).collect();
+    (stack, agents, pids)
+}
+
 #[test]
 fn power_loss_drill_raises_l3_power_within_the_target_and_clears_on_restore() {
     let dir = tempfile::tempdir().unwrap();
@@ -210,22 +232,8 @@ fn cooling_failure_drill_raises_l3_cooling_from_the_cold_aisle_probe() {
 #[test]
 fn network_cut_drill_raises_l3_network_within_the_target_and_inhibits_the_lost_hosts() {
     let dir = tempfile::tempdir().unwrap();
-    // The stack starts with the test, so there is no earlier state for the
-    // startup grace to let rebuild: 2 s instead of 30 s, else every test of a
-    // lost agent waits half a minute first.
-    let grace = Duration::from_secs(2);
-    let stack = Stack::start(
-        dir.path(),
-        &format!("{FAST_CLEAR}startup_grace = \"2s\"\n[state]\nstartup_grace = \"2s\"\n"),
-    );
     let hosts = ["web-01", "web-02", "web-03", "db-01"];
-    let agents: Vec<Proc> = hosts
-        .iter()
-        .map(|h| start_agent(dir.path(), h, &agent_config(SITE, h, stack.mqtt_port, "")))
-        .collect();
-    stack.wait_online(SITE, &hosts);
-    stack.wait_startup_grace(grace);
-    let pids: Vec<String> = agents.iter().map(|a| a.pid().to_string()).collect();
+    let (stack, _agents, pids) = site_of_agents(dir.path(), &hosts);
     // SIGKILL, all at once: the broker sees the connections drop and publishes
     // every will. The default settle (15 s) outlasts the L2s' own 10 s hold, so
     // an L2 the L3 fails to inhibit would show.
@@ -273,20 +281,8 @@ fn network_cut_drill_raises_l3_network_within_the_target_and_inhibits_the_lost_h
 #[test]
 fn network_cut_drill_by_frozen_agents_is_seen_by_keepalive_and_restored() {
     let dir = tempfile::tempdir().unwrap();
-    // As above: the stack starts with the test.
-    let grace = Duration::from_secs(2);
-    let stack = Stack::start(
-        dir.path(),
-        &format!("{FAST_CLEAR}startup_grace = \"2s\"\n[state]\nstartup_grace = \"2s\"\n"),
-    );
     let hosts = ["web-01", "web-02", "web-03"];
-    let agents: Vec<Proc> = hosts
-        .iter()
-        .map(|h| start_agent(dir.path(), h, &agent_config(SITE, h, stack.mqtt_port, "")))
-        .collect();
-    stack.wait_online(SITE, &hosts);
-    stack.wait_startup_grace(grace);
-    let pids: Vec<String> = agents.iter().map(|a| a.pid().to_string()).collect();
+    let (stack, _agents, pids) = site_of_agents(dir.path(), &hosts);
     // SIGSTOP: no FIN, no will on close; the broker's keepalive (1.5 x 2 s) or
     // the collector's three missed heartbeats find them, as with a cut cable.
     let run = run_drill(&[

@@ -97,7 +97,7 @@ fn same_json(a: &Value, b: &Value) -> bool {
 }
 
 #[test]
-fn every_protocol_md_example_round_trips() {
+fn every_example_of_the_contract_round_trips() {
     let examples = examples();
     // state, will, shutdown, readings, events, signals, 3 replay lines, 2 timeline lines.
     assert!(
@@ -128,4 +128,61 @@ fn every_protocol_md_example_round_trips() {
             "_signals", "events", "readings", "replay", "state", "timeline"
         ]
     );
+}
+
+/// The backquoted names in column `column` (0-based) of the table rows of the
+/// section headed `## {heading}`.
+fn table_names(heading: &str, column: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(PROTOCOL_MD).unwrap();
+    let start = text
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    let section = &text[start + 1..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    section[..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("|---"))
+        .filter_map(|l| l.split('|').nth(column + 1))
+        .flat_map(|cell| {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_cause_is_in_the_levels_table_and_nothing_else() {
+    let mut documented: Vec<String> = table_names("Levels and causes", 1);
+    documented.sort();
+    let mut causes: Vec<String> = sitewatch_protocol::Cause::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    causes.sort();
+    assert_eq!(documented, causes);
+}
+
+#[test]
+fn every_rejection_reason_is_documented() {
+    let documented = table_names("Rejections", 0);
+    for reason in sitewatch_protocol::Rejection::REASONS {
+        assert!(
+            documented.iter().any(|d| d == reason),
+            "{reason} missing from the Rejections table"
+        );
+    }
+}
+
+#[test]
+fn every_vocabulary_quantity_is_in_the_quantities_table() {
+    let documented = table_names("Quantities", 0);
+    for (q, _) in sitewatch_protocol::quantity::VOCABULARY {
+        assert!(
+            documented.iter().any(|d| d == q),
+            "{q} missing from the Quantities table"
+        );
+    }
 }

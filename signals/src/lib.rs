@@ -1,5 +1,5 @@
 //! The disaster-signals engine: from a snapshot of every site's state and the time,
-//! the DR plan's L1-L4 signals (`PROTOCOL.md`, "Levels and causes").
+//! the DR plan's L1-L4 signals (`docs/protocol.md`, "Levels and causes").
 //!
 //! Pure: no I/O, no clock, no async. The collector builds a [`Snapshot`] from its
 //! state at every evaluation tick (and after ingest) and calls

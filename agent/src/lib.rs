@@ -28,6 +28,7 @@ pub mod batch;
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod endpoint;
 pub mod logging;
 pub mod publisher;
 pub mod scheduler;

@@ -14,11 +14,12 @@ use tokio_modbus::{
     prelude::SlaveContext,
 };
 
+use super::config::ModbusAddress;
 use super::{
     device::{Device, Outcome},
     transport,
 };
-use crate::{backoff::Backoff, config::modbus::ModbusAddress};
+use crate::backoff::Backoff;
 
 /// What a block read returned.
 enum Block {

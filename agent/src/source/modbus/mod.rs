@@ -14,6 +14,7 @@
 //! - [`device`]: one unit: profile, plan, due time, counters, readings.
 
 pub mod bus;
+pub mod config;
 pub mod device;
 pub mod transport;
 
@@ -22,7 +23,7 @@ use std::{path::Path, sync::Arc};
 use sitewatch_modbus_profile::{Profile, shipped};
 
 use super::{Poll, Polled, SourceError};
-use crate::config::modbus::ModbusSourceConfig;
+use config::ModbusSourceConfig;
 
 /// The source's name and its readings' `src`.
 pub const NAME: &str = "modbus";

@@ -7,6 +7,8 @@
 //! stuck, the next one reports [`SourceError::Busy`] instead of piling up
 //! threads. Turning a [`Snapshot`] into readings is a pure function.
 
+pub mod config;
+
 use std::{
     collections::BTreeSet,
     sync::{Arc, Mutex, TryLockError},

@@ -20,6 +20,7 @@
 
 pub mod chassis;
 pub mod commands;
+pub mod config;
 pub mod linear;
 pub mod sdr;
 pub mod sel;
@@ -32,7 +33,7 @@ use std::{collections::BTreeMap, time::Duration};
 use sitewatch_protocol::{Reading, ReadingState};
 
 use super::{Poll, Polled, SourceError};
-use crate::config::{IpmiSourceConfig, parse_bmc_address};
+use config::{IpmiSourceConfig, parse_bmc_address};
 use worker::{Bmc, BmcSweep, Refused, Target, Worker};
 
 /// The source's name and its readings' `src`.

@@ -24,14 +24,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sitewatch_protocol::{HostName, SiteName, limits};
 
-use crate::{
-    endpoint::Endpoint,
-    source::{
-        host::config::HostSourceConfig, ipmi::config::IpmiSourceConfig,
-        modbus::config::ModbusSourceConfig, net::config::NetSourceConfig,
-        smart::config::SmartSourceConfig,
-    },
-};
+use crate::endpoint::Endpoint;
+pub use crate::source::{SourceConfig, SourcesConfig};
 
 /// The whole configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,114 +122,11 @@ pub struct BufferConfig {
     pub max_bytes: usize,
 }
 
-/// `[sources]`: one table per source.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesConfig {
-    /// `[sources.host]`: this machine's CPU, memory, filesystems, network, load,
-    /// uptime and temperatures. Enabled by default.
-    #[serde(default)]
-    pub host: HostSourceConfig,
-    /// `[sources.smart]`: disk health through smartctl. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smart: Option<SmartSourceConfig>,
-    /// `[sources.modbus]`: UPS, generator, cooling and environment devices over
-    /// Modbus TCP/RTU, each read through a profile. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modbus: Option<ModbusSourceConfig>,
-    /// `[sources.net]`: ICMP echo and TCP connect probes to switches, routers,
-    /// uplinks, peer sites and services. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net: Option<NetSourceConfig>,
-    /// `[sources.ipmi]`: BMC sensors, SEL, chassis status and DCMI power over
-    /// RMCP+ and/or the local `/dev/ipmi0`. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipmi: Option<IpmiSourceConfig>,
-    // Extension point: a new source adds an `Option<...SourceConfig>` field
-    // here (absent = disabled).
-}
-
 /// When a source polls and how long a poll may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
     pub interval: Duration,
     pub timeout: Duration,
-}
-
-/// One enabled source's configuration: what [`crate::source::Source::build`] dispatches on.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceConfig {
-    Host(HostSourceConfig),
-    Smart(SmartSourceConfig),
-    Modbus(ModbusSourceConfig),
-    Net(NetSourceConfig),
-    Ipmi(IpmiSourceConfig),
-}
-
-impl SourceConfig {
-    /// The source's name, as in `src` and in the state's `sources`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            SourceConfig::Host(_) => "host",
-            SourceConfig::Smart(_) => "smart",
-            SourceConfig::Modbus(_) => "modbus",
-            SourceConfig::Net(_) => "net",
-            SourceConfig::Ipmi(_) => "ipmi",
-        }
-    }
-
-    pub fn schedule(&self) -> Schedule {
-        match self {
-            SourceConfig::Host(c) => Schedule {
-                interval: c.interval,
-                timeout: c.timeout,
-            },
-            // `timeout` bounds each smartctl run; the poll as a whole (discovery
-            // and every disk) has one interval, and the source stops starting
-            // runs that could not finish within it.
-            SourceConfig::Smart(c) => Schedule {
-                interval: c.interval,
-                timeout: c.interval,
-            },
-            SourceConfig::Modbus(c) => Schedule {
-                interval: c.interval,
-                timeout: c.timeout,
-            },
-            // Each target is probed on its own interval by the source's own tasks;
-            // the schedule only publishes their latest results (see `source::net`).
-            SourceConfig::Net(c) => Schedule {
-                interval: c.tick(),
-                timeout: c.poll_timeout(),
-            },
-            SourceConfig::Ipmi(c) => Schedule {
-                interval: c.interval,
-                timeout: c.timeout,
-            },
-        }
-    }
-}
-
-impl SourcesConfig {
-    /// The enabled sources, in a stable order.
-    pub fn enabled(&self) -> Vec<SourceConfig> {
-        let mut out = Vec::new();
-        if self.host.enabled {
-            out.push(SourceConfig::Host(self.host.clone()));
-        }
-        if let Some(smart) = &self.smart {
-            out.push(SourceConfig::Smart(smart.clone()));
-        }
-        if let Some(m) = self.modbus.as_ref().filter(|m| m.enabled) {
-            out.push(SourceConfig::Modbus(m.clone()));
-        }
-        if let Some(net) = self.net.as_ref().filter(|n| n.enabled) {
-            out.push(SourceConfig::Net(net.clone()));
-        }
-        if let Some(ipmi) = &self.ipmi {
-            out.push(SourceConfig::Ipmi(ipmi.clone()));
-        }
-        out
-    }
 }
 
 /// Where the broker is: parsed from `mqtt://host[:port]` or `mqtts://host[:port]`.
@@ -545,23 +436,9 @@ impl Config {
                 ),
             ));
         }
-        if let Some(smart) = &self.sources.smart {
-            smart
-                .validate()
-                .map_err(|(key, message)| invalid(key, message))?;
-        }
-        if let Some(m) = &self.sources.modbus {
-            crate::source::modbus::config::check(m)
-                .map_err(|(key, message)| invalid(key, message))?;
-        }
-        if let Some(net) = self.sources.net.as_ref().filter(|n| n.enabled) {
-            net.validate()
-                .map_err(|(key, message)| invalid(key, message))?;
-        }
-        if let Some(ipmi) = &self.sources.ipmi {
-            crate::source::ipmi::config::validate_ipmi(ipmi)
-                .map_err(|(key, message)| invalid(key, message))?;
-        }
+        self.sources
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         for source in self.sources.enabled() {
             let s = source.schedule();
             if s.interval < Duration::from_millis(100) {

@@ -2,8 +2,9 @@ use std::io::Write;
 
 use super::*;
 use crate::source::{
+    host::config::HostSourceConfig,
     net::config::{Method, Role},
-    smart::config::{DiskProtocol, NoCheck},
+    smart::config::{DiskProtocol, NoCheck, SmartSourceConfig},
 };
 
 fn parse(text: &str) -> Result<Config, ConfigError> {

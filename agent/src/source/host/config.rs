@@ -37,3 +37,23 @@ fn default_host_interval() -> Duration {
 fn default_host_timeout() -> Duration {
     Duration::from_secs(3)
 }
+
+impl crate::source::Section for HostSourceConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn schedule(&self) -> crate::config::Schedule {
+        crate::config::Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl crate::source::Field for HostSourceConfig {
+    type Section = Self;
+    fn present(&self) -> Option<&Self> {
+        Some(self)
+    }
+}

@@ -359,6 +359,14 @@ impl Poll for HostSource {
     }
 }
 
+impl super::Build for HostSource {
+    type Config = config::HostSourceConfig;
+
+    fn build(_: &Self::Config) -> Result<Self, SourceError> {
+        HostSource::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,19 @@ fn default_ipmi_command_timeout() -> Duration {
     Duration::from_secs(1)
 }
 
+impl crate::source::Section for IpmiSourceConfig {
+    fn schedule(&self) -> crate::config::Schedule {
+        crate::config::Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        validate_ipmi(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,6 +275,23 @@ pub fn check(config: &ModbusSourceConfig) -> Result<(), (&'static str, String)> 
     Ok(())
 }
 
+impl crate::source::Section for ModbusSourceConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn schedule(&self) -> crate::config::Schedule {
+        crate::config::Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        check(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -316,3 +316,27 @@ fn default_window() -> usize {
 fn default_window_duration() -> Duration {
     Duration::from_secs(60)
 }
+
+impl crate::source::Section for NetSourceConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    // Each target is probed on its own interval by the source's own tasks;
+    // the schedule only publishes their latest results (see `source::net`).
+    fn schedule(&self) -> crate::config::Schedule {
+        crate::config::Schedule {
+            interval: self.tick(),
+            timeout: self.poll_timeout(),
+        }
+    }
+
+    /// A disabled table may keep its targets half-written.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.enabled {
+            NetSourceConfig::validate(self)
+        } else {
+            Ok(())
+        }
+    }
+}

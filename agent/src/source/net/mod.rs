@@ -516,6 +516,14 @@ impl Poll for NetSource {
     }
 }
 
+impl super::Build for NetSource {
+    type Config = NetSourceConfig;
+
+    fn build(config: &Self::Config) -> Result<Self, SourceError> {
+        NetSource::new(config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::config::Role;

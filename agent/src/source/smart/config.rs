@@ -209,3 +209,19 @@ fn default_smart_rescan() -> Duration {
 fn default_smart_max_concurrent() -> usize {
     1
 }
+
+impl crate::source::Section for SmartSourceConfig {
+    // `timeout` bounds each smartctl run; the poll as a whole (discovery
+    // and every disk) has one interval, and the source stops starting
+    // runs that could not finish within it.
+    fn schedule(&self) -> crate::config::Schedule {
+        crate::config::Schedule {
+            interval: self.interval,
+            timeout: self.interval,
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        SmartSourceConfig::validate(self)
+    }
+}

@@ -407,5 +407,13 @@ impl Poll for SmartSource {
     }
 }
 
+impl super::Build for SmartSource {
+    type Config = SmartSourceConfig;
+
+    fn build(config: &Self::Config) -> Result<Self, SourceError> {
+        Ok(SmartSource::new(config.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests;

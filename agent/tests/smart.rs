@@ -22,7 +22,7 @@ use std::{
 use serde_json::{Value, json};
 use sitewatch_agent::{
     batch::Batcher,
-    config::{NoCheck, SmartDeviceConfig, SmartSourceConfig},
+    source::smart::config::{NoCheck, SmartDeviceConfig, SmartSourceConfig},
     source::{
         Poll, Polled,
         smart::{RunResult, SmartSource, Tracker, device_name, scanned_devices},
@@ -507,8 +507,11 @@ async fn nocheck_by_protocol_applies_once_the_protocol_is_known() {
         dev_type: None,
         nocheck: None,
     }];
-    config.nocheck_by_protocol =
-        [(sitewatch_agent::config::DiskProtocol::Nvme, NoCheck::Never)].into();
+    config.nocheck_by_protocol = [(
+        sitewatch_agent::source::smart::config::DiskProtocol::Nvme,
+        NoCheck::Never,
+    )]
+    .into();
     let mut source = SmartSource::new(config);
     source.poll().await.unwrap();
     source.poll().await.unwrap();

@@ -224,6 +224,13 @@ pub struct StateFileConfig {
     pub default_interval: Option<HumanDuration>,
     /// Most series held; new ones beyond are dropped and counted (default 5000000).
     pub max_series: Option<usize>,
+    /// Most series of one host (default 20000).
+    pub max_series_per_host: Option<usize>,
+    /// Most hosts known (default 100000), and per site (default 20000).
+    pub max_hosts: Option<usize>,
+    pub max_hosts_per_site: Option<usize>,
+    /// A host not heard from this long is forgotten, unless expected (default 7d).
+    pub forget_after: Option<HumanDuration>,
 }
 
 /// Loads and parses a config file.
@@ -721,7 +728,34 @@ impl Settings {
             }
             signals.startup_grace = g.0;
         }
-        let max_series = s.max_series.unwrap_or(5_000_000);
+        let defaults = StateConfig::default();
+        let max_series = s.max_series.unwrap_or(defaults.max_series);
+        let positive = |key: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(invalid(origin, key, "must be at least 1".into())),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let max_series_per_host = positive(
+            "state.max_series_per_host",
+            s.max_series_per_host,
+            defaults.max_series_per_host,
+        )?;
+        let max_hosts = positive("state.max_hosts", s.max_hosts, defaults.max_hosts)?;
+        let max_hosts_per_site = positive(
+            "state.max_hosts_per_site",
+            s.max_hosts_per_site,
+            defaults.max_hosts_per_site,
+        )?;
+        let forget_after = s
+            .forget_after
+            .map_or(defaults.forget_after_ms, |d| millis(d.0));
+        if forget_after < 60_000 {
+            return Err(invalid(
+                origin,
+                "state.forget_after",
+                "must be at least 1m".into(),
+            ));
+        }
         if let Err(errors) = file.signals.validate() {
             let mut errors = errors.into_iter();
             if let Some(first) = errors.next() {
@@ -743,6 +777,10 @@ impl Settings {
             stale_factor,
             default_interval_ms: millis(default_interval),
             max_series,
+            max_series_per_host,
+            max_hosts,
+            max_hosts_per_site,
+            forget_after_ms: forget_after,
             // Every collector of a share group sees only part of each agent's
             // sequence: a gap there is another collector's message.
             count_gaps: share_group.is_none(),

@@ -5,9 +5,11 @@
 //! names and a few hundred sensor names), so a series key of small ids is what keeps
 //! the state within its memory budget (see `series.rs`).
 //!
-//! The tables only grow: a string that no series uses any more stays. Their size is
-//! bounded by the cardinality of names ever seen, which is far below the series
-//! count; reclaiming them would need reference counts on the hot path.
+//! Nothing is reference-counted on the hot path: the state sweeps the tables
+//! ([`Interner::sweep`], [`LabelSets::sweep`]) after pruning expired series, when
+//! they have grown well past what was live at the last sweep, so that a flood of
+//! one-off names gives its memory back once its series are gone. A swept id is
+//! reused by the next new string.
 
 use std::{
     collections::HashMap,
@@ -82,7 +84,9 @@ pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 #[derive(Debug)]
 pub struct Interner {
     ids: HashMap<Arc<str>, Id>,
-    strings: Vec<Arc<str>>,
+    /// `None`: swept, its id free for reuse.
+    strings: Vec<Option<Arc<str>>>,
+    free: Vec<Id>,
 }
 
 impl Default for Interner {
@@ -90,6 +94,7 @@ impl Default for Interner {
         let mut interner = Interner {
             ids: HashMap::new(),
             strings: Vec::new(),
+            free: Vec::new(),
         };
         interner.intern("");
         interner
@@ -102,11 +107,23 @@ impl Interner {
         if let Some(&id) = self.ids.get(s) {
             return id;
         }
-        // More than 4 billion distinct strings cannot happen within the memory this
-        // process can have; saturating keeps the arithmetic total anyway.
-        let id = Id::try_from(self.strings.len()).unwrap_or(Id::MAX);
         let s: Arc<str> = Arc::from(s);
-        self.strings.push(Arc::clone(&s));
+        let id = match self.free.pop() {
+            Some(id) => {
+                if let Some(slot) = self.strings.get_mut(id as usize) {
+                    *slot = Some(Arc::clone(&s));
+                }
+                id
+            }
+            None => {
+                // More than 4 billion distinct strings cannot happen within the
+                // memory this process can have; saturating keeps the arithmetic
+                // total anyway.
+                let id = Id::try_from(self.strings.len()).unwrap_or(Id::MAX);
+                self.strings.push(Some(Arc::clone(&s)));
+                id
+            }
+        };
         self.ids.insert(s, id);
         id
     }
@@ -118,22 +135,55 @@ impl Interner {
 
     /// The string of an id; the empty string for an id never handed out.
     pub fn resolve(&self, id: Id) -> &str {
-        self.strings.get(id as usize).map_or("", |s| s)
+        self.strings
+            .get(id as usize)
+            .and_then(Option::as_deref)
+            .unwrap_or("")
     }
 
     /// The shared string of an id.
     pub fn resolve_arc(&self, id: Id) -> Option<&Arc<str>> {
-        self.strings.get(id as usize)
+        self.strings.get(id as usize).and_then(Option::as_ref)
     }
 
     /// How many strings are stored.
     pub fn len(&self) -> usize {
-        self.strings.len()
+        self.ids.len()
     }
 
     /// Whether only the empty string is stored.
     pub fn is_empty(&self) -> bool {
-        self.strings.len() <= 1
+        self.ids.len() <= 1
+    }
+
+    /// The size of the id space (the highest id + 1), for marking live ids.
+    pub fn capacity(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// Drops every string whose id is not marked in `live` (indexed by id; the
+    /// empty string always stays). Returns how many were dropped.
+    pub fn sweep(&mut self, live: &[bool]) -> usize {
+        let mut dropped = 0;
+        for (i, slot) in self.strings.iter_mut().enumerate().skip(1) {
+            if slot.is_some() && !live.get(i).copied().unwrap_or(false) {
+                if let Some(s) = slot.take() {
+                    self.ids.remove(&s);
+                }
+                self.free.push(Id::try_from(i).unwrap_or(Id::MAX));
+                dropped += 1;
+            }
+        }
+        // Trailing free ids give their slots back altogether.
+        while matches!(self.strings.last(), Some(None)) {
+            self.strings.pop();
+        }
+        let len = self.strings.len();
+        self.free.retain(|id| (*id as usize) < len);
+        self.ids.shrink_to_fit();
+        self.strings.shrink_to_fit();
+        self.free.shrink_to_fit();
+        dropped
     }
 }
 
@@ -145,7 +195,9 @@ pub type LabelPairs = Box<[(Id, Id)]>;
 #[derive(Debug)]
 pub struct LabelSets {
     ids: HashMap<LabelPairs, Id, BuildHasherDefault<IdHasher>>,
-    sets: Vec<LabelPairs>,
+    /// `None`: swept, its id free for reuse.
+    sets: Vec<Option<LabelPairs>>,
+    free: Vec<Id>,
 }
 
 impl Default for LabelSets {
@@ -155,7 +207,8 @@ impl Default for LabelSets {
         ids.insert(empty.clone(), EMPTY);
         LabelSets {
             ids,
-            sets: vec![empty],
+            sets: vec![Some(empty)],
+            free: Vec::new(),
         }
     }
 }
@@ -169,26 +222,77 @@ impl LabelSets {
         if let Some(&id) = self.ids.get(pairs) {
             return id;
         }
-        let id = Id::try_from(self.sets.len()).unwrap_or(Id::MAX);
-        let pairs: LabelPairs = pairs.into();
-        self.sets.push(pairs.clone());
-        self.ids.insert(pairs, id);
+        let boxed: LabelPairs = pairs.into();
+        let id = match self.free.pop() {
+            Some(id) => {
+                if let Some(slot) = self.sets.get_mut(id as usize) {
+                    *slot = Some(boxed.clone());
+                }
+                id
+            }
+            None => {
+                let id = Id::try_from(self.sets.len()).unwrap_or(Id::MAX);
+                self.sets.push(Some(boxed.clone()));
+                id
+            }
+        };
+        self.ids.insert(boxed, id);
         id
     }
 
     /// The pairs of a label set; empty for an id never handed out.
     pub fn resolve(&self, id: Id) -> &[(Id, Id)] {
-        self.sets.get(id as usize).map_or(&[], |p| p)
+        self.sets
+            .get(id as usize)
+            .and_then(Option::as_deref)
+            .unwrap_or(&[])
     }
 
     /// How many distinct label sets are stored, the empty one included.
     pub fn len(&self) -> usize {
-        self.sets.len()
+        self.ids.len()
     }
 
     /// Whether only the empty set is stored.
     pub fn is_empty(&self) -> bool {
-        self.sets.len() <= 1
+        self.ids.len() <= 1
+    }
+
+    /// The size of the id space, for marking live ids.
+    pub fn capacity(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Every stored set with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (Id, &[(Id, Id)])> {
+        self.sets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((Id::try_from(i).ok()?, s.as_deref()?)))
+    }
+
+    /// Drops every set whose id is not marked in `live` (the empty set always
+    /// stays). Returns how many were dropped.
+    pub fn sweep(&mut self, live: &[bool]) -> usize {
+        let mut dropped = 0;
+        for (i, slot) in self.sets.iter_mut().enumerate().skip(1) {
+            if slot.is_some() && !live.get(i).copied().unwrap_or(false) {
+                if let Some(s) = slot.take() {
+                    self.ids.remove(&s);
+                }
+                self.free.push(Id::try_from(i).unwrap_or(Id::MAX));
+                dropped += 1;
+            }
+        }
+        while matches!(self.sets.last(), Some(None)) {
+            self.sets.pop();
+        }
+        let len = self.sets.len();
+        self.free.retain(|id| (*id as usize) < len);
+        self.ids.shrink_to_fit();
+        self.sets.shrink_to_fit();
+        self.free.shrink_to_fit();
+        dropped
     }
 }
 
@@ -224,6 +328,38 @@ mod tests {
         assert_eq!(l.resolve(a), &[(1, 2), (3, 4)]);
         assert_eq!(l.resolve(999), &[]);
         assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn swept_strings_and_sets_are_gone_and_their_ids_reused() {
+        let mut i = Interner::default();
+        let a = i.intern("keep");
+        let b = i.intern("flood-1");
+        let c = i.intern("flood-2");
+        let mut live = vec![false; i.capacity()];
+        live[a as usize] = true;
+        assert_eq!(i.sweep(&live), 2);
+        assert_eq!(i.len(), 2);
+        assert_eq!(i.resolve(a), "keep");
+        assert_eq!(i.resolve(b), "");
+        assert_eq!(i.get("flood-1"), None);
+        // The trailing slots are gone; a new string takes the lowest free id.
+        assert!(i.capacity() <= 2);
+        let d = i.intern("new");
+        assert!(d == b || d == c || d as usize == 2);
+        assert_eq!(i.resolve(d), "new");
+        assert_eq!(i.intern("keep"), a);
+
+        let mut l = LabelSets::default();
+        let s1 = l.intern(&[(1, 2)]);
+        let s2 = l.intern(&[(3, 4)]);
+        let mut live = vec![false; l.capacity()];
+        live[s2 as usize] = true;
+        assert_eq!(l.sweep(&live), 1);
+        assert_eq!(l.resolve(s1), &[]);
+        assert_eq!(l.resolve(s2), &[(3, 4)]);
+        assert_eq!(l.intern(&[(3, 4)]), s2);
+        assert_eq!(l.intern(&[]), EMPTY);
     }
 
     #[test]

@@ -47,7 +47,7 @@ use crate::link::{FailureKind, LinkStatus};
 use crate::liveness::{AgentStatus, PathState};
 use crate::series::{SeriesKey, SeriesValue};
 use crate::signals::Published;
-use crate::state::{DropReason, Judge, MESSAGE_KINDS, State};
+use crate::state::{DropReason, HostLimit, Judge, MESSAGE_KINDS, State};
 
 /// Every metric name in one place. Counter names are given without `_total`: the
 /// encoder appends it.
@@ -72,6 +72,9 @@ pub mod names {
     pub const READINGS: &str = "sitewatch_collector_readings";
     pub const DROPPED_READINGS: &str = "sitewatch_collector_dropped_readings";
     pub const SERIES: &str = "sitewatch_collector_series";
+    pub const REFUSED_HOSTS: &str = "sitewatch_collector_refused_host_messages";
+    pub const FORGOTTEN_HOSTS: &str = "sitewatch_collector_forgotten_hosts";
+    pub const STRINGS: &str = "sitewatch_collector_interned_strings";
     pub const HOSTS: &str = "sitewatch_collector_hosts";
     pub const BROKER_CONNECTED: &str = "sitewatch_collector_broker_connected";
     pub const BROKER_CONNECTIONS: &str = "sitewatch_collector_broker_connections";
@@ -647,6 +650,28 @@ fn encode_self(
             .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
     }
     counter(encoder, names::READINGS, "Readings ingested.", c.readings)?;
+    let mut m = encoder.encode_descriptor(
+        names::REFUSED_HOSTS,
+        "Messages of hosts not known yet dropped at a host limit, by limit.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (limit, n) in HostLimit::ALL.iter().zip(c.refused_hosts) {
+        m.encode_family(&[("reason", limit.as_str())])?
+            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+    }
+    counter(
+        encoder,
+        names::FORGOTTEN_HOSTS,
+        "Hosts forgotten after [state] forget_after without a message.",
+        c.forgotten_hosts,
+    )?;
+    gauge(
+        encoder,
+        names::STRINGS,
+        "Distinct names held (sites, hosts, devices, sensors, label values).",
+        i64::try_from(state.strings().len()).unwrap_or(i64::MAX),
+    )?;
     counter(
         encoder,
         names::DUPLICATE_MESSAGES,

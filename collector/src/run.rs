@@ -114,7 +114,13 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         loop {
             tick.tick().await;
             let now = pruned.clock.now_ms();
-            let n = pruned.write().prune(now);
+            let sites = &pruned.signals_config.sites;
+            let expected = |site: &str, host: &str| {
+                sites
+                    .get(site)
+                    .is_some_and(|s| s.expected_hosts.iter().any(|h| h == host))
+            };
+            let n = pruned.write().prune_keeping(now, expected);
             if n > 0 {
                 tracing::debug!(series = n, "expired series dropped");
             }

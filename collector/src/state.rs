@@ -36,8 +36,19 @@ pub struct StateConfig {
     /// source missing from the birth's `sources` and no `interval_ms`).
     pub default_interval_ms: u64,
     /// New series beyond this many are dropped (and counted): a runaway publisher
-    /// must not take the collector's memory.
+    /// must not take the collector's memory. At the limit, a host still under its
+    /// fair share (`max_series` / hosts) may add series: the flooder's share fills
+    /// first, so one host's flood never drops another host's reading.
     pub max_series: usize,
+    /// New series of one host beyond this many are dropped (and counted).
+    pub max_series_per_host: usize,
+    /// Hosts known at most, in all and per site; messages from a new host beyond
+    /// either are dropped (and counted).
+    pub max_hosts: usize,
+    pub max_hosts_per_site: usize,
+    /// A host not heard from (no message at all) for this long is forgotten, its
+    /// series with it, unless it is an expected host.
+    pub forget_after_ms: u64,
     /// Whether sequence gaps are counted. Off with a shared subscription, where
     /// each collector sees only part of every agent's sequence.
     pub count_gaps: bool,
@@ -51,6 +62,10 @@ impl Default for StateConfig {
             stale_factor: 3,
             default_interval_ms: 60_000,
             max_series: 5_000_000,
+            max_series_per_host: 20_000,
+            max_hosts: 100_000,
+            max_hosts_per_site: 20_000,
+            forget_after_ms: 7 * 86_400_000,
             count_gaps: true,
             rules: Rules::default(),
         }
@@ -65,17 +80,53 @@ pub const MESSAGE_KINDS: [&str; 3] = ["state", "readings", "events"];
 pub enum DropReason {
     /// Its `sitewatch_<q>` would collide with a metric the collector owns.
     ReservedQuantity,
-    /// The state holds `max_series` series already.
+    /// The state holds `max_series` series already and the host has its share.
     SeriesLimit,
+    /// The host holds `max_series_per_host` series already.
+    HostSeriesLimit,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::ReservedQuantity, DropReason::SeriesLimit];
+    pub const ALL: [DropReason; 3] = [
+        DropReason::ReservedQuantity,
+        DropReason::SeriesLimit,
+        DropReason::HostSeriesLimit,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::ReservedQuantity => "reserved_quantity",
             DropReason::SeriesLimit => "series_limit",
+            DropReason::HostSeriesLimit => "host_series_limit",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            DropReason::ReservedQuantity => 0,
+            DropReason::SeriesLimit => 1,
+            DropReason::HostSeriesLimit => 2,
+        }
+    }
+}
+
+/// Why a message from a host the state does not know yet was dropped
+/// (`sitewatch_collector_refused_hosts_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostLimit {
+    /// `max_hosts` hosts are known already.
+    Hosts,
+    /// `max_hosts_per_site` hosts of its site are known already.
+    SiteHosts,
+}
+
+impl HostLimit {
+    pub const ALL: [HostLimit; 2] = [HostLimit::Hosts, HostLimit::SiteHosts];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostLimit::Hosts => "host_limit",
+            HostLimit::SiteHosts => "site_host_limit",
         }
     }
 }
@@ -91,7 +142,12 @@ pub struct Counters {
     pub duplicates: u64,
     pub gaps: u64,
     /// Indexed like [`DropReason::ALL`].
-    pub dropped_readings: [u64; 2],
+    pub dropped_readings: [u64; 3],
+    /// Messages of unknown hosts dropped at a host limit, indexed like
+    /// [`HostLimit::ALL`].
+    pub refused_hosts: [u64; 2],
+    /// Hosts forgotten after `forget_after` of silence.
+    pub forgotten_hosts: u64,
     /// Sequences that started again without a new boot (see `dedup.rs`).
     pub sequence_restarts: u64,
 }
@@ -112,6 +168,11 @@ pub struct Host {
     /// Each source's poll interval from the birth, by source-name id.
     pub sources: Vec<(Id, u64)>,
     pub labels: BTreeMap<String, String>,
+    /// Series held for this host (its quota).
+    pub series: usize,
+    /// The collector's clock when any message of it last arrived (for
+    /// `forget_after`).
+    pub last_message_ms: i64,
     /// When the agent was last seen alive, Unix ms: receipt of a live message, or
     /// the `ts` of a retained one. `None` when only a will without `ts` was seen.
     pub last_seen_ms: Option<i64>,
@@ -133,6 +194,8 @@ impl Host {
             interval_ms: None,
             sources: Vec::new(),
             labels: BTreeMap::new(),
+            series: 0,
+            last_message_ms: 0,
             last_seen_ms: None,
             readings_seq: SeqWindow::default(),
             events_seq: SeqWindow::default(),
@@ -178,6 +241,27 @@ impl Host {
     }
 }
 
+/// Why a new series may not be stored: the host's own quota first; at the
+/// global limit, only a host that already holds its fair share is refused.
+fn quota_exceeded(
+    cfg: &StateConfig,
+    total: usize,
+    hosts: usize,
+    host_series: usize,
+) -> Option<DropReason> {
+    if host_series >= cfg.max_series_per_host {
+        return Some(DropReason::HostSeriesLimit);
+    }
+    // Past the limit nobody adds: the margin below it is for hosts under their
+    // share, so that a flood that filled the state cannot starve a real reading.
+    let hard = cfg.max_series.saturating_add(cfg.max_series / 2);
+    let fair = cfg.max_series / hosts.max(1);
+    if total >= hard || (total >= cfg.max_series && host_series >= fair) {
+        return Some(DropReason::SeriesLimit);
+    }
+    None
+}
+
 /// What [`State::apply`] did with a message, for the ingest's logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -194,6 +278,8 @@ pub enum Applied {
     Restarted,
     /// Not for the collector (its own `_signals` output).
     Ignored,
+    /// From a host the state does not know, beyond a host limit: dropped.
+    Refused,
 }
 
 /// A host as the API shows it.
@@ -258,6 +344,10 @@ pub struct State {
     strings: Interner,
     labelsets: LabelSets,
     host_index: IdMap<(Id, Id), u32>,
+    /// Hosts known per site id (for `max_hosts_per_site`).
+    site_hosts: IdMap<Id, usize>,
+    /// Strings and label sets stored after the last sweep (see `compact`).
+    swept_at: (usize, usize),
     hosts: Vec<Option<Host>>,
     free_hosts: Vec<u32>,
     families: IdMap<Id, Family>,
@@ -325,9 +415,11 @@ impl State {
         };
         match &msg.body {
             Body::State(s) => {
-                self.counters.messages[0] += 1;
-                self.apply_state(path, site, host, s, retained, now_ms);
-                Applied::State
+                let applied = self.apply_state(path, site, host, s, retained, now_ms);
+                if applied != Applied::Refused {
+                    self.counters.messages[0] += 1;
+                }
+                applied
             }
             Body::Cleared => {
                 self.counters.messages[0] += 1;
@@ -337,14 +429,14 @@ impl State {
             // Duplicates are counted apart, not as messages ingested.
             Body::Readings(r) => {
                 let applied = self.apply_readings(path, site, host, r, retained, now_ms);
-                if applied != Applied::Duplicate {
+                if !matches!(applied, Applied::Duplicate | Applied::Refused) {
                     self.counters.messages[1] += 1;
                 }
                 applied
             }
             Body::Events(e) => {
                 let applied = self.apply_events(site, host, e, retained, now_ms);
-                if applied != Applied::Duplicate {
+                if !matches!(applied, Applied::Duplicate | Applied::Refused) {
                     self.counters.messages[2] += 1;
                 }
                 applied
@@ -353,27 +445,54 @@ impl State {
         }
     }
 
-    fn host_slot(&mut self, site: &str, host: &str) -> u32 {
+    /// The slot of a host, created when new unless a host limit says no (then
+    /// counted, and nothing is interned for it).
+    fn host_slot(&mut self, site: &str, host: &str, now_ms: i64) -> Option<u32> {
+        if let (Some(s), Some(h)) = (self.strings.get(site), self.strings.get(host))
+            && let Some(&slot) = self.host_index.get(&(s, h))
+        {
+            if let Some(entry) = self.host_mut(slot) {
+                entry.last_message_ms = now_ms;
+            }
+            return Some(slot);
+        }
+        let in_site = self
+            .strings
+            .get(site)
+            .and_then(|s| self.site_hosts.get(&s))
+            .copied()
+            .unwrap_or(0);
+        let refused = if self.host_index.len() >= self.cfg.max_hosts {
+            Some(HostLimit::Hosts)
+        } else if in_site >= self.cfg.max_hosts_per_site {
+            Some(HostLimit::SiteHosts)
+        } else {
+            None
+        };
+        if let Some(limit) = refused {
+            let i = HostLimit::ALL.iter().position(|l| *l == limit).unwrap_or(0);
+            self.counters.refused_hosts[i] += 1;
+            return None;
+        }
         let site = self.strings.intern(site);
         let host = self.strings.intern(host);
-        if let Some(&slot) = self.host_index.get(&(site, host)) {
-            return slot;
-        }
-        let entry = Some(Host::new(site, host));
+        let mut entry = Host::new(site, host);
+        entry.last_message_ms = now_ms;
         let slot = match self.free_hosts.pop() {
             Some(slot) => {
                 if let Some(s) = self.hosts.get_mut(slot as usize) {
-                    *s = entry;
+                    *s = Some(entry);
                 }
                 slot
             }
             None => {
-                self.hosts.push(entry);
+                self.hosts.push(Some(entry));
                 u32::try_from(self.hosts.len() - 1).unwrap_or(u32::MAX)
             }
         };
         self.host_index.insert((site, host), slot);
-        slot
+        *self.site_hosts.entry(site).or_default() += 1;
+        Some(slot)
     }
 
     fn host_mut(&mut self, slot: u32) -> Option<&mut Host> {
@@ -393,15 +512,17 @@ impl State {
         s: &StatePayload,
         retained: bool,
         now: i64,
-    ) {
-        let slot = self.host_slot(site, host);
+    ) -> Applied {
+        let Some(slot) = self.host_slot(site, host, now) else {
+            return Applied::Refused;
+        };
         let sources: Vec<(Id, u64)> = s
             .sources
             .iter()
             .map(|(src, interval)| (self.strings.intern(src), *interval))
             .collect();
         let Some(h) = self.host_mut(slot) else {
-            return;
+            return Applied::Ignored;
         };
         if let Some(boot) = &s.boot
             && h.boot.as_deref() != Some(boot.as_str())
@@ -451,6 +572,7 @@ impl State {
         } else {
             Some(now)
         };
+        Applied::State
     }
 
     fn apply_readings(
@@ -462,7 +584,9 @@ impl State {
         retained: bool,
         now: i64,
     ) -> Applied {
-        let slot = self.host_slot(site, host);
+        let Some(slot) = self.host_slot(site, host, now) else {
+            return Applied::Refused;
+        };
         let count_gaps = self.cfg.count_gaps;
         let Some(h) = self.host_mut(slot) else {
             return Applied::Ignored;
@@ -492,6 +616,7 @@ impl State {
         if verdict == Verdict::Restarted {
             self.counters.sequence_restarts += 1;
         }
+        let mut host_series = self.host(slot).map_or(0, |h| h.series);
         let mut taken = 0;
         for reading in &r.readings {
             if names::is_reserved_quantity(&reading.q) {
@@ -531,17 +656,26 @@ impl State {
                     }
                 }
                 None => {
-                    if self.series_count >= self.cfg.max_series {
-                        self.counters.dropped_readings[1] += 1;
+                    if let Some(reason) = quota_exceeded(
+                        &self.cfg,
+                        self.series_count,
+                        self.host_index.len(),
+                        host_series,
+                    ) {
+                        self.counters.dropped_readings[reason.index()] += 1;
                         continue;
                     }
                     family.series.insert(key, value);
                     self.series_count += 1;
+                    host_series += 1;
                 }
             }
             taken += 1;
         }
         self.counters.readings += taken as u64;
+        if let Some(h) = self.host_mut(slot) {
+            h.series = host_series;
+        }
         if verdict == Verdict::Restarted {
             Applied::Restarted
         } else {
@@ -560,7 +694,9 @@ impl State {
         retained: bool,
         now: i64,
     ) -> Applied {
-        let slot = self.host_slot(site, host);
+        let Some(slot) = self.host_slot(site, host, now) else {
+            return Applied::Refused;
+        };
         let count_gaps = self.cfg.count_gaps;
         let Some(h) = self.host_mut(slot) else {
             return Applied::Ignored;
@@ -595,19 +731,35 @@ impl State {
         let (Some(site), Some(host)) = (self.strings.get(site), self.strings.get(host)) else {
             return;
         };
-        let Some(slot) = self.host_index.remove(&(site, host)) else {
+        let Some(&slot) = self.host_index.get(&(site, host)) else {
             return;
         };
+        self.forget_slots(&[slot]);
+    }
+
+    fn forget_slots(&mut self, slots: &[u32]) {
+        if slots.is_empty() {
+            return;
+        }
         let mut removed = 0;
         for family in self.families.values_mut() {
             let before = family.series.len();
-            family.series.retain(|k, _| k.host != slot);
+            family.series.retain(|k, _| !slots.contains(&k.host));
             removed += before - family.series.len();
         }
         self.families.retain(|_, f| !f.series.is_empty());
         self.series_count -= removed;
-        if let Some(entry) = self.hosts.get_mut(slot as usize) {
-            *entry = None;
+        for &slot in slots {
+            let Some(h) = self.hosts.get_mut(slot as usize).and_then(Option::take) else {
+                continue;
+            };
+            self.host_index.remove(&(h.site, h.host));
+            if let Some(n) = self.site_hosts.get_mut(&h.site) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.site_hosts.remove(&h.site);
+                }
+            }
             self.free_hosts.push(slot);
         }
     }
@@ -619,26 +771,104 @@ impl State {
     }
 
     /// Drops series expired at `now_ms` (memory housekeeping: expired series are
-    /// already hidden from every reader). Returns how many were dropped.
+    /// already hidden from every reader) and hosts silent for `forget_after`.
+    /// Returns how many series were dropped.
     pub fn prune(&mut self, now_ms: i64) -> usize {
+        self.prune_keeping(now_ms, |_, _| false)
+    }
+
+    /// [`State::prune`], never forgetting the hosts `keep(site, host)` says (the
+    /// expected hosts: a server gone for a week is still a lost server).
+    pub fn prune_keeping(&mut self, now_ms: i64, keep: impl Fn(&str, &str) -> bool) -> usize {
+        let forget_after = i64::try_from(self.cfg.forget_after_ms).unwrap_or(i64::MAX);
+        let silent: Vec<u32> = self
+            .hosts()
+            .filter(|(_, h)| now_ms.saturating_sub(h.last_message_ms) > forget_after)
+            .filter(|(_, h)| !keep(self.strings.resolve(h.site), self.strings.resolve(h.host)))
+            .map(|(slot, _)| slot)
+            .collect();
+        self.counters.forgotten_hosts += silent.len() as u64;
+        self.forget_slots(&silent);
+
         let mut removed = 0;
-        let hosts = &self.hosts;
+        let hosts = &mut self.hosts;
         let factor = u64::from(self.cfg.stale_factor);
         let default = self.cfg.default_interval_ms;
         for family in self.families.values_mut() {
             let before = family.series.len();
             family.series.retain(|k, v| {
-                let Some(h) = hosts.get(k.host as usize).and_then(Option::as_ref) else {
+                let Some(h) = hosts.get_mut(k.host as usize).and_then(Option::as_mut) else {
                     return false;
                 };
                 let after = h.source_interval_ms(k.src, default).saturating_mul(factor);
-                !v.is_stale(after, now_ms)
+                let stale = v.is_stale(after, now_ms);
+                if stale {
+                    h.series = h.series.saturating_sub(1);
+                }
+                !stale
             });
             removed += before - family.series.len();
+            // A table that emptied after a flood gives its memory back.
+            if family.series.capacity() > 64 && family.series.len() < family.series.capacity() / 4 {
+                family.series.shrink_to_fit();
+            }
         }
         self.families.retain(|_, f| !f.series.is_empty());
         self.series_count -= removed;
+        if removed > 0 || !silent.is_empty() {
+            self.compact();
+        }
         removed
+    }
+
+    /// Sweeps the string and label-set tables when they have grown well past what
+    /// was live at the last sweep: a flood of one-off names gives its memory back
+    /// once its series are gone. O(series), so not at every prune.
+    fn compact(&mut self) {
+        let grown = |now: usize, then: usize| now > then + then / 4 + 1024;
+        if !grown(self.strings.len(), self.swept_at.0) && !grown(self.labelsets.len(), self.swept_at.1)
+        {
+            return;
+        }
+        let mut live_sets = vec![false; self.labelsets.capacity()];
+        let mut live = vec![false; self.strings.capacity()];
+        let mut mark = |id: Id| {
+            if let Some(m) = live.get_mut(id as usize) {
+                *m = true;
+            }
+        };
+        for (_, h) in self.hosts() {
+            mark(h.site);
+            mark(h.host);
+            for (src, _) in &h.sources {
+                mark(*src);
+            }
+        }
+        for (q, family) in &self.families {
+            mark(*q);
+            for k in family.series.keys() {
+                mark(k.src);
+                mark(k.dev);
+                mark(k.name);
+                if let Some(m) = live_sets.get_mut(k.labels as usize) {
+                    *m = true;
+                }
+            }
+        }
+        for (id, pairs) in self.labelsets.iter() {
+            if live_sets.get(id as usize).copied().unwrap_or(false) {
+                for (k, v) in pairs {
+                    mark(*k);
+                    mark(*v);
+                }
+            }
+        }
+        let sets = self.labelsets.sweep(&live_sets);
+        let strings = self.strings.sweep(&live);
+        self.swept_at = (self.strings.len(), self.labelsets.len());
+        self.host_index.shrink_to_fit();
+        self.families.shrink_to_fit();
+        tracing::debug!(strings, sets, "string tables swept");
     }
 
     /// The observed liveness of a host at `now_ms`, its paths judged against the

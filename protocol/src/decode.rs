@@ -263,18 +263,28 @@ fn check_identity(topic: &Topic, site: Option<&str>, host: Option<&str>) -> Resu
 }
 
 fn validate_state(s: &StatePayload) -> Result<(), Rejection> {
-    if s.interval_ms == Some(0) {
+    let in_range = |ms: u64| (MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms);
+    let range = || format!("must be {MIN_INTERVAL_MS} ms to {MAX_INTERVAL_MS} ms (one day)");
+    if let Some(ms) = s.interval_ms
+        && !in_range(ms)
+    {
         return Err(Rejection::InvalidValue {
             field: "interval_ms".into(),
-            detail: "must be greater than 0".into(),
+            detail: range(),
+        });
+    }
+    if s.sources.len() > MAX_SOURCES {
+        return Err(Rejection::InvalidValue {
+            field: "sources".into(),
+            detail: format!("{} sources, at most {MAX_SOURCES}", s.sources.len()),
         });
     }
     for (src, interval) in &s.sources {
         check_source_name(|| format!("sources.{src}"), src)?;
-        if *interval == 0 {
+        if !in_range(*interval) {
             return Err(Rejection::InvalidValue {
                 field: format!("sources.{src}"),
-                detail: "interval must be greater than 0".into(),
+                detail: range(),
             });
         }
     }

@@ -25,3 +25,11 @@ pub const MAX_EVENT_TYPE_LEN: usize = 64;
 pub const MAX_EVENT_MESSAGE_LEN: usize = 1024;
 /// Label keys a reading may not carry: the collector sets them itself.
 pub const RESERVED_LABEL_KEYS: [&str; 5] = ["site", "host", "src", "dev", "sensor"];
+/// The shortest interval an agent may announce (heartbeat or a source's), ms.
+pub const MIN_INTERVAL_MS: u64 = 100;
+/// The longest: one day. A series of a source announced at 10^15 ms would never
+/// go stale, and a heartbeat that long would never let an agent be lost.
+pub const MAX_INTERVAL_MS: u64 = 86_400_000;
+/// Sources one state message may list. An agent has a handful; thousands would
+/// only cost the collector at every scrape and evaluation.
+pub const MAX_SOURCES: usize = 64;

@@ -327,7 +327,7 @@ fn reserved_quantities_and_the_series_limit_drop_readings_with_a_count() {
         T0,
     );
     assert_eq!(s.series_count(), 2);
-    assert_eq!(s.counters().dropped_readings, [1, 1]);
+    assert_eq!(s.counters().dropped_readings, [1, 1, 0]);
     assert_eq!(s.counters().readings, 2);
 }
 
@@ -356,4 +356,112 @@ fn events_are_deduplicated_and_kept_per_host() {
     assert_eq!(h.recent_events[0].1.ts, Some(T0));
     assert_eq!(s.counters().messages, [0, 0, 1]);
     assert_eq!(s.counters().duplicates, 1);
+}
+
+fn readings_of(n: usize, prefix: &str, seq: u64) -> String {
+    let body: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"src":"host","dev":"d","name":"{prefix}{i}","q":"temperature_celsius","value":1,"state":"ok"}}"#
+            )
+        })
+        .collect();
+    readings(seq, &body.join(","))
+}
+
+#[test]
+fn a_flooding_host_fills_its_own_quota_and_never_drops_another_hosts_reading() {
+    let mut s = State::new(StateConfig {
+        max_series: 1_000,
+        max_series_per_host: 600,
+        ..StateConfig::default()
+    });
+    let flood = "sitewatch/v1/bj1/flood/readings";
+    for (seq, chunk) in (1..=5).zip(0..) {
+        apply(&mut s, flood, &readings_of(200, &format!("x{chunk}-"), seq), false, T0);
+    }
+    assert_eq!(s.series_count(), 600);
+    let c = s.counters();
+    assert_eq!(c.dropped_readings[DropReason::HostSeriesLimit.index()], 400);
+    // Another host fills the state to its limit...
+    let other = "sitewatch/v1/bj1/other/readings";
+    apply(&mut s, other, &readings_of(400, "y", 1), false, T0);
+    assert_eq!(s.series_count(), 1_000);
+    // ...and a third host's real UPS reading still gets in: it is under its share.
+    let ups = r#"{"src":"modbus","dev":"ups-a","name":"on_battery","q":"ups_on_battery","value":1,"state":"critical"}"#;
+    apply(&mut s, "sitewatch/v1/bj1/gw-01/readings", &readings(1, ups), false, T0);
+    assert!(s.readings(T0).any(|r| r.q == "ups_on_battery" && r.host == "gw-01"));
+    // The flooder, over its share, still cannot add.
+    let before = s.counters().dropped_readings[DropReason::SeriesLimit.index()];
+    apply(&mut s, other, &readings_of(1, "z", 2), false, T0);
+    assert_eq!(
+        s.counters().dropped_readings[DropReason::SeriesLimit.index()],
+        before + 1
+    );
+}
+
+#[test]
+fn hosts_beyond_the_site_and_total_limits_are_refused_without_interning_them() {
+    let mut s = State::new(StateConfig {
+        max_hosts: 3,
+        max_hosts_per_site: 2,
+        ..StateConfig::default()
+    });
+    for h in ["a", "b", "c"] {
+        apply(&mut s, &format!("sitewatch/v1/bj1/{h}/state"), &birth("b1"), true, T0);
+    }
+    assert_eq!(s.hosts().count(), 2);
+    assert_eq!(s.counters().refused_hosts, [0, 1]);
+    assert_eq!(s.strings().get("c"), None);
+    for h in ["d", "e"] {
+        apply(&mut s, &format!("sitewatch/v1/sh1/{h}/state"), &birth("b1"), true, T0);
+    }
+    assert_eq!(s.hosts().count(), 3);
+    assert_eq!(s.counters().refused_hosts, [1, 1]);
+    // A known host keeps being heard; forgetting one makes room again.
+    s.forget("bj1", "a");
+    apply(&mut s, "sitewatch/v1/bj1/c/state", &birth("b1"), true, T0);
+    assert!(s.host_slot_of("bj1", "c").is_some());
+}
+
+#[test]
+fn names_of_an_expired_flood_are_swept_and_silent_hosts_forgotten() {
+    let mut s = State::new(StateConfig {
+        forget_after_ms: 3_600_000,
+        ..StateConfig::default()
+    });
+    apply(&mut s, STATE, &birth("b1"), false, T0);
+    apply(&mut s, READINGS, &readings(1, CPU), false, T0);
+    let baseline = s.strings().len();
+    let flood = "sitewatch/v1/bj1/flood/readings";
+    for seq in 1..=10 {
+        apply(&mut s, flood, &readings_of(500, &format!("n{seq}-"), seq), false, T0);
+    }
+    assert!(s.strings().len() > baseline + 5_000);
+    // The agent keeps reporting; the flood's series (host source, 60 s default
+    // interval) expire after 3 minutes.
+    let later = T0 + 200_000;
+    apply(&mut s, READINGS, &readings(2, CPU), false, later);
+    assert_eq!(s.prune(later), 5_000);
+    assert!(
+        s.strings().len() <= baseline + 2,
+        "{} strings left of {baseline}",
+        s.strings().len()
+    );
+    assert!(s.readings(later).any(|r| r.host == "web-01"));
+    // An hour of silence later the flooder is forgotten; web-01, heard, stays.
+    let much_later = T0 + 3_700_000;
+    apply(&mut s, READINGS, &readings(3, CPU), false, much_later);
+    s.prune(much_later);
+    assert!(s.host_slot_of("bj1", "flood").is_none());
+    assert!(s.host_slot_of("bj1", "web-01").is_some());
+    assert_eq!(s.counters().forgotten_hosts, 1);
+    // ...unless the caller keeps it (an expected host).
+    let mut s2 = State::new(StateConfig {
+        forget_after_ms: 3_600_000,
+        ..StateConfig::default()
+    });
+    apply(&mut s2, STATE, &birth("b1"), false, T0);
+    s2.prune_keeping(much_later, |_, h| h == "web-01");
+    assert!(s2.host_slot_of("bj1", "web-01").is_some());
 }

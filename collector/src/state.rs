@@ -826,7 +826,8 @@ impl State {
     /// once its series are gone. O(series), so not at every prune.
     fn compact(&mut self) {
         let grown = |now: usize, then: usize| now > then + then / 4 + 1024;
-        if !grown(self.strings.len(), self.swept_at.0) && !grown(self.labelsets.len(), self.swept_at.1)
+        if !grown(self.strings.len(), self.swept_at.0)
+            && !grown(self.labelsets.len(), self.swept_at.1)
         {
             return;
         }

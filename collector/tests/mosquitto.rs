@@ -290,3 +290,99 @@ fn shared_subscription_splits_readings_between_two_collectors() {
         assert!(ok, "{out}");
     }
 }
+
+/// Publishes the contents of `file` (`mosquitto_pub -f`), retained, QoS 1.
+fn mosquitto_pub_retained_file(port: u16, topic: &str, file: &std::path::Path) {
+    let out = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-r"])
+        .args(["-t", topic, "-f"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn poisoned_broker(dir: &std::path::Path) -> Mosquitto {
+    // mosquitto as installed: no message size limit.
+    let broker = Mosquitto::start(dir);
+    let poison = dir.join("poison.json");
+    std::fs::write(&poison, vec![b'x'; 1_100_000]).unwrap();
+    mosquitto_pub_retained_file(broker.port, "sitewatch/v1/bj1/poison/state", &poison);
+    broker
+}
+
+#[test]
+fn an_oversized_retained_message_leaves_the_collector_healthy_and_ingesting() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = poisoned_broker(dir.path());
+    let c = Collector::start(dir.path(), "collector", &["--mqtt".into(), broker.url()]);
+    c.wait_healthy();
+    let now = now_ms();
+    mosquitto_pub(
+        broker.port,
+        "sitewatch/v1/bj1/web-01/state",
+        &birth("b1", now),
+        true,
+    );
+    mosquitto_pub(
+        broker.port,
+        "sitewatch/v1/bj1/web-01/readings",
+        &readings(1, now, 21.5),
+        false,
+    );
+    c.wait_sample(
+        r#"sitewatch_inlet_temperature_celsius{site="bj1",host="web-01""#,
+        |v| v == 21.5,
+    );
+    // Still on its first connection: MQTT 5 told mosquitto the largest packet the
+    // collector takes, and mosquitto dropped the poison for it.
+    let text = c.metrics();
+    assert_eq!(
+        sample(
+            &text,
+            r#"sitewatch_collector_broker_connections_total{broker="127.0.0.1"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(c.get("/healthz").0, 200);
+}
+
+#[test]
+fn over_mqtt_3_1_1_the_poison_is_retried_with_a_growing_backoff_not_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = poisoned_broker(dir.path());
+    let conf = dir.path().join("c.toml");
+    std::fs::write(
+        &conf,
+        format!("[mqtt]\nurl = \"{}\"\nprotocol = \"3.1.1\"\n", broker.url()),
+    )
+    .unwrap();
+    let c = Collector::start(
+        dir.path(),
+        "collector",
+        &["--config".into(), conf.display().to_string()],
+    );
+    // Each connection is accepted, then cut when the poison arrives.
+    c.wait_sample(
+        r#"sitewatch_collector_broker_failures_total{broker="127.0.0.1",kind="protocol"}"#,
+        |v| v >= 1.0,
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let text = c.metrics();
+    let connections = sample(
+        &text,
+        r#"sitewatch_collector_broker_connections_total{broker="127.0.0.1"}"#,
+    )
+    .unwrap();
+    // 100 ms doubling to 5 s: at most about 7 attempts in 8 s (a backoff reset on
+    // every CONNACK made about 80).
+    assert!(
+        (2.0..=8.0).contains(&connections),
+        "{connections} connections\n{text}"
+    );
+}

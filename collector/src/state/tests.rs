@@ -378,7 +378,13 @@ fn a_flooding_host_fills_its_own_quota_and_never_drops_another_hosts_reading() {
     });
     let flood = "sitewatch/v1/bj1/flood/readings";
     for (seq, chunk) in (1..=5).zip(0..) {
-        apply(&mut s, flood, &readings_of(200, &format!("x{chunk}-"), seq), false, T0);
+        apply(
+            &mut s,
+            flood,
+            &readings_of(200, &format!("x{chunk}-"), seq),
+            false,
+            T0,
+        );
     }
     assert_eq!(s.series_count(), 600);
     let c = s.counters();
@@ -389,8 +395,17 @@ fn a_flooding_host_fills_its_own_quota_and_never_drops_another_hosts_reading() {
     assert_eq!(s.series_count(), 1_000);
     // ...and a third host's real UPS reading still gets in: it is under its share.
     let ups = r#"{"src":"modbus","dev":"ups-a","name":"on_battery","q":"ups_on_battery","value":1,"state":"critical"}"#;
-    apply(&mut s, "sitewatch/v1/bj1/gw-01/readings", &readings(1, ups), false, T0);
-    assert!(s.readings(T0).any(|r| r.q == "ups_on_battery" && r.host == "gw-01"));
+    apply(
+        &mut s,
+        "sitewatch/v1/bj1/gw-01/readings",
+        &readings(1, ups),
+        false,
+        T0,
+    );
+    assert!(
+        s.readings(T0)
+            .any(|r| r.q == "ups_on_battery" && r.host == "gw-01")
+    );
     // The flooder, over its share, still cannot add.
     let before = s.counters().dropped_readings[DropReason::SeriesLimit.index()];
     apply(&mut s, other, &readings_of(1, "z", 2), false, T0);
@@ -408,13 +423,25 @@ fn hosts_beyond_the_site_and_total_limits_are_refused_without_interning_them() {
         ..StateConfig::default()
     });
     for h in ["a", "b", "c"] {
-        apply(&mut s, &format!("sitewatch/v1/bj1/{h}/state"), &birth("b1"), true, T0);
+        apply(
+            &mut s,
+            &format!("sitewatch/v1/bj1/{h}/state"),
+            &birth("b1"),
+            true,
+            T0,
+        );
     }
     assert_eq!(s.hosts().count(), 2);
     assert_eq!(s.counters().refused_hosts, [0, 1]);
     assert_eq!(s.strings().get("c"), None);
     for h in ["d", "e"] {
-        apply(&mut s, &format!("sitewatch/v1/sh1/{h}/state"), &birth("b1"), true, T0);
+        apply(
+            &mut s,
+            &format!("sitewatch/v1/sh1/{h}/state"),
+            &birth("b1"),
+            true,
+            T0,
+        );
     }
     assert_eq!(s.hosts().count(), 3);
     assert_eq!(s.counters().refused_hosts, [1, 1]);
@@ -435,7 +462,13 @@ fn names_of_an_expired_flood_are_swept_and_silent_hosts_forgotten() {
     let baseline = s.strings().len();
     let flood = "sitewatch/v1/bj1/flood/readings";
     for seq in 1..=10 {
-        apply(&mut s, flood, &readings_of(500, &format!("n{seq}-"), seq), false, T0);
+        apply(
+            &mut s,
+            flood,
+            &readings_of(500, &format!("n{seq}-"), seq),
+            false,
+            T0,
+        );
     }
     assert!(s.strings().len() > baseline + 5_000);
     // The agent keeps reporting; the flood's series (host source, 60 s default

@@ -229,7 +229,10 @@ fn intervals_outside_100ms_to_one_day_and_too_many_sources_are_invalid() {
     let ok = r#"{"v":1,"status":"online","interval_ms":100,"sources":{"host":86400000}}"#;
     assert!(decode(STATE, ok.as_bytes()).is_ok());
     let many: Vec<String> = (0..65).map(|i| format!(r#""s{i}":5000"#)).collect();
-    let payload = format!(r#"{{"v":1,"status":"online","sources":{{{}}}}}"#, many.join(","));
+    let payload = format!(
+        r#"{{"v":1,"status":"online","sources":{{{}}}}}"#,
+        many.join(",")
+    );
     assert_eq!(reason(STATE, &payload), "invalid_value");
     let sixty_four = many[..64].join(",");
     let payload = format!(r#"{{"v":1,"status":"online","sources":{{{sixty_four}}}}}"#);

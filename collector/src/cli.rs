@@ -32,6 +32,9 @@ pub struct Cli {
     /// shared subscription $share/NAME/...).
     #[arg(long, value_name = "NAME")]
     pub share_group: Option<String>,
+    /// This collector's name in `[signals.topology]` (overrides `name`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Record every message received to FILE (replay format; see `replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -68,6 +71,7 @@ impl Cli {
             embedded_v4: self.embedded_broker,
             embedded_v5: self.embedded_broker_v5,
             share_group: self.share_group.clone(),
+            name: self.name.clone(),
         }
     }
 }

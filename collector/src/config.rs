@@ -112,6 +112,9 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// MQTT v5 shared-subscription group.
     pub share_group: Option<String>,
+    /// This collector's name in `[signals.topology]`: the identity of its
+    /// presence topics.
+    pub name: Option<String>,
     /// An external broker; absent: the embedded one.
     pub mqtt: Option<MqttConfig>,
     #[serde(default)]
@@ -357,6 +360,7 @@ pub struct Overrides {
     pub embedded_v4: Option<SocketAddr>,
     pub embedded_v5: Option<SocketAddr>,
     pub share_group: Option<String>,
+    pub name: Option<String>,
 }
 
 /// The validated settings the collector runs with.
@@ -369,6 +373,8 @@ pub struct Settings {
     /// The external brokers consumed, each a path.
     pub brokers: Vec<BrokerSettings>,
     pub share_group: Option<String>,
+    /// This collector's name in the topology (presence, views, vantage).
+    pub name: Option<String>,
     pub state: StateConfig,
     /// The signals engine's configuration, validated.
     pub signals: SignalsConfig,
@@ -768,6 +774,30 @@ impl Settings {
                 return Err(invalid(origin, &format!("signals.{}", first.key), message));
             }
         }
+        let (name, name_origin) = match (&o.name, &file.name) {
+            (Some(n), _) => (Some(n.clone()), cli),
+            (None, Some(n)) => (Some(n.clone()), origin),
+            (None, None) => (None, origin),
+        };
+        if let Some(n) = &name {
+            if let Err(e) = sitewatch_protocol::name::validate_name(n) {
+                return Err(invalid(name_origin, "name", format!("{n:?} {e}")));
+            }
+            if !signals.topology.collectors.is_empty() && signals.topology.collector(n).is_none() {
+                return Err(invalid(
+                    name_origin,
+                    "name",
+                    format!("{n:?} is not one of [[signals.topology.collectors]]"),
+                ));
+            }
+        } else if !signals.topology.collectors.is_empty() {
+            return Err(invalid(
+                origin,
+                "name",
+                "set this collector's name (or --name): [signals.topology] lists the collectors"
+                    .into(),
+            ));
+        }
         let alertmanager = file
             .alertmanager
             .as_ref()
@@ -795,6 +825,7 @@ impl Settings {
             embedded,
             brokers,
             share_group,
+            name,
             state,
             signals,
             alertmanager,

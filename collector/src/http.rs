@@ -43,6 +43,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/signals", get(signals))
+        .route("/api/v1/peers", get(peers))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(app)
 }
@@ -93,4 +94,19 @@ async fn hosts(AxumState(app): AxumState<App>) -> Response {
 async fn signals(AxumState(app): AxumState<App>) -> Response {
     let published = app.shared.signals();
     axum::Json(&published.active).into_response()
+}
+
+/// The peer collectors as this one sees them (empty without a topology).
+async fn peers(AxumState(app): AxumState<App>) -> Response {
+    let now = app.shared.clock.now_ms();
+    let (states, _) = app.shared.path_view();
+    let state = app.shared.read();
+    let vantage = state.peers().vantage(
+        &states,
+        &state.config().rules,
+        app.shared.started_at_ms,
+        now,
+    );
+    drop(state);
+    axum::Json(vantage.map(|v| v.peers).unwrap_or_default()).into_response()
 }

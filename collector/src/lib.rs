@@ -15,6 +15,8 @@
 //!   one loop), subscribe, reconnect, hand messages to ingest, publish outputs.
 //! - [`ingest`]: inbound only: decode each message and apply it to the state.
 //! - [`tls`]: rustls client configurations for `mqtts://` links.
+//! - [`topology`]: the peer collectors of a multi-site deployment, from their
+//!   presence and views.
 //! - [`state`]: hosts and series; [`intern`] (string ids) and [`series`] (the
 //!   compact per-series slot) keep it small.
 //! - [`dedup`]: duplicate and gap detection on `seq` (pure).
@@ -83,6 +85,7 @@ pub mod series;
 pub mod signals;
 pub mod state;
 pub mod tls;
+pub mod topology;
 
 pub use error::Error;
 

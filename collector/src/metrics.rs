@@ -82,6 +82,8 @@ pub mod names {
     pub const BROKER_MESSAGES: &str = "sitewatch_collector_broker_messages";
     pub const AGENT_PATH_UP: &str = "sitewatch_agent_path_up";
     pub const SIGNALS_PUBLISHED: &str = "sitewatch_collector_signals_published";
+    pub const PEER_UP: &str = "sitewatch_collector_peer_up";
+    pub const PEER_IGNORED: &str = "sitewatch_collector_peer_messages_ignored";
 
     /// Quantities whose `sitewatch_<q>` family could collide with the collector's
     /// own metrics, present or future. Readings with such a `q` are dropped and
@@ -163,6 +165,13 @@ impl Collector for StateCollector {
         let signals = self.shared.signals();
         let state = self.shared.read();
         encode_state(&state, &signals, &judge, now, &mut encoder)?;
+        encode_peers(
+            &state,
+            &states,
+            self.shared.started_at_ms,
+            now,
+            &mut encoder,
+        )?;
         drop(state);
         encode_links(&links, &mut encoder)
     }
@@ -536,6 +545,39 @@ fn encode_paths(
         .encode_gauge(&i64::from(*up))?;
     }
     Ok(())
+}
+
+/// The peer collectors of a topology: present, and messages ignored.
+fn encode_peers(
+    state: &State,
+    links: &[PathState],
+    started_at_ms: i64,
+    now_ms: i64,
+    encoder: &mut DescriptorEncoder,
+) -> fmt::Result {
+    let Some(vantage) = state
+        .peers()
+        .vantage(links, &state.config().rules, started_at_ms, now_ms)
+    else {
+        return Ok(());
+    };
+    let mut m = encoder.encode_descriptor(
+        names::PEER_UP,
+        "1 while the peer collector's presence and views reach this one through some broker.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for p in &vantage.peers {
+        let up = p.liveness == sitewatch_signals::Liveness::Online;
+        m.encode_family(&[("collector", p.name.as_str()), ("site", p.site.as_str())])?
+            .encode_gauge(&i64::from(up))?;
+    }
+    counter(
+        encoder,
+        names::PEER_IGNORED,
+        "Presence and view messages of collectors that are not in the topology.",
+        state.peers().ignored,
+    )
 }
 
 /// The broker links' own metrics.

@@ -12,10 +12,12 @@ use crate::http::{App, router};
 use crate::ingest::{Hooks, Ingestor};
 use crate::link::mqtt::LinkConfig;
 use crate::link::{INBOUND_QUEUE, LinkHandle, LinkStatus, Links, subscriptions};
+use crate::output::presence::{Identity, Presence};
 use crate::output::{Output, alerts::Alerts, api::Api, mqtt::MqttSignals};
 use crate::replay::Recorder;
 use crate::signals::{self, Signals};
 use crate::state::State;
+use crate::topology::Peers;
 use crate::{Clock, Error, Shared, alertmanager, broker, metrics};
 
 /// What the command line adds to the settings.
@@ -32,8 +34,14 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// Runs the collector until SIGINT or SIGTERM.
 pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
     let started_at = Clock::System.now_ms();
+    let identity = identity(&settings, started_at);
     // Everything that can fail on configuration fails before anything starts.
-    let links = link_configs(&settings)?;
+    let mut links = link_configs(&settings)?;
+    if let Some(me) = &identity {
+        for l in &mut links {
+            l.will = Some(me.will());
+        }
+    }
     let pushers = match &settings.alertmanager {
         Some(am) => Some((am.clone(), alertmanager::client(am)?)),
         None => None,
@@ -60,8 +68,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
             broker::wait_ready(connectable(addr), Duration::from_secs(10)).await?;
         }
     }
+    let peers = Peers::new(&settings.signals.topology, settings.name.as_deref());
     let shared = Arc::new(Shared::with_config(
-        State::new(settings.state),
+        State::with_peers(settings.state, peers),
         Clock::System,
         settings.signals.clone(),
         started_at,
@@ -80,6 +89,14 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         Box::new(Api::new(Arc::clone(&shared))),
         Box::new(MqttSignals::new(&links)),
     ];
+    if let Some(me) = &identity {
+        tracing::info!(
+            name = me.name,
+            site = me.site,
+            "announcing this collector to its peers"
+        );
+        outputs.push(Box::new(Presence::new(me.clone(), &links)));
+    }
     if let Some((am, (client, authorization))) = pushers {
         let stats = Arc::new(alertmanager::Stats::default());
         let (output, watched) = Alerts::new(Arc::clone(&stats));
@@ -136,8 +153,33 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::Http)?;
+    if let Some(me) = &identity {
+        // A clean stop is not a lost collector: say so on every broker, and give
+        // the links a moment to send it (best effort: a link that is down keeps
+        // its will).
+        for l in links.iter() {
+            let _ = l.try_publish(me.shutdown(Clock::System.now_ms()));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This collector's identity among its peers, when it has a name.
+fn identity(settings: &Settings, started_at: i64) -> Option<Identity> {
+    let name = settings.name.clone()?;
+    let site = settings
+        .signals
+        .topology
+        .collector(&name)
+        .map(|c| c.site.clone())?;
+    Some(Identity {
+        name,
+        site,
+        boot: format!("{:x}", started_at ^ i64::from(std::process::id())),
+        interval_ms: crate::topology::VIEW_INTERVAL_MS,
+    })
 }
 
 /// Starts one task per link and the ingest task that applies what they
@@ -191,6 +233,7 @@ pub fn link_configs(s: &Settings) -> Result<Vec<LinkConfig>, Error> {
             keep_alive: Duration::from_secs(30),
             session_expiry: Duration::from_secs(3600),
             subscriptions: subs(true),
+            will: None,
         });
     }
     for b in &s.brokers {
@@ -233,6 +276,7 @@ fn external_link(
         keep_alive: b.keep_alive,
         session_expiry: b.session_expiry,
         subscriptions,
+        will: None,
     })
 }
 

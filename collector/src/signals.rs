@@ -101,8 +101,13 @@ impl Signals {
     /// Evaluates the state as it is at `now_ms`, its paths judged against the
     /// links' states (`links`, by path; empty: always up).
     pub fn evaluate(&mut self, state: &State, links: &[PathState], now_ms: i64) -> Evaluation {
-        let snapshot = snapshot(state, links, now_ms);
+        let snapshot = snapshot(state, links, self.engine.started_at_ms(), now_ms);
         self.engine.evaluate(&snapshot, now_ms)
+    }
+
+    /// When the collector (or replay) started: the grace counts from there.
+    pub fn started_at_ms(&self) -> i64 {
+        self.engine.started_at_ms()
     }
 
     /// Evaluates a snapshot already taken (so that the state's lock is not held
@@ -114,8 +119,9 @@ impl Signals {
 
 /// The engine's picture of the state at `now_ms`: every host with its observed
 /// liveness (the engine applies the same policy as the metrics and the API) and
-/// labels, and its series not expired at `now_ms`.
-pub fn snapshot(state: &State, links: &[PathState], now_ms: i64) -> Snapshot {
+/// labels, and its series not expired at `now_ms`; with a topology, where this
+/// collector stands among its peers.
+pub fn snapshot(state: &State, links: &[PathState], started_at_ms: i64, now_ms: i64) -> Snapshot {
     let strings = state.strings();
     // (site, host) -> host; BTreeMaps so that the snapshot's order, and with it
     // everything downstream, does not depend on hash or slot order.
@@ -147,7 +153,10 @@ pub fn snapshot(state: &State, links: &[PathState], now_ms: i64) -> Snapshot {
                 .collect(),
         });
     }
-    Snapshot::new(
+    let vantage = state
+        .peers()
+        .vantage(links, &state.config().rules, started_at_ms, now_ms);
+    let mut snapshot = Snapshot::new(
         sites
             .into_iter()
             .map(|(site, hosts)| {
@@ -160,7 +169,9 @@ pub fn snapshot(state: &State, links: &[PathState], now_ms: i64) -> Snapshot {
                 SiteSnapshot::new(site, hosts)
             })
             .collect(),
-    )
+    );
+    snapshot.vantage = vantage;
+    snapshot
 }
 
 /// The input of the Alertmanager tasks: the active signals at an instant.
@@ -200,9 +211,8 @@ pub async fn run(
         let started = Instant::now();
         let now = shared.clock.now_ms();
         let (links, _) = shared.path_view();
-        let snapshot = snapshot(&shared.read(), &links, now);
+        let snapshot = snapshot(&shared.read(), &links, signals.started_at_ms(), now);
         let evaluation = signals.evaluate_snapshot(&snapshot, now);
-        drop(snapshot);
         log_changes(&evaluation);
         let published = Arc::new(Published {
             evaluated_at_ms: Some(now),
@@ -215,6 +225,7 @@ pub async fn run(
             now_ms: now,
             evaluation: &evaluation,
             published: &published,
+            vantage: snapshot.vantage.as_ref(),
         };
         for output in &mut outputs {
             output.publish(&round);
@@ -278,7 +289,7 @@ mod tests {
             r#"{"v":1,"status":"offline","reason":"lost"}"#,
             t0 + 1000,
         );
-        let snap = snapshot(&state, &[], t0 + 2000);
+        let snap = snapshot(&state, &[], t0, t0 + 2000);
         let site = snap.site("bj1").unwrap();
         assert_eq!(site.hosts.len(), 2);
         let web1 = &site.hosts[0];
@@ -299,7 +310,7 @@ mod tests {
             }
         );
         // Three modbus intervals later the series has expired: not in the snapshot.
-        let later = snapshot(&state, &[], t0 + 16_000);
+        let later = snapshot(&state, &[], t0, t0 + 16_000);
         assert!(later.site("bj1").unwrap().hosts[0].readings.is_empty());
     }
 

@@ -73,7 +73,7 @@ impl Default for StateConfig {
 }
 
 /// Message kinds counted in `sitewatch_collector_messages_total{kind}`.
-pub const MESSAGE_KINDS: [&str; 3] = ["state", "readings", "events"];
+pub const MESSAGE_KINDS: [&str; 4] = ["state", "readings", "events", "collector"];
 
 /// Why a reading was dropped (`sitewatch_collector_dropped_readings_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,7 @@ impl HostLimit {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Indexed like [`MESSAGE_KINDS`].
-    pub messages: [u64; 3],
+    pub messages: [u64; 4],
     pub readings: u64,
     /// Indexed like [`Rejection::REASONS`].
     pub rejected: [u64; Rejection::REASONS.len()],
@@ -280,6 +280,8 @@ pub enum Applied {
     Ignored,
     /// From a host the state does not know, beyond a host limit: dropped.
     Refused,
+    /// A peer collector's presence or view.
+    Collector,
 }
 
 /// A host as the API shows it.
@@ -355,6 +357,8 @@ pub struct State {
     counters: Counters,
     /// Reused per batch to build label sets without allocating.
     scratch: Vec<(Id, Id)>,
+    /// The other collectors of the topology.
+    peers: crate::topology::Peers,
 }
 
 impl State {
@@ -365,8 +369,22 @@ impl State {
         }
     }
 
+    /// A state that also follows the peer collectors of a topology.
+    pub fn with_peers(cfg: StateConfig, peers: crate::topology::Peers) -> Self {
+        State {
+            cfg,
+            peers,
+            ..State::default()
+        }
+    }
+
     pub fn config(&self) -> &StateConfig {
         &self.cfg
+    }
+
+    /// The peer collectors.
+    pub fn peers(&self) -> &crate::topology::Peers {
+        &self.peers
     }
 
     pub fn counters(&self) -> &Counters {
@@ -412,6 +430,18 @@ impl State {
         let (site, host) = match &msg.topic {
             Topic::Host { site, host, .. } => (site.as_str(), host.as_str()),
             Topic::Signals { .. } => return Applied::Ignored,
+            Topic::Collector { name, .. } => {
+                self.counters.messages[3] += 1;
+                match &msg.body {
+                    Body::CollectorState(s) => {
+                        self.peers.apply_state(path, name.as_str(), s, now_ms)
+                    }
+                    Body::CollectorView(v) => self.peers.apply_view(path, name.as_str(), v, now_ms),
+                    Body::Cleared => self.peers.clear(path, name.as_str()),
+                    _ => {}
+                }
+                return Applied::Collector;
+            }
         };
         match &msg.body {
             Body::State(s) => {
@@ -441,7 +471,7 @@ impl State {
                 }
                 applied
             }
-            Body::Signals(_) => Applied::Ignored,
+            Body::Signals(_) | Body::CollectorState(_) | Body::CollectorView(_) => Applied::Ignored,
         }
     }
 

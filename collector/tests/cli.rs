@@ -92,8 +92,12 @@ fn check_config_names_the_key_of_bad_signals_and_alertmanager_values() {
 fn check_config_accepts_the_signals_example() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("signals.toml");
-    let example = include_str!("../../signals/example.toml");
-    std::fs::write(&path, example).unwrap();
+    // Its topology names the collectors; this one is collector-bj1.
+    let example = format!(
+        "name = \"collector-bj1\"\n{}",
+        include_str!("../../signals/example.toml")
+    );
+    std::fs::write(&path, &example).unwrap();
     let out = collector().arg("check-config").arg(&path).output().unwrap();
     assert!(
         out.status.success(),
@@ -141,4 +145,33 @@ fn a_busy_port_is_an_error_naming_the_address() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&addr.to_string()), "{err}");
+}
+
+#[test]
+fn check_config_refuses_a_topology_without_this_collectors_name_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let topology = "[[signals.topology.collectors]]\nname = \"c-a\"\nsite = \"a\"\n\
+                    [[signals.topology.collectors]]\nname = \"c-b\"\nsite = \"b\"\n\
+                    [[signals.topology.collectors]]\nname = \"w\"\nsite = \"w\"\nwitness = true\n";
+    for (head, expected) in [
+        ("", "name: set this collector's name"),
+        (
+            "name = \"c-x\"\n",
+            "is not one of [[signals.topology.collectors]]",
+        ),
+    ] {
+        std::fs::write(&path, format!("{head}{topology}")).unwrap();
+        let out = collector().arg("check-config").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{err}");
+    }
+    std::fs::write(&path, format!("name = \"c-b\"\n{topology}")).unwrap();
+    let out = collector().arg("check-config").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

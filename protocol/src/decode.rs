@@ -10,9 +10,13 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     limits::*,
-    payload::{EventsPayload, Labels, ReadingsPayload, SignalsPayload, StatePayload},
+    name::SiteName,
+    payload::{
+        CollectorStatePayload, CollectorViewPayload, EventsPayload, Labels, ReadingsPayload,
+        SignalsPayload, StatePayload,
+    },
     quantity,
-    topic::{Topic, TopicError, TopicKind},
+    topic::{CollectorKind, Topic, TopicError, TopicKind},
 };
 
 /// A decoded, validated message.
@@ -29,6 +33,10 @@ pub enum Body {
     Readings(ReadingsPayload),
     Events(EventsPayload),
     Signals(SignalsPayload),
+    /// A collector's presence.
+    CollectorState(CollectorStatePayload),
+    /// A collector's heartbeat and view.
+    CollectorView(CollectorViewPayload),
     /// An empty payload on a retained topic: MQTT's way of deleting the retained
     /// message (an operator removing a decommissioned host, say).
     Cleared,
@@ -131,6 +139,10 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Rejection> {
                 kind: TopicKind::State,
                 ..
             }
+            | Topic::Collector {
+                kind: CollectorKind::State,
+                ..
+            }
     );
     if payload.is_empty() {
         return if retained {
@@ -149,6 +161,10 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Rejection> {
             TopicKind::Events => Body::Events(parse(payload)?),
         },
         Topic::Signals { .. } => Body::Signals(parse(payload)?),
+        Topic::Collector { kind, .. } => match kind {
+            CollectorKind::State => Body::CollectorState(parse(payload)?),
+            CollectorKind::View => Body::CollectorView(parse(payload)?),
+        },
     };
     validate(&topic, &body)?;
     Ok(Message { topic, body })
@@ -218,6 +234,8 @@ fn validate(topic: &Topic, body: &Body) -> Result<(), Rejection> {
         Body::Readings(r) => (r.v, &r.site, &r.host),
         Body::Events(e) => (e.v, &e.site, &e.host),
         Body::Signals(s) => (s.v, &None, &None),
+        Body::CollectorState(c) => (c.v, &None, &None),
+        Body::CollectorView(c) => (c.v, &None, &None),
         Body::Cleared => return Ok(()),
     };
     if v != crate::VERSION {
@@ -231,17 +249,74 @@ fn validate(topic: &Topic, body: &Body) -> Result<(), Rejection> {
         Body::Readings(r) => validate_readings(r),
         Body::Events(e) => validate_events(e),
         Body::Signals(s) => validate_signals(topic, s),
+        Body::CollectorState(c) => validate_collector_state(c),
+        Body::CollectorView(c) => validate_collector_view(c),
         Body::Cleared => Ok(()),
     }
 }
 
+/// What a site name must look like, for rejections.
+const SITE_NAME_RULE: &str = "1-64 characters of a-z, 0-9, '_', '.', '-', not starting with '_'";
+
+fn validate_collector_state(c: &CollectorStatePayload) -> Result<(), Rejection> {
+    if let Some(site) = &c.site {
+        SiteName::new(site).map_err(|_| Rejection::InvalidName {
+            field: "site".into(),
+            value: site.chars().take(64).collect(),
+            expected: SITE_NAME_RULE,
+        })?;
+    }
+    if let Some(ms) = c.interval_ms
+        && !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms)
+    {
+        return Err(Rejection::InvalidValue {
+            field: "interval_ms".into(),
+            detail: format!("must be {MIN_INTERVAL_MS} ms to {MAX_INTERVAL_MS} ms (one day)"),
+        });
+    }
+    Ok(())
+}
+
+fn validate_collector_view(c: &CollectorViewPayload) -> Result<(), Rejection> {
+    for (field, n) in [
+        ("sites", c.sites.len()),
+        ("brokers", c.brokers.len()),
+        ("peers", c.peers.len()),
+    ] {
+        if n > MAX_VIEW_ENTRIES {
+            return Err(Rejection::InvalidValue {
+                field: field.into(),
+                detail: format!("{n} entries, at most {MAX_VIEW_ENTRIES}"),
+            });
+        }
+    }
+    for site in c.sites.keys() {
+        SiteName::new(site).map_err(|_| Rejection::InvalidName {
+            field: "sites".into(),
+            value: site.chars().take(64).collect(),
+            expected: SITE_NAME_RULE,
+        })?;
+    }
+    for name in c.brokers.keys().chain(c.peers.keys()) {
+        if name.chars().count() > MAX_DEV_LEN {
+            return Err(Rejection::NameTooLong {
+                field: "brokers/peers".into(),
+                len: name.chars().count(),
+                max: MAX_DEV_LEN,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_identity(topic: &Topic, site: Option<&str>, host: Option<&str>) -> Result<(), Rejection> {
     if let Some(site) = site
-        && site != topic.site().as_str()
+        && let Some(topic_site) = topic.site()
+        && site != topic_site.as_str()
     {
         return Err(Rejection::IdentityMismatch {
             field: "site",
-            topic: topic.site().to_string(),
+            topic: topic_site.to_string(),
             payload: site.to_owned(),
         });
     }

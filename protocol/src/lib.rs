@@ -26,10 +26,11 @@ pub mod topic;
 pub use decode::{Body, Message, Rejection, decode, encode};
 pub use name::{HostName, NameError, SiteName};
 pub use payload::{
-    Cause, Event, EventsPayload, Evidence, Level, OfflineReason, Reading, ReadingState,
-    ReadingsPayload, Severity, Signal, SignalsPayload, StatePayload, Status,
+    Cause, CollectorStatePayload, CollectorViewPayload, Event, EventsPayload, Evidence, Level,
+    OfflineReason, Reading, ReadingState, ReadingsPayload, Severity, Signal, SignalsPayload,
+    SiteReport, StatePayload, Status,
 };
-pub use topic::{Topic, TopicError, TopicKind};
+pub use topic::{CollectorKind, Topic, TopicError, TopicKind};
 
 /// The protocol version every payload carries in its `v` field.
 pub const VERSION: u32 = 1;

@@ -33,3 +33,5 @@ pub const MAX_INTERVAL_MS: u64 = 86_400_000;
 /// Sources one state message may list. An agent has a handful; thousands would
 /// only cost the collector at every scrape and evaluation.
 pub const MAX_SOURCES: usize = 64;
+/// Entries in each map of a collector's view (sites, brokers, peers).
+pub const MAX_VIEW_ENTRIES: usize = 1024;

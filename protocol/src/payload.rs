@@ -5,6 +5,7 @@
 //! wrong type) are caught by serde; the rules serde cannot express (name lengths,
 //! finite values, label counts) by [`crate::decode`]'s validation pass.
 
+mod collector;
 mod events;
 mod readings;
 mod signals;
@@ -12,6 +13,7 @@ mod state;
 
 use std::collections::BTreeMap;
 
+pub use collector::{CollectorStatePayload, CollectorViewPayload, SiteReport};
 pub use events::{Event, EventsPayload, Severity};
 pub use readings::{Reading, ReadingState, ReadingsPayload};
 pub use signals::{

@@ -5,6 +5,8 @@
 //! sitewatch/v1/<site>/<host>/readings   QoS 1
 //! sitewatch/v1/<site>/<host>/events     QoS 1
 //! sitewatch/v1/<site>/_signals          retained, QoS 1 (the collector's)
+//! sitewatch/v1/_collectors/<name>/state  retained, QoS 1 (a collector's presence)
+//! sitewatch/v1/_collectors/<name>/view   QoS 0 (a collector's heartbeat and view)
 //! ```
 
 use std::fmt;
@@ -15,8 +17,24 @@ use crate::name::{HostName, NameError, SiteName};
 pub const PREFIX: &str = "sitewatch/v1";
 /// The last level of the collector's per-site signals topic.
 pub const SIGNALS_LEVEL: &str = "_signals";
-/// What a collector subscribes to.
+/// What a collector subscribes to (it also matches the collectors' topics).
 pub const SUBSCRIPTION: &str = "sitewatch/v1/+/+/+";
+/// The reserved level under which collectors announce themselves.
+pub const COLLECTORS_LEVEL: &str = "_collectors";
+/// Every collector's presence (retained).
+pub const COLLECTOR_STATES: &str = "sitewatch/v1/_collectors/+/state";
+/// Every collector's periodic view.
+pub const COLLECTOR_VIEWS: &str = "sitewatch/v1/_collectors/+/view";
+
+/// The retained presence topic of a collector named `name` (a valid name).
+pub fn collector_state_topic(name: &str) -> String {
+    format!("{PREFIX}/{COLLECTORS_LEVEL}/{name}/state")
+}
+
+/// The view topic of a collector named `name`.
+pub fn collector_view_topic(name: &str) -> String {
+    format!("{PREFIX}/{COLLECTORS_LEVEL}/{name}/view")
+}
 
 /// The retained signals topic of a site (the collector's output), for a site
 /// name already validated.
@@ -47,9 +65,23 @@ impl TopicKind {
     }
 }
 
+/// What a collector publishes about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CollectorKind {
+    /// Retained presence: online, or its will / clean stop.
+    State,
+    /// The periodic heartbeat with what it sees.
+    View,
+}
+
 /// A parsed sitewatch topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
+    /// A collector's own topics (the name follows the host-name rules).
+    Collector {
+        name: HostName,
+        kind: CollectorKind,
+    },
     Host {
         site: SiteName,
         host: HostName,
@@ -100,9 +132,11 @@ impl Topic {
         }
     }
 
-    pub fn site(&self) -> &SiteName {
+    /// The site the topic is about (none for a collector's own topics).
+    pub fn site(&self) -> Option<&SiteName> {
         match self {
-            Topic::Host { site, .. } | Topic::Signals { site } => site,
+            Topic::Host { site, .. } | Topic::Signals { site } => Some(site),
+            Topic::Collector { .. } => None,
         }
     }
 
@@ -114,6 +148,15 @@ impl Topic {
             .ok_or(TopicError::WrongPrefix)?;
         let levels: Vec<&str> = rest.split('/').collect();
         match levels.as_slice() {
+            [reserved, name, kind] if *reserved == COLLECTORS_LEVEL => {
+                let name = HostName::new(name).map_err(TopicError::Host)?;
+                let kind = match *kind {
+                    "state" => CollectorKind::State,
+                    "view" => CollectorKind::View,
+                    other => return Err(TopicError::UnknownKind(truncate(other, 64))),
+                };
+                Ok(Topic::Collector { name, kind })
+            }
             [site, last] if *last == SIGNALS_LEVEL => Ok(Topic::Signals {
                 site: SiteName::new(site).map_err(TopicError::Site)?,
             }),
@@ -144,6 +187,13 @@ impl fmt::Display for Topic {
                 write!(f, "{PREFIX}/{site}/{host}/{}", kind.as_str())
             }
             Topic::Signals { site } => write!(f, "{PREFIX}/{site}/{SIGNALS_LEVEL}"),
+            Topic::Collector { name, kind } => {
+                let kind = match kind {
+                    CollectorKind::State => "state",
+                    CollectorKind::View => "view",
+                };
+                write!(f, "{PREFIX}/{COLLECTORS_LEVEL}/{name}/{kind}")
+            }
         }
     }
 }
@@ -203,6 +253,31 @@ mod tests {
             Topic::parse("sitewatch/v1/bj1/_x/state"),
             Err(TopicError::Host(NameError::Reserved))
         ));
+    }
+
+    #[test]
+    fn collector_topics_are_reserved_and_round_trip() {
+        let t = Topic::parse("sitewatch/v1/_collectors/collector-bj1/state").unwrap();
+        assert_eq!(
+            t,
+            Topic::Collector {
+                name: HostName::new("collector-bj1").unwrap(),
+                kind: CollectorKind::State
+            }
+        );
+        assert_eq!(t.to_string(), collector_state_topic("collector-bj1"));
+        assert_eq!(t.site(), None);
+        let v = Topic::parse(&collector_view_topic("w")).unwrap();
+        assert!(matches!(
+            v,
+            Topic::Collector {
+                kind: CollectorKind::View,
+                ..
+            }
+        ));
+        assert!(Topic::parse("sitewatch/v1/_collectors/x/readings").is_err());
+        // Any other reserved site is still refused.
+        assert!(Topic::parse("sitewatch/v1/_other/x/state").is_err());
     }
 
     #[test]

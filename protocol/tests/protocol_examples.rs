@@ -70,6 +70,8 @@ fn round_trip_payload(topic: &str, example: &Value) {
         Body::Readings(p) => encode(p),
         Body::Events(p) => encode(p),
         Body::Signals(p) => encode(p),
+        Body::CollectorState(p) => encode(p),
+        Body::CollectorView(p) => encode(p),
         Body::Cleared => panic!("example decoded as cleared"),
     }
     .unwrap();

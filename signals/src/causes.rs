@@ -13,6 +13,7 @@ pub mod network_device;
 pub mod power;
 pub mod region;
 pub mod storage;
+pub mod vantage;
 
 use std::fmt::Write as _;
 
@@ -203,9 +204,32 @@ impl<'a> SiteView<'a> {
         view
     }
 
+    /// Treats the lost hosts as unobserved: they neither count nor raise anything
+    /// (a peer sees them, or this collector is cut off from their site).
+    pub fn suppress_lost(&mut self) {
+        let lost = std::mem::take(&mut self.lost);
+        self.counted = self.counted.saturating_sub(lost.len());
+        self.hosts
+            .retain(|h| !lost.iter().any(|(name, _)| *name == h.name()));
+    }
+
     pub fn is_lost(&self, host: &str) -> bool {
         self.lost.iter().any(|(h, _)| *h == host)
     }
+}
+
+/// How the other vantage points weigh on a site-level network loss seen here.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Gate {
+    /// No topology: this collector judges alone, as a single collector does.
+    #[default]
+    Alone,
+    /// Topology: no present peer contradicts; the peers (by name) whose fresh
+    /// view agrees the site is down.
+    Corroborated(Vec<String>),
+    /// A peer sees the site up, or this collector is cut off: whatever is lost
+    /// here is this collector's blindness, not the site's loss.
+    Suppressed,
 }
 
 /// What every cause gets.
@@ -215,6 +239,8 @@ pub struct Ctx<'a> {
     pub now_ms: i64,
     pub site: &'a SiteView<'a>,
     pub held: &'a dyn Held,
+    /// The vantage points' say on a network loss of this site.
+    pub gate: &'a Gate,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -310,6 +336,7 @@ pub(crate) mod test_support {
             now_ms,
             site: &view,
             held: &NothingHeld,
+            gate: &Gate::Alone,
         };
         f(&ctx)
     }

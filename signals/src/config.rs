@@ -79,6 +79,57 @@ pub struct SignalsConfig {
     pub sites: BTreeMap<String, SiteConfig>,
     /// Planned maintenance windows (`[[maintenance]]`).
     pub maintenance: Vec<MaintenanceWindow>,
+    /// The collectors of a multi-site deployment, so that a site's loss is judged
+    /// from more than one vantage point (`[signals.topology]`). Empty: one
+    /// collector, judging alone as before.
+    pub topology: TopologyConfig,
+}
+
+/// `[signals.topology]`: every collector of the deployment (the same table on
+/// each), and how peers' views are weighed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologyConfig {
+    /// Every collector, this one included (`[[signals.topology.collectors]]`).
+    pub collectors: Vec<CollectorEntry>,
+    /// A peer's view counts while it is at most this old (three views at 5 s).
+    #[serde(with = "duration")]
+    pub view_max_age: Duration,
+    /// How long `collector_lost`, `vantage_isolated` and `site_link` must hold
+    /// before they are raised.
+    #[serde(rename = "for", with = "duration")]
+    pub hold_for: Duration,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        TopologyConfig {
+            collectors: Vec::new(),
+            view_max_age: Duration::from_secs(15),
+            hold_for: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One collector of the topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorEntry {
+    /// Its name (`--name`): the identity of its presence topics.
+    pub name: String,
+    /// The site it runs in: its failure domain. A witness's site (a cloud
+    /// region, say) has no agents.
+    pub site: String,
+    /// A collector with no agents of its own, there to break ties.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub witness: bool,
+}
+
+impl TopologyConfig {
+    /// The entry of a collector.
+    pub fn collector(&self, name: &str) -> Option<&CollectorEntry> {
+        self.collectors.iter().find(|c| c.name == name)
+    }
 }
 
 impl Default for SignalsConfig {
@@ -97,6 +148,7 @@ impl Default for SignalsConfig {
             region: RegionConfig::default(),
             sites: BTreeMap::new(),
             maintenance: Vec::new(),
+            topology: TopologyConfig::default(),
         }
     }
 }
@@ -605,6 +657,31 @@ impl SignalsConfig {
                 "must be at least 2 (one site at L3 is an L3)",
             ));
         }
+        let mut names: Vec<&str> = Vec::new();
+        for (i, c) in self.topology.collectors.iter().enumerate() {
+            let key = format!("topology.collectors[{i}]");
+            if let Err(e) = validate_name(&c.name) {
+                errors.push(ConfigError::new(format!("{key}.name"), e.to_string()));
+            }
+            if let Err(e) = validate_name(&c.site) {
+                errors.push(ConfigError::new(format!("{key}.site"), e.to_string()));
+            }
+            if names.contains(&c.name.as_str()) {
+                errors.push(ConfigError::new(
+                    format!("{key}.name"),
+                    format!("{:?} is listed twice", c.name),
+                ));
+            }
+            names.push(&c.name);
+        }
+        if self.topology.collectors.len() == 2 {
+            // Two vantage points cannot outvote each other: a lone survivor
+            // could not tell the other site down from itself cut off.
+            errors.push(ConfigError::new(
+                "topology.collectors",
+                "two collectors cannot form a quorum: add a witness (a third collector, e.g. in a cloud region)",
+            ));
+        }
         for (site, sc) in &self.sites {
             if let Err(e) = validate_name(site) {
                 errors.push(ConfigError::new(format!("sites.{site}"), e.to_string()));
@@ -732,8 +809,10 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.region_of("bj1"), Some("cn-north"));
         assert_eq!(c.maintenance.len(), 1);
+        assert_eq!(c.topology.collectors.len(), 3);
         c.sites.clear();
         c.maintenance.clear();
+        c.topology.collectors.clear();
         assert_eq!(c, SignalsConfig::default());
     }
 

@@ -30,7 +30,7 @@ use sitewatch_protocol::{
 use crate::{
     causes::{
         self, Condition, Ctx, Held, SiteView, Tier, cooling, host_hardware, host_resources,
-        network, network_device, power, region, storage,
+        network, network_device, power, region, storage, vantage,
     },
     config::{SignalsConfig, ms},
     liveness::Policy,
@@ -127,6 +127,9 @@ pub struct Evaluation {
     /// its published signals of severity above low, 0 when none. An advisory
     /// (severity low) is not a disaster.
     pub disaster_level: BTreeMap<String, u8>,
+    /// This collector's own judgement of each site before weighing it against
+    /// its peers: what its view tells them (`docs/protocol.md`, collector view).
+    pub site_reports: BTreeMap<String, sitewatch_protocol::SiteReport>,
 }
 
 impl Evaluation {
@@ -349,11 +352,24 @@ impl Engine {
         let sites = self.site_names(snapshot);
         let policy = Policy::new(&self.config, self.started_at_ms);
 
-        // 1. L1-L3 conditions.
+        // 1. L1-L3 conditions. With a topology, each site's network loss seen
+        //    here is first weighed against the other vantage points.
+        let standing = snapshot.vantage.as_ref().map(vantage::Standing::of);
         let mut conditions: BTreeMap<SignalKey, Tiered> = BTreeMap::new();
+        let mut site_reports = BTreeMap::new();
+        let mut rulings = BTreeMap::new();
         for site in &sites {
             let hosts = snapshot.site(site).map_or(&[][..], |s| &s.hosts[..]);
-            let view = SiteView::build(site, hosts, &policy, now_ms);
+            let mut view = SiteView::build(site, hosts, &policy, now_ms);
+            let local = network::local_report(&view, &self.config.network);
+            site_reports.insert(site.clone(), local);
+            let ruling = match &standing {
+                Some(st) => vantage::rule(st, site, &local),
+                None => vantage::Ruling::default(),
+            };
+            if ruling.suppress_lost {
+                view.suppress_lost();
+            }
             let held = KeysHeld {
                 keys: &self.keys,
                 site,
@@ -363,6 +379,7 @@ impl Engine {
                 now_ms,
                 site: &view,
                 held: &held,
+                gate: &ruling.gate,
             };
             let memory = self.memory.entry(site.clone()).or_default();
             let mut found = host_resources::evaluate(&ctx);
@@ -372,6 +389,7 @@ impl Engine {
             found.extend(power::evaluate(&ctx));
             found.extend(cooling::evaluate(&ctx, &mut memory.cooling));
             found.extend(network::evaluate(&ctx));
+            rulings.insert(site.clone(), (local, ruling));
             // The causes still ran, so that their memory stays current.
             if self.config.in_maintenance(site, None, now_ms) {
                 continue;
@@ -379,6 +397,19 @@ impl Engine {
             for c in found {
                 let key = SignalKey {
                     site: site.clone(),
+                    cause: c.cause,
+                    subject: c.subject.clone(),
+                };
+                conditions.entry(key).or_default().put(c);
+            }
+        }
+        if let Some(st) = &standing {
+            for (site, c) in vantage::conditions(st, &rulings, &policy, &self.config, now_ms) {
+                if self.config.in_maintenance(&site, None, now_ms) {
+                    continue;
+                }
+                let key = SignalKey {
+                    site,
                     cause: c.cause,
                     subject: c.subject.clone(),
                 };
@@ -429,7 +460,8 @@ impl Engine {
         );
 
         // 4-5. Inhibition, publication, changes.
-        let evaluation = self.publish(&sites, now_ms);
+        let mut evaluation = self.publish(&sites, now_ms);
+        evaluation.site_reports = site_reports;
         self.prune(now_ms);
         evaluation
     }
@@ -437,6 +469,14 @@ impl Engine {
     fn site_names(&self, snapshot: &Snapshot) -> Vec<String> {
         let mut sites: BTreeSet<&str> = snapshot.sites.iter().map(|s| s.site.as_str()).collect();
         sites.extend(self.config.sites.keys().map(String::as_str));
+        // Every site of the topology has a disaster level, agents or not.
+        sites.extend(
+            self.config
+                .topology
+                .collectors
+                .iter()
+                .map(|c| c.site.as_str()),
+        );
         sites.into_iter().map(str::to_owned).collect()
     }
 
@@ -593,6 +633,7 @@ impl Engine {
             active,
             changes,
             disaster_level,
+            site_reports: BTreeMap::new(),
         }
     }
 

@@ -82,4 +82,6 @@ pub use causes::{CauseSet, Condition, Tier};
 pub use config::{ConfigError, SignalsConfig};
 pub use engine::{Change, ChangeKind, Engine, Evaluation, SignalKey};
 pub use liveness::{Policy, Status, Verdict};
-pub use snapshot::{HostSnapshot, Liveness, SeriesSnapshot, SiteSnapshot, Snapshot};
+pub use snapshot::{
+    HostSnapshot, Liveness, PeerSnapshot, SeriesSnapshot, SiteSnapshot, Snapshot, Vantage,
+};

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sitewatch_protocol::ReadingState;
+use sitewatch_protocol::{ReadingState, SiteReport};
 
 /// Extra string labels, as on the wire.
 pub type Labels = BTreeMap<String, String>;
@@ -22,6 +22,38 @@ pub type Labels = BTreeMap<String, String>;
 pub struct Snapshot {
     #[serde(default)]
     pub sites: Vec<SiteSnapshot>,
+    /// Where this collector stands among its peers, when a topology is
+    /// configured (`[signals.topology]`); `None`: one collector judging alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<Vantage>,
+}
+
+/// This collector and what it knows of its peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vantage {
+    /// This collector's name and site.
+    pub me: String,
+    pub site: String,
+    /// Every other collector of the topology.
+    #[serde(default)]
+    pub peers: Vec<PeerSnapshot>,
+}
+
+/// A peer collector: whether it is present (its presence and views reach this
+/// collector through some broker) and, while its last view is fresh, what it
+/// sees of each site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSnapshot {
+    pub name: String,
+    pub site: String,
+    #[serde(default)]
+    pub witness: bool,
+    /// Online, lost (will or missed views on every broker), shut down, or
+    /// unobserved (every broker it was seen through is unreachable).
+    pub liveness: Liveness,
+    /// Its own judgement of each site, from its last view if fresh.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reports: BTreeMap<String, SiteReport>,
 }
 
 /// One site: the hosts (agents) that have reported to it.
@@ -84,7 +116,16 @@ pub struct SeriesSnapshot {
 impl Snapshot {
     /// A snapshot of these sites.
     pub fn new(sites: Vec<SiteSnapshot>) -> Self {
-        Snapshot { sites }
+        Snapshot {
+            sites,
+            vantage: None,
+        }
+    }
+
+    /// The same snapshot seen from a collector among peers.
+    pub fn with_vantage(mut self, vantage: Vantage) -> Self {
+        self.vantage = Some(vantage);
+        self
     }
 
     /// The site of this name, if present.

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sitewatch_protocol::topic::{PREFIX, SUBSCRIPTION};
+use sitewatch_protocol::topic::{COLLECTOR_VIEWS, PREFIX, SUBSCRIPTION};
 use tokio::sync::mpsc;
 
 use crate::liveness::{PathId, PathState};
@@ -81,11 +81,14 @@ pub fn subscriptions(share_group: Option<&str>, state_qos0: bool) -> Vec<Subscri
         None => vec![
             sub(kind("readings"), 1),
             sub(kind("events"), 1),
+            sub(COLLECTOR_VIEWS.to_owned(), 0),
             sub(kind("state"), state_qos),
         ],
+        // Every collector of the group needs every peer's views too.
         Some(g) => vec![
             sub(format!("$share/{g}/{}", kind("readings")), 1),
             sub(format!("$share/{g}/{}", kind("events")), 1),
+            sub(COLLECTOR_VIEWS.to_owned(), 0),
             sub(kind("state"), state_qos),
         ],
     }
@@ -342,6 +345,7 @@ mod tests {
             [
                 "sitewatch/v1/+/+/readings@1",
                 "sitewatch/v1/+/+/events@1",
+                "sitewatch/v1/_collectors/+/view@0",
                 "sitewatch/v1/+/+/state@0"
             ]
         );
@@ -350,6 +354,7 @@ mod tests {
             [
                 "$share/g/sitewatch/v1/+/+/readings@1",
                 "$share/g/sitewatch/v1/+/+/events@1",
+                "sitewatch/v1/_collectors/+/view@0",
                 "sitewatch/v1/+/+/state@1"
             ]
         );

@@ -55,6 +55,8 @@ pub struct LinkConfig {
     pub keep_alive: Duration,
     pub session_expiry: Duration,
     pub subscriptions: Vec<Subscription>,
+    /// The collector's own will on this broker (its presence: `offline`/`lost`).
+    pub will: Option<Outgoing>,
 }
 
 impl std::fmt::Debug for LinkConfig {
@@ -72,6 +74,7 @@ impl std::fmt::Debug for LinkConfig {
             .field("keep_alive", &self.keep_alive)
             .field("session_expiry", &self.session_expiry)
             .field("subscriptions", &self.subscriptions)
+            .field("will", &self.will.as_ref().map(|w| &w.topic))
             .finish_non_exhaustive()
     }
 }
@@ -238,6 +241,15 @@ fn connect(cfg: &LinkConfig) -> (Client, EventLoop) {
         if let Some((u, p)) = &cfg.credentials {
             opts.set_credentials(u, p);
         }
+        if let Some(w) = &cfg.will {
+            opts.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                w.topic.clone(),
+                w.payload.clone(),
+                v5_qos(1),
+                w.retain,
+                None,
+            ));
+        }
         let (client, el) = AsyncClient::new(opts, 16);
         (Client::V5(client), EventLoop::V5(Box::new(el)))
     } else {
@@ -249,6 +261,14 @@ fn connect(cfg: &LinkConfig) -> (Client, EventLoop) {
             .set_transport(cfg.transport.clone());
         if let Some((u, p)) = &cfg.credentials {
             opts.set_credentials(u, p);
+        }
+        if let Some(w) = &cfg.will {
+            opts.set_last_will(rumqttc::LastWill::new(
+                w.topic.clone(),
+                w.payload.clone(),
+                v4_qos(1),
+                w.retain,
+            ));
         }
         let (client, el) = AsyncClient::new(opts, 16);
         (Client::V4(client), EventLoop::V4(Box::new(el)))

@@ -1,6 +1,7 @@
 //! The outputs of an evaluation, one module each behind one small trait: what
 //! `/metrics` and the API read ([`api`]), the retained MQTT `_signals`
-//! ([`mqtt`]), Alertmanager ([`alerts`]). The signals loop hands every
+//! ([`mqtt`]), Alertmanager ([`alerts`]), this collector's presence and view
+//! for its peers ([`presence`]). The signals loop hands every
 //! evaluation to each in turn; an output never blocks it (a slow broker or
 //! Alertmanager is the output's own task's problem), and each registers its own
 //! self-metrics.
@@ -8,9 +9,10 @@
 pub mod alerts;
 pub mod api;
 pub mod mqtt;
+pub mod presence;
 
 use prometheus_client::registry::Registry;
-use sitewatch_signals::Evaluation;
+use sitewatch_signals::{Evaluation, Vantage};
 
 use crate::signals::Published;
 
@@ -22,6 +24,8 @@ pub struct Round<'a> {
     /// What the metrics and the API will show (the evaluation plus the regions
     /// and its duration).
     pub published: &'a std::sync::Arc<Published>,
+    /// Where this collector stood among its peers (with a topology).
+    pub vantage: Option<&'a Vantage>,
 }
 
 /// An output of the signals engine.

@@ -85,7 +85,7 @@ fn readings_become_series_keyed_by_host_source_device_name_and_labels() {
         .unwrap();
     assert_eq!(cpu.value, Some(0.5));
     assert_eq!(s.counters().readings, 3);
-    assert_eq!(s.counters().messages, [1, 2, 0]);
+    assert_eq!(s.counters().messages, [1, 2, 0, 0]);
 }
 
 #[test]
@@ -354,7 +354,7 @@ fn events_are_deduplicated_and_kept_per_host() {
     let (_, h) = s.hosts().next().unwrap();
     assert_eq!(h.recent_events.len(), 1);
     assert_eq!(h.recent_events[0].1.ts, Some(T0));
-    assert_eq!(s.counters().messages, [0, 0, 1]);
+    assert_eq!(s.counters().messages, [0, 0, 1, 0]);
     assert_eq!(s.counters().duplicates, 1);
 }
 

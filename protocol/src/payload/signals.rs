@@ -52,6 +52,13 @@ pub enum Cause {
     HostHardware,
     Storage,
     NetworkDevice,
+    /// A peer collector is gone: monitoring of its site is degraded.
+    CollectorLost,
+    /// This collector has lost its outside view: it sees fewer than a quorum of
+    /// the vantage points, so it judges no other site.
+    VantageIsolated,
+    /// The path between two sites is cut while both still reach the others.
+    SiteLink,
     Power,
     Cooling,
     Network,
@@ -59,11 +66,14 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 11] = [
         Cause::HostResources,
         Cause::HostHardware,
         Cause::Storage,
         Cause::NetworkDevice,
+        Cause::CollectorLost,
+        Cause::VantageIsolated,
+        Cause::SiteLink,
         Cause::Power,
         Cause::Cooling,
         Cause::Network,
@@ -73,7 +83,12 @@ impl Cause {
     pub fn level(self) -> Level {
         match self {
             Cause::HostResources => Level::L1,
-            Cause::HostHardware | Cause::Storage | Cause::NetworkDevice => Level::L2,
+            Cause::HostHardware
+            | Cause::Storage
+            | Cause::NetworkDevice
+            | Cause::CollectorLost
+            | Cause::VantageIsolated
+            | Cause::SiteLink => Level::L2,
             Cause::Power | Cause::Cooling | Cause::Network => Level::L3,
             Cause::Region => Level::L4,
         }
@@ -85,6 +100,9 @@ impl Cause {
             Cause::HostHardware => "host_hardware",
             Cause::Storage => "storage",
             Cause::NetworkDevice => "network_device",
+            Cause::CollectorLost => "collector_lost",
+            Cause::VantageIsolated => "vantage_isolated",
+            Cause::SiteLink => "site_link",
             Cause::Power => "power",
             Cause::Cooling => "cooling",
             Cause::Network => "network",
@@ -168,7 +186,14 @@ mod tests {
     #[test]
     fn every_cause_has_its_documented_level() {
         assert_eq!(Cause::HostResources.level(), Level::L1);
-        for c in [Cause::HostHardware, Cause::Storage, Cause::NetworkDevice] {
+        for c in [
+            Cause::HostHardware,
+            Cause::Storage,
+            Cause::NetworkDevice,
+            Cause::CollectorLost,
+            Cause::VantageIsolated,
+            Cause::SiteLink,
+        ] {
             assert_eq!(c.level(), Level::L2);
         }
         for c in [Cause::Power, Cause::Cooling, Cause::Network] {

@@ -13,24 +13,62 @@
 //! Evidence: the lost hosts, and the agents still up that cannot reach an uplink or
 //! a peer site (`probe_up == 0` with such a role): what the cut looks like from inside.
 
-use sitewatch_protocol::{Cause, Severity, quantity as q};
+use sitewatch_protocol::{Cause, Evidence, Severity, SiteReport, quantity as q};
 
-use super::{CauseSet, Condition, Ctx, cap_evidence, host_evidence, human_ms, reading_evidence};
+use super::{
+    CauseSet, Condition, Ctx, Gate, SiteView, cap_evidence, host_evidence, human_ms,
+    reading_evidence,
+};
+use crate::config::NetworkConfig;
 
-pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
-    let cfg = &ctx.cfg.network;
-    let view = ctx.site;
-    if !cfg.enabled || view.lost.len() < cfg.min_lost {
-        return Vec::new();
+/// This collector's own judgement of a site: counted and lost agents, and
+/// whether the loss alone meets the rule. Published to peers in the view.
+pub fn local_report(view: &SiteView<'_>, cfg: &NetworkConfig) -> SiteReport {
+    let counted = u32::try_from(view.counted).unwrap_or(u32::MAX);
+    let lost = u32::try_from(view.lost.len()).unwrap_or(u32::MAX);
+    SiteReport {
+        counted,
+        lost,
+        down: cfg.enabled && meets_rule(view, cfg),
+    }
+}
+
+fn meets_rule(view: &SiteView<'_>, cfg: &NetworkConfig) -> bool {
+    if view.lost.len() < cfg.min_lost {
+        return false;
     }
     let needed = cfg
         .min_lost
         .max((view.counted as f64 * cfg.lost_ratio).ceil() as usize);
-    let clustered = largest_cluster(&view.lost, crate::config::ms(cfg.within));
-    if clustered < needed {
+    largest_cluster(&view.lost, crate::config::ms(cfg.within)) >= needed
+}
+
+pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
+    let cfg = &ctx.cfg.network;
+    let view = ctx.site;
+    if !cfg.enabled || !meets_rule(view, cfg) {
         return Vec::new();
     }
+    let agreeing = match ctx.gate {
+        // Another vantage point sees this site up, or this one is cut off:
+        // not a site loss (see `vantage.rs`).
+        Gate::Suppressed => return Vec::new(),
+        Gate::Alone => None,
+        Gate::Corroborated(peers) => Some(peers),
+    };
     let mut evidence = Vec::new();
+    if let Some(peers) = agreeing {
+        let text = if peers.is_empty() {
+            "corroboration: none (no other vantage point has a view of this site)".to_owned()
+        } else {
+            format!(
+                "corroboration: {} vantage points agree ({} and this collector)",
+                peers.len() + 1,
+                peers.join(", ")
+            )
+        };
+        evidence.push(Evidence::Text(text));
+    }
     for &(host, since) in &view.lost {
         let summary = format!("{host} lost for {}", human_ms(ctx.now_ms - since));
         evidence.push(host_evidence(host, summary));
@@ -44,17 +82,29 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
             }
         }
     }
-    vec![Condition {
-        cause: Cause::Network,
-        subject: view.site.to_owned(),
-        severity: Severity::Critical,
-        summary: format!(
+    let summary = match agreeing {
+        Some(peers) if view.hosts.iter().all(|h| view.is_lost(h.name())) => format!(
+            "{}: unreachable from every vantage point (power or network): {} of {} agents lost \
+             within {}, seen from {} collectors",
+            view.site,
+            view.lost.len(),
+            view.counted,
+            humantime::format_duration(cfg.within),
+            peers.len() + 1
+        ),
+        _ => format!(
             "{}: {} of {} agents lost within {}",
             view.site,
             view.lost.len(),
             view.counted,
             humantime::format_duration(cfg.within)
         ),
+    };
+    vec![Condition {
+        cause: Cause::Network,
+        subject: view.site.to_owned(),
+        severity: Severity::Critical,
+        summary,
         evidence: cap_evidence(evidence),
         // The one-minute clustering is the debounce; the DR plan's 30 s budget
         // leaves no room for another.

@@ -18,6 +18,13 @@
 //!   set, so the old one is resolved the same way.
 //! - Inhibited L2s are not published by the engine (they are evidence of their L3),
 //!   so they are not pushed either.
+//! - **Watchdog**: every collector also sends an always-firing
+//!   `SitewatchWatchdog` alert (labels `alertname`, `collector`, `site`,
+//!   `severity="none"`), re-sent like any other: the Prometheus Watchdog
+//!   convention, for a dead-man's switch outside the deployment (it stops
+//!   arriving when the collector, its Alertmanager path or the whole site dies).
+//!   It is the one alert with a per-collector label: the signals carry none, so
+//!   that the same signal raised by several collectors is one alert.
 //! - A failed push is retried at the next tick (1 s) with what is due then; it is
 //!   counted in `sitewatch_collector_alertmanager_errors_total{kind}`, alerts
 //!   accepted in `sitewatch_collector_alertmanager_alerts_sent_total`. Each request
@@ -85,6 +92,24 @@ pub struct Book {
     resend_ms: i64,
     regions: BTreeMap<String, String>,
     entries: BTreeMap<AlertKey, Entry>,
+    /// The always-firing watchdog's labels, when this collector sends one.
+    watchdog: Option<AlertKey>,
+}
+
+/// The watchdog's alert name.
+pub const WATCHDOG: &str = "SitewatchWatchdog";
+
+/// The watchdog's label set for a collector.
+pub fn watchdog_labels(collector: &str, site: Option<&str>) -> AlertKey {
+    let mut labels = BTreeMap::from([
+        ("alertname".to_owned(), WATCHDOG.to_owned()),
+        ("collector".to_owned(), collector.to_owned()),
+        ("severity".to_owned(), "none".to_owned()),
+    ]);
+    if let Some(site) = site {
+        labels.insert("site".to_owned(), site.to_owned());
+    }
+    labels
 }
 
 impl Book {
@@ -93,7 +118,29 @@ impl Book {
             resend_ms: i64::try_from(resend_interval.as_millis()).unwrap_or(i64::MAX),
             regions,
             entries: BTreeMap::new(),
+            watchdog: None,
         }
+    }
+
+    /// Also keeps an always-firing watchdog alert with these labels, firing
+    /// since `since_ms`.
+    pub fn with_watchdog(mut self, labels: AlertKey, since_ms: i64) -> Self {
+        let annotations = BTreeMap::from([(
+            "summary".to_owned(),
+            "sitewatch collector is alive: this alert always fires; its absence is the alarm"
+                .to_owned(),
+        )]);
+        self.entries.insert(
+            labels.clone(),
+            Entry {
+                annotations,
+                starts_at_ms: since_ms,
+                sent_ms: None,
+                resolved_ms: None,
+            },
+        );
+        self.watchdog = Some(labels);
+        self
     }
 
     /// The label set of a signal.
@@ -149,8 +196,9 @@ impl Book {
             }
             seen.push(key);
         }
+        let watchdog = self.watchdog.as_ref();
         for (key, e) in &mut self.entries {
-            if e.resolved_ms.is_none() && !seen.contains(key) {
+            if e.resolved_ms.is_none() && !seen.contains(key) && Some(&*key) != watchdog {
                 e.resolved_ms = Some(now_ms);
             }
         }
@@ -324,6 +372,8 @@ pub struct Pusher {
     pub regions: BTreeMap<String, String>,
     pub stats: Arc<Stats>,
     pub clock: Clock,
+    /// The watchdog's labels (every collector sends one).
+    pub watchdog: AlertKey,
 }
 
 /// Pushes to one Alertmanager until the process stops.
@@ -336,9 +386,11 @@ pub async fn run(pusher: Pusher, mut active: watch::Receiver<ActiveSignals>) {
         regions,
         stats,
         clock,
+        watchdog,
     } = pusher;
     let url = format!("{base_url}/api/v2/alerts");
-    let mut book = Book::new(settings.resend_interval, regions);
+    let mut book =
+        Book::new(settings.resend_interval, regions).with_watchdog(watchdog, clock.now_ms());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error: Option<(PushError, Instant)> = None;
@@ -446,6 +498,27 @@ mod tests {
             Duration::from_secs(30),
             BTreeMap::from([("bj1".to_owned(), "cn-north".to_owned())]),
         )
+    }
+
+    #[test]
+    fn the_watchdog_always_fires_and_is_resent_like_any_alert() {
+        let mut b = book().with_watchdog(watchdog_labels("collector-bj1", Some("bj1")), 500);
+        b.update(&[], 1_000);
+        let due = b.due(1_000);
+        assert_eq!(due.len(), 1);
+        let a = &due[0].1;
+        assert_eq!(a.labels["alertname"], WATCHDOG);
+        assert_eq!(a.labels["collector"], "collector-bj1");
+        assert_eq!(a.labels["severity"], "none");
+        assert_eq!(a.ends_at, rfc3339(1_000 + 120_000));
+        b.sent(&[due[0].0.clone()], 1_000);
+        // No signal ever resolves it; it comes back every resend interval.
+        b.update(&[], 5_000);
+        assert!(b.due(5_000).is_empty());
+        b.update(&[], 31_000);
+        let again = b.due(31_000);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1.ends_at, rfc3339(31_000 + 120_000));
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         let stats = Arc::new(alertmanager::Stats::default());
         let (output, watched) = Alerts::new(Arc::clone(&stats));
         let regions = signals::regions(&settings.signals);
+        let watchdog = match &identity {
+            Some(me) => alertmanager::watchdog_labels(&me.name, Some(&me.site)),
+            None => alertmanager::watchdog_labels(&default_client_id(&settings), None),
+        };
         for url in &am.urls {
             tracing::info!(url, resend_interval = ?am.resend_interval, "pushing signals to Alertmanager");
             let pusher = alertmanager::Pusher {
@@ -111,6 +115,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
                 regions: regions.clone(),
                 stats: Arc::clone(&stats),
                 clock: Clock::System,
+                watchdog: watchdog.clone(),
             };
             tokio::spawn(alertmanager::run(pusher, watched.clone()));
         }

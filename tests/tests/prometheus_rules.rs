@@ -80,6 +80,11 @@ fn region_rules_pass_their_promtool_tests() {
 }
 
 #[test]
+fn collector_rules_pass_their_promtool_tests() {
+    rule_test("collectors");
+}
+
+#[test]
 fn every_rule_test_file_has_a_test_here() {
     let mut files: Vec<String> = std::fs::read_dir(packaging().join("prometheus/tests"))
         .unwrap()
@@ -87,6 +92,7 @@ fn every_rule_test_file_has_a_test_here() {
         .collect();
     files.sort();
     let named = [
+        "collectors.yml",
         "cooling.yml",
         "host_hardware.yml",
         "host_resources.yml",

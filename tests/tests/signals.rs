@@ -124,6 +124,14 @@ fn ups_on_battery_past_grace_is_pushed_to_alertmanager_and_resolved_when_mains_r
         "{description}"
     );
     assert_eq!(alert["status"]["state"], "active", "{alert}");
+    // Beside it, the collector's always-firing watchdog (a dead-man's switch).
+    let watchdog = am
+        .alerts()
+        .into_iter()
+        .find(|a| a["labels"]["alertname"] == "SitewatchWatchdog")
+        .expect("the SitewatchWatchdog alert");
+    assert_eq!(watchdog["labels"]["severity"], "none");
+    assert_eq!(watchdog["status"]["state"], "active", "{watchdog}");
     // endsAt is four resend intervals (2 s) ahead of the push.
     let ahead = ends_at_ms(&alert) - now_ms();
     assert!((4_000..=9_000).contains(&ahead), "endsAt {ahead} ms ahead");

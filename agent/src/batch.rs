@@ -67,6 +67,7 @@ impl Batcher {
                     seq,
                     ts: ts_ms,
                     readings,
+                    boot: None,
                     site: None,
                     host: None,
                 };
@@ -100,6 +101,7 @@ impl Batcher {
                     seq,
                     ts: ts_ms,
                     events,
+                    boot: None,
                     site: None,
                     host: None,
                 };
@@ -212,6 +214,7 @@ mod tests {
             message: "8 -> 9".into(),
             labels: Default::default(),
             ts: None,
+            id: None,
         };
         let messages = b.encode_events(3, vec![event.clone()]).unwrap();
         assert_eq!(messages.len(), 1);

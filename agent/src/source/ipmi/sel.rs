@@ -299,7 +299,19 @@ pub fn event(bmc: &str, record: &[u8; 16], sensor: Option<&SensorRecord>) -> Eve
         message,
         labels,
         ts: (ts > PRE_INIT_MAX && record_type < 0xe0).then(|| i64::from(ts) * 1000),
+        id: Some(event_id(bmc, record)),
     }
+}
+
+/// The stable id of a SEL record's event: the same record read again (after a
+/// restart whose cursor was not saved yet) gets the same id, so the collector
+/// keeps it once. Record ids are reused after a clear; the timestamp and the
+/// record's contents tell those apart.
+pub fn event_id(bmc: &str, record: &[u8; 16]) -> String {
+    let id = u16::from_le_bytes([record[0], record[1]]);
+    let ts = u32::from_le_bytes([record[3], record[4], record[5], record[6]]);
+    let rest: String = record[7..].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sel.{bmc}.{id:04x}.{ts:08x}.{rest}")
 }
 
 #[cfg(test)]
@@ -440,6 +452,20 @@ mod tests {
         let path = dir.path().join("c.json");
         cleared.cursor.save(&path).unwrap();
         assert_eq!(SelCursor::load(&path), Some(cleared.cursor));
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_tell_records_apart() {
+        let a = rec(3, 0x6000_0000, 0x08, 8, 0x6f, [0x01, 0xff, 0xff]);
+        let b = rec(3, 0x6000_0001, 0x08, 8, 0x6f, [0x01, 0xff, 0xff]);
+        let ea = event("bmc-1", &a, None);
+        assert_eq!(ea.id, event("bmc-1", &a, None).id);
+        assert_ne!(ea.id, event("bmc-1", &b, None).id);
+        assert_ne!(ea.id, event("bmc-2", &a, None).id);
+        let id = ea.id.unwrap();
+        assert!(id.len() <= sitewatch_protocol::limits::MAX_EVENT_ID_LEN, "{id}");
+        let long = "b".repeat(64);
+        assert!(event_id(&long, &a).len() <= sitewatch_protocol::limits::MAX_EVENT_ID_LEN);
     }
 
     #[test]

@@ -82,7 +82,11 @@ impl Device for BmcDevice {
             events,
             error,
         } = sweep;
-        let polled = Polled { readings, events };
+        let polled = Polled {
+            readings,
+            events,
+            checkpoints: Vec::new(),
+        };
         match error {
             None => Read::ok(polled),
             Some(e) => Read::failed(polled, DeviceError::new(e.kind(), e.to_string())),

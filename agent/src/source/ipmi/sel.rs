@@ -463,7 +463,10 @@ mod tests {
         assert_ne!(ea.id, event("bmc-1", &b, None).id);
         assert_ne!(ea.id, event("bmc-2", &a, None).id);
         let id = ea.id.unwrap();
-        assert!(id.len() <= sitewatch_protocol::limits::MAX_EVENT_ID_LEN, "{id}");
+        assert!(
+            id.len() <= sitewatch_protocol::limits::MAX_EVENT_ID_LEN,
+            "{id}"
+        );
         let long = "b".repeat(64);
         assert!(event_id(&long, &a).len() <= sitewatch_protocol::limits::MAX_EVENT_ID_LEN);
     }

@@ -80,12 +80,13 @@ impl Device for BmcDevice {
         let BmcSweep {
             readings,
             events,
+            checkpoints,
             error,
         } = sweep;
         let polled = Polled {
             readings,
             events,
-            checkpoints: Vec::new(),
+            checkpoints,
         };
         match error {
             None => Read::ok(polled),

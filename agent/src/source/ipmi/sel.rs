@@ -1,8 +1,11 @@
 //! The System Event Log: entries added since the previous sweep become events,
-//! once each. A cursor (last record id, its timestamp, and the SEL's addition
-//! and erase timestamps) says where the previous sweep stopped; with a
-//! `state_dir` it is kept on disk, so that a restarted agent never sends an
-//! old entry again.
+//! at least once. A cursor (last record id, its timestamp, and the SEL's
+//! addition and erase timestamps) says where the previous sweep stopped. With a
+//! `state_dir` it is kept on disk, written (with fsync) only once every broker
+//! has acknowledged the events it covers (a checkpoint, see
+//! `buffer::checkpoint`): a crash in between makes the restarted agent read
+//! those entries again, and each event's stable `id` ([`event_id`]) lets the
+//! collector keep it once.
 //!
 //! Without any cursor (first start), the existing log is history, not news:
 //! the cursor is put at its end and nothing is sent.
@@ -14,7 +17,7 @@ use sitewatch_protocol::{Event, Severity};
 
 use super::{
     commands::{CC_NOT_PRESENT, Cc, GetSelEntry, GetSelInfo, SelEntry, SelInfo},
-    sdr::{SensorRecord, write_atomically},
+    sdr::SensorRecord,
     transport::{Link, LinkError, call},
 };
 
@@ -42,9 +45,16 @@ impl SelCursor {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 
+    /// The cursor as its file holds it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Writes the cursor file durably (fsync; tests and tools: the agent
+    /// saves it through the publisher's checkpoints).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        write_atomically(path, text.as_bytes())
+        let bytes = self.to_bytes().map_err(std::io::Error::other)?;
+        crate::buffer::log::write_durably(path, &bytes)
     }
 
     fn after(&self, id: u16, ts: u32) -> bool {

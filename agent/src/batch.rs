@@ -25,6 +25,9 @@ const ENVELOPE_BYTES: usize = 96;
 pub struct Batcher {
     readings_topic: Arc<str>,
     events_topic: Arc<str>,
+    /// This process's boot, written in every payload: a message kept on disk
+    /// across a restart stays named by `(boot, seq)`.
+    boot: Option<String>,
     next_seq: u64,
     next_event_seq: u64,
     max_bytes: usize,
@@ -43,10 +46,18 @@ impl Batcher {
         Batcher {
             readings_topic,
             events_topic,
+            boot: None,
             next_seq: 1,
             next_event_seq: 1,
             max_bytes,
         }
+    }
+
+    /// Names every message with this boot (`boot` in the payload), and gives
+    /// events without an id of their own one made of it.
+    pub fn with_boot(mut self, boot: impl Into<String>) -> Self {
+        self.boot = Some(boot.into());
+        self
     }
 
     /// Encodes readings taken at `ts_ms` as one message, or several if large;
@@ -67,6 +78,7 @@ impl Batcher {
                     seq,
                     ts: ts_ms,
                     readings,
+                    boot: self.boot.clone(),
                     site: None,
                     host: None,
                 };
@@ -92,14 +104,21 @@ impl Batcher {
         }
         chunk(events, self.max_bytes)?
             .into_iter()
-            .map(|events| {
+            .map(|mut events| {
                 let seq = self.next_event_seq;
                 self.next_event_seq += 1;
+                if let Some(boot) = &self.boot {
+                    // Stable across redelivery: the payload is kept as encoded.
+                    for (i, e) in events.iter_mut().enumerate() {
+                        e.id.get_or_insert_with(|| format!("{boot}.{seq}.{i}"));
+                    }
+                }
                 let payload = EventsPayload {
                     v: sitewatch_protocol::VERSION,
                     seq,
                     ts: ts_ms,
                     events,
+                    boot: self.boot.clone(),
                     site: None,
                     host: None,
                 };
@@ -200,6 +219,37 @@ mod tests {
     }
 
     #[test]
+    fn every_message_names_its_boot_and_events_get_an_id_unless_they_have_one() {
+        let mut b = batcher().with_boot("9f2c41d0");
+        let m = b.encode(1, vec![reading(1)]).unwrap();
+        assert_eq!(decoded(&m[0]).boot.as_deref(), Some("9f2c41d0"));
+        let mut own = Event::new(
+            "ipmi",
+            "bmc",
+            "sel_entry",
+            sitewatch_protocol::Severity::Low,
+            "m",
+        );
+        own.id = Some("sel.bmc.1".into());
+        let plain = Event::new(
+            "smart",
+            "sda",
+            "disk_pending_sectors_grew",
+            sitewatch_protocol::Severity::High,
+            "1 -> 2",
+        );
+        let m = b.encode_events(2, vec![own, plain]).unwrap();
+        match decode(EVENTS, &m[0].payload).unwrap().body {
+            Body::Events(p) => {
+                assert_eq!(p.boot.as_deref(), Some("9f2c41d0"));
+                let ids: Vec<_> = p.events.iter().map(|e| e.id.clone().unwrap()).collect();
+                assert_eq!(ids, ["sel.bmc.1", "9f2c41d0.1.1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn events_have_their_own_seq_and_topic_and_no_heartbeat() {
         let mut b = batcher();
         b.encode(1, vec![reading(1)]).unwrap();
@@ -212,6 +262,7 @@ mod tests {
             message: "8 -> 9".into(),
             labels: Default::default(),
             ts: None,
+            id: None,
         };
         let messages = b.encode_events(3, vec![event.clone()]).unwrap();
         assert_eq!(messages.len(), 1);

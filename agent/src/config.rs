@@ -27,6 +27,8 @@ use sitewatch_protocol::{HostName, SiteName, limits};
 use crate::endpoint::Endpoint;
 pub use crate::source::{SourceConfig, SourcesConfig};
 
+pub use crate::buffer::store::FsyncPolicy;
+
 /// The whole configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,44 +58,163 @@ pub struct Config {
     pub sources: SourcesConfig,
 }
 
-/// `[mqtt]`
+/// `[mqtt]`: one broker (`url` and its credentials here), or several
+/// (`[[mqtt.brokers]]`, each with its own URL, TLS and credentials); the
+/// timings apply to every broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawMqttConfig", into = "RawMqttConfig")]
 pub struct MqttConfig {
     /// `mqtt://host[:port]` (plain, default port 1883) or `mqtts://host[:port]`
-    /// (TLS, default port 8883).
-    #[serde(default)]
+    /// (TLS, default port 8883). The one broker, when `brokers` is empty.
     pub url: BrokerUrl,
+    /// Whether `url` was written in the file (it may not be, with `brokers`).
+    url_set: UrlWritten,
+    /// `[[mqtt.brokers]]`: several brokers, each message to every one of them.
+    pub brokers: Vec<BrokerConfig>,
+    /// How long a stop (SIGTERM, SIGINT) waits for the brokers to take what
+    /// is buffered and the offline state, reconnecting if need be; then what
+    /// is left stays in the disk buffer (or is lost, in memory mode). The
+    /// systemd unit's `TimeoutStopSec` (20 s) leaves room for the default.
+    pub stop_timeout: Duration,
     /// The MQTT client id. Default: the host name, so that a broker ACL can pin
     /// each agent to its own topics (`pattern write sitewatch/v1/+/%c/#`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// MQTT keepalive, whole seconds, at least 1 s. The broker publishes the
     /// agent's will about 1.5 x this after the link dies; the 10 s default puts
     /// that at 15 s, three heartbeats, inside the DR plan's 30 s.
-    #[serde(default = "default_keepalive", with = "duration")]
     pub keepalive: Duration,
     /// How long one connection attempt (TCP, TLS and CONNACK) may take.
-    #[serde(default = "default_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
     /// First reconnect delay bound; each failure doubles it up to `reconnect_max`,
     /// and the actual delay is drawn uniformly below the bound (full jitter).
-    #[serde(default = "default_reconnect_min", with = "duration")]
     pub reconnect_min: Duration,
     /// Upper bound of the reconnect delay.
-    #[serde(default = "default_reconnect_max", with = "duration")]
     pub reconnect_max: Duration,
     /// User name, if the broker wants one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// A file holding the password (its first line). Kept out of this file so
     /// that the config can be world-readable.
+    pub password_file: Option<PathBuf>,
+    /// TLS files; required with `mqtts://`.
+    pub tls: Option<TlsConfig>,
+}
+
+/// How `[mqtt]` was written, not what it configures: equal whatever it holds,
+/// so that a configuration printed by `check-config` loads back equal.
+#[derive(Debug, Clone, Copy, Default)]
+struct UrlWritten(bool);
+
+impl PartialEq for UrlWritten {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// `[mqtt]` as written: `url` optional, so that `[[mqtt.brokers]]` beside
+/// an explicit `url` is caught.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqttConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<BrokerUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default = "default_keepalive", with = "duration")]
+    keepalive: Duration,
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    connect_timeout: Duration,
+    #[serde(default = "default_reconnect_min", with = "duration")]
+    reconnect_min: Duration,
+    #[serde(default = "default_reconnect_max", with = "duration")]
+    reconnect_max: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsConfig>,
+    #[serde(default = "default_stop_timeout", with = "duration")]
+    stop_timeout: Duration,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    brokers: Vec<BrokerConfig>,
+}
+
+impl From<RawMqttConfig> for MqttConfig {
+    fn from(r: RawMqttConfig) -> Self {
+        MqttConfig {
+            url_set: UrlWritten(r.url.is_some()),
+            url: r.url.unwrap_or_default(),
+            brokers: r.brokers,
+            stop_timeout: r.stop_timeout,
+            client_id: r.client_id,
+            keepalive: r.keepalive,
+            connect_timeout: r.connect_timeout,
+            reconnect_min: r.reconnect_min,
+            reconnect_max: r.reconnect_max,
+            username: r.username,
+            password_file: r.password_file,
+            tls: r.tls,
+        }
+    }
+}
+
+impl From<MqttConfig> for RawMqttConfig {
+    fn from(m: MqttConfig) -> Self {
+        RawMqttConfig {
+            url: m.brokers.is_empty().then_some(m.url),
+            client_id: m.client_id,
+            keepalive: m.keepalive,
+            connect_timeout: m.connect_timeout,
+            reconnect_min: m.reconnect_min,
+            reconnect_max: m.reconnect_max,
+            stop_timeout: m.stop_timeout,
+            username: m.username,
+            password_file: m.password_file,
+            tls: m.tls,
+            brokers: m.brokers,
+        }
+    }
+}
+
+/// `[[mqtt.brokers]]`: one of several brokers, typically this site's and the
+/// other site's. Each has its own connection, will, birth, backoff and share
+/// of the buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// The broker's name: the `broker` label of its self-metrics and its
+    /// cursor in the disk buffer. 1 to 64 characters of `[A-Za-z0-9_.:-]`,
+    /// unique. Default: the URL's `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `mqtt://host[:port]` or `mqtts://host[:port]`.
+    pub url: BrokerUrl,
+    /// Default: the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// A file holding the password (its first line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     /// TLS files; required with `mqtts://`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
 }
+
+/// One broker as the publisher uses it: [`Config::brokers`] resolves both forms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broker {
+    pub name: String,
+    pub url: BrokerUrl,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls: Option<TlsConfig>,
+}
+
+/// Brokers one agent may publish to.
+pub const MAX_BROKERS: usize = 8;
 
 /// `[mqtt.tls]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,17 +230,33 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
-/// `[buffer]`: bounds of the store-and-forward buffer. When either bound is
-/// reached the oldest message not already on the wire is dropped (and counted).
+/// `[buffer]`: the store-and-forward buffer. In memory unless `dir` is set;
+/// when a bound is reached the oldest message is dropped (and counted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BufferConfig {
-    /// Readings messages kept at most.
+    /// A directory for the disk buffer: every message is written there as it
+    /// is made, survives a crash or a restart, and is sent to each broker that
+    /// lacks it after the restart. Absent: memory only (read-only gateways).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// When the disk buffer reaches stable storage: `"always"` (after every
+    /// write) or a duration such as `"1s"` (at most that long after a write:
+    /// the readings a power cut can cost). A crash of the process alone loses
+    /// nothing either way: the kernel has the writes.
+    #[serde(default = "default_fsync", with = "fsync_policy")]
+    pub fsync: FsyncPolicy,
+    /// Messages kept at most (readings and events).
     #[serde(default = "default_max_messages")]
     pub max_messages: usize,
-    /// Encoded bytes kept at most (at least 262144, the largest message).
+    /// Bytes kept at most: in memory, or of the disk buffer's files (at least
+    /// 262144, the largest message).
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
+    /// With `dir`: bytes kept in memory while the disk cannot be written (a
+    /// full disk), at least 262144.
+    #[serde(default = "default_max_bytes")]
+    pub max_memory_bytes: usize,
 }
 
 /// When a source polls and how long a poll may take.
@@ -311,7 +448,41 @@ impl Config {
         }
         if let Some(url) = &overrides.mqtt_url {
             self.mqtt.url = url.clone();
+            self.mqtt.url_set = UrlWritten(true);
         }
+    }
+
+    /// The brokers to publish to: `[[mqtt.brokers]]`, or the one `[mqtt] url`.
+    pub fn brokers(&self) -> Vec<Broker> {
+        let name_of = |url: &BrokerUrl| {
+            if url.host.contains(':') {
+                format!("[{}]:{}", url.host, url.port)
+            } else {
+                format!("{}:{}", url.host, url.port)
+            }
+        };
+        if self.mqtt.brokers.is_empty() {
+            return vec![Broker {
+                name: name_of(&self.mqtt.url),
+                url: self.mqtt.url.clone(),
+                client_id: self.client_id(),
+                username: self.mqtt.username.clone(),
+                password_file: self.mqtt.password_file.clone(),
+                tls: self.mqtt.tls.clone(),
+            }];
+        }
+        self.mqtt
+            .brokers
+            .iter()
+            .map(|b| Broker {
+                name: b.name.clone().unwrap_or_else(|| name_of(&b.url)),
+                url: b.url.clone(),
+                client_id: b.client_id.clone().unwrap_or_else(|| self.host.to_string()),
+                username: b.username.clone(),
+                password_file: b.password_file.clone(),
+                tls: b.tls.clone(),
+            })
+            .collect()
     }
 
     /// The MQTT client id: the configured one or the host name.
@@ -394,35 +565,30 @@ impl Config {
                 "must be above zero and at most mqtt.reconnect_max".into(),
             ));
         }
-        if let Some(id) = &self.mqtt.client_id
-            && (id.is_empty() || id.len() > 256)
-        {
+        self.validate_brokers()
+            .map_err(|(key, message)| invalid(key, message))?;
+        if self.mqtt.stop_timeout > Duration::from_secs(600) {
             return Err(invalid(
-                "mqtt.client_id",
-                "must be 1 to 256 characters".into(),
+                "mqtt.stop_timeout",
+                "must be at most 10m (a stop that waits longer looks hung)".into(),
             ));
         }
-        match (&self.mqtt.tls, self.mqtt.url.tls) {
-            (None, true) => {
-                return Err(invalid(
-                    "mqtt.tls.ca",
-                    "is required with mqtts:// (the CA that signed the broker's certificate)"
-                        .into(),
-                ));
-            }
-            (Some(_), false) => {
-                return Err(invalid(
-                    "mqtt.tls",
-                    format!("is set but mqtt.url {} is not mqtts://", self.mqtt.url),
-                ));
-            }
-            (Some(tls), true) if tls.cert.is_some() != tls.key.is_some() => {
-                return Err(invalid(
-                    "mqtt.tls",
-                    "needs both `cert` and `key` for a client certificate, or neither".into(),
-                ));
-            }
-            _ => {}
+        if let FsyncPolicy::Every(d) = self.buffer.fsync
+            && (d.is_zero() || d > Duration::from_secs(60))
+        {
+            return Err(invalid(
+                "buffer.fsync",
+                "must be \"always\" or a duration between 1ms and 1m".into(),
+            ));
+        }
+        if self.buffer.max_memory_bytes < limits::MAX_PAYLOAD_BYTES {
+            return Err(invalid(
+                "buffer.max_memory_bytes",
+                format!(
+                    "must be at least {} (one message of the largest size)",
+                    limits::MAX_PAYLOAD_BYTES
+                ),
+            ));
         }
         if self.buffer.max_messages == 0 {
             return Err(invalid("buffer.max_messages", "must be at least 1".into()));
@@ -452,6 +618,97 @@ impl Config {
                     "sources.*.timeout",
                     format!("of source {} must be above zero", source.name()),
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The `[mqtt]` rules serde cannot express: (key, message) on failure.
+    fn validate_brokers(&self) -> Result<(), (&'static str, String)> {
+        let m = &self.mqtt;
+        let many = !m.brokers.is_empty();
+        if many
+            && (m.url_set.0
+                || m.client_id.is_some()
+                || m.username.is_some()
+                || m.password_file.is_some()
+                || m.tls.is_some())
+        {
+            return Err((
+                "mqtt.brokers",
+                "replaces mqtt.url, client_id, username, password_file and tls: give them in each [[mqtt.brokers]] table (and no --mqtt flag)".into(),
+            ));
+        }
+        if m.brokers.len() > MAX_BROKERS {
+            return Err((
+                "mqtt.brokers",
+                format!("has {} brokers, at most {MAX_BROKERS}", m.brokers.len()),
+            ));
+        }
+        let (key_client_id, key_tls, key_ca) = if many {
+            (
+                "mqtt.brokers.client_id",
+                "mqtt.brokers.tls",
+                "mqtt.brokers.tls.ca",
+            )
+        } else {
+            ("mqtt.client_id", "mqtt.tls", "mqtt.tls.ca")
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for b in self.brokers() {
+            let which = if many {
+                format!(" (broker {:?})", b.name)
+            } else {
+                String::new()
+            };
+            let valid_name = (1..=64).contains(&b.name.len())
+                && b.name.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-' | '[' | ']')
+                });
+            if !valid_name {
+                return Err((
+                    "mqtt.brokers.name",
+                    format!("{:?} must be 1 to 64 characters of [A-Za-z0-9_.:-]", b.name),
+                ));
+            }
+            if !names.insert(b.name.clone()) {
+                return Err((
+                    "mqtt.brokers.name",
+                    format!(
+                        "{:?} names two brokers (give each a distinct `name`)",
+                        b.name
+                    ),
+                ));
+            }
+            if b.client_id.is_empty() || b.client_id.len() > 256 {
+                return Err((key_client_id, format!("must be 1 to 256 characters{which}")));
+            }
+            match (&b.tls, b.url.tls) {
+                (None, true) => {
+                    return Err((
+                        key_ca,
+                        format!(
+                            "is required with mqtts:// (the CA that signed the broker's certificate){which}"
+                        ),
+                    ));
+                }
+                (Some(_), false) => {
+                    return Err((
+                        key_tls,
+                        format!("is set but the url {} is not mqtts://{which}", b.url),
+                    ));
+                }
+                (Some(tls), true) if tls.cert.is_some() != tls.key.is_some() => {
+                    return Err((
+                        key_tls,
+                        format!(
+                            "needs both `cert` and `key` for a client certificate, or neither{which}"
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -546,10 +803,39 @@ pub(crate) mod opt_duration {
     }
 }
 
+/// `"always"` or `"1s"`-style durations, in and out.
+mod fsync_policy {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::FsyncPolicy;
+
+    pub fn serialize<S: Serializer>(p: &FsyncPolicy, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            FsyncPolicy::Always => s.serialize_str("always"),
+            FsyncPolicy::Every(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FsyncPolicy, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "always" {
+            return Ok(FsyncPolicy::Always);
+        }
+        humantime::parse_duration(&s).map(FsyncPolicy::Every).map_err(|e| {
+            D::Error::custom(format_args!(
+                "invalid fsync policy {s:?} ({e}), expected \"always\" or a duration such as \"1s\" or \"200ms\""
+            ))
+        })
+    }
+}
+
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
             url: BrokerUrl::default(),
+            url_set: UrlWritten(false),
+            brokers: Vec::new(),
+            stop_timeout: default_stop_timeout(),
             client_id: None,
             keepalive: default_keepalive(),
             connect_timeout: default_connect_timeout(),
@@ -565,8 +851,11 @@ impl Default for MqttConfig {
 impl Default for BufferConfig {
     fn default() -> Self {
         BufferConfig {
+            dir: None,
+            fsync: default_fsync(),
             max_messages: default_max_messages(),
             max_bytes: default_max_bytes(),
+            max_memory_bytes: default_max_bytes(),
         }
     }
 }
@@ -618,6 +907,12 @@ fn default_reconnect_min() -> Duration {
 }
 fn default_reconnect_max() -> Duration {
     Duration::from_secs(30)
+}
+fn default_stop_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_fsync() -> FsyncPolicy {
+    FsyncPolicy::Every(Duration::from_secs(1))
 }
 fn default_max_messages() -> usize {
     10_000

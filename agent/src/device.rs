@@ -307,6 +307,7 @@ impl Fleet {
             });
             polled.readings.extend(reply.read.polled.readings);
             polled.events.extend(reply.read.polled.events);
+            polled.checkpoints.extend(reply.read.polled.checkpoints);
             polled.readings.extend(m.health_readings(source));
         }
         (polled, outcomes)

@@ -1,22 +1,32 @@
-//! The MQTT side: one task owns rumqttc's event loop, the store-and-forward
-//! buffer, the batcher and the self-metrics.
+//! The MQTT side: one task owns every broker's rumqttc event loop, the
+//! store-and-forward buffer, the batcher and the self-metrics.
 //!
-//! A single `select!` loop receives poll outcomes, ticks the heartbeat and drives
-//! the event loop; publishes go out with `try_publish`, never an awaiting
-//! `publish`, because the task that would wait for room in rumqttc's request
-//! channel is the one that must poll the event loop to make that room. The window
-//! of in-flight messages is smaller than the channel, so `try_publish` finds room.
+//! A single `select!` loop receives poll outcomes, ticks the heartbeat and the
+//! fsync timer, and drives the event loops; publishes go out with
+//! `try_publish`, never an awaiting `publish`, because the task that would wait
+//! for room in rumqttc's request channel is the one that must poll the event
+//! loop to make that room. Each broker's window of in-flight messages is smaller
+//! than its channel, so `try_publish` finds room.
 //!
-//! The event loop's `poll()` future is never cancelled mid-way (a cancelled
+//! Each broker has its own client, event loop, will, birth, backoff and
+//! PUBACK bookkeeping (see [`crate::buffer::queue`]): the event loops are polled
+//! side by side, so a broker that is down, slow or in its backoff delays nobody
+//! else. A message is made and stored once and sent to each broker on its own.
+//!
+//! An event loop's `poll()` future is never cancelled mid-way (a cancelled
 //! connect would restart, a cancelled write could lose a packet): it owns the
 //! `EventLoop`, returns it when done, and is kept across loop turns. After a
 //! connection error the next poll starts after the backoff delay.
+//!
+//! fsyncs and checkpoint writes run on blocking threads, one job of each kind at
+//! a time, so a slow disk never holds up the MQTT side.
 
 use std::{
     collections::BTreeMap,
     future::Future,
     pin::Pin,
     sync::Arc,
+    task::Poll,
     time::{Duration, Instant},
 };
 
@@ -25,28 +35,40 @@ use rumqttc::{
     Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
 use sitewatch_protocol::{OfflineReason, StatePayload, Status, Topic, encode, limits};
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 
 use crate::{
     backoff::Backoff,
     batch::Batcher,
-    buffer::{self, Acked, Buffer, Control},
-    config::Config,
+    buffer::{
+        Acked, Control,
+        checkpoint::Checkpoints,
+        log::write_durably,
+        store::{FsyncPolicy, Store, StoreConfig, SyncOutcome},
+    },
+    config::{Broker, Config},
     scheduler::PollOutcome,
-    selfmetrics::SelfMetrics,
+    selfmetrics::{BrokerReport, SelfMetrics},
+    source::Checkpoint,
     tls::{self, TlsError},
     unix_ms,
 };
 
-/// Readings messages published and not yet acknowledged, at most.
+/// Messages published to one broker and not yet acknowledged, at most.
 pub const WINDOW: usize = 16;
 /// rumqttc's request channel: the window plus room for the state publishes and
 /// the disconnect.
 const REQUEST_CHANNEL: usize = WINDOW + 4;
-/// How long a clean stop waits for the broker to acknowledge the offline state.
+/// How long a clean stop keeps for the offline state's PUBACK at the end of
+/// `mqtt.stop_timeout`.
 pub const SHUTDOWN_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a clean stop waits for the DISCONNECT to be written.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// With `fsync = "always"`, the cursors are still only written this often.
+const ALWAYS_TICK: Duration = Duration::from_secs(1);
 
 /// Why the publisher could not start.
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +117,11 @@ pub fn agent_name() -> String {
     format!("sitewatch-agent/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// rumqttc options: clean session (the buffer, not rumqttc, redelivers), the will,
-/// credentials, TLS and packet limits.
-pub fn mqtt_options(config: &Config) -> Result<MqttOptions, PublisherError> {
-    let url = &config.mqtt.url;
-    let mut options = MqttOptions::new(config.client_id(), url.host.clone(), url.port);
+/// rumqttc options for one broker: clean session (the buffer, not rumqttc,
+/// redelivers), the will, credentials, TLS and packet limits.
+pub fn mqtt_options(config: &Config, broker: &Broker) -> Result<MqttOptions, PublisherError> {
+    let url = &broker.url;
+    let mut options = MqttOptions::new(broker.client_id.clone(), url.host.clone(), url.port);
     options
         .set_keep_alive(config.mqtt.keepalive)
         // A resumed session would make rumqttc resend its own in-flight copies
@@ -116,8 +138,8 @@ pub fn mqtt_options(config: &Config) -> Result<MqttOptions, PublisherError> {
             limits::MAX_PAYLOAD_BYTES + 1024,
         )
         .set_inflight(u16::try_from(WINDOW * 4).unwrap_or(u16::MAX));
-    if let Some(user) = &config.mqtt.username {
-        let password = match &config.mqtt.password_file {
+    if let Some(user) = &broker.username {
+        let password = match &broker.password_file {
             Some(path) => std::fs::read_to_string(path)
                 .map_err(|source| PublisherError::PasswordFile {
                     path: path.display().to_string(),
@@ -132,7 +154,7 @@ pub fn mqtt_options(config: &Config) -> Result<MqttOptions, PublisherError> {
         options.set_credentials(user.clone(), password);
     }
     if url.tls
-        && let Some(tls) = &config.mqtt.tls
+        && let Some(tls) = &broker.tls
     {
         options.set_transport(Transport::Tls(TlsConfiguration::Rustls(
             tls::client_config(tls)?,
@@ -155,41 +177,120 @@ fn poll_after(mut eventloop: EventLoop, delay: Duration) -> PollFuture {
     })
 }
 
-/// Everything the publisher task owns besides the event loop.
-struct Publisher {
+/// The first of the brokers' polls to finish: (broker, event loop, result).
+/// Starts looking at a rotating broker so that a busy one starves nobody.
+fn next_event<'a>(
+    polls: &'a mut [PollFuture],
+    start: &'a mut usize,
+) -> impl Future<Output = (usize, EventLoop, Result<Event, ConnectionError>)> + 'a {
+    std::future::poll_fn(move |cx| {
+        let n = polls.len();
+        for k in 0..n {
+            let b = (*start + k) % n;
+            if let Some(poll) = polls.get_mut(b)
+                && let Poll::Ready((eventloop, result)) = poll.as_mut().poll(cx)
+            {
+                *start = (b + 1) % n;
+                return Poll::Ready((b, eventloop, result));
+            }
+        }
+        Poll::Pending
+    })
+}
+
+/// The result of a blocking job, once it is done; pending while there is none.
+/// The handle stays in place if the caller's `select!` takes another branch.
+async fn finished<T>(job: &mut Option<JoinHandle<T>>) -> Option<T> {
+    match job {
+        Some(handle) => {
+            let result = handle.await;
+            *job = None;
+            result.ok()
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// One broker's connection.
+struct Link {
+    name: String,
     client: AsyncClient,
-    state_topic: String,
-    birth: StatePayload,
-    broker: String,
+    url: String,
     tls_ca: Option<String>,
-    buffer: Buffer,
-    batcher: Batcher,
-    metrics: SelfMetrics,
     backoff: Backoff,
     /// The last connection error logged, to log on change only.
     last_error: Option<String>,
+    connects: u64,
+    connection_errors: u64,
+    /// The offline/shutdown state was handed over (at a stop).
+    shutdown_sent: bool,
     shutdown_acked: bool,
 }
 
-/// Runs until `shutdown` turns true, then publishes the offline state, waits for
-/// its PUBACK (bounded) and disconnects.
+/// Checkpoints a job wrote, each with its outcome.
+type Written = Vec<(Checkpoint, std::io::Result<()>)>;
+
+/// Everything the publisher task owns besides the event loops.
+struct Publisher {
+    links: Vec<Link>,
+    state_topic: String,
+    birth: StatePayload,
+    store: Store,
+    batcher: Batcher,
+    metrics: SelfMetrics,
+    checkpoints: Checkpoints,
+    sync_job: Option<JoinHandle<SyncOutcome>>,
+    checkpoint_job: Option<JoinHandle<Written>>,
+}
+
+/// Runs until `shutdown` turns true, then stops cleanly (see
+/// [`Publisher::shut_down`]).
 pub async fn run(
     config: &Config,
     announcement: Announcement,
     mut outcomes: mpsc::Receiver<PollOutcome>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), PublisherError> {
-    let options = mqtt_options(config)?;
-    let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
-    let mut network = NetworkOptions::new();
-    network.set_connection_timeout(config.mqtt.connect_timeout.as_secs().max(1));
-    eventloop.set_network_options(network);
-
+    let brokers = config.brokers();
+    let mut links = Vec::new();
+    let mut polls = Vec::new();
+    for broker in &brokers {
+        let options = mqtt_options(config, broker)?;
+        let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
+        let mut network = NetworkOptions::new();
+        network.set_connection_timeout(config.mqtt.connect_timeout.as_secs().max(1));
+        eventloop.set_network_options(network);
+        links.push(Link {
+            name: broker.name.clone(),
+            client,
+            url: broker.url.to_string(),
+            tls_ca: broker.tls.as_ref().map(|t| t.ca.display().to_string()),
+            backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
+            last_error: None,
+            connects: 0,
+            connection_errors: 0,
+            shutdown_sent: false,
+            shutdown_acked: false,
+        });
+        polls.push(poll_after(eventloop, Duration::ZERO));
+    }
+    let store = Store::open(
+        StoreConfig {
+            dir: config.buffer.dir.clone(),
+            fsync: config.buffer.fsync,
+            max_messages: config.buffer.max_messages,
+            max_bytes: config.buffer.max_bytes,
+            max_memory_bytes: config.buffer.max_memory_bytes,
+            brokers: brokers.iter().map(|b| b.name.clone()).collect(),
+            window: WINDOW,
+        },
+        Instant::now(),
+    );
     let readings_topic: Arc<str> = Topic::readings(&config.site, &config.host)
         .to_string()
         .into();
     let mut publisher = Publisher {
-        client,
+        links,
         state_topic: Topic::state(&config.site, &config.host).to_string(),
         birth: StatePayload {
             v: sitewatch_protocol::VERSION,
@@ -204,122 +305,153 @@ pub async fn run(
             site: None,
             host: None,
         },
-        broker: config.mqtt.url.to_string(),
-        tls_ca: config.mqtt.tls.as_ref().map(|t| t.ca.display().to_string()),
-        buffer: Buffer::new(buffer::Limits {
-            max_messages: config.buffer.max_messages,
-            max_bytes: config.buffer.max_bytes,
-            window: WINDOW,
-        }),
+        store,
         batcher: Batcher::new(
             readings_topic,
             Topic::events(&config.site, &config.host).to_string().into(),
-        ),
+        )
+        .with_boot(announcement.boot.clone()),
         metrics: SelfMetrics::default(),
-        backoff: Backoff::new(config.mqtt.reconnect_min, config.mqtt.reconnect_max),
-        last_error: None,
-        shutdown_acked: false,
+        checkpoints: Checkpoints::default(),
+        sync_job: None,
+        checkpoint_job: None,
     };
     tracing::info!(
-        broker = %publisher.broker,
+        brokers = ?brokers.iter().map(|b| format!("{}={}", b.name, b.url)).collect::<Vec<_>>(),
         site = %config.site,
         host = %config.host,
         boot = %announcement.boot,
+        buffer = config.buffer.dir.as_ref().map_or_else(|| "memory".to_owned(), |d| d.display().to_string()),
         "publisher starting"
     );
 
-    let mut poll = poll_after(eventloop, Duration::ZERO);
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + config.heartbeat,
         config.heartbeat,
     );
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (flush_every, flush_on_tick) = match config.buffer.fsync {
+        FsyncPolicy::Always => (ALWAYS_TICK, false),
+        FsyncPolicy::Every(d) => (d, true),
+    };
+    let mut flush_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + flush_every, flush_every);
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut start = 0;
     loop {
         tokio::select! {
-            (eventloop, result) = &mut poll => {
-                let delay = publisher.on_event(result);
-                poll = poll_after(eventloop, delay);
+            (b, eventloop, result) = next_event(&mut polls, &mut start) => {
+                let delay = publisher.on_event(b, result);
+                if let Some(poll) = polls.get_mut(b) {
+                    *poll = poll_after(eventloop, delay);
+                }
             }
             Some(outcome) = outcomes.recv() => publisher.on_outcome(outcome),
             _ = heartbeat.tick() => publisher.on_heartbeat(),
+            _ = flush_tick.tick() => publisher.start_sync(flush_on_tick, false),
+            Some(outcome) = finished(&mut publisher.sync_job) => publisher.store.sync_finished(outcome, Instant::now()),
+            Some(results) = finished(&mut publisher.checkpoint_job) => publisher.checkpoints_written(results),
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
-        publisher.pump();
+        publisher.after_turn();
     }
-    publisher.shut_down(poll).await;
+    // Readings taken before the stop are kept too.
+    while let Ok(outcome) = outcomes.try_recv() {
+        publisher.on_outcome(outcome);
+    }
+    publisher
+        .shut_down(polls, start, config.mqtt.stop_timeout)
+        .await;
     Ok(())
 }
 
 impl Publisher {
-    /// Handles one event-loop result; returns how long to wait before the next poll.
-    fn on_event(&mut self, result: Result<Event, ConnectionError>) -> Duration {
+    /// Handles one event-loop result of broker `b`; returns how long to wait
+    /// before its next poll.
+    fn on_event(&mut self, b: usize, result: Result<Event, ConnectionError>) -> Duration {
         match result {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                self.metrics.record_connect();
-                tracing::info!(
-                    broker = %self.broker,
-                    failures = self.backoff.failures(),
-                    buffered = self.buffer.stats().messages,
-                    "connected"
-                );
-                self.backoff.reset();
-                self.last_error = None;
-                self.buffer.connected();
-                self.publish_birth();
+                let backlog = self.store.queue().delivery_stats(b).pending_messages;
+                if let Some(link) = self.links.get_mut(b) {
+                    link.connects += 1;
+                    tracing::info!(
+                        broker = %link.name,
+                        url = %link.url,
+                        failures = link.backoff.failures(),
+                        buffered = backlog,
+                        "connected"
+                    );
+                    link.backoff.reset();
+                    link.last_error = None;
+                }
+                self.store.queue_mut().connected(b);
+                self.publish_birth(b);
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                if self.buffer.on_puback(ack.pkid) == Acked::Control(Control::Shutdown) {
-                    self.shutdown_acked = true;
+                if self.store.queue_mut().on_puback(b, ack.pkid)
+                    == Acked::Control(Control::Shutdown)
+                    && let Some(link) = self.links.get_mut(b)
+                {
+                    link.shutdown_acked = true;
                 }
             }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => self.buffer.on_outgoing_publish(pkid),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                self.store.queue_mut().on_outgoing_publish(b, pkid);
+            }
             Ok(_) => {}
-            Err(e) => return self.on_connection_error(&e),
+            Err(e) => return self.on_connection_error(b, &e),
         }
         Duration::ZERO
     }
 
-    fn on_connection_error(&mut self, error: &ConnectionError) -> Duration {
-        let was_connected = self.buffer.is_connected();
-        let requeued = self.buffer.stats().in_flight;
-        self.buffer.disconnected();
-        self.metrics.record_connection_error();
-        let delay = self.backoff.next_delay(&mut rand::rng());
+    fn on_connection_error(&mut self, b: usize, error: &ConnectionError) -> Duration {
+        let was_connected = self.store.queue().is_connected(b);
+        let requeued = self.store.queue().delivery_stats(b).in_flight;
+        self.store.queue_mut().disconnected(b);
+        let buffered = self.store.queue().delivery_stats(b).pending_messages;
+        let Some(link) = self.links.get_mut(b) else {
+            return Duration::ZERO;
+        };
+        link.connection_errors += 1;
+        let delay = link.backoff.next_delay(&mut rand::rng());
         let message = error.to_string();
-        let changed = self.last_error.as_deref() != Some(message.as_str());
-        self.last_error = Some(message);
+        let changed = link.last_error.as_deref() != Some(message.as_str());
+        link.last_error = Some(message);
         if let Some(cause) = tls::rustls_cause(error) {
             if changed {
                 tracing::error!(
-                    broker = %self.broker,
-                    ca = self.tls_ca.as_deref().unwrap_or("-"),
+                    broker = %link.name,
+                    url = %link.url,
+                    ca = link.tls_ca.as_deref().unwrap_or("-"),
                     error = %cause,
                     hint = tls::hint(cause),
                     retry_in = ?delay,
                     "TLS connection to the broker failed; retrying with backoff"
                 );
             } else {
-                tracing::debug!(error = %cause, retry_in = ?delay, "TLS connection failed again");
+                tracing::debug!(broker = %link.name, error = %cause, retry_in = ?delay, "TLS connection failed again");
             }
         } else if was_connected {
             tracing::warn!(
-                broker = %self.broker,
+                broker = %link.name,
+                url = %link.url,
                 error = %error,
                 requeued,
-                buffered = self.buffer.stats().messages,
+                buffered,
                 retry_in = ?delay,
                 "connection lost"
             );
         } else if changed {
             tracing::warn!(
-                broker = %self.broker,
+                broker = %link.name,
+                url = %link.url,
                 kind = connection_error_kind(error),
                 error = %error,
                 retry_in = ?delay,
                 "cannot connect to the broker; retrying with backoff"
             );
         } else {
-            tracing::debug!(error = %error, retry_in = ?delay, "cannot connect, again");
+            tracing::debug!(broker = %link.name, error = %error, retry_in = ?delay, "cannot connect, again");
         }
         delay
     }
@@ -332,119 +464,323 @@ impl Publisher {
         );
         if let Ok(polled) = outcome.result {
             self.enqueue(outcome.ts_ms, polled.readings);
+            let mut last = None;
             match self.batcher.encode_events(outcome.ts_ms, polled.events) {
-                Ok(messages) => messages.into_iter().for_each(|m| self.buffer.push(m)),
+                Ok(messages) => {
+                    for m in messages {
+                        last = Some(self.store.push(m, Instant::now()));
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "cannot encode events"),
+            }
+            for checkpoint in polled.checkpoints {
+                self.checkpoints.add(last, checkpoint);
             }
         }
     }
 
     /// The heartbeat: the self-metrics, which also tell the collector the agent lives.
     fn on_heartbeat(&mut self) {
-        let readings = self.metrics.readings(&self.buffer.stats());
+        let readings = self.metrics.readings(&self.store.stats(), &self.reports());
         self.enqueue(unix_ms(), readings);
+    }
+
+    fn reports(&self) -> Vec<BrokerReport<'_>> {
+        self.links
+            .iter()
+            .enumerate()
+            .map(|(b, link)| BrokerReport {
+                name: &link.name,
+                connected: self.store.queue().is_connected(b),
+                connects: link.connects,
+                connection_errors: link.connection_errors,
+                delivery: self.store.queue().delivery_stats(b),
+            })
+            .collect()
     }
 
     fn enqueue(&mut self, ts_ms: i64, readings: Vec<sitewatch_protocol::Reading>) {
         match self.batcher.encode(ts_ms, readings) {
-            Ok(messages) => messages.into_iter().for_each(|m| self.buffer.push(m)),
+            Ok(messages) => {
+                for m in messages {
+                    self.store.push(m, Instant::now());
+                }
+            }
             Err(e) => tracing::error!(error = %e, "cannot encode readings"),
         }
     }
 
-    fn publish_birth(&mut self) {
+    fn publish_birth(&mut self, b: usize) {
         let birth = StatePayload {
             ts: Some(unix_ms()),
             ..self.birth.clone()
         };
-        self.publish_control(Control::Birth, &birth);
+        self.publish_control(b, Control::Birth, &birth);
     }
 
-    fn publish_control(&mut self, control: Control, state: &StatePayload) {
+    fn publish_control(&mut self, b: usize, control: Control, state: &StatePayload) -> bool {
         let payload = match encode(state) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode the state");
-                return;
+                return false;
             }
         };
-        match self
+        let Some(link) = self.links.get(b) else {
+            return false;
+        };
+        match link
             .client
             .try_publish(self.state_topic.clone(), QoS::AtLeastOnce, true, payload)
         {
-            Ok(()) => self.buffer.control_sent(control),
-            Err(e) => tracing::warn!(error = %e, state = ?control, "cannot publish the state"),
+            Ok(()) => {
+                self.store.queue_mut().control_sent(b, control);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(broker = %link.name, error = %e, state = ?control, "cannot publish the state");
+                false
+            }
         }
     }
 
-    /// Hands buffered messages to rumqttc while the window has room.
+    /// Hands each broker its pending messages while its window has room.
     fn pump(&mut self) {
-        while let Some(message) = self.buffer.next_unsent() {
-            let topic = message.topic.to_string();
-            let payload = message.payload.clone();
-            match self
-                .client
-                .try_publish(topic, QoS::AtLeastOnce, false, payload)
-            {
-                Ok(()) => self.buffer.mark_sent(),
-                // The channel is full: the next loop turn tries again.
-                Err(e) => {
-                    tracing::debug!(error = %e, "request channel full");
+        for b in 0..self.links.len() {
+            while let Some(index) = self.store.queue_mut().next_unsent(b) {
+                let Some(topic) = self.store.queue().get(index).map(|r| r.topic.to_string()) else {
                     break;
+                };
+                // Unreadable (a disk error): dropped and counted; the next one.
+                let Some(payload) = self.store.payload(index) else {
+                    continue;
+                };
+                let Some(link) = self.links.get(b) else {
+                    break;
+                };
+                match link
+                    .client
+                    .try_publish(topic, QoS::AtLeastOnce, false, payload)
+                {
+                    Ok(()) => self.store.queue_mut().mark_sent(b, index),
+                    // The channel is full: the next loop turn tries again.
+                    Err(e) => {
+                        tracing::debug!(broker = %link.name, error = %e, "request channel full");
+                        break;
+                    }
                 }
             }
         }
     }
 
-    /// The clean stop: offline/shutdown state (retained), its PUBACK, DISCONNECT.
-    async fn shut_down(mut self, mut poll: PollFuture) {
-        if !self.buffer.is_connected() {
-            tracing::warn!(
-                buffered = self.buffer.stats().messages,
-                "stopping while disconnected: the offline state cannot be published"
-            );
+    /// After every event: publish what may go, release what is done, start
+    /// the fsync (`always`) and the checkpoints that are due.
+    fn after_turn(&mut self) {
+        self.pump();
+        self.store.settle();
+        if self.store.fsync_policy() == FsyncPolicy::Always {
+            self.start_sync(true, false);
+        }
+        self.start_checkpoints();
+    }
+
+    /// Starts an fsync round on a blocking thread, unless one is running.
+    fn start_sync(&mut self, flush: bool, stop: bool) {
+        if self.sync_job.is_some() {
             return;
         }
-        let offline = StatePayload::offline(OfflineReason::Shutdown, Some(unix_ms()));
-        self.publish_control(Control::Shutdown, &offline);
-        let deadline = Instant::now() + SHUTDOWN_ACK_TIMEOUT;
-        while !self.shutdown_acked && self.buffer.is_connected() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, &mut poll).await {
-                Ok((eventloop, result)) => {
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "connection lost while stopping");
-                        return;
-                    }
-                    self.on_event(result);
-                    poll = poll_after(eventloop, Duration::ZERO);
-                }
-                Err(_) => {
-                    tracing::warn!(timeout = ?SHUTDOWN_ACK_TIMEOUT, "no PUBACK for the offline state");
-                    break;
-                }
-            }
+        if let Some(job) = self.store.sync_job(Instant::now(), flush, stop) {
+            self.sync_job = Some(tokio::task::spawn_blocking(move || job.run()));
         }
-        if let Err(e) = self.client.try_disconnect() {
-            tracing::warn!(error = %e, "cannot disconnect");
+    }
+
+    fn start_checkpoints(&mut self) {
+        if self.checkpoint_job.is_some() || self.checkpoints.is_empty() {
             return;
         }
-        let deadline = Instant::now() + DISCONNECT_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, &mut poll).await {
-                Ok((_, Ok(Event::Outgoing(Outgoing::Disconnect)))) | Ok((_, Err(_))) | Err(_) => {
-                    break;
-                }
-                Ok((eventloop, Ok(_))) => poll = poll_after(eventloop, Duration::ZERO),
+        let queue = self.store.queue();
+        let ready = self.checkpoints.ready(|i| queue.is_done(i));
+        if ready.is_empty() {
+            return;
+        }
+        self.checkpoint_job = Some(tokio::task::spawn_blocking(move || {
+            ready
+                .into_iter()
+                .map(|c| {
+                    let result = write_durably(&c.path, &c.contents);
+                    (c, result)
+                })
+                .collect()
+        }));
+    }
+
+    fn checkpoints_written(&mut self, results: Written) {
+        for (checkpoint, result) in results {
+            if let Err(e) = result {
+                self.metrics.record_checkpoint_error();
+                tracing::warn!(path = %checkpoint.path.display(), error = %e, "cannot write a checkpoint; its events may be sent again after a restart");
             }
         }
-        let stats = self.buffer.stats();
+    }
+
+    /// The clean stop, bounded by `stop_timeout`: each broker gets what is
+    /// buffered for it, then the retained offline/shutdown state, then a
+    /// DISCONNECT; a broker that is away is retried (backoff capped to the
+    /// time left) until the deadline. What is left stays in the disk buffer,
+    /// fsynced with the brokers' cursors, or is lost in memory mode (logged).
+    async fn shut_down(
+        mut self,
+        mut polls: Vec<PollFuture>,
+        mut start: usize,
+        stop_timeout: Duration,
+    ) {
+        let began = Instant::now();
+        let deadline = began + stop_timeout;
+        // The offline state needs its own moment at the end.
+        let drain_deadline = began
+            + stop_timeout
+                .saturating_sub(SHUTDOWN_ACK_TIMEOUT)
+                .max(stop_timeout / 2);
         tracing::info!(
-            shutdown_acked = self.shutdown_acked,
-            unsent = stats.messages,
-            "disconnected"
+            backlog = ?self.reports().iter().map(|r| (r.name.to_owned(), r.delivery.pending_messages)).collect::<Vec<_>>(),
+            timeout = ?stop_timeout,
+            "stopping: delivering what is buffered"
         );
+        self.pump();
+        loop {
+            let now = Instant::now();
+            let draining = now < drain_deadline;
+            for b in 0..self.links.len() {
+                let queue = self.store.queue();
+                let ready = queue.is_connected(b) && (queue.is_drained(b) || !draining);
+                if ready && self.links.get(b).is_some_and(|l| !l.shutdown_sent) {
+                    let offline = StatePayload::offline(OfflineReason::Shutdown, Some(unix_ms()));
+                    let sent = self.publish_control(b, Control::Shutdown, &offline);
+                    if let Some(link) = self.links.get_mut(b) {
+                        link.shutdown_sent = sent;
+                    }
+                }
+            }
+            if self.links.iter().all(|l| l.shutdown_acked) || now >= deadline {
+                break;
+            }
+            let wake = if draining { drain_deadline } else { deadline };
+            tokio::select! {
+                (b, eventloop, result) = next_event(&mut polls, &mut start) => {
+                    let delay = self.on_event(b, result);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if let Some(poll) = polls.get_mut(b) {
+                        *poll = poll_after(eventloop, delay.min(left));
+                    }
+                }
+                Some(outcome) = finished(&mut self.sync_job) => self.store.sync_finished(outcome, Instant::now()),
+                Some(results) = finished(&mut self.checkpoint_job) => self.checkpoints_written(results),
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            self.after_turn();
+        }
+        self.disconnect(&mut polls, &mut start).await;
+        self.persist().await;
+        for r in self.reports() {
+            let left = r.delivery.pending_messages;
+            let acked = self
+                .links
+                .iter()
+                .find(|l| l.name == r.name)
+                .is_some_and(|l| l.shutdown_acked);
+            if left == 0 {
+                tracing::info!(
+                    broker = r.name,
+                    shutdown_acked = acked,
+                    "stopped: everything delivered"
+                );
+            } else if self.store.is_disk() {
+                tracing::warn!(
+                    broker = r.name,
+                    shutdown_acked = acked,
+                    unsent = left,
+                    "stopped: the rest stays in the disk buffer, sent after the next start"
+                );
+            } else {
+                tracing::warn!(
+                    broker = r.name,
+                    shutdown_acked = acked,
+                    unsent = left,
+                    "stopped: the rest is lost (memory buffer; set buffer.dir to keep it)"
+                );
+            }
+        }
+    }
+
+    /// DISCONNECT to every broker that took the offline state (a broker that
+    /// did not would otherwise drop the will too), bounded.
+    async fn disconnect(&mut self, polls: &mut [PollFuture], start: &mut usize) {
+        let mut waiting: Vec<bool> = (0..self.links.len())
+            .map(|b| {
+                let connected = self.store.queue().is_connected(b);
+                let link = self.links.get(b);
+                let goodbye = connected && link.is_some_and(|l| l.shutdown_acked);
+                goodbye
+                    && link.is_some_and(|l| match l.client.try_disconnect() {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(broker = %l.name, error = %e, "cannot disconnect");
+                            false
+                        }
+                    })
+            })
+            .collect();
+        let deadline = Instant::now() + DISCONNECT_TIMEOUT;
+        while waiting.iter().any(|w| *w) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, next_event(polls, start)).await {
+                Err(_) => break,
+                Ok((b, eventloop, result)) => {
+                    let done = matches!(result, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_));
+                    if done && let Some(w) = waiting.get_mut(b) {
+                        *w = false;
+                    }
+                    if let Some(poll) = polls.get_mut(b) {
+                        // Not polled again unless another broker is still waiting.
+                        *poll = poll_after(
+                            eventloop,
+                            if done {
+                                Duration::from_secs(3600)
+                            } else {
+                                Duration::ZERO
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The last fsync (with the cursors) and the checkpoints that are due.
+    async fn persist(&mut self) {
+        if let Some(outcome) = finished_now(&mut self.sync_job).await {
+            self.store.sync_finished(outcome, Instant::now());
+        }
+        if let Some(results) = finished_now(&mut self.checkpoint_job).await {
+            self.checkpoints_written(results);
+        }
+        self.store.settle();
+        self.start_sync(true, true);
+        if let Some(outcome) = finished_now(&mut self.sync_job).await {
+            self.store.sync_finished(outcome, Instant::now());
+        }
+        self.start_checkpoints();
+        if let Some(results) = finished_now(&mut self.checkpoint_job).await {
+            self.checkpoints_written(results);
+        }
+    }
+}
+
+/// Waits for a job if there is one.
+async fn finished_now<T>(job: &mut Option<JoinHandle<T>>) -> Option<T> {
+    match job.take() {
+        Some(handle) => handle.await.ok(),
+        None => None,
     }
 }
 

@@ -1,14 +1,21 @@
 //! The agent measuring itself: readings with `src = "agent"` and `dev` the thing
-//! measured (a source's name, `buffer`, `mqtt`), sent every heartbeat.
+//! measured (a source's name, `buffer`, `mqtt`), sent every heartbeat. The
+//! `mqtt` readings carry a `broker` label: one set per broker.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use sitewatch_protocol::{Reading, ReadingState};
 
-use crate::{buffer, source::SourceError};
+use crate::{
+    buffer::{queue::DeliveryStats, store::StoreStats},
+    source::SourceError,
+};
 
 /// The `src` of the agent's own readings.
 pub const SRC: &str = "agent";
+
+/// The label naming the broker of an `mqtt` reading.
+pub const BROKER_LABEL: &str = "broker";
 
 /// Every self-metric quantity, in one place.
 pub mod q {
@@ -22,20 +29,51 @@ pub mod q {
     pub const POLL_ERRORS: &str = "poll_errors";
     /// Polls of the source that hit their timeout since start.
     pub const POLL_TIMEOUTS: &str = "poll_timeouts";
-    /// Readings acknowledged by the broker since start (`dev` = `mqtt`).
+    /// Readings acknowledged by the broker since start (`dev` = `mqtt`, per broker).
     pub const READINGS_PUBLISHED: &str = "readings_published";
-    /// Readings messages acknowledged by the broker since start.
+    /// Messages acknowledged by the broker since start.
     pub const MESSAGES_PUBLISHED: &str = "messages_published";
-    /// Connections established after the first one (`dev` = `mqtt`).
+    /// Connections established after the first one.
     pub const MQTT_RECONNECTS: &str = "mqtt_reconnects";
     /// Failed connection attempts and lost connections since start.
     pub const MQTT_CONNECTION_ERRORS: &str = "mqtt_connection_errors";
-    /// Messages waiting in the store-and-forward buffer (`dev` = `buffer`).
+    /// 1 while connected to the broker.
+    pub const MQTT_CONNECTED: &str = "mqtt_connected";
+    /// Messages the broker still has to acknowledge (its backlog).
+    pub const MQTT_BACKLOG_MESSAGES: &str = "mqtt_backlog_messages";
+    /// Bytes of that backlog.
+    pub const MQTT_BACKLOG_BYTES: &str = "mqtt_backlog_bytes";
+    /// Messages dropped from the buffer (full) before this broker had them.
+    pub const MQTT_DROPPED_MESSAGES: &str = "mqtt_dropped_messages";
+    /// Messages waiting in the store-and-forward buffer for some broker (`dev` = `buffer`).
     pub const BUFFER_MESSAGES: &str = "buffer_messages";
-    /// Bytes waiting in the buffer.
+    /// Bytes held by the buffer: its disk files and what it keeps in memory.
     pub const BUFFER_BYTES: &str = "buffer_bytes";
     /// Messages dropped because the buffer was full, since start.
     pub const BUFFER_DROPPED_MESSAGES: &str = "buffer_dropped_messages";
+    /// 1 while new messages go to the disk buffer, 0 in memory (by
+    /// configuration, or fallen back after a disk error).
+    pub const BUFFER_ON_DISK: &str = "buffer_on_disk";
+    /// Disk buffer writes, reads and fsyncs that failed since start.
+    pub const BUFFER_DISK_ERRORS: &str = "buffer_disk_errors";
+    /// Messages the disk buffer held at start, due to some broker.
+    pub const BUFFER_RECOVERED_MESSAGES: &str = "buffer_recovered_messages";
+    /// Segments whose torn or corrupt tail was cut off at start.
+    pub const BUFFER_TRUNCATED_SEGMENTS: &str = "buffer_truncated_segments";
+    /// Duration of the last fsync of the disk buffer.
+    pub const BUFFER_FSYNC_SECONDS: &str = "buffer_fsync_seconds";
+    /// Source checkpoints (SEL cursors) that could not be written.
+    pub const CHECKPOINT_ERRORS: &str = "checkpoint_errors";
+}
+
+/// One broker's connection as the self-metrics report it.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerReport<'a> {
+    pub name: &'a str,
+    pub connected: bool,
+    pub connects: u64,
+    pub connection_errors: u64,
+    pub delivery: DeliveryStats,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,8 +89,7 @@ struct SourceStats {
 #[derive(Debug, Clone, Default)]
 pub struct SelfMetrics {
     sources: BTreeMap<&'static str, SourceStats>,
-    connects: u64,
-    connection_errors: u64,
+    checkpoint_errors: u64,
 }
 
 impl SelfMetrics {
@@ -73,21 +110,17 @@ impl SelfMetrics {
         }
     }
 
-    /// A CONNACK arrived.
-    pub fn record_connect(&mut self) {
-        self.connects += 1;
-    }
-
-    /// A connection attempt failed or a connection was lost.
-    pub fn record_connection_error(&mut self) {
-        self.connection_errors += 1;
+    /// A checkpoint could not be written.
+    pub fn record_checkpoint_error(&mut self) {
+        self.checkpoint_errors += 1;
     }
 
     /// The current values as readings.
-    pub fn readings(&self, buffer: &buffer::Stats) -> Vec<Reading> {
+    pub fn readings(&self, store: &StoreStats, brokers: &[BrokerReport<'_>]) -> Vec<Reading> {
         let reading = |dev: &str, q: &'static str, value: f64| {
             Reading::new(SRC, dev, q, q, Some(value), ReadingState::Ok)
         };
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut out = Vec::new();
         for (source, s) in &self.sources {
             out.push(reading(
@@ -95,46 +128,48 @@ impl SelfMetrics {
                 q::POLL_DURATION_SECONDS,
                 s.last_duration.as_secs_f64(),
             ));
-            out.push(reading(
-                source,
-                q::POLL_SUCCESS,
-                if s.last_success { 1.0 } else { 0.0 },
-            ));
+            out.push(reading(source, q::POLL_SUCCESS, flag(s.last_success)));
             out.push(reading(source, q::POLLS, s.polls as f64));
             out.push(reading(source, q::POLL_ERRORS, s.errors as f64));
             out.push(reading(source, q::POLL_TIMEOUTS, s.timeouts as f64));
         }
-        out.push(reading(
-            "mqtt",
-            q::READINGS_PUBLISHED,
-            buffer.published_readings as f64,
-        ));
-        out.push(reading(
-            "mqtt",
-            q::MESSAGES_PUBLISHED,
-            buffer.published_messages as f64,
-        ));
-        out.push(reading(
-            "mqtt",
-            q::MQTT_RECONNECTS,
-            self.connects.saturating_sub(1) as f64,
-        ));
-        out.push(reading(
-            "mqtt",
-            q::MQTT_CONNECTION_ERRORS,
-            self.connection_errors as f64,
-        ));
-        out.push(reading(
-            "buffer",
-            q::BUFFER_MESSAGES,
-            buffer.messages as f64,
-        ));
-        out.push(reading("buffer", q::BUFFER_BYTES, buffer.bytes as f64));
-        out.push(reading(
-            "buffer",
-            q::BUFFER_DROPPED_MESSAGES,
-            buffer.dropped_messages as f64,
-        ));
+        for b in brokers {
+            let d = &b.delivery;
+            for (q, value) in [
+                (q::READINGS_PUBLISHED, d.published_readings as f64),
+                (q::MESSAGES_PUBLISHED, d.published_messages as f64),
+                (q::MQTT_RECONNECTS, b.connects.saturating_sub(1) as f64),
+                (q::MQTT_CONNECTION_ERRORS, b.connection_errors as f64),
+                (q::MQTT_CONNECTED, flag(b.connected)),
+                (q::MQTT_BACKLOG_MESSAGES, d.pending_messages as f64),
+                (q::MQTT_BACKLOG_BYTES, d.pending_bytes as f64),
+                (q::MQTT_DROPPED_MESSAGES, d.dropped_messages as f64),
+            ] {
+                out.push(reading("mqtt", q, value).with_label(BROKER_LABEL, b.name));
+            }
+        }
+        for (q, value) in [
+            (q::BUFFER_MESSAGES, store.queue.messages as f64),
+            (q::BUFFER_BYTES, store.bytes as f64),
+            (
+                q::BUFFER_DROPPED_MESSAGES,
+                store.queue.dropped_messages as f64,
+            ),
+            (q::BUFFER_ON_DISK, flag(store.on_disk)),
+            (q::BUFFER_DISK_ERRORS, store.disk_errors as f64),
+            (
+                q::BUFFER_RECOVERED_MESSAGES,
+                store.recovered_messages as f64,
+            ),
+            (
+                q::BUFFER_TRUNCATED_SEGMENTS,
+                store.truncated_segments as f64,
+            ),
+            (q::BUFFER_FSYNC_SECONDS, store.last_fsync.as_secs_f64()),
+            (q::CHECKPOINT_ERRORS, self.checkpoint_errors as f64),
+        ] {
+            out.push(reading("buffer", q, value));
+        }
         out
     }
 }
@@ -160,7 +195,7 @@ mod tests {
             Some(&SourceError::Timeout(Duration::from_secs(3))),
         );
         m.record_poll("host", Duration::from_millis(5), Some(&SourceError::Busy));
-        let r = m.readings(&buffer::Stats::default());
+        let r = m.readings(&StoreStats::default(), &[]);
         assert!(r.iter().all(|r| r.src == "agent"));
         assert_eq!(value(&r, "host", q::POLL_SUCCESS), Some(0.0));
         assert_eq!(value(&r, "host", q::POLL_DURATION_SECONDS), Some(0.005));
@@ -170,24 +205,68 @@ mod tests {
     }
 
     #[test]
-    fn buffer_and_connection_counters_are_reported() {
-        let mut m = SelfMetrics::default();
-        m.record_connect();
-        m.record_connection_error();
-        m.record_connect();
-        let stats = buffer::Stats {
-            messages: 4,
-            bytes: 400,
-            dropped_messages: 2,
-            published_readings: 30,
-            ..Default::default()
+    fn buffer_and_per_broker_counters_are_reported() {
+        let m = SelfMetrics::default();
+        let mut store = StoreStats::default();
+        store.queue.messages = 4;
+        store.queue.dropped_messages = 2;
+        store.bytes = 400;
+        store.on_disk = true;
+        let brokers = [
+            BrokerReport {
+                name: "bj1:1883",
+                connected: true,
+                connects: 2,
+                connection_errors: 1,
+                delivery: DeliveryStats {
+                    published_readings: 30,
+                    pending_messages: 0,
+                    ..DeliveryStats::default()
+                },
+            },
+            BrokerReport {
+                name: "sh1:1883",
+                connected: false,
+                connects: 0,
+                connection_errors: 7,
+                delivery: DeliveryStats {
+                    pending_messages: 4,
+                    dropped_messages: 2,
+                    ..DeliveryStats::default()
+                },
+            },
+        ];
+        let r = m.readings(&store, &brokers);
+        let of = |broker: &str, q: &str| {
+            r.iter()
+                .find(|x| {
+                    x.dev == "mqtt"
+                        && x.q == q
+                        && x.labels.get(BROKER_LABEL).map(String::as_str) == Some(broker)
+                })
+                .and_then(|x| x.value)
         };
-        let r = m.readings(&stats);
-        assert_eq!(value(&r, "mqtt", q::MQTT_RECONNECTS), Some(1.0));
-        assert_eq!(value(&r, "mqtt", q::MQTT_CONNECTION_ERRORS), Some(1.0));
-        assert_eq!(value(&r, "mqtt", q::READINGS_PUBLISHED), Some(30.0));
+        assert_eq!(of("bj1:1883", q::MQTT_RECONNECTS), Some(1.0));
+        assert_eq!(of("bj1:1883", q::MQTT_CONNECTION_ERRORS), Some(1.0));
+        assert_eq!(of("bj1:1883", q::READINGS_PUBLISHED), Some(30.0));
+        assert_eq!(of("bj1:1883", q::MQTT_CONNECTED), Some(1.0));
+        assert_eq!(of("sh1:1883", q::MQTT_CONNECTED), Some(0.0));
+        assert_eq!(of("sh1:1883", q::MQTT_BACKLOG_MESSAGES), Some(4.0));
+        assert_eq!(of("sh1:1883", q::MQTT_DROPPED_MESSAGES), Some(2.0));
         assert_eq!(value(&r, "buffer", q::BUFFER_MESSAGES), Some(4.0));
         assert_eq!(value(&r, "buffer", q::BUFFER_BYTES), Some(400.0));
         assert_eq!(value(&r, "buffer", q::BUFFER_DROPPED_MESSAGES), Some(2.0));
+        assert_eq!(value(&r, "buffer", q::BUFFER_ON_DISK), Some(1.0));
+        let valid = sitewatch_protocol::encode(&sitewatch_protocol::ReadingsPayload {
+            v: 1,
+            seq: 1,
+            ts: 1,
+            readings: r,
+            boot: None,
+            site: None,
+            host: None,
+        })
+        .unwrap();
+        assert!(sitewatch_protocol::decode("sitewatch/v1/bj1/web-01/readings", &valid).is_ok());
     }
 }

@@ -37,13 +37,24 @@ pub trait Poll {
 pub struct Polled {
     pub readings: Vec<Reading>,
     pub events: Vec<Event>,
+    /// Source state to save once these events are delivered (a SEL cursor):
+    /// see `buffer::checkpoint`.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// A file a source wants written, durably, once the events of the same poll
+/// have been acknowledged by every broker (or dropped from the buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub path: std::path::PathBuf,
+    pub contents: Vec<u8>,
 }
 
 impl From<Vec<Reading>> for Polled {
     fn from(readings: Vec<Reading>) -> Self {
         Polled {
             readings,
-            events: Vec::new(),
+            ..Polled::default()
         }
     }
 }

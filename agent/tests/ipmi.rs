@@ -10,6 +10,7 @@ use std::{
 };
 
 use sitewatch_agent::{
+    buffer::log::write_durably,
     config::{Config, Overrides},
     source::{Poll, Polled, SourceError, ipmi::IpmiSource},
 };
@@ -42,6 +43,16 @@ async fn poll(source: &mut IpmiSource) -> Result<Polled, SourceError> {
     tokio::time::timeout(Duration::from_secs(30), source.poll())
         .await
         .unwrap()
+}
+
+/// A poll whose events every broker acknowledged: what the publisher then
+/// does with its checkpoints (the SEL cursor file).
+async fn poll_delivered(source: &mut IpmiSource) -> Result<Polled, SourceError> {
+    let polled = poll(source).await?;
+    for c in &polled.checkpoints {
+        write_durably(&c.path, &c.contents).unwrap();
+    }
+    Ok(polled)
 }
 
 fn find<'a>(r: &'a [Reading], dev: &str, name: &str) -> &'a Reading {
@@ -194,14 +205,15 @@ async fn agent_values_and_states_equal_ipmitool_sensor_by_sensor() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sensor_crossing_a_threshold_changes_state_and_sel_entries_come_once_across_restarts() {
+async fn a_sensor_crossing_a_threshold_changes_state_and_sel_entries_come_at_least_once_across_restarts()
+ {
     if !testdata_present() {
         return;
     }
     let mut sim = IpmiSim::start(Board::Sim1);
     let state = tempfile::tempdir().unwrap();
     let mut source = source(&[("bmc", &sim, PASSWORD)], Some(state.path()), "5s");
-    let first = poll(&mut source).await.unwrap();
+    let first = poll_delivered(&mut source).await.unwrap();
     assert_eq!(
         find(&first.readings, "bmc", "MBTemp").state,
         ReadingState::Ok
@@ -214,7 +226,7 @@ async fn a_sensor_crossing_a_threshold_changes_state_and_sel_entries_come_once_a
     // Past the upper critical threshold (0x90): the state follows and the
     // simulator logs UNC and UC going-high entries.
     sim.set_raw(1, 0x95);
-    let crossed = poll(&mut source).await.unwrap();
+    let crossed = poll_delivered(&mut source).await.unwrap();
     let mb = find(&crossed.readings, "bmc", "MBTemp");
     assert_eq!((mb.value, mb.state), (Some(149.0), ReadingState::Critical));
     let severities: Vec<_> = crossed.events.iter().map(|e| e.severity).collect();
@@ -230,7 +242,7 @@ async fn a_sensor_crossing_a_threshold_changes_state_and_sel_entries_come_once_a
             .contains("MBTemp: upper critical going high asserted")
     );
     assert!(
-        poll(&mut source).await.unwrap().events.is_empty(),
+        poll_delivered(&mut source).await.unwrap().events.is_empty(),
         "sent twice"
     );
     // The SDR cache and the cursor are on disk.
@@ -240,18 +252,45 @@ async fn a_sensor_crossing_a_threshold_changes_state_and_sel_entries_come_once_a
 
     // A restarted agent sends nothing old, then a new PSU failure, once.
     let mut restarted = source_again(&sim, state.path());
-    assert!(poll(&mut restarted).await.unwrap().events.is_empty());
+    assert!(
+        poll_delivered(&mut restarted)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
     sim.sel_add(0x08, 0x08, 0x6f, [0x01, 0xff, 0xff]);
-    let psu = poll(&mut restarted).await.unwrap().events;
+    let psu = poll_delivered(&mut restarted).await.unwrap().events;
     assert_eq!(psu.len(), 1, "{psu:#?}");
     assert_eq!(psu[0].severity, Severity::High);
     assert!(psu[0].message.contains("power supply failure detected"));
     assert_eq!(psu[0].src, "ipmi");
     assert_eq!(psu[0].dev, "bmc");
-    assert!(poll(&mut restarted).await.unwrap().events.is_empty());
+    assert!(
+        poll_delivered(&mut restarted)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    // An entry read, then the agent killed before its broker acknowledged it:
+    // the cursor file was not moved, so the next start reads it again, with
+    // the same id (the collector keeps it once).
+    sim.sel_add(0x08, 0x08, 0x6f, [0x03, 0xff, 0xff]);
+    let unacked = poll(&mut restarted).await.unwrap();
+    assert_eq!(unacked.events.len(), 1, "{:#?}", unacked.events);
+    assert_eq!(unacked.checkpoints.len(), 1);
+    drop(restarted);
+    let mut again = source_again(&sim, state.path());
+    let reread = poll_delivered(&mut again).await.unwrap().events;
+    assert_eq!(reread.len(), 1, "{reread:#?}");
+    assert_eq!(reread[0].id, unacked.events[0].id);
+    assert!(reread[0].id.as_deref().unwrap().starts_with("sel.bmc."));
+    assert!(poll_delivered(&mut again).await.unwrap().events.is_empty());
+    let mut restarted = again;
     // And back under the threshold.
     sim.set_raw(1, 0x60);
-    let back = poll(&mut restarted).await.unwrap();
+    let back = poll_delivered(&mut restarted).await.unwrap();
     assert_eq!(
         find(&back.readings, "bmc", "MBTemp").state,
         ReadingState::Ok

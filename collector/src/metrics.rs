@@ -66,6 +66,7 @@ pub mod names {
     pub const ALERTMANAGER_ERRORS: &str = "sitewatch_collector_alertmanager_errors";
     pub const REJECTED_MESSAGES: &str = "sitewatch_collector_rejected_messages";
     pub const DUPLICATE_MESSAGES: &str = "sitewatch_collector_duplicate_messages";
+    pub const DUPLICATE_EVENTS: &str = "sitewatch_collector_duplicate_events";
     pub const SEQUENCE_GAPS: &str = "sitewatch_collector_sequence_gaps";
     pub const SEQUENCE_RESTARTS: &str = "sitewatch_collector_sequence_restarts";
     pub const MESSAGES: &str = "sitewatch_collector_messages";
@@ -719,6 +720,12 @@ fn encode_self(
         names::DUPLICATE_MESSAGES,
         "Messages dropped as duplicates of one already ingested (same boot and seq).",
         c.duplicates,
+    )?;
+    counter(
+        encoder,
+        names::DUPLICATE_EVENTS,
+        "Events dropped because one with the same id (the same device event read again) was kept.",
+        c.duplicate_events,
     )?;
     counter(
         encoder,

@@ -18,7 +18,7 @@ use sitewatch_protocol::{
     Topic,
 };
 
-use crate::dedup::{SeqWindow, Verdict};
+use crate::dedup::{EventIds, Sequences, Stream, Verdict};
 use crate::intern::{EMPTY, Id, IdMap, Interner, LabelSets};
 use crate::liveness::{self, AgentStatus, Liveness, PathFacts, PathId, PathState, Reported, Rules};
 use crate::metrics::names;
@@ -150,6 +150,8 @@ pub struct Counters {
     pub forgotten_hosts: u64,
     /// Sequences that started again without a new boot (see `dedup.rs`).
     pub sequence_restarts: u64,
+    /// Events dropped because an event with the same `id` was kept already.
+    pub duplicate_events: u64,
 }
 
 /// One known agent.
@@ -176,8 +178,10 @@ pub struct Host {
     /// When the agent was last seen alive, Unix ms: receipt of a live message, or
     /// the `ts` of a retained one. `None` when only a will without `ts` was seen.
     pub last_seen_ms: Option<i64>,
-    readings_seq: SeqWindow,
-    events_seq: SeqWindow,
+    /// Readings and events windows per boot (see `dedup.rs`).
+    seqs: Sequences,
+    /// Ids of the last events with one, to keep a redelivered event once.
+    event_ids: EventIds,
     /// The last [`RECENT_EVENTS`] events, oldest first, with their receipt time.
     pub recent_events: VecDeque<(i64, Event)>,
 }
@@ -197,8 +201,8 @@ impl Host {
             series: 0,
             last_message_ms: 0,
             last_seen_ms: None,
-            readings_seq: SeqWindow::default(),
-            events_seq: SeqWindow::default(),
+            seqs: Sequences::default(),
+            event_ids: EventIds::default(),
             recent_events: VecDeque::new(),
         }
     }
@@ -557,9 +561,8 @@ impl State {
         if let Some(boot) = &s.boot
             && h.boot.as_deref() != Some(boot.as_str())
         {
-            // A new process: its sequences start again.
-            h.readings_seq.reset();
-            h.events_seq.reset();
+            // A new process: its sequences start again (in windows of their
+            // own: the previous boot's buffered batches may still come).
             h.boot = Some(Arc::from(boot.as_str()));
         }
         h.reported_ts = s.ts;
@@ -628,7 +631,8 @@ impl State {
             p.last_heard_ms = now;
             p.readings_heard = true;
         }
-        let verdict = h.readings_seq.check(r.seq);
+        let boot = r.boot.as_deref().or(h.boot.as_deref());
+        let verdict = h.seqs.check(boot, Stream::Readings, r.seq);
         let gap = match verdict {
             Verdict::Duplicate => {
                 self.counters.duplicates += 1;
@@ -731,7 +735,8 @@ impl State {
         let Some(h) = self.host_mut(slot) else {
             return Applied::Ignored;
         };
-        let gap = match h.events_seq.check(e.seq) {
+        let boot = e.boot.as_deref().or(h.boot.as_deref());
+        let gap = match h.seqs.check(boot, Stream::Events, e.seq) {
             Verdict::Duplicate => {
                 self.counters.duplicates += 1;
                 return Applied::Duplicate;
@@ -742,7 +747,15 @@ impl State {
         if !retained {
             h.last_seen_ms = Some(now);
         }
+        let mut repeated = 0;
         for event in &e.events {
+            if let Some(id) = &event.id
+                && !h.event_ids.first_time(&event.src, &event.dev, id)
+            {
+                // Read again by an agent that restarted before saving its cursor.
+                repeated += 1;
+                continue;
+            }
             if h.recent_events.len() >= RECENT_EVENTS {
                 h.recent_events.pop_front();
             }
@@ -750,6 +763,7 @@ impl State {
             event.ts = Some(event.ts.unwrap_or(e.ts));
             h.recent_events.push_back((now, event));
         }
+        self.counters.duplicate_events += repeated;
         if count_gaps {
             self.counters.gaps += gap;
         }

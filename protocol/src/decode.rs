@@ -367,6 +367,7 @@ fn validate_state(s: &StatePayload) -> Result<(), Rejection> {
 }
 
 fn validate_readings(r: &ReadingsPayload) -> Result<(), Rejection> {
+    check_boot(r.boot.as_deref())?;
     for (i, reading) in r.readings.iter().enumerate() {
         let field = |name: &str| format!("readings[{i}].{name}");
         check_source_name(|| field("src"), &reading.src)?;
@@ -393,6 +394,7 @@ fn validate_readings(r: &ReadingsPayload) -> Result<(), Rejection> {
 }
 
 fn validate_events(e: &EventsPayload) -> Result<(), Rejection> {
+    check_boot(e.boot.as_deref())?;
     for (i, event) in e.events.iter().enumerate() {
         let field = |name: &str| format!("events[{i}].{name}");
         check_source_name(|| field("src"), &event.src)?;
@@ -407,8 +409,18 @@ fn validate_events(e: &EventsPayload) -> Result<(), Rejection> {
         }
         check_len(|| field("message"), &event.message, MAX_EVENT_MESSAGE_LEN)?;
         check_labels(|| field("labels"), &event.labels)?;
+        if let Some(id) = &event.id {
+            check_text(|| field("id"), id, MAX_EVENT_ID_LEN)?;
+        }
     }
     Ok(())
+}
+
+fn check_boot(boot: Option<&str>) -> Result<(), Rejection> {
+    match boot {
+        Some(boot) => check_text(|| "boot".into(), boot, MAX_BOOT_LEN),
+        None => Ok(()),
+    }
 }
 
 fn validate_signals(topic: &Topic, s: &SignalsPayload) -> Result<(), Rejection> {

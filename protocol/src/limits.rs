@@ -23,6 +23,10 @@ pub const MAX_LABEL_VALUE_LEN: usize = 256;
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
 /// An event's human message.
 pub const MAX_EVENT_MESSAGE_LEN: usize = 1024;
+/// A `boot` (state, readings and events).
+pub const MAX_BOOT_LEN: usize = 64;
+/// An event's `id`.
+pub const MAX_EVENT_ID_LEN: usize = 128;
 /// Label keys a reading may not carry: the collector sets them itself.
 pub const RESERVED_LABEL_KEYS: [&str; 5] = ["site", "host", "src", "dev", "sensor"];
 /// The shortest interval an agent may announce (heartbeat or a source's), ms.

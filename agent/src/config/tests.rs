@@ -692,3 +692,145 @@ fn ipmi_rules_serde_cannot_express_are_checked() {
         assert_invalid_at(&text, key);
     }
 }
+
+#[test]
+fn one_broker_is_the_default_and_mqtt_url_names_it() {
+    let c = parse("site = \"bj1\"\nhost = \"web-01\"\n[mqtt]\nurl = \"mqtt://b1.example:1884\"\nusername = \"bj1/web-01\"\n").unwrap();
+    let brokers = c.brokers();
+    assert_eq!(brokers.len(), 1);
+    assert_eq!(brokers[0].name, "b1.example:1884");
+    assert_eq!(brokers[0].url.to_string(), "mqtt://b1.example:1884");
+    assert_eq!(brokers[0].client_id, "web-01");
+    assert_eq!(brokers[0].username.as_deref(), Some("bj1/web-01"));
+    assert_eq!(c.mqtt.stop_timeout, Duration::from_secs(10));
+    let c = parse("site = \"bj1\"\n").unwrap();
+    assert_eq!(c.brokers()[0].name, "127.0.0.1:1883");
+}
+
+#[test]
+fn several_brokers_each_get_their_url_credentials_tls_and_client_id() {
+    let c = parse(
+        r#"
+site = "bj1"
+host = "web-01"
+[mqtt]
+keepalive = "5s"
+stop_timeout = "20s"
+[[mqtt.brokers]]
+name = "bj1"
+url = "mqtts://broker.bj1.example"
+username = "bj1/web-01"
+password_file = "/etc/sitewatch/bj1.password"
+[mqtt.brokers.tls]
+ca = "/etc/sitewatch/bj1-ca.pem"
+[[mqtt.brokers]]
+url = "mqtt://10.2.0.5"
+client_id = "web-01-bj1"
+"#,
+    )
+    .unwrap();
+    let b = c.brokers();
+    assert_eq!(b.len(), 2);
+    assert_eq!((b[0].name.as_str(), b[0].url.port), ("bj1", 8883));
+    assert_eq!(
+        b[0].tls.as_ref().unwrap().ca,
+        PathBuf::from("/etc/sitewatch/bj1-ca.pem")
+    );
+    assert_eq!(b[0].client_id, "web-01");
+    assert_eq!(
+        (b[1].name.as_str(), b[1].client_id.as_str()),
+        ("10.2.0.5:1883", "web-01-bj1")
+    );
+    assert!(b[1].username.is_none());
+    assert_eq!(c.mqtt.keepalive, Duration::from_secs(5));
+    assert_eq!(c.mqtt.stop_timeout, Duration::from_secs(20));
+    // check-config prints what loads back the same.
+    let again = Config::parse(
+        &c.to_toml().unwrap(),
+        Path::new("x.toml"),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(again, c);
+    assert_eq!(again.brokers(), b);
+}
+
+#[test]
+fn broker_lists_are_checked_naming_the_key() {
+    let two = |extra: &str| {
+        format!(
+            "site = \"bj1\"\n[mqtt]\n{extra}\n[[mqtt.brokers]]\nurl = \"mqtt://a\"\n[[mqtt.brokers]]\nurl = \"mqtt://b\"\n"
+        )
+    };
+    assert_invalid_at(&two("url = \"mqtt://c\""), "mqtt.brokers");
+    assert_invalid_at(&two("username = \"u\""), "mqtt.brokers");
+    assert_invalid_at(
+        "site = \"bj1\"\n[[mqtt.brokers]]\nurl = \"mqtt://a\"\n[[mqtt.brokers]]\nurl = \"mqtt://a:1883\"\n",
+        "mqtt.brokers.name",
+    );
+    assert_invalid_at(
+        "site = \"bj1\"\n[[mqtt.brokers]]\nname = \"a b\"\nurl = \"mqtt://a\"\n",
+        "mqtt.brokers.name",
+    );
+    assert_invalid_at(
+        "site = \"bj1\"\n[[mqtt.brokers]]\nurl = \"mqtts://a\"\n",
+        "mqtt.brokers.tls.ca",
+    );
+    assert_invalid_at(
+        "site = \"bj1\"\n[[mqtt.brokers]]\nurl = \"mqtt://a\"\n[mqtt.brokers.tls]\nca = \"/ca\"\n",
+        "mqtt.brokers.tls",
+    );
+    let many: String = (0..9)
+        .map(|i| format!("[[mqtt.brokers]]\nurl = \"mqtt://b{i}\"\n"))
+        .collect();
+    assert_invalid_at(&format!("site = \"bj1\"\n{many}"), "mqtt.brokers");
+    let e = parse("site = \"bj1\"\n[[mqtt.brokers]]\nurl = \"mqtt://a\"\nport = 1\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `port`"), "{e}");
+    // --mqtt cannot stand for a list.
+    let overrides = Overrides {
+        mqtt_url: Some("mqtt://x".parse().unwrap()),
+        ..Overrides::default()
+    };
+    let e = Config::parse(&two(""), Path::new("a.toml"), &overrides).unwrap_err();
+    assert!(e.to_string().contains("`mqtt.brokers`"), "{e}");
+}
+
+#[test]
+fn the_disk_buffer_and_its_fsync_policy_are_read_and_checked() {
+    let c = parse("site = \"bj1\"\n").unwrap();
+    assert_eq!(c.buffer.dir, None);
+    assert_eq!(c.buffer.fsync, FsyncPolicy::Every(Duration::from_secs(1)));
+    let c = parse("site = \"bj1\"\n[buffer]\ndir = \"/var/lib/sitewatch/buffer\"\nfsync = \"always\"\nmax_bytes = 134217728\nmax_memory_bytes = 8388608\n").unwrap();
+    assert_eq!(
+        c.buffer.dir,
+        Some(PathBuf::from("/var/lib/sitewatch/buffer"))
+    );
+    assert_eq!(c.buffer.fsync, FsyncPolicy::Always);
+    assert_eq!(c.buffer.max_memory_bytes, 8 * 1024 * 1024);
+    let again = Config::parse(
+        &c.to_toml().unwrap(),
+        Path::new("x.toml"),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(again, c);
+    let c = parse("site = \"bj1\"\n[buffer]\nfsync = \"200ms\"\n").unwrap();
+    assert_eq!(
+        c.buffer.fsync,
+        FsyncPolicy::Every(Duration::from_millis(200))
+    );
+    let e = parse("site = \"bj1\"\n[buffer]\nfsync = \"sometimes\"\n").unwrap_err();
+    assert!(
+        e.to_string().contains("`buffer.fsync`") && e.to_string().contains("\"always\""),
+        "{e}"
+    );
+    assert_invalid_at("site = \"bj1\"\n[buffer]\nfsync = \"2m\"\n", "buffer.fsync");
+    assert_invalid_at(
+        "site = \"bj1\"\n[buffer]\nmax_memory_bytes = 1000\n",
+        "buffer.max_memory_bytes",
+    );
+    assert_invalid_at(
+        "site = \"bj1\"\n[mqtt]\nstop_timeout = \"1h\"\n",
+        "mqtt.stop_timeout",
+    );
+}

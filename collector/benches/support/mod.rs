@@ -58,6 +58,7 @@ pub fn message(host: usize, seq: u64, value: f64) -> Message {
             seq,
             ts: T0,
             readings: host_readings(value),
+            boot: None,
             site: None,
             host: None,
         }),

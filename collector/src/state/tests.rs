@@ -498,3 +498,128 @@ fn names_of_an_expired_flood_are_swept_and_silent_hosts_forgotten() {
     s2.prune_keeping(much_later, |_, h| h == "web-01");
     assert!(s2.host_slot_of("bj1", "web-01").is_some());
 }
+
+#[test]
+fn a_previous_boots_buffered_batches_after_a_new_birth_are_ingested_not_refused() {
+    let mut s = State::new(StateConfig::default());
+    let tagged = |boot: &str, seq: u64, value: f64, ts: i64| {
+        format!(
+            r#"{{"v":1,"seq":{seq},"ts":{ts},"boot":"{boot}","readings":[{}]}}"#,
+            CPU.replace("0.25", &value.to_string())
+        )
+    };
+    apply(&mut s, STATE, &birth("old"), false, T0);
+    apply(&mut s, READINGS, &tagged("old", 1, 0.1, T0), false, T0);
+    // The agent was killed; its disk buffer kept seq 2..=4 of boot "old". The
+    // new process announces itself and sends its own seq 1 and 2 first.
+    apply(&mut s, STATE, &birth("new"), false, T0 + 60_000);
+    for seq in 1..=2 {
+        let a = apply(
+            &mut s,
+            READINGS,
+            &tagged("new", seq, 0.9, T0 + 60_000),
+            false,
+            T0 + 60_000,
+        );
+        assert_eq!(
+            a,
+            Applied::Readings {
+                readings: 1,
+                gap: 0
+            }
+        );
+    }
+    for seq in 2..=4 {
+        let ts = T0 + 1_000 * seq as i64;
+        let a = apply(
+            &mut s,
+            READINGS,
+            &tagged("old", seq, 0.2, ts),
+            false,
+            T0 + 61_000,
+        );
+        assert_eq!(
+            a,
+            Applied::Readings {
+                readings: 1,
+                gap: 0
+            },
+            "old seq {seq}"
+        );
+    }
+    // A repeat of either boot is a duplicate; no gap and no restart was counted.
+    assert_eq!(
+        apply(
+            &mut s,
+            READINGS,
+            &tagged("old", 3, 0.2, T0),
+            false,
+            T0 + 62_000
+        ),
+        Applied::Duplicate
+    );
+    assert_eq!(
+        apply(
+            &mut s,
+            READINGS,
+            &tagged("new", 2, 0.9, T0),
+            false,
+            T0 + 62_000
+        ),
+        Applied::Duplicate
+    );
+    let c = s.counters();
+    assert_eq!((c.gaps, c.sequence_restarts, c.duplicates), (0, 0, 2));
+    // The old readings are older than the new one: the latest value stays.
+    let cpu = s
+        .readings(T0 + 62_000)
+        .find(|v| v.q == "cpu_usage_ratio")
+        .unwrap();
+    assert_eq!(cpu.value, Some(0.9));
+    // Without a `boot` in the payload, the birth's boot names the batch, as before.
+    assert_eq!(
+        apply(&mut s, READINGS, &readings(3, CPU), false, T0 + 63_000),
+        Applied::Readings {
+            readings: 1,
+            gap: 0
+        }
+    );
+    assert_eq!(
+        apply(&mut s, READINGS, &readings(3, CPU), false, T0 + 63_000),
+        Applied::Duplicate
+    );
+}
+
+#[test]
+fn an_event_read_again_with_the_same_id_is_kept_once() {
+    let mut s = State::new(StateConfig::default());
+    let ev = |boot: &str, seq: u64, id: &str| {
+        format!(
+            r#"{{"v":1,"seq":{seq},"ts":{T0},"boot":"{boot}","events":[{{"src":"ipmi","dev":"bmc","type":"sel_entry","severity":"high","message":"psu failure","id":"{id}"}}]}}"#
+        )
+    };
+    let topic = "sitewatch/v1/bj1/web-01/events";
+    assert_eq!(
+        apply(&mut s, topic, &ev("a", 1, "sel.bmc.0001"), false, T0),
+        Applied::Events
+    );
+    // After a crash the new boot reads the same SEL entry again: a new message,
+    // the same event.
+    assert_eq!(
+        apply(&mut s, topic, &ev("b", 1, "sel.bmc.0001"), false, T0),
+        Applied::Events
+    );
+    assert_eq!(
+        apply(&mut s, topic, &ev("b", 2, "sel.bmc.0002"), false, T0),
+        Applied::Events
+    );
+    let (_, h) = s.hosts().next().unwrap();
+    let ids: Vec<_> = h
+        .recent_events
+        .iter()
+        .map(|(_, e)| e.id.clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["sel.bmc.0001", "sel.bmc.0002"]);
+    assert_eq!(s.counters().duplicate_events, 1);
+    assert_eq!(s.counters().duplicates, 0);
+}

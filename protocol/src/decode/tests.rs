@@ -248,3 +248,49 @@ fn every_reason_is_listed() {
         assert!(Rejection::REASONS.contains(&r.reason()));
     }
 }
+
+#[test]
+fn boot_and_event_id_are_optional_and_decoded_when_present() {
+    let plain = decode(EVENTS, br#"{"v":1,"seq":1,"ts":1,"events":[{"src":"ipmi","dev":"bmc","type":"sel_entry","severity":"low","message":"m"}]}"#).unwrap();
+    let Body::Events(plain) = plain.body else {
+        panic!("not events")
+    };
+    assert_eq!((plain.boot, plain.events[0].id.clone()), (None, None));
+    let tagged = decode(EVENTS, br#"{"v":1,"seq":1,"ts":1,"boot":"9f2c41d0","events":[{"src":"ipmi","dev":"bmc","type":"sel_entry","severity":"low","message":"m","id":"sel.bmc.0.1a.5f"}]}"#).unwrap();
+    let Body::Events(tagged) = tagged.body else {
+        panic!("not events")
+    };
+    assert_eq!(tagged.boot.as_deref(), Some("9f2c41d0"));
+    assert_eq!(tagged.events[0].id.as_deref(), Some("sel.bmc.0.1a.5f"));
+    let readings = decode(
+        READINGS,
+        br#"{"v":1,"seq":3,"ts":1,"boot":"9f2c41d0","readings":[]}"#,
+    )
+    .unwrap();
+    let Body::Readings(readings) = readings.body else {
+        panic!("not readings")
+    };
+    assert_eq!(readings.boot.as_deref(), Some("9f2c41d0"));
+}
+
+#[test]
+fn empty_overlong_or_control_boot_and_event_id_are_rejected() {
+    let boot = |b: &str| format!(r#"{{"v":1,"seq":1,"ts":1,"boot":{b},"readings":[]}}"#);
+    assert_eq!(reason(READINGS, &boot(r#""""#)), "invalid_name");
+    assert_eq!(reason(READINGS, &boot(r#""a\nb""#)), "invalid_name");
+    assert_eq!(
+        reason(READINGS, &boot(&format!("\"{}\"", "b".repeat(65)))),
+        "name_too_long"
+    );
+    let id = |i: &str| {
+        format!(
+            r#"{{"v":1,"seq":1,"ts":1,"events":[{{"src":"ipmi","dev":"bmc","type":"sel_entry","severity":"low","message":"m","id":{i}}}]}}"#
+        )
+    };
+    assert_eq!(reason(EVENTS, &id(r#""""#)), "invalid_name");
+    assert_eq!(
+        reason(EVENTS, &id(&format!("\"{}\"", "i".repeat(129)))),
+        "name_too_long"
+    );
+    assert_eq!(reason(EVENTS, &id("7")), "wrong_type");
+}

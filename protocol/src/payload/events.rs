@@ -31,6 +31,10 @@ pub struct EventsPayload {
     pub seq: u64,
     pub ts: i64,
     pub events: Vec<Event>,
+    /// The `boot` of the process that noticed these events (see
+    /// [`crate::ReadingsPayload::boot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,4 +54,31 @@ pub struct Event {
     pub labels: Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts: Option<i64>,
+    /// A stable identity (an extension of v1): the same event read again (a
+    /// SEL entry re-read after a crash, before its cursor was saved) carries
+    /// the same `id`, so that a collector keeps it once. Unique per host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl Event {
+    /// An event with no labels, no own timestamp and no id.
+    pub fn new(
+        src: impl Into<String>,
+        dev: impl Into<String>,
+        event_type: impl Into<String>,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Self {
+        Event {
+            src: src.into(),
+            dev: dev.into(),
+            event_type: event_type.into(),
+            severity,
+            message: message.into(),
+            labels: Labels::new(),
+            ts: None,
+            id: None,
+        }
+    }
 }

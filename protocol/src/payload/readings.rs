@@ -33,6 +33,12 @@ pub struct ReadingsPayload {
     pub ts: i64,
     /// Empty is a heartbeat.
     pub readings: Vec<Reading>,
+    /// The `boot` of the process that took these readings, when the agent says
+    /// (an extension of v1): a batch kept on disk across a restart arrives
+    /// after the new boot's birth, and `(boot, seq)` still names it. Absent:
+    /// the boot of the host's last state message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

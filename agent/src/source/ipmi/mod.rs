@@ -80,9 +80,14 @@ impl Device for BmcDevice {
         let BmcSweep {
             readings,
             events,
+            checkpoints,
             error,
         } = sweep;
-        let polled = Polled { readings, events };
+        let polled = Polled {
+            readings,
+            events,
+            checkpoints,
+        };
         match error {
             None => Read::ok(polled),
             Some(e) => Read::failed(polled, DeviceError::new(e.kind(), e.to_string())),

@@ -1,8 +1,11 @@
 //! The System Event Log: entries added since the previous sweep become events,
-//! once each. A cursor (last record id, its timestamp, and the SEL's addition
-//! and erase timestamps) says where the previous sweep stopped; with a
-//! `state_dir` it is kept on disk, so that a restarted agent never sends an
-//! old entry again.
+//! at least once. A cursor (last record id, its timestamp, and the SEL's
+//! addition and erase timestamps) says where the previous sweep stopped. With a
+//! `state_dir` it is kept on disk, written (with fsync) only once every broker
+//! has acknowledged the events it covers (a checkpoint, see
+//! `buffer::checkpoint`): a crash in between makes the restarted agent read
+//! those entries again, and each event's stable `id` ([`event_id`]) lets the
+//! collector keep it once.
 //!
 //! Without any cursor (first start), the existing log is history, not news:
 //! the cursor is put at its end and nothing is sent.
@@ -14,7 +17,7 @@ use sitewatch_protocol::{Event, Severity};
 
 use super::{
     commands::{CC_NOT_PRESENT, Cc, GetSelEntry, GetSelInfo, SelEntry, SelInfo},
-    sdr::{SensorRecord, write_atomically},
+    sdr::SensorRecord,
     transport::{Link, LinkError, call},
 };
 
@@ -42,9 +45,16 @@ impl SelCursor {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 
+    /// The cursor as its file holds it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Writes the cursor file durably (fsync; tests and tools: the agent
+    /// saves it through the publisher's checkpoints).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        write_atomically(path, text.as_bytes())
+        let bytes = self.to_bytes().map_err(std::io::Error::other)?;
+        crate::buffer::log::write_durably(path, &bytes)
     }
 
     fn after(&self, id: u16, ts: u32) -> bool {
@@ -299,7 +309,19 @@ pub fn event(bmc: &str, record: &[u8; 16], sensor: Option<&SensorRecord>) -> Eve
         message,
         labels,
         ts: (ts > PRE_INIT_MAX && record_type < 0xe0).then(|| i64::from(ts) * 1000),
+        id: Some(event_id(bmc, record)),
     }
+}
+
+/// The stable id of a SEL record's event: the same record read again (after a
+/// restart whose cursor was not saved yet) gets the same id, so the collector
+/// keeps it once. Record ids are reused after a clear; the timestamp and the
+/// record's contents tell those apart.
+pub fn event_id(bmc: &str, record: &[u8; 16]) -> String {
+    let id = u16::from_le_bytes([record[0], record[1]]);
+    let ts = u32::from_le_bytes([record[3], record[4], record[5], record[6]]);
+    let rest: String = record[7..].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sel.{bmc}.{id:04x}.{ts:08x}.{rest}")
 }
 
 #[cfg(test)]
@@ -440,6 +462,23 @@ mod tests {
         let path = dir.path().join("c.json");
         cleared.cursor.save(&path).unwrap();
         assert_eq!(SelCursor::load(&path), Some(cleared.cursor));
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_tell_records_apart() {
+        let a = rec(3, 0x6000_0000, 0x08, 8, 0x6f, [0x01, 0xff, 0xff]);
+        let b = rec(3, 0x6000_0001, 0x08, 8, 0x6f, [0x01, 0xff, 0xff]);
+        let ea = event("bmc-1", &a, None);
+        assert_eq!(ea.id, event("bmc-1", &a, None).id);
+        assert_ne!(ea.id, event("bmc-1", &b, None).id);
+        assert_ne!(ea.id, event("bmc-2", &a, None).id);
+        let id = ea.id.unwrap();
+        assert!(
+            id.len() <= sitewatch_protocol::limits::MAX_EVENT_ID_LEN,
+            "{id}"
+        );
+        let long = "b".repeat(64);
+        assert!(event_id(&long, &a).len() <= sitewatch_protocol::limits::MAX_EVENT_ID_LEN);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::{
     sensor::{self, Plan, Thresholds, q},
     transport::{Link, LinkError, LocalLink, RmcpLink, call, close_session},
 };
+use crate::source::Checkpoint;
 
 /// The BMC's own IPMB address: sensors owned by other controllers would need
 /// bridged requests, which this source does not send.
@@ -68,6 +69,9 @@ type Opener = Box<dyn FnMut() -> Result<Box<dyn Link>, LinkError> + Send>;
 pub struct BmcSweep {
     pub readings: Vec<Reading>,
     pub events: Vec<Event>,
+    /// The SEL cursor to save once `events` are delivered (at least once:
+    /// see `buffer::checkpoint`).
+    pub checkpoints: Vec<Checkpoint>,
     /// Why the sweep stopped early; its readings then end with `bmc_up 0`.
     pub error: Option<LinkError>,
 }
@@ -95,6 +99,8 @@ pub struct Bmc {
     malformed: u64,
     /// Events of a sweep whose poller had already given up: sent next time.
     pending_events: Vec<Event>,
+    /// Their cursor checkpoints, likewise.
+    pending_checkpoints: Vec<Checkpoint>,
 }
 
 impl std::fmt::Debug for Bmc {
@@ -148,6 +154,7 @@ impl Bmc {
             dcmi_supported: None,
             malformed: 0,
             pending_events: Vec::new(),
+            pending_checkpoints: Vec::new(),
         };
         // A cache from an earlier run is used once the repository's stamps
         // confirm it; the SEL cursor is used as it is.
@@ -207,6 +214,7 @@ impl Bmc {
         let started = Instant::now();
         let mut out = BmcSweep {
             events: std::mem::take(&mut self.pending_events),
+            checkpoints: std::mem::take(&mut self.pending_checkpoints),
             ..BmcSweep::default()
         };
         let result = self.sweep_inner(deadline, &mut out);
@@ -421,11 +429,16 @@ impl Bmc {
         if let Some(cursor) = new_cursor
             && self.sel_cursor != Some(cursor)
         {
+            // The read position moves now; the file (where a restart starts)
+            // only once the publisher has these events acknowledged.
             self.sel_cursor = Some(cursor);
-            if let Some(path) = self.state_file("sel")
-                && let Err(e) = cursor.save(&path)
-            {
-                tracing::warn!(bmc = %self.name, path = %path.display(), error = %e, "cannot save the SEL cursor");
+            if let Some(path) = self.state_file("sel") {
+                match cursor.to_bytes() {
+                    Ok(contents) => out.checkpoints.push(Checkpoint { path, contents }),
+                    Err(e) => {
+                        tracing::warn!(bmc = %self.name, error = %e, "cannot encode the SEL cursor")
+                    }
+                }
             }
         }
         out.events.extend(new_events);
@@ -491,8 +504,10 @@ impl Worker {
                     let swept = bmc.sweep(request.deadline);
                     done.store(false, Ordering::Release);
                     if let Err(late) = request.reply.send(swept) {
-                        // The poller gave up on this sweep: keep its events.
+                        // The poller gave up on this sweep: keep its events
+                        // and the cursor that covers them.
                         bmc.pending_events.extend(late.events);
+                        bmc.pending_checkpoints.extend(late.checkpoints);
                     }
                 }
             })?;

@@ -444,6 +444,7 @@ fn event(
         message: truncate(&message, limits::MAX_EVENT_MESSAGE_LEN),
         labels: labels.clone(),
         ts: None,
+        id: None,
     }
 }
 

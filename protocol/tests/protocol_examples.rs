@@ -50,7 +50,15 @@ fn examples() -> Vec<Value> {
 }
 
 fn topic_for(example: &Value) -> &'static str {
-    if example.get("readings").is_some() {
+    let collector = example
+        .get("agent")
+        .and_then(Value::as_str)
+        .is_some_and(|a| a.starts_with("sitewatch-collector"));
+    if example.get("peers").is_some() || example.get("brokers").is_some() {
+        "sitewatch/v1/_collectors/collector-bj1/view"
+    } else if collector {
+        "sitewatch/v1/_collectors/collector-bj1/state"
+    } else if example.get("readings").is_some() {
         "sitewatch/v1/bj1/web-01/readings"
     } else if example.get("events").is_some() {
         "sitewatch/v1/bj1/web-01/events"
@@ -127,7 +135,7 @@ fn every_example_of_the_contract_round_trips() {
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         [
-            "_signals", "events", "readings", "replay", "state", "timeline"
+            "_signals", "events", "readings", "replay", "state", "timeline", "view"
         ]
     );
 }

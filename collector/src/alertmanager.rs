@@ -198,7 +198,7 @@ impl Book {
         }
         let watchdog = self.watchdog.as_ref();
         for (key, e) in &mut self.entries {
-            if e.resolved_ms.is_none() && !seen.contains(key) && Some(&*key) != watchdog {
+            if e.resolved_ms.is_none() && !seen.contains(key) && Some(key) != watchdog {
                 e.resolved_ms = Some(now_ms);
             }
         }

@@ -286,8 +286,13 @@ fn external_link(
 }
 
 /// A client id that is stable across restarts (so the broker resumes the
-/// session) and distinct for each collector on one machine (its HTTP port).
+/// session) and distinct for each collector: its topology name when it has one
+/// (collectors of one deployment share their brokers), else the machine's name
+/// and its HTTP port.
 fn default_client_id(s: &Settings) -> String {
+    if let Some(name) = &s.name {
+        return format!("sitewatch-collector-{name}");
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();

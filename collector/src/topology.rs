@@ -153,9 +153,11 @@ impl Peers {
                     let interval = p.interval_ms.or(Some(VIEW_INTERVAL_MS));
                     liveness::observe(&p.paths, links, interval, rules, now_ms).observed
                 };
-                let reports = match &p.view {
-                    Some((v, at)) if now_ms - at <= self.view_max_age_ms => v.sites.clone(),
-                    _ => BTreeMap::new(),
+                let (reports, view_at_ms) = match &p.view {
+                    Some((v, at)) if now_ms - at <= self.view_max_age_ms => {
+                        (v.sites.clone(), Some(*at))
+                    }
+                    _ => (BTreeMap::new(), None),
                 };
                 PeerSnapshot {
                     name: name.clone(),
@@ -163,6 +165,7 @@ impl Peers {
                     witness: p.witness,
                     liveness,
                     reports,
+                    view_at_ms,
                 }
             })
             .collect();

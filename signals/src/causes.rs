@@ -230,6 +230,9 @@ pub enum Gate {
     /// A peer sees the site up, or this collector is cut off: whatever is lost
     /// here is this collector's blindness, not the site's loss.
     Suppressed,
+    /// No present peer has sent a view since the loss began: wait for one to
+    /// confirm or contradict it (at most one view interval).
+    Pending,
 }
 
 /// What every cause gets.

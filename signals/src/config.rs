@@ -106,7 +106,9 @@ impl Default for TopologyConfig {
         TopologyConfig {
             collectors: Vec::new(),
             view_max_age: Duration::from_secs(15),
-            hold_for: Duration::from_secs(10),
+            // Presence is already debounced (a will, or three missed views):
+            // a short hold keeps these inside the DR plan's 30 s.
+            hold_for: Duration::from_secs(5),
         }
     }
 }

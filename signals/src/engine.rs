@@ -364,7 +364,10 @@ impl Engine {
             let local = network::local_report(&view, &self.config.network);
             site_reports.insert(site.clone(), local);
             let ruling = match &standing {
-                Some(st) => vantage::rule(st, site, &local),
+                Some(st) => {
+                    let loss_started = view.lost.iter().map(|l| l.1).max();
+                    vantage::rule(st, site, &local, loss_started)
+                }
                 None => vantage::Ruling::default(),
             };
             if ruling.suppress_lost {

@@ -54,6 +54,10 @@ pub struct PeerSnapshot {
     /// Its own judgement of each site, from its last view if fresh.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reports: BTreeMap<String, SiteReport>,
+    /// When that view arrived (Unix ms, this collector's clock): only a view
+    /// newer than a loss can confirm or contradict it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_at_ms: Option<i64>,
 }
 
 /// One site: the hosts (agents) that have reported to it.

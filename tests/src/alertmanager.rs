@@ -15,6 +15,12 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start(dir: &Path) -> Alertmanager {
+        Alertmanager::start_on(dir, "127.0.0.1")
+    }
+
+    /// On another listen address (`0.0.0.0`: reachable from the test's network
+    /// namespaces through their management links).
+    pub fn start_on(dir: &Path, host: &str) -> Alertmanager {
         let port = free_port();
         let data = dir.join("alertmanager-data");
         std::fs::create_dir_all(&data).unwrap();
@@ -27,7 +33,7 @@ impl Alertmanager {
         let mut cmd = Command::new(ALERTMANAGER);
         cmd.arg(format!("--config.file={}", conf.display()))
             .arg(format!("--storage.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--web.listen-address={host}:{port}"))
             // No gossip: a single test instance, and no traffic off loopback.
             .arg("--cluster.listen-address=");
         let proc = Proc::spawn("alertmanager", cmd, dir);

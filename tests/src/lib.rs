@@ -8,9 +8,12 @@
 //!
 //! - [`process`]: a child process that dies with its handle, with its log.
 //! - [`alertmanager`]: a real Alertmanager on a free port.
+//! - [`deployment`]: two sites and a witness in network namespaces, agents
+//!   dual-homed, a collector per site.
 //! - [`drill`]: a simulated machine room, its agents and collector, and
 //!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
+//! - [`netns`]: sites as network namespaces joined by veth pairs, links cut at will.
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
 //! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
@@ -21,8 +24,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: failing loudly is the point
 
 pub mod alertmanager;
+pub mod deployment;
 pub mod drill;
 pub mod mosquitto;
+pub mod netns;
 pub mod observer;
 pub mod process;
 pub mod scrape;

@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     io::{Read, Write},
-    net::TcpStream,
+    net::{SocketAddr, TcpStream},
     time::Duration,
 };
 
@@ -22,7 +22,12 @@ pub fn get(port: u16, path: &str) -> Option<Response> {
 
 /// `GET` with extra request headers.
 pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    get_at(SocketAddr::from(([127, 0, 0, 1], port)), path, headers)
+}
+
+/// `GET path` on any address (a site's namespace, say).
+pub fn get_at(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;

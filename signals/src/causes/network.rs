@@ -52,7 +52,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let agreeing = match ctx.gate {
         // Another vantage point sees this site up, or this one is cut off:
         // not a site loss (see `vantage.rs`).
-        Gate::Suppressed => return Vec::new(),
+        Gate::Suppressed | Gate::Pending => return Vec::new(),
         Gate::Alone => None,
         Gate::Corroborated(peers) => Some(peers),
     };

@@ -17,6 +17,11 @@
 //! - **Corroboration.** Otherwise the loss stands: L3 `network`, with the peers
 //!   that agree in its evidence (a site whose agents, broker and collector all
 //!   vanished is raised this way by every other collector).
+//! - **Only news counts.** A peer's view confirms or contradicts a loss only if
+//!   it arrived after the loss began: a cut-off site's own collector keeps
+//!   looking present, with its last word "all fine", until its views are
+//!   missed. Until a present peer has spoken since the loss, it is pending (one
+//!   view interval, 5 s, at most while the peers are there).
 //! - **A peer gone** (its will on every broker, or its views stopped) is L2
 //!   `collector_lost` at the peer's site: monitoring there is degraded, never an
 //!   L3 by itself (an L3 of that site explains it).
@@ -71,8 +76,14 @@ pub struct Ruling {
     pub contradicted_by: Vec<(String, SiteReport)>,
 }
 
-/// Weighs this collector's own report of `site` against its peers'.
-pub fn rule(standing: &Standing<'_>, site: &str, local: &SiteReport) -> Ruling {
+/// Weighs this collector's own report of `site` against its peers'; the loss
+/// here began at `loss_started_ms` (its most recent host loss).
+pub fn rule(
+    standing: &Standing<'_>,
+    site: &str,
+    local: &SiteReport,
+    loss_started_ms: Option<i64>,
+) -> Ruling {
     let mine = site == standing.vantage.site;
     if standing.isolated {
         // Cut off: nothing lost elsewhere is known to be lost. At home, a lone
@@ -91,12 +102,24 @@ pub fn rule(standing: &Standing<'_>, site: &str, local: &SiteReport) -> Ruling {
     }
     let mut agreeing = Vec::new();
     let mut contradicted_by = Vec::new();
+    let mut heard = false;
+    let since = loss_started_ms.unwrap_or(i64::MIN);
     for p in &standing.present {
+        if p.view_at_ms.is_none_or(|at| at < since) {
+            continue;
+        }
+        heard = true;
         match p.reports.get(site) {
             Some(r) if r.down => agreeing.push(p.name.clone()),
             Some(r) if r.counted > 0 => contradicted_by.push((p.name.clone(), *r)),
             _ => {}
         }
+    }
+    if !heard && !standing.present.is_empty() {
+        return Ruling {
+            gate: Gate::Pending,
+            ..Ruling::default()
+        };
     }
     if contradicted_by.is_empty() {
         Ruling {
@@ -259,6 +282,7 @@ mod tests {
                 Liveness::Lost { since_ms: 0 }
             },
             reports: reports.iter().map(|(s, r)| ((*s).into(), *r)).collect(),
+            view_at_ms: Some(10_000),
         }
     }
 
@@ -289,7 +313,7 @@ mod tests {
         ]);
         let s = Standing::of(&v);
         assert!(!s.isolated);
-        let r = rule(&s, "a", &DOWN);
+        let r = rule(&s, "a", &DOWN, Some(5_000));
         assert_eq!(r.gate, Gate::Corroborated(vec!["c-w".into()]));
         assert!(!r.suppress_lost);
     }
@@ -301,7 +325,7 @@ mod tests {
             peer("c-w", "w", true, &[("a", UP)]),
         ]);
         let s = Standing::of(&v);
-        let r = rule(&s, "a", &DOWN);
+        let r = rule(&s, "a", &DOWN, Some(5_000));
         assert_eq!(r.gate, Gate::Suppressed);
         assert!(r.suppress_lost);
         let cfg = SignalsConfig::default();
@@ -315,6 +339,25 @@ mod tests {
     }
 
     #[test]
+    fn only_views_newer_than_the_loss_confirm_or_contradict_it() {
+        // The cut-off site's own collector still looks present, its last view
+        // (from before the loss) saying all is fine; the witness has not spoken
+        // since: pending. Then the witness's newer view agrees: corroborated.
+        let mut stale = peer("c-a", "a", true, &[("a", UP)]);
+        stale.view_at_ms = Some(1_000);
+        let mut w = peer("c-w", "w", true, &[("a", UP)]);
+        w.view_at_ms = Some(2_000);
+        let v = vantage(vec![stale.clone(), w]);
+        assert_eq!(
+            rule(&Standing::of(&v), "a", &DOWN, Some(5_000)).gate,
+            Gate::Pending
+        );
+        let v = vantage(vec![stale, peer("c-w", "w", true, &[("a", DOWN)])]);
+        let r = rule(&Standing::of(&v), "a", &DOWN, Some(5_000));
+        assert_eq!(r.gate, Gate::Corroborated(vec!["c-w".into()]));
+    }
+
+    #[test]
     fn a_collector_that_sees_no_quorum_is_isolated_and_judges_no_other_site() {
         let v = vantage(vec![
             peer("c-a", "a", false, &[]),
@@ -322,11 +365,11 @@ mod tests {
         ]);
         let s = Standing::of(&v);
         assert!(s.isolated);
-        let r = rule(&s, "a", &DOWN);
+        let r = rule(&s, "a", &DOWN, Some(5_000));
         assert_eq!(r.gate, Gate::Suppressed);
         assert!(r.suppress_lost);
         // At home, a lone lost host is still real.
-        let home = rule(&s, "b", &SiteReport::default());
+        let home = rule(&s, "b", &SiteReport::default(), None);
         assert!(!home.suppress_lost);
         let cfg = SignalsConfig::default();
         let policy = Policy::new(&cfg, i64::MIN / 2);

@@ -11,6 +11,7 @@
 //! - [`drill`]: a simulated machine room, its agents and collector, and
 //!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
+//! - [`prometheus`]: a real Prometheus server configured from the shipped example.
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
 //! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
@@ -25,6 +26,7 @@ pub mod drill;
 pub mod mosquitto;
 pub mod observer;
 pub mod process;
+pub mod prometheus;
 pub mod scrape;
 pub mod sim;
 pub mod sitewatch;

@@ -12,6 +12,8 @@
 //!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
 //! - [`prometheus`]: a real Prometheus server configured from the shipped example.
+//! - [`receivers`]: recording stand-ins for notification channels (WeChat
+//!   API, webhooks, SMTP).
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
 //! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
@@ -27,6 +29,7 @@ pub mod mosquitto;
 pub mod observer;
 pub mod process;
 pub mod prometheus;
+pub mod receivers;
 pub mod scrape;
 pub mod sim;
 pub mod sitewatch;

@@ -22,15 +22,20 @@ pub fn get(port: u16, path: &str) -> Option<Response> {
 
 /// `GET` with extra request headers.
 pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
     let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
+    exchange(port, &request)
+}
+
+/// Sends one HTTP/1.0 request and reads the whole response.
+fn exchange(port: u16, request: &str) -> Option<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     stream.write_all(request.as_bytes()).ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
@@ -41,6 +46,18 @@ pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Respo
         status,
         body: body.to_owned(),
     })
+}
+
+/// `POST path` with a JSON body on `127.0.0.1:port`; `None` when nothing answers.
+pub fn post_json(port: u16, path: &str, body: &str) -> Option<Response> {
+    exchange(
+        port,
+        &format!(
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 /// One sample of a scrape.

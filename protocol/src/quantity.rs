@@ -45,7 +45,7 @@ vocabulary! {
     DISK_SMART_PASSED = "disk_smart_passed": "1 when the disk's SMART overall health passed, 0 when failed.";
     DISK_REALLOCATED_SECTORS = "disk_reallocated_sectors": "Reallocated sector count.";
     DISK_PENDING_SECTORS = "disk_pending_sectors": "Pending (unstable) sector count.";
-    DISK_MEDIA_ERRORS = "disk_media_errors": "Media and data integrity errors.";
+    DISK_MEDIA_ERRORS_TOTAL = "disk_media_errors_total": "Media and data integrity errors since the disk was made (a counter).";
     DISK_PERCENTAGE_USED_RATIO = "disk_percentage_used_ratio": "NVMe endurance used, 0..1 and beyond.";
     CPU_USAGE_RATIO = "cpu_usage_ratio": "CPU busy time, 0..1.";
     MEMORY_USAGE_RATIO = "memory_usage_ratio": "Memory in use, 0..1.";

@@ -245,18 +245,27 @@ fn a_real_prometheus_fires_the_mirrors_power_alert_like_the_collector_and_every_
         "the $site variable ({}) lists {site_values}",
         dashboard["templating"]["list"][1]["definition"]
     );
-    let mut empty = Vec::new();
-    for q in &queries {
-        let expr = as_grafana_runs_it(&q.expr);
-        let result = prometheus
-            .try_query(&expr)
-            .unwrap_or_else(|e| panic!("panel {:?}: {expr}: {e}", q.panel));
-        let allowed_empty =
-            needed_source(&q.description).is_some_and(|src| !SITE_SOURCES.contains(&src.as_str()));
-        if result.is_empty() && !allowed_empty {
-            empty.push(format!("{}: {expr}", q.panel));
+    // Recording rules evaluate every 5 s (their group's own interval), so a
+    // query of one may have nothing for a few seconds after Prometheus started.
+    let empty_queries = || {
+        let mut empty = Vec::new();
+        for q in &queries {
+            let expr = as_grafana_runs_it(&q.expr);
+            let result = prometheus
+                .try_query(&expr)
+                .unwrap_or_else(|e| panic!("panel {:?}: {expr}: {e}", q.panel));
+            let allowed_empty = needed_source(&q.description)
+                .is_some_and(|src| !SITE_SOURCES.contains(&src.as_str()));
+            if result.is_empty() && !allowed_empty {
+                empty.push(format!("{}: {expr}", q.panel));
+            }
         }
-    }
+        empty
+    };
+    let empty = wait::within(Duration::from_secs(15), || {
+        Some(empty_queries()).filter(Vec::is_empty)
+    })
+    .unwrap_or_else(empty_queries);
     assert!(
         empty.is_empty(),
         "dashboard queries without data for the simulated site:\n{}",

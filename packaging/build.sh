@@ -91,6 +91,7 @@ for target in "${target_list[@]}"; do
       cp packaging/config/agent.toml collector/config/collector.toml "$stage/$name/config/"
       cp -r packaging/prometheus packaging/alertmanager packaging/grafana "$stage/$name/share/"
       cp README.md "$stage/$name/"
+      cp -r docs "$stage/$name/"
       tar -C "$stage" --owner=0 --group=0 -czf "dist/$name.tar.gz" "$name"
       rm -rf "$stage"
       ;;

@@ -103,7 +103,11 @@ for p in d["panels"]:
     for t in p["targets"]:
         assert t["datasource"]["uid"] == "${datasource}", p["title"]
         rules.append({"record": "dashboard:panel%d:%s" % (p["id"], t["refId"]),
-                      "expr": t["expr"].replace("$site", ".*")})
+                      # Grafana's variables, as it would fill them in.
+                      "expr": t["expr"].replace("$site", ".*")
+                                      .replace("$__rate_interval", "1m")
+                                      .replace("$__interval", "1m")
+                                      .replace("$__range", "1h")})
 json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, open(sys.argv[2], "w"))
 print("%d panels, %d queries" % (len(d["panels"]), len(rules)))
 PY

@@ -19,6 +19,7 @@
 //!   interval, backoff from dead devices, health readings and rate-limited
 //!   error logs.
 //! - [`endpoint`]: the one `host[:port]` / `[v6]:port` grammar.
+//! - [`pattern`]: the one name-pattern grammar (`*`, `?`; include/exclude).
 //! - [`scheduler`]: one task per source, each poll under its own timeout.
 //! - [`batch`]: readings -> numbered, size-capped readings messages (pure).
 //! - [`buffer`]: the store-and-forward buffer and in-flight window (pure).
@@ -61,6 +62,7 @@ pub mod config;
 pub mod device;
 pub mod endpoint;
 pub mod logging;
+pub mod pattern;
 pub mod publisher;
 pub mod scheduler;
 pub mod selfmetrics;

@@ -96,7 +96,7 @@ fn once_with_smart_enabled_runs_the_real_smartctl_and_prints_its_readings() {
     );
     let errors = lines
         .iter()
-        .find(|r| r["q"] == "smart_read_errors")
+        .find(|r| r["q"] == "smart_read_errors_total")
         .unwrap();
     assert_eq!(errors["value"], 1.0);
 }

@@ -318,7 +318,10 @@ async fn a_capture_and_its_exit_code_become_readings_and_smartctl_gets_the_right
     assert_eq!(realloc.value, Some(387.0));
     assert_eq!(realloc.state, ReadingState::Warning);
     assert!(realloc.labels.contains_key("serial"), "{realloc:?}");
-    assert_eq!(find(&polled, dev, "smart_read_errors").value, Some(0.0));
+    assert_eq!(
+        find(&polled, dev, "smart_read_errors_total").value,
+        Some(0.0)
+    );
     assert_eq!(
         fake.read("argv").trim(),
         "--json=c --info --health --attributes --log=error --log=selftest \
@@ -343,7 +346,10 @@ async fn a_hung_smartctl_is_killed_with_its_whole_process_group_at_the_timeout()
     );
     let passed = find(&polled, "sda", "disk_smart_passed");
     assert_eq!((passed.value, passed.state), (None, ReadingState::Unknown));
-    assert_eq!(find(&polled, "sda", "smart_read_errors").value, Some(1.0));
+    assert_eq!(
+        find(&polled, "sda", "smart_read_errors_total").value,
+        Some(1.0)
+    );
     let child = fake.read("child.pid");
     assert!(!child.trim().is_empty(), "the fake started its child");
     assert!(
@@ -391,7 +397,7 @@ async fn garbage_output_is_counted_and_leaves_the_disk_unknown() {
             (None, ReadingState::Unknown)
         );
         assert_eq!(
-            find(&polled, "sda", "smart_read_errors").value,
+            find(&polled, "sda", "smart_read_errors_total").value,
             Some(f64::from(poll))
         );
         assert!(polled.events.is_empty());
@@ -404,7 +410,10 @@ async fn a_missing_smartctl_is_counted_per_disk_and_a_failed_scan_fails_the_poll
     let mut config = fake.config(&["/dev/sda"]);
     config.smartctl = fake.dir.path().join("no-such-smartctl");
     let polled = SmartSource::new(config.clone()).poll().await.unwrap();
-    assert_eq!(find(&polled, "sda", "smart_read_errors").value, Some(1.0));
+    assert_eq!(
+        find(&polled, "sda", "smart_read_errors_total").value,
+        Some(1.0)
+    );
     config.devices.clear();
     let e = SmartSource::new(config).poll().await.unwrap_err();
     assert_eq!(e.kind(), "read");
@@ -473,11 +482,14 @@ async fn a_disk_in_standby_is_skipped_counted_and_not_woken() {
     for skips in 1..=2 {
         let polled = source.poll().await.unwrap();
         assert_eq!(
-            find(&polled, "sdb", "smart_standby_skips").value,
+            find(&polled, "sdb", "smart_standby_skips_total").value,
             Some(f64::from(skips))
         );
         assert_eq!(find(&polled, "sdb", "disk_standby").value, Some(1.0));
-        assert_eq!(find(&polled, "sdb", "smart_read_errors").value, Some(0.0));
+        assert_eq!(
+            find(&polled, "sdb", "smart_read_errors_total").value,
+            Some(0.0)
+        );
         assert!(
             !polled
                 .readings
@@ -606,10 +618,10 @@ async fn the_real_smartctl_is_run_on_whatever_this_machine_has() {
     let polled = source.poll().await.unwrap();
     for device in source.devices() {
         let verdict = find(&polled, &device.name, "disk_verdict");
-        let counted = find(&polled, &device.name, "smart_read_errors")
+        let counted = find(&polled, &device.name, "smart_read_errors_total")
             .value
             .unwrap()
-            + find(&polled, &device.name, "smart_standby_skips")
+            + find(&polled, &device.name, "smart_standby_skips_total")
                 .value
                 .unwrap();
         // A disk without SMART (virtio) is unknown and counted; a real one has a verdict.

@@ -3,10 +3,13 @@
 //!
 //! # What is exposed
 //!
-//! - `sitewatch_<q>{site,host,src,dev,sensor,<reading labels>}` (gauge): the latest
-//!   value of every reading not yet expired, one family per quantity `q`. HELP is
-//!   the vocabulary's description when `q` is in it. A reading whose value is
-//!   `null` has no sample here.
+//! - `sitewatch_<q>{site,host,src,dev,sensor,<reading labels>}`: the latest
+//!   value of every reading not yet expired, one family per quantity `q`: a
+//!   counter when `q` ends in `_total` (the contract's mark), a gauge otherwise,
+//!   with the unit its name ends in. HELP is the vocabulary's description when
+//!   `q` is in it. A reading whose value is `null` has no sample here. A gauge
+//!   `q` is not exposed while a counter `q_total` is (one name, two types); its
+//!   series are counted in `sitewatch_collector_shadowed_series`.
 //! - `sitewatch_reading_state{site,host,src,dev,sensor,quantity,<reading labels>,state}`
 //!   (gauge, always 1): one sample per reading whose state is `warning`, `critical`
 //!   or `unknown`. An `ok` reading has none: its value sample says it is there and
@@ -85,16 +88,15 @@ pub mod names {
     pub const SIGNALS_PUBLISHED: &str = "sitewatch_collector_signals_published";
     pub const PEER_UP: &str = "sitewatch_collector_peer_up";
     pub const PEER_IGNORED: &str = "sitewatch_collector_peer_messages_ignored";
+    pub const SHADOWED_SERIES: &str = "sitewatch_collector_shadowed_series";
 
-    /// Quantities whose `sitewatch_<q>` family could collide with the collector's
-    /// own metrics, present or future. Readings with such a `q` are dropped and
-    /// counted (`dropped_readings_total{reason="reserved_quantity"}`).
-    pub const RESERVED_QUANTITY_PREFIXES: [&str; 5] =
-        ["agent_", "collector_", "reading_", "signal_", "site_"];
-
-    /// Whether a reading's quantity is reserved.
-    pub fn is_reserved_quantity(q: &str) -> bool {
-        RESERVED_QUANTITY_PREFIXES.iter().any(|p| q.starts_with(p))
+    /// Whether a reading's quantity is reserved: its `sitewatch_<q>` family
+    /// could collide with the collector's own metrics, present or future (the
+    /// contract's rule, `sitewatch_protocol::quantity::is_reserved`). Such
+    /// readings are dropped and counted
+    /// (`dropped_readings_total{reason="reserved_quantity"}`).
+    pub fn is_reserved_quantity(src: &str, q: &str) -> bool {
+        sitewatch_protocol::quantity::is_reserved(src, q)
     }
 }
 
@@ -227,6 +229,54 @@ fn unit_of(name: &str) -> Option<Unit> {
     })
 }
 
+/// How a quantity's family is described: the name handed to the encoder, its
+/// unit and its type.
+///
+/// The encoder appends `_<unit>` itself (and OpenMetrics gets a `# UNIT` line),
+/// and `_total` to a counter's samples (and, in the Prometheus text format, to
+/// its HELP/TYPE lines), so both are taken off here: `network_receive_bytes_total`
+/// is the counter family `sitewatch_network_receive` with unit bytes, exposed as
+/// `sitewatch_network_receive_bytes_total`. A `q` without `_total` is a gauge.
+struct FamilyName {
+    /// `sitewatch_<q>` without the unit and `_total`.
+    base: String,
+    unit: Option<Unit>,
+    metric_type: MetricType,
+}
+
+impl FamilyName {
+    fn of(q: &str) -> Self {
+        let (name, metric_type) = match quantity::counter_base(q) {
+            Some(base) => (base, MetricType::Counter),
+            None => (q, MetricType::Gauge),
+        };
+        let unit = unit_of(q);
+        let full = format!("{}{name}", names::READING_PREFIX);
+        let base = match &unit {
+            Some(u) => full
+                .strip_suffix(u.as_str())
+                .and_then(|s| s.strip_suffix('_'))
+                .map(str::to_owned)
+                .unwrap_or(full),
+            None => full,
+        };
+        FamilyName {
+            base,
+            unit,
+            metric_type,
+        }
+    }
+
+    /// The OpenMetrics family name (`base` and unit): a gauge `q` and a counter
+    /// `q_total` share it, which one exposition cannot hold twice.
+    fn family(&self) -> String {
+        match &self.unit {
+            Some(u) => format!("{}_{}", self.base, u.as_str()),
+            None => self.base.clone(),
+        }
+    }
+}
+
 /// Encodes everything the collector exposes from `state` at `now_ms`.
 pub fn encode_state(
     state: &State,
@@ -254,41 +304,43 @@ fn encode_readings(
         .map(|(q, f)| (strings.resolve(q), f))
         .collect();
     families.sort_unstable_by_key(|(q, _)| *q);
+    let exposed = |kv| exposed(state, now_ms, kv);
+    let has_sample = |family: &crate::series::Family| has_sample(state, now_ms, family);
+    // A gauge `q` and a counter `q_total` (an agent fleet halfway through the
+    // counter rename) would make two families of one name, which OpenMetrics
+    // forbids: the counter is exposed, the gauge's series are counted as shadowed.
+    let counter_families: std::collections::HashSet<String> = families
+        .iter()
+        .filter(|(q, f)| quantity::is_counter(q) && has_sample(f))
+        .map(|(q, _)| FamilyName::of(q).family())
+        .collect();
+    let mut shadowed = 0u64;
     let mut troubled = false;
     for (q, family) in &families {
-        let unit = unit_of(q);
-        // With a unit, the encoder appends `_<unit>` itself (and OpenMetrics gets a
-        // `# UNIT` line): pass the name without it.
-        let full = format!("{}{q}", names::READING_PREFIX);
-        let base = match &unit {
-            Some(u) => full
-                .strip_suffix(u.as_str())
-                .and_then(|s| s.strip_suffix('_'))
-                .unwrap_or(&full),
-            None => &full,
-        };
+        let name = FamilyName::of(q);
+        let counter = name.metric_type == MetricType::Counter;
         let help = quantity::describe(q).map_or_else(
-            || format!("Reading of quantity {q} reported by sitewatch agents."),
+            || {
+                if counter {
+                    format!("Counter {q} reported by sitewatch agents.")
+                } else {
+                    format!("Reading of quantity {q} reported by sitewatch agents.")
+                }
+            },
             str::to_owned,
         );
-        let exposed = |kv| exposed(state, now_ms, kv);
         // A family whose readings are all null or expired has no sample, and then no
         // HELP/TYPE either. (This stops at the first sample in the usual case.)
-        if !family
-            .series
-            .iter()
-            .filter_map(exposed)
-            .any(|(_, v, _)| v.value().is_some())
-        {
-            troubled |= family
-                .series
-                .iter()
-                .filter_map(exposed)
-                .any(|(_, v, _)| v.state != ReadingState::Ok);
+        let clash = !counter && counter_families.contains(&name.family());
+        if clash || !has_sample(family) {
+            for (_, v, _) in family.series.iter().filter_map(exposed) {
+                troubled |= v.state != ReadingState::Ok;
+                shadowed += u64::from(clash && v.value().is_some());
+            }
             continue;
         }
         let mut metric =
-            encoder.encode_descriptor(base, &help, unit.as_ref(), MetricType::Gauge)?;
+            encoder.encode_descriptor(&name.base, &help, name.unit.as_ref(), name.metric_type)?;
         for (key, value, host) in family.series.iter().filter_map(exposed) {
             if value.state != ReadingState::Ok {
                 troubled = true;
@@ -310,9 +362,21 @@ fn encode_readings(
                 rename_collisions: false,
                 tail: &[],
             };
-            metric.encode_family(&labels)?.encode_gauge(&v)?;
+            let mut sample = metric.encode_family(&labels)?;
+            if counter {
+                sample.encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+            } else {
+                sample.encode_gauge(&v)?;
+            }
         }
     }
+    gauge(
+        encoder,
+        names::SHADOWED_SERIES,
+        "Series of a gauge quantity not exposed because a counter of the same name (its \
+         quantity with _total) is: agents halfway through the counter rename.",
+        i64::try_from(shadowed).unwrap_or(i64::MAX),
+    )?;
     if !troubled {
         return Ok(());
     }
@@ -353,6 +417,15 @@ fn encode_readings(
         }
     }
     Ok(())
+}
+
+/// Whether a family has a value to expose at `now_ms`.
+fn has_sample(state: &State, now_ms: i64, family: &crate::series::Family) -> bool {
+    family
+        .series
+        .iter()
+        .filter_map(|kv| exposed(state, now_ms, kv))
+        .any(|(_, v, _)| v.value().is_some())
 }
 
 /// A series with its host, unless it expired at `now_ms`.

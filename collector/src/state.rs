@@ -653,7 +653,7 @@ impl State {
         let mut host_series = self.host(slot).map_or(0, |h| h.series);
         let mut taken = 0;
         for reading in &r.readings {
-            if names::is_reserved_quantity(&reading.q) {
+            if names::is_reserved_quantity(&reading.src, &reading.q) {
                 self.counters.dropped_readings[0] += 1;
                 continue;
             }

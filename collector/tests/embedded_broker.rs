@@ -74,6 +74,23 @@ fn embedded_broker_readings_reach_metrics_that_promtool_accepts() {
         sample(&text, "sitewatch_collector_readings_total"),
         Some(3.0)
     );
+    // A counter (q ending in _total) is typed as one, which promtool checks.
+    mosquitto_pub(
+        port,
+        "sitewatch/v1/bj1/web-01/readings",
+        &format!(
+            r#"{{"v":1,"seq":2,"ts":{now},"readings":[{{"src":"host","dev":"eth0","name":"eth0","q":"network_receive_bytes_total","value":4096,"state":"ok"}}]}}"#
+        ),
+        false,
+    );
+    let text = c.wait_sample(
+        r#"sitewatch_network_receive_bytes_total{site="bj1",host="web-01",src="host",dev="eth0",sensor="eth0"}"#,
+        |v| v == 4096.0,
+    );
+    assert!(
+        text.contains("# TYPE sitewatch_network_receive_bytes_total counter\n"),
+        "{text}"
+    );
     let (ok, out) = promtool_check(&text);
     assert!(ok, "promtool check metrics failed:\n{out}\n---\n{text}");
 
@@ -86,6 +103,7 @@ fn embedded_broker_readings_reach_metrics_that_promtool_accepts() {
     .unwrap();
     assert_eq!(status, 200);
     assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE sitewatch_network_receive_bytes counter\n# UNIT sitewatch_network_receive_bytes bytes\n"), "{om}");
 
     // The inventory.
     let (status, body) = c.get("/api/v1/hosts");

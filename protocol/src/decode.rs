@@ -381,12 +381,22 @@ fn validate_readings(r: &ReadingsPayload) -> Result<(), Rejection> {
                 expected: "snake_case: a-z, 0-9 and '_', starting with a letter",
             });
         }
-        if let Some(value) = reading.value
-            && !value.is_finite()
-        {
-            return Err(Rejection::NonFinite {
-                field: field("value"),
-            });
+        if let Some(value) = reading.value {
+            if !value.is_finite() {
+                return Err(Rejection::NonFinite {
+                    field: field("value"),
+                });
+            }
+            if value < 0.0 && quantity::is_counter(&reading.q) {
+                return Err(Rejection::InvalidValue {
+                    field: field("value"),
+                    detail: format!(
+                        "{value} for the counter {}: a counter (q ending in _total) is never \
+                         negative",
+                        reading.q
+                    ),
+                });
+            }
         }
         check_labels(|| field("labels"), &reading.labels)?;
     }

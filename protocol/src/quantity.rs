@@ -3,6 +3,11 @@
 //! A reading's `q` is one of the names below, which the signals engine
 //! understands, or any `snake_case` name ending in a Prometheus base unit or
 //! naming a plain count or flag. The collector exposes each as `sitewatch_<q>`.
+//!
+//! A `q` ending in [`COUNTER_SUFFIX`] (`_total`) is a counter: a count that
+//! only grows from some start (the agent's boot, a device's reset), exposed
+//! with the Prometheus type `counter`. A unit goes before the suffix
+//! (`network_receive_bytes_total`). See [`is_counter`].
 
 macro_rules! vocabulary {
     ($($konst:ident = $name:literal: $help:literal;)*) => {
@@ -40,7 +45,7 @@ vocabulary! {
     DISK_SMART_PASSED = "disk_smart_passed": "1 when the disk's SMART overall health passed, 0 when failed.";
     DISK_REALLOCATED_SECTORS = "disk_reallocated_sectors": "Reallocated sector count.";
     DISK_PENDING_SECTORS = "disk_pending_sectors": "Pending (unstable) sector count.";
-    DISK_MEDIA_ERRORS = "disk_media_errors": "Media and data integrity errors.";
+    DISK_MEDIA_ERRORS_TOTAL = "disk_media_errors_total": "Media and data integrity errors since the disk was made (a counter).";
     DISK_PERCENTAGE_USED_RATIO = "disk_percentage_used_ratio": "NVMe endurance used, 0..1 and beyond.";
     CPU_USAGE_RATIO = "cpu_usage_ratio": "CPU busy time, 0..1.";
     MEMORY_USAGE_RATIO = "memory_usage_ratio": "Memory in use, 0..1.";
@@ -57,17 +62,70 @@ pub fn describe(q: &str) -> Option<&'static str> {
         .map(|(_, help)| *help)
 }
 
+/// The `src` of an agent's readings about itself (poll outcomes, publishing,
+/// its buffer).
+pub const SELF_SRC: &str = "agent";
+
+/// Quantity prefixes of the collector's own metric names (`sitewatch_agent_up`,
+/// `sitewatch_collector_*`, `sitewatch_reading_state`, `sitewatch_signal_active`,
+/// `sitewatch_site_*`): readings may not use them, except [`SELF_PREFIX`] below.
+pub const RESERVED_PREFIXES: [&str; 5] = ["agent_", "collector_", "reading_", "signal_", "site_"];
+
+/// The prefix of an agent's self-metrics, allowed with `src = "agent"` only.
+pub const SELF_PREFIX: &str = "agent_";
+
+/// The collector's own `agent_` metrics (about agents, from their liveness),
+/// which no reading may take even with `src = "agent"`.
+pub const COLLECTOR_AGENT_QUANTITIES: [&str; 5] = [
+    "agent_up",
+    "agent_status",
+    "agent_last_seen_timestamp_seconds",
+    "agent_path_up",
+    "agent_info",
+];
+
+/// Whether a reading of source `src` may not use quantity `q`: the name would
+/// collide with one of the collector's own metrics, present or future.
+pub fn is_reserved(src: &str, q: &str) -> bool {
+    if src == SELF_SRC && q.starts_with(SELF_PREFIX) {
+        return COLLECTOR_AGENT_QUANTITIES.contains(&q);
+    }
+    RESERVED_PREFIXES.iter().any(|p| q.starts_with(p))
+}
+
 /// Suffixes naming a Prometheus base unit.
 pub const BASE_UNIT_SUFFIXES: [&str; 10] = [
     "_celsius", "_volts", "_amperes", "_watts", "_hertz", "_rpm", "_ratio", "_seconds", "_bytes",
     "_joules",
 ];
 
-/// The base unit a quantity ends in, if any (`"celsius"` for `temperature_celsius`).
+/// The suffix that marks a quantity as a counter.
+pub const COUNTER_SUFFIX: &str = "_total";
+
+/// Whether `q` is a counter: it ends in `_total` after at least one character.
+///
+/// A counter's value is a count since some start, never negative; a smaller
+/// value than the last one is a reset (a new boot, a device's counter cleared),
+/// which Prometheus' `rate()` and `increase()` handle. v1 always allowed such
+/// names; what the suffix adds is the type the collector exposes.
+pub fn is_counter(q: &str) -> bool {
+    counter_base(q).is_some()
+}
+
+/// A counter's name without `_total` (`network_receive_bytes` for
+/// `network_receive_bytes_total`), `None` when `q` is not a counter.
+pub fn counter_base(q: &str) -> Option<&str> {
+    q.strip_suffix(COUNTER_SUFFIX)
+        .filter(|base| !base.is_empty())
+}
+
+/// The base unit a quantity measures in, if any: `"celsius"` for
+/// `temperature_celsius`, `"bytes"` for the counter `network_receive_bytes_total`.
 pub fn unit(q: &str) -> Option<&'static str> {
+    let name = counter_base(q).unwrap_or(q);
     BASE_UNIT_SUFFIXES
         .iter()
-        .find(|suffix| q.ends_with(**suffix) && q.len() > suffix.len())
+        .find(|suffix| name.ends_with(**suffix) && name.len() > suffix.len())
         .map(|suffix| &suffix[1..])
 }
 
@@ -101,6 +159,39 @@ mod tests {
         assert_eq!(unit(PROBE_RTT_SECONDS), Some("seconds"));
         assert_eq!(unit(PSU_OK), None);
         assert_eq!(unit("_ratio"), None);
+        assert_eq!(unit("network_receive_bytes_total"), Some("bytes"));
+        assert_eq!(unit("cpu_seconds_total"), Some("seconds"));
+        assert_eq!(unit("polls_total"), None);
+    }
+
+    #[test]
+    fn agent_quantities_are_the_agents_own_and_the_rest_is_the_collectors() {
+        assert!(!is_reserved("agent", "agent_buffer_bytes"));
+        assert!(!is_reserved("agent", "agent_polls_total"));
+        assert!(is_reserved("agent", "agent_up"));
+        assert!(is_reserved("agent", "agent_status"));
+        assert!(is_reserved("host", "agent_buffer_bytes"));
+        for q in [
+            "collector_series",
+            "reading_state",
+            "signal_active",
+            "site_info",
+        ] {
+            assert!(is_reserved("agent", q), "{q}");
+            assert!(is_reserved("ipmi", q), "{q}");
+        }
+        assert!(!is_reserved("host", CPU_USAGE_RATIO));
+        assert!(!is_reserved("agent", "polls"));
+    }
+
+    #[test]
+    fn a_total_suffix_marks_a_counter() {
+        assert!(is_counter("network_receive_bytes_total"));
+        assert!(is_counter("polls_total"));
+        assert_eq!(counter_base("polls_total"), Some("polls"));
+        for not_counter in ["polls", "total", "_total", "total_bytes", UPS_LOAD_RATIO] {
+            assert!(!is_counter(not_counter), "{not_counter}");
+        }
     }
 
     #[test]

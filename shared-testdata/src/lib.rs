@@ -22,9 +22,17 @@ use std::path::{Path, PathBuf};
 /// Set to `1` to make a missing `../shared/testdata` a failure (CI does).
 pub const REQUIRE_VAR: &str = "SITEWATCH_REQUIRE_SHARED";
 
-/// `../shared/testdata` beside the checkout (this crate sits at the workspace root).
+/// `../shared/testdata` beside the checkout.
+///
+/// Found from the running test's package (cargo sets `CARGO_MANIFEST_DIR` for
+/// every test process; each package sits one level below the checkout), not
+/// from this crate's compile-time path: a target directory shared by two
+/// checkouts (a fresh clone reusing `/var/tmp/sitewatch-target`) may hold this
+/// crate compiled in the other one.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata")
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    package.join("../../shared/testdata")
 }
 
 /// `../shared/testdata/<sub>`, or `None` (after a SKIPPED line) when the shared

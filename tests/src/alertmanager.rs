@@ -15,21 +15,34 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start(dir: &Path) -> Alertmanager {
-        Alertmanager::start_on(dir, "127.0.0.1")
+        Alertmanager::start_with(
+            dir,
+            "route:\n  receiver: nobody\n  group_by: [site, level]\nreceivers:\n  - name: nobody\n",
+        )
     }
 
     /// On another listen address (`0.0.0.0`: reachable from the test's network
-    /// namespaces through their management links).
+    /// namespaces through their management links), the do-nothing receiver.
     pub fn start_on(dir: &Path, host: &str) -> Alertmanager {
+        Alertmanager::start_at(
+            dir,
+            "route:\n  receiver: nobody\n  group_by: [site, level]\nreceivers:\n  - name: nobody\n",
+            host,
+        )
+    }
+
+    /// Starts Alertmanager with this configuration (written to
+    /// `<dir>/alertmanager.yml`, so relative template paths resolve in `dir`).
+    pub fn start_with(dir: &Path, config: &str) -> Alertmanager {
+        Alertmanager::start_at(dir, config, "127.0.0.1")
+    }
+
+    fn start_at(dir: &Path, config: &str, host: &str) -> Alertmanager {
         let port = free_port();
         let data = dir.join("alertmanager-data");
         std::fs::create_dir_all(&data).unwrap();
         let conf = dir.join("alertmanager.yml");
-        std::fs::write(
-            &conf,
-            "route:\n  receiver: nobody\n  group_by: [site, level]\nreceivers:\n  - name: nobody\n",
-        )
-        .unwrap();
+        std::fs::write(&conf, config).unwrap();
         let mut cmd = Command::new(ALERTMANAGER);
         cmd.arg(format!("--config.file={}", conf.display()))
             .arg(format!("--storage.path={}", data.display()))
@@ -55,6 +68,24 @@ impl Alertmanager {
         )
         .and_then(|r| serde_json::from_str(&r.body).ok())
         .unwrap_or_default()
+    }
+
+    /// Posts alerts (`POST /api/v2/alerts`, a JSON array); the status code.
+    pub fn post_alerts(&self, alerts: &serde_json::Value) -> u16 {
+        scrape::post_json(self.port, "/api/v2/alerts", &alerts.to_string()).map_or(0, |r| r.status)
+    }
+
+    /// The value of one of Alertmanager's own metrics (a sample line's name
+    /// and labels as written, e.g. `alertmanager_notifications_total{integration="email"}`).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let body = scrape::get(self.port, "/metrics")?.body;
+        body.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     pub fn log(&self) -> String {

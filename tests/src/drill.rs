@@ -59,6 +59,17 @@ impl SimSite {
         SimSite { proc, devices }
     }
 
+    /// Sends one control command to `device` (`mains_lost`, `healthy`, ...)
+    /// and returns its reply line.
+    pub fn control(&self, device: &str, command: &str) -> String {
+        let (_, _, port) = self
+            .devices
+            .iter()
+            .find(|(name, _, _)| name == device)
+            .unwrap_or_else(|| panic!("no device {device}: {:?}", self.devices));
+        crate::sim::control_at(([127, 0, 0, 1], *port).into(), command)
+    }
+
     /// `--control ADDR` for every device.
     pub fn control_args(&self) -> Vec<String> {
         self.devices

@@ -14,6 +14,9 @@
 //!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
 //! - [`netns`]: sites as network namespaces joined by veth pairs, links cut at will.
+//! - [`prometheus`]: a real Prometheus server configured from the shipped example.
+//! - [`receivers`]: recording stand-ins for notification channels (WeChat
+//!   API, webhooks, SMTP).
 //! - [`sitewatch`]: the collector and agent binaries, configured for a test.
 //! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
@@ -30,6 +33,8 @@ pub mod mosquitto;
 pub mod netns;
 pub mod observer;
 pub mod process;
+pub mod prometheus;
+pub mod receivers;
 pub mod scrape;
 pub mod sim;
 pub mod sitewatch;

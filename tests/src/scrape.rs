@@ -22,20 +22,30 @@ pub fn get(port: u16, path: &str) -> Option<Response> {
 
 /// `GET` with extra request headers.
 pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
-    get_at(SocketAddr::from(([127, 0, 0, 1], port)), path, headers)
-}
-
-/// `GET path` on any address (a site's namespace, say).
-pub fn get_at(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
     let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
+    exchange(SocketAddr::from(([127, 0, 0, 1], port)), &request)
+}
+
+/// `GET path` on any address (a site's namespace, say).
+pub fn get_at(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    exchange(addr, &request)
+}
+
+/// Sends one HTTP/1.0 request and reads the whole response.
+fn exchange(addr: SocketAddr, request: &str) -> Option<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     stream.write_all(request.as_bytes()).ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
@@ -46,6 +56,18 @@ pub fn get_at(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<
         status,
         body: body.to_owned(),
     })
+}
+
+/// `POST path` with a JSON body on `127.0.0.1:port`; `None` when nothing answers.
+pub fn post_json(port: u16, path: &str, body: &str) -> Option<Response> {
+    exchange(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!(
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 /// One sample of a scrape.

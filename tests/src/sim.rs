@@ -72,13 +72,19 @@ impl Sim {
             .controls
             .get(device)
             .unwrap_or_else(|| panic!("no control port for {device}: {:?}", self.controls));
-        let mut stream = TcpStream::connect(address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream.write_all(format!("{command}\n").as_bytes()).unwrap();
-        let mut reply = String::new();
-        BufReader::new(stream).read_line(&mut reply).unwrap();
-        reply.trim_end().to_owned()
+        control_at(*address, command)
     }
+}
+
+/// Sends one control command to a simulated device's control port and
+/// returns its reply line.
+pub fn control_at(address: SocketAddr, command: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).unwrap();
+    reply.trim_end().to_owned()
 }

@@ -257,6 +257,11 @@ fn shipped_example_config_loads() {
     let net = c.sources.net.as_ref().unwrap();
     assert_eq!(net.targets.len(), 3);
     assert_eq!(net.targets[2].method(), Method::Tcp);
+    // The host table writes out every default, pattern lists included.
+    assert_eq!(
+        c.sources.host,
+        crate::source::host::config::HostSourceConfig::default()
+    );
 }
 
 #[test]

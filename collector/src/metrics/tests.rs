@@ -323,3 +323,135 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
     assert!(om.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
     assert!(om.ends_with("# EOF\n"));
 }
+
+const RX_TOTAL: &str = r#"{"src":"host","dev":"eth0","name":"eth0","q":"network_receive_bytes_total","value":123456,"state":"ok"}"#;
+const POLLS_TOTAL: &str =
+    r#"{"src":"agent","dev":"host","name":"polls","q":"polls_total","value":7,"state":"ok"}"#;
+
+fn shared_with(readings_json: &str) -> Arc<Shared> {
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/state",
+            &birth("b1"),
+            false,
+            T0,
+        );
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/web-01/readings",
+            &readings(1, readings_json),
+            false,
+            T0,
+        );
+    }
+    shared
+}
+
+#[test]
+fn a_total_quantity_is_a_counter_with_its_unit() {
+    let shared = shared_with(&format!("{RX_TOTAL},{POLLS_TOTAL}"));
+    let text = scrape(&shared, Format::Prometheus);
+    assert_eq!(
+        lines_of(&text, "sitewatch_network_receive_bytes_total"),
+        [
+            "# HELP sitewatch_network_receive_bytes_total Counter network_receive_bytes_total \
+             reported by sitewatch agents.",
+            "# TYPE sitewatch_network_receive_bytes_total counter",
+            r#"sitewatch_network_receive_bytes_total{site="bj1",host="web-01",src="host",dev="eth0",sensor="eth0"} 123456.0"#,
+        ]
+    );
+    assert_eq!(
+        lines_of(&text, "sitewatch_polls_total")[1..],
+        [
+            "# TYPE sitewatch_polls_total counter",
+            r#"sitewatch_polls_total{site="bj1",host="web-01",src="agent",dev="host",sensor="polls"} 7.0"#,
+        ]
+    );
+
+    let om = scrape(&shared, Format::OpenMetrics);
+    for line in [
+        "# TYPE sitewatch_network_receive_bytes counter",
+        "# UNIT sitewatch_network_receive_bytes bytes",
+        r#"sitewatch_network_receive_bytes_total{site="bj1",host="web-01",src="host",dev="eth0",sensor="eth0"} 123456.0"#,
+        "# TYPE sitewatch_polls counter",
+    ] {
+        assert!(om.lines().any(|l| l == line), "{line} missing from\n{om}");
+    }
+    assert!(!om.contains("# UNIT sitewatch_polls "), "{om}");
+}
+
+#[test]
+fn a_gauge_is_shadowed_by_the_counter_of_its_name_and_counted() {
+    // An old agent's gauge and a new agent's counter of the same quantity.
+    let old = RX_TOTAL
+        .replace("network_receive_bytes_total", "network_receive_bytes")
+        .replace("eth0", "eth1");
+    let shared = shared_with(&format!("{RX_TOTAL},{old},{CPU}"));
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let text = scrape(&shared, format);
+        let types: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("# TYPE sitewatch_network_receive"))
+            .collect();
+        assert_eq!(types.len(), 1, "{types:?}\n{text}");
+        assert!(types[0].ends_with(" counter"), "{types:?}");
+        assert!(!text.contains(r#"dev="eth1""#), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "sitewatch_collector_shadowed_series 1"),
+            "{text}"
+        );
+        assert!(text.contains("sitewatch_cpu_usage_ratio{"), "{text}");
+    }
+    // Without the counter, the gauge is exposed again and nothing is shadowed.
+    let shared = shared_with(&old);
+    let text = scrape(&shared, Format::Prometheus);
+    assert!(
+        text.contains("# TYPE sitewatch_network_receive_bytes gauge"),
+        "{text}"
+    );
+    assert!(text.contains("sitewatch_collector_shadowed_series 0"));
+}
+
+#[test]
+fn an_agents_self_metrics_are_exposed_under_sitewatch_agent_and_others_may_not_use_it() {
+    let own = r#"{"src":"agent","dev":"buffer","name":"buffer_bytes","q":"agent_buffer_bytes","value":2048,"state":"ok"}"#;
+    let squatter = own.replace(r#""src":"agent""#, r#""src":"host""#);
+    let fake_up = own.replace("agent_buffer_bytes", "agent_up");
+    let shared = shared_with(&format!("{own},{squatter},{fake_up}"));
+    let text = scrape(&shared, Format::Prometheus);
+    assert_eq!(
+        lines_of(&text, "sitewatch_agent_buffer_bytes")[1..],
+        [
+            "# TYPE sitewatch_agent_buffer_bytes gauge",
+            r#"sitewatch_agent_buffer_bytes{site="bj1",host="web-01",src="agent",dev="buffer",sensor="buffer_bytes"} 2048.0"#,
+        ]
+    );
+    // agent_up is the collector's, from liveness, whoever publishes the name.
+    assert_eq!(
+        lines_of(&text, "sitewatch_agent_up")[2..],
+        [r#"sitewatch_agent_up{site="bj1",host="web-01"} 1"#]
+    );
+    assert!(
+        text.lines()
+            .any(|l| l
+                == r#"sitewatch_collector_dropped_readings_total{reason="reserved_quantity"} 2"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_collectors_own_agent_metrics_are_reserved_even_for_an_agent() {
+    for name in [
+        names::AGENT_UP,
+        names::AGENT_STATUS,
+        names::AGENT_LAST_SEEN,
+        names::AGENT_PATH_UP,
+    ] {
+        let q = name.strip_prefix(names::READING_PREFIX).unwrap();
+        assert!(names::is_reserved_quantity("agent", q), "{q}");
+    }
+}

@@ -93,6 +93,21 @@ fn null_value_is_accepted_as_unreadable() {
 }
 
 #[test]
+fn a_negative_counter_is_invalid_and_a_negative_gauge_is_not() {
+    let counter = |value: &str| {
+        batch_with(&format!(
+            r#"{{"src":"host","dev":"eth0","name":"eth0","q":"network_receive_bytes_total","value":{value},"state":"ok"}}"#
+        ))
+    };
+    assert_eq!(reason(READINGS, &counter("-1")), "invalid_value");
+    for fine in ["0", "12345678901", "null"] {
+        decode(READINGS, counter(fine).as_bytes()).unwrap();
+    }
+    let gauge = r#"{"src":"ipmi","dev":"bmc","name":"x","q":"temperature_celsius","value":-5,"state":"ok"}"#;
+    decode(READINGS, batch_with(gauge).as_bytes()).unwrap();
+}
+
+#[test]
 fn mistyped_field_is_rejected() {
     assert_eq!(
         reason(READINGS, r#"{"v":1,"seq":"one","ts":1,"readings":[]}"#),

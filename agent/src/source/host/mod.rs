@@ -18,6 +18,7 @@ use std::{
 use sitewatch_protocol::{Reading, ReadingState, limits, quantity};
 use sysinfo::{Components, Disks, Networks, System};
 
+use self::config::HostSourceConfig;
 use super::{Poll, Polled, SourceError};
 
 /// The source's name and its readings' `src`.
@@ -25,48 +26,17 @@ pub const NAME: &str = "host";
 
 /// Quantities this source emits beyond the shared vocabulary.
 pub mod q {
-    pub const NETWORK_RECEIVE_BYTES: &str = "network_receive_bytes";
-    pub const NETWORK_TRANSMIT_BYTES: &str = "network_transmit_bytes";
+    /// Bytes received by an interface since boot (a counter, as node_exporter's
+    /// `node_network_receive_bytes_total`).
+    pub const NETWORK_RECEIVE_BYTES_TOTAL: &str = "network_receive_bytes_total";
+    pub const NETWORK_TRANSMIT_BYTES_TOTAL: &str = "network_transmit_bytes_total";
+    /// Receive and transmit errors of an interface since boot.
+    pub const NETWORK_RECEIVE_ERRORS_TOTAL: &str = "network_receive_errors_total";
+    pub const NETWORK_TRANSMIT_ERRORS_TOTAL: &str = "network_transmit_errors_total";
     pub const LOAD_AVERAGE_1M: &str = "load_average_1m";
     pub const LOAD_AVERAGE_5M: &str = "load_average_5m";
     pub const LOAD_AVERAGE_15M: &str = "load_average_15m";
     pub const UPTIME_SECONDS: &str = "uptime_seconds";
-}
-
-/// Filesystem types that hold no disk space of their own.
-const PSEUDO_FILESYSTEMS: &[&str] = &[
-    "autofs",
-    "binfmt_misc",
-    "bpf",
-    "configfs",
-    "debugfs",
-    "devpts",
-    "devtmpfs",
-    "efivarfs",
-    "fusectl",
-    "hugetlbfs",
-    "iso9660",
-    "mqueue",
-    "nsfs",
-    "overlay",
-    "proc",
-    "pstore",
-    "ramfs",
-    "rpc_pipefs",
-    "securityfs",
-    "selinuxfs",
-    "squashfs",
-    "sysfs",
-    "tmpfs",
-    "tracefs",
-    "nfsd",
-];
-
-/// Whether a filesystem type is a pseudo filesystem (no disk to fill up).
-pub fn is_pseudo_fs(fstype: &str) -> bool {
-    PSEUDO_FILESYSTEMS.contains(&fstype)
-        || fstype.starts_with("cgroup")
-        || fstype.starts_with("fuse.")
 }
 
 /// One reading of the machine, as plain data.
@@ -98,6 +68,8 @@ pub struct Interface {
     pub name: String,
     pub received_bytes: u64,
     pub transmitted_bytes: u64,
+    pub receive_errors: u64,
+    pub transmit_errors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,8 +87,9 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-/// The readings of one snapshot.
-pub fn readings(s: &Snapshot) -> Vec<Reading> {
+/// The readings of one snapshot, of the interfaces and filesystems `config`
+/// lets through.
+pub fn readings(s: &Snapshot, config: &HostSourceConfig) -> Vec<Reading> {
     let ok = ReadingState::Ok;
     let mut out = Vec::new();
     if let Some(cpu) = s.cpu_usage {
@@ -144,7 +117,9 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
     }
     let mut seen_mounts = BTreeSet::new();
     for fs in &s.filesystems {
-        if is_pseudo_fs(&fs.fstype) || !seen_mounts.insert(fs.mount_point.as_str()) {
+        if !config.filesystems.allows(&fs.mount_point, &fs.fstype)
+            || !seen_mounts.insert(fs.mount_point.as_str())
+        {
             continue;
         }
         let used = fs.total_bytes.saturating_sub(fs.available_bytes) as f64;
@@ -166,20 +141,22 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
         );
     }
     for iface in &s.interfaces {
-        if iface.name == "lo" {
+        if !config.interfaces.allows(&iface.name) {
             continue;
         }
         let dev = truncate(&iface.name, limits::MAX_DEV_LEN);
-        for (q, bytes) in [
-            (q::NETWORK_RECEIVE_BYTES, iface.received_bytes),
-            (q::NETWORK_TRANSMIT_BYTES, iface.transmitted_bytes),
+        for (q, count) in [
+            (q::NETWORK_RECEIVE_BYTES_TOTAL, iface.received_bytes),
+            (q::NETWORK_TRANSMIT_BYTES_TOTAL, iface.transmitted_bytes),
+            (q::NETWORK_RECEIVE_ERRORS_TOTAL, iface.receive_errors),
+            (q::NETWORK_TRANSMIT_ERRORS_TOTAL, iface.transmit_errors),
         ] {
             out.push(Reading::new(
                 NAME,
                 dev.clone(),
                 dev.clone(),
                 q,
-                Some(bytes as f64),
+                Some(count as f64),
                 ok,
             ));
         }
@@ -297,6 +274,8 @@ impl Probe {
                     name: name.to_string_lossy().into_owned(),
                     received_bytes: data.total_received(),
                     transmitted_bytes: data.total_transmitted(),
+                    receive_errors: data.total_errors_on_received(),
+                    transmit_errors: data.total_errors_on_transmitted(),
                 })
                 .collect(),
             load: System::load_average()
@@ -322,6 +301,7 @@ impl Probe {
 /// The `host` source.
 pub struct HostSource {
     probe: Arc<Mutex<Probe>>,
+    config: Arc<HostSourceConfig>,
 }
 
 impl std::fmt::Debug for HostSource {
@@ -331,9 +311,10 @@ impl std::fmt::Debug for HostSource {
 }
 
 impl HostSource {
-    pub fn new() -> Result<Self, SourceError> {
+    pub fn new(config: HostSourceConfig) -> Result<Self, SourceError> {
         Ok(HostSource {
             probe: Arc::new(Mutex::new(Probe::new()?)),
+            config: Arc::new(config),
         })
     }
 }
@@ -345,6 +326,7 @@ impl Poll for HostSource {
 
     async fn poll(&mut self) -> Result<Polled, SourceError> {
         let probe = Arc::clone(&self.probe);
+        let config = Arc::clone(&self.config);
         tokio::task::spawn_blocking(move || {
             let mut probe = match probe.try_lock() {
                 Ok(guard) => guard,
@@ -352,7 +334,7 @@ impl Poll for HostSource {
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                 Err(TryLockError::WouldBlock) => return Err(SourceError::Busy),
             };
-            Ok(readings(&probe.snapshot()).into())
+            Ok(readings(&probe.snapshot(), &config).into())
         })
         .await
         .map_err(|e| SourceError::Crashed(e.to_string()))?
@@ -362,8 +344,8 @@ impl Poll for HostSource {
 impl super::Build for HostSource {
     type Config = config::HostSourceConfig;
 
-    fn build(_: &Self::Config) -> Result<Self, SourceError> {
-        HostSource::new()
+    fn build(config: &Self::Config) -> Result<Self, SourceError> {
+        HostSource::new(config.clone())
     }
 }
 
@@ -385,8 +367,19 @@ mod tests {
         readings.iter().find(|r| r.q == q && r.dev == dev)
     }
 
+    fn iface(name: &str, rx: u64, tx: u64) -> Interface {
+        Interface {
+            name: name.into(),
+            received_bytes: rx,
+            transmitted_bytes: tx,
+            receive_errors: 1,
+            transmit_errors: 2,
+        }
+    }
+
     #[test]
-    fn pseudo_filesystems_are_recognised() {
+    fn pseudo_filesystems_and_kernel_or_container_mounts_are_left_out_by_default() {
+        let cfg = HostSourceConfig::default().filesystems;
         for pseudo in [
             "proc",
             "sysfs",
@@ -398,11 +391,98 @@ mod tests {
             "cgroup2",
             "fuse.lxcfs",
         ] {
-            assert!(is_pseudo_fs(pseudo), "{pseudo}");
+            assert!(!cfg.allows("/somewhere", pseudo), "{pseudo}");
         }
         for real in ["ext4", "xfs", "btrfs", "zfs", "nfs4", "vfat"] {
-            assert!(!is_pseudo_fs(real), "{real}");
+            assert!(cfg.allows("/data", real), "{real}");
         }
+        for mount in [
+            "/dev/shm",
+            "/proc/sys/fs/binfmt_misc",
+            "/sys/fs/cgroup",
+            "/var/lib/docker/overlay2/abc/merged",
+            "/run/credentials/systemd-journald.service",
+            "/snap/core22/1380",
+        ] {
+            assert!(!cfg.allows(mount, "ext4"), "{mount}");
+        }
+        for mount in ["/", "/home", "/var/lib/mysql", "/boot/efi", "/devices"] {
+            assert!(cfg.allows(mount, "ext4"), "{mount}");
+        }
+    }
+
+    #[test]
+    fn loopback_shaping_and_container_interfaces_are_left_out_by_default() {
+        let cfg = HostSourceConfig::default().interfaces;
+        for pseudo in [
+            "lo",
+            "ifb0",
+            "ifb1",
+            "veth1a2b3c",
+            "docker0",
+            "br-0f1e2d",
+            "virbr0",
+            "cni0",
+            "flannel.1",
+            "cali1234",
+            "kube-ipvs0",
+            "cilium_host",
+            "lxcbr0",
+            "dummy0",
+        ] {
+            assert!(!cfg.allows(pseudo), "{pseudo}");
+        }
+        for real in [
+            "eth0", "ens3", "enp1s0f0", "bond0", "br0", "eno1.100", "wlan0", "ib0",
+        ] {
+            assert!(cfg.allows(real), "{real}");
+        }
+    }
+
+    #[test]
+    fn configured_patterns_choose_the_interfaces_and_mounts() {
+        let cfg: HostSourceConfig = toml::from_str(
+            "interfaces = { include = [\"eth*\", \"lo\"] }\n\
+             [filesystems]\ninclude = [\"/data*\"]\nexclude_types = []\n",
+        )
+        .unwrap();
+        let snapshot = Snapshot {
+            filesystems: vec![
+                fs("/", "ext4", 100, 50),
+                fs("/data1", "xfs", 100, 50),
+                fs("/data-tmp", "tmpfs", 100, 50),
+            ],
+            interfaces: vec![iface("lo", 1, 1), iface("eth0", 1, 1), iface("bond0", 1, 1)],
+            ..Snapshot::default()
+        };
+        let r = readings(&snapshot, &cfg);
+        let devs = |q: &str| -> Vec<&str> {
+            r.iter()
+                .filter(|r| r.q == q)
+                .map(|r| r.dev.as_str())
+                .collect()
+        };
+        // lo is included, but the default exclude list still wins over it.
+        assert_eq!(devs("network_receive_bytes_total"), ["eth0"]);
+        // Without type excludes a tmpfs under an included mount is read.
+        assert_eq!(devs("filesystem_usage_ratio"), ["/data1", "/data-tmp"]);
+        let all: HostSourceConfig = toml::from_str("interfaces = { exclude = [] }").unwrap();
+        let r = readings(&snapshot, &all);
+        assert_eq!(
+            r.iter()
+                .filter(|r| r.q == "network_receive_bytes_total")
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn an_invalid_pattern_is_refused_naming_its_key() {
+        let cfg: HostSourceConfig = toml::from_str("filesystems = { exclude = [\"\"] }").unwrap();
+        use crate::source::Section;
+        let (key, why) = cfg.validate().unwrap_err();
+        assert_eq!(key, "sources.host.filesystems.exclude");
+        assert!(why.contains("empty"), "{why}");
     }
 
     #[test]
@@ -418,16 +498,9 @@ mod tests {
                 fs("/empty", "ext4", 0, 0),
             ],
             interfaces: vec![
-                Interface {
-                    name: "lo".into(),
-                    received_bytes: 1,
-                    transmitted_bytes: 1,
-                },
-                Interface {
-                    name: "eth0".into(),
-                    received_bytes: 10,
-                    transmitted_bytes: 20,
-                },
+                iface("lo", 1, 1),
+                iface("eth0", 10, 20),
+                iface("ifb0", 5, 5),
             ],
             load: Some([0.5, 0.25, 0.125]),
             uptime_seconds: Some(3600),
@@ -444,7 +517,7 @@ mod tests {
                 },
             ],
         };
-        let r = readings(&snapshot);
+        let r = readings(&snapshot, &HostSourceConfig::default());
         assert!(r.iter().all(|r| r.src == "host"));
         assert_eq!(
             find(&r, "cpu_usage_ratio", "cpu").unwrap().value,
@@ -463,14 +536,31 @@ mod tests {
             1
         );
         assert_eq!(
-            find(&r, "network_receive_bytes", "eth0").unwrap().value,
+            find(&r, "network_receive_bytes_total", "eth0")
+                .unwrap()
+                .value,
             Some(10.0)
         );
         assert_eq!(
-            find(&r, "network_transmit_bytes", "eth0").unwrap().value,
+            find(&r, "network_transmit_bytes_total", "eth0")
+                .unwrap()
+                .value,
             Some(20.0)
         );
-        assert!(find(&r, "network_receive_bytes", "lo").is_none());
+        assert_eq!(
+            find(&r, "network_receive_errors_total", "eth0")
+                .unwrap()
+                .value,
+            Some(1.0)
+        );
+        assert_eq!(
+            find(&r, "network_transmit_errors_total", "eth0")
+                .unwrap()
+                .value,
+            Some(2.0)
+        );
+        assert!(find(&r, "network_receive_bytes_total", "lo").is_none());
+        assert!(find(&r, "network_receive_bytes_total", "ifb0").is_none());
         assert_eq!(
             find(&r, "load_average_5m", "system").unwrap().value,
             Some(0.25)
@@ -493,12 +583,12 @@ mod tests {
 
     #[test]
     fn an_empty_machine_gives_no_readings_not_an_error() {
-        assert!(readings(&Snapshot::default()).is_empty());
+        assert!(readings(&Snapshot::default(), &HostSourceConfig::default()).is_empty());
     }
 
     #[tokio::test]
     async fn polling_this_machine_gives_the_expected_quantities_in_range() {
-        let mut source = HostSource::new().unwrap();
+        let mut source = HostSource::new(HostSourceConfig::default()).unwrap();
         let r = source.poll().await.unwrap().readings;
         for q in [
             "cpu_usage_ratio",

@@ -133,10 +133,7 @@ impl SmartSourceConfig {
             ("sources.smart.include", &self.include),
             ("sources.smart.exclude", &self.exclude),
         ] {
-            if let Some(p) = patterns
-                .iter()
-                .find(|p| p.is_empty() || p.chars().any(char::is_control))
-            {
+            if let Some(p) = crate::pattern::invalid_pattern(patterns) {
                 return Err((key, format!("has an empty or invalid pattern {p:?}")));
             }
         }

@@ -255,7 +255,12 @@ pub fn report_readings(dev: &str, report: &Report, labels: &Labels) -> Vec<Readi
         } else {
             "uncorrected_errors"
         };
-        push(name, quantity::DISK_MEDIA_ERRORS, Some(n as f64), health);
+        push(
+            name,
+            quantity::DISK_MEDIA_ERRORS_TOTAL,
+            Some(n as f64),
+            health,
+        );
     }
     let percentage_used = report
         .nvme
@@ -319,7 +324,7 @@ pub fn report_readings(dev: &str, report: &Report, labels: &Labels) -> Vec<Readi
             NAME,
             dev,
             "power_on_time",
-            q::DISK_POWER_ON_SECONDS,
+            q::DISK_POWER_ON_SECONDS_TOTAL,
             Some(seconds as f64),
             ReadingState::Ok,
         );
@@ -407,14 +412,14 @@ impl Tracker {
         let (skips, errors) = (memory.standby_skips, memory.read_errors);
         polled.readings.push(counter(
             dev,
-            q::SMART_STANDBY_SKIPS,
+            q::SMART_STANDBY_SKIPS_TOTAL,
             "standby_skips",
             skips,
             memory,
         ));
         polled.readings.push(counter(
             dev,
-            q::SMART_READ_ERRORS,
+            q::SMART_READ_ERRORS_TOTAL,
             "read_errors",
             errors,
             memory,

@@ -34,14 +34,14 @@
 //! | `disk_reallocated_sectors` | `reallocated_sectors` (ATA 5), `grown_defect_list` (SCSI) | verdict |
 //! | `disk_pending_sectors` | `pending_sectors` (ATA 197) | verdict |
 //! | `disk_offline_uncorrectable` | `offline_uncorrectable` (ATA 198) | verdict |
-//! | `disk_media_errors` | `media_errors` (NVMe), `uncorrected_errors` (SCSI) | verdict |
+//! | `disk_media_errors_total` (counter) | `media_errors` (NVMe), `uncorrected_errors` (SCSI) | verdict |
 //! | `disk_percentage_used_ratio` | `percentage_used` (NVMe, SCSI) | verdict |
 //! | `disk_available_spare_ratio` | `available_spare` (NVMe) | verdict |
 //! | `disk_critical_warning` (bits) | `critical_warning` (NVMe) | critical when non-zero |
 //! | `temperature_celsius`, label `kind=disk` | `temperature` | critical at the drive's trip point |
-//! | `disk_power_on_seconds` | `power_on_time` | ok |
+//! | `disk_power_on_seconds_total` (counter) | `power_on_time` | ok |
 //! | `disk_standby` (1 skipped asleep) | `standby` | ok |
-//! | `smart_standby_skips`, `smart_read_errors` (since start) | | ok |
+//! | `smart_standby_skips_total`, `smart_read_errors_total` (counters, since start) | | ok |
 //!
 //! The verdict is [`smartctl_parser::evaluate`]'s: failing -> `critical`,
 //! warning -> `warning`, unknown -> `unknown`. Labels: `model`, `serial`, `wwn`,
@@ -49,12 +49,12 @@
 //!
 //! A disk that cannot be read (no JSON, timeout, open failed) gives
 //! `disk_smart_passed` and `disk_verdict` null/`unknown` and counts in
-//! `smart_read_errors`.
+//! `smart_read_errors_total`.
 //!
 //! # Standby
 //!
 //! A disk in (or below) its `nocheck` power mode is not woken: smartctl exits
-//! before sending it any command. The skip counts in `smart_standby_skips`, sets
+//! before sending it any command. The skip counts in `smart_standby_skips_total`, sets
 //! `disk_standby` to 1, and sends **no** health readings: the previous values are
 //! not re-sent as fresh, they age out at the collector (stale after 3 intervals).
 //!
@@ -92,10 +92,13 @@ pub mod q {
     pub const DISK_OFFLINE_UNCORRECTABLE: &str = "disk_offline_uncorrectable";
     pub const DISK_AVAILABLE_SPARE_RATIO: &str = "disk_available_spare_ratio";
     pub const DISK_CRITICAL_WARNING: &str = "disk_critical_warning";
-    pub const DISK_POWER_ON_SECONDS: &str = "disk_power_on_seconds";
+    /// Power-on time: it only grows over the disk's life (a counter).
+    pub const DISK_POWER_ON_SECONDS_TOTAL: &str = "disk_power_on_seconds_total";
     pub const DISK_STANDBY: &str = "disk_standby";
-    pub const SMART_STANDBY_SKIPS: &str = "smart_standby_skips";
-    pub const SMART_READ_ERRORS: &str = "smart_read_errors";
+    /// Reads skipped because the disk slept, since the agent started.
+    pub const SMART_STANDBY_SKIPS_TOTAL: &str = "smart_standby_skips_total";
+    /// Reads that failed (no JSON, timeout, open failed), since the agent started.
+    pub const SMART_READ_ERRORS_TOTAL: &str = "smart_read_errors_total";
 
     pub const EVENT_REALLOCATED_GREW: &str = "disk_reallocated_sectors_grew";
     pub const EVENT_PENDING_GREW: &str = "disk_pending_sectors_grew";
@@ -138,34 +141,8 @@ pub fn device_name(path: &str, dev_type: Option<&str>) -> String {
         .collect()
 }
 
-/// `*` matches any run of characters, `?` any one; everything else itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if *c == '?' || *c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
+/// The disk patterns' grammar is the agent's one ([`crate::pattern`]).
+pub use crate::pattern::glob_match;
 
 /// One disk to read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -296,10 +296,14 @@ fn a_sleeping_disk_is_counted_and_its_health_not_resent() {
     let qs: Vec<&str> = asleep.readings.iter().map(|r| r.q.as_str()).collect();
     assert_eq!(
         qs,
-        ["disk_standby", "smart_standby_skips", "smart_read_errors"]
+        [
+            "disk_standby",
+            "smart_standby_skips_total",
+            "smart_read_errors_total"
+        ]
     );
     assert_eq!(value(&asleep, "disk_standby"), Some(1.0));
-    assert_eq!(value(&asleep, "smart_standby_skips"), Some(1.0));
+    assert_eq!(value(&asleep, "smart_standby_skips_total"), Some(1.0));
     assert_eq!(asleep.readings[0].labels["serial"], "S1", "series kept");
 }
 
@@ -318,7 +322,7 @@ fn an_unreadable_disk_is_unknown_and_counted() {
         .find(|r| r.q == "disk_smart_passed")
         .unwrap();
     assert_eq!((passed.value, passed.state), (None, ReadingState::Unknown));
-    assert_eq!(value(&polled, "smart_read_errors"), Some(2.0));
+    assert_eq!(value(&polled, "smart_read_errors_total"), Some(2.0));
 }
 
 #[test]

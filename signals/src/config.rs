@@ -447,6 +447,43 @@ pub struct SiteConfig {
     /// Labels for hosts (e.g. `zone`), used where the host's own state message
     /// does not carry the key: host -> label -> value.
     pub host_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// The site's power topology, for corroborating a power loss
+    /// (`[signals.sites.<site>.power]`). Without it, every device that senses
+    /// the utility (a UPS's input, an ATS, a generator controller) counts as an
+    /// independent witness.
+    pub power: SitePowerConfig,
+}
+
+/// `[signals.sites.<site>.power]`: which power devices depend on which.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SitePowerConfig {
+    /// By device name (`dev` as the agents report it).
+    pub devices: BTreeMap<String, PowerDeviceConfig>,
+}
+
+/// One power device of a site.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PowerDeviceConfig {
+    /// The device feeding this one (a UPS downstream of another, a PDU on a
+    /// UPS's output): it then neither confirms nor contradicts a utility loss,
+    /// since what it senses is its feeder's output, not the utility.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fed_by: Option<String>,
+    /// The utility feed it senses (`utility-a`), named in the evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed: Option<String>,
+}
+
+impl SiteConfig {
+    /// Whether a power device senses the utility itself.
+    pub fn senses_utility(&self, dev: &str) -> bool {
+        self.power
+            .devices
+            .get(dev)
+            .is_none_or(|d| d.fed_by.is_none())
+    }
 }
 
 /// A planned maintenance window: the host's (or, without `host`, the whole site's)
@@ -687,6 +724,14 @@ impl SignalsConfig {
         for (site, sc) in &self.sites {
             if let Err(e) = validate_name(site) {
                 errors.push(ConfigError::new(format!("sites.{site}"), e.to_string()));
+            }
+            for (dev, d) in &sc.power.devices {
+                if d.fed_by.as_deref() == Some(dev.as_str()) {
+                    errors.push(ConfigError::new(
+                        format!("sites.{site}.power.devices.{dev}.fed_by"),
+                        "a device cannot feed itself",
+                    ));
+                }
             }
             for host in sc.expected_hosts.iter().chain(sc.host_labels.keys()) {
                 if let Err(e) = validate_name(host) {

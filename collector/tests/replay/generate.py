@@ -369,6 +369,84 @@ def trap_one_hot_server():
     write("trap-one-hot-server", alive(site(names, sensors={h: make(h) for h in names}), 0, 160_000))
 
 
+# --- corroboration: no L3 on one device's word -----------------------------------
+
+def power_sensors(t, ups_a_out, ups_b_out, gen_mains_out, running=False, gen_fault=False):
+    out = []
+    for dev, lost in (("ups-a", ups_a_out), ("ups-b", ups_b_out)):
+        out.append(r("modbus", dev, "ups_on_battery", 1 if lost else 0,
+                     "critical" if lost else "ok", name="on_battery"))
+        out.append(r("modbus", dev, "mains_available", 0 if lost else 1, name="input"))
+    out.append(r("modbus", "genset", "mains_available", 0 if gen_mains_out else 1, name="mains"))
+    out.append(r("modbus", "genset", "generator_running", 1 if running else 0))
+    out.append(r("modbus", "genset", "generator_fault", 1 if gen_fault else 0))
+    return out
+
+
+def corroborate_one_ups_on_battery():
+    # ups-a goes on battery from 40 s to 100 s (a tripped input breaker) while
+    # ups-b and the generator controller still see the mains: L2 power_device
+    # about ups-a, no L3.
+    def gw(t):
+        return power_sensors(t, 40_000 <= t < 100_000, False, False)
+    agents = site(["gw-01", "web-01", "web-02"], sensors={"gw-01": gw})
+    write("corroborate-one-ups-on-battery", alive(agents, 0, 170_000))
+
+
+def corroborate_all_sensors_agree():
+    # Both UPSes and the generator controller lose the mains from 40 s to 100 s;
+    # the generator does not start: L3 power after the 20 s start grace.
+    def gw(t):
+        out = 40_000 <= t < 100_000
+        return power_sensors(t, out, out, out)
+    agents = site(["gw-01", "web-01", "web-02"], sensors={"gw-01": gw})
+    write("corroborate-all-sensors-agree", alive(agents, 0, 170_000))
+
+
+def corroborate_single_ups():
+    # One UPS is the site's only power device; it goes on battery from 40 s to
+    # 100 s: L3 power on its word alone (evidence: corroboration none).
+    def gw(t):
+        out = 40_000 <= t < 100_000
+        return [r("modbus", "ups-a", "ups_on_battery", 1 if out else 0,
+                  "critical" if out else "ok", name="on_battery")]
+    agents = site(["gw-01", "web-01", "web-02"], sensors={"gw-01": gw})
+    write("corroborate-single-ups", alive(agents, 0, 170_000))
+
+
+def corroborate_generator_fault_mains_present():
+    # The generator controller reports a fault from 40 s to 100 s while the
+    # mains is present everywhere: nothing at the site level.
+    def gw(t):
+        return power_sensors(t, False, False, False, gen_fault=40_000 <= t < 100_000)
+    agents = site(["gw-01", "web-01", "web-02"], sensors={"gw-01": gw})
+    write("corroborate-generator-fault-mains-present", alive(agents, 0, 170_000))
+
+
+def corroborate_cooling_alarm_flat():
+    # A CRAC raises its common alarm from 30 s to 200 s; inlet temperatures stay
+    # flat at 24 C: no L3 cooling.
+    names = ["web-01", "web-02", "web-03"]
+    make = inlets(set(), 24.0, 0, 0)
+    sensors = {h: make(h) for h in names}
+
+    def crac(t):
+        return [r("modbus", "crac-1", "cooling_unit_alarm", 1 if 30_000 <= t < 200_000 else 0),
+                r("modbus", "crac-1", "cooling_unit_running", 1)]
+    sensors["gw-01"] = crac
+    write("corroborate-cooling-alarm-flat",
+          alive(site(names + ["gw-01"], sensors=sensors), 0, 260_000))
+
+
+def corroborate_lying_probe():
+    # Two inlet points; web-01's probe reads 60 C (state ok: a probe reporting
+    # nonsense) from 30 s to 90 s while web-02 reads 24 C. The median of two is
+    # 42 C, but one point is no consensus: no L3 cooling, not even the advisory.
+    names = ["web-01", "web-02"]
+    make = inlets({"web-01"}, 60.0, 30_000, 90_000)
+    write("corroborate-lying-probe", alive(site(names, sensors={h: make(h) for h in names}), 0, 160_000))
+
+
 if __name__ == "__main__":
     host_resources()
     host_hardware()
@@ -386,3 +464,9 @@ if __name__ == "__main__":
     trap_broker_restart_wills()
     trap_generator_within_grace()
     trap_one_hot_server()
+    corroborate_one_ups_on_battery()
+    corroborate_all_sensors_agree()
+    corroborate_single_ups()
+    corroborate_generator_fault_mains_present()
+    corroborate_cooling_alarm_flat()
+    corroborate_lying_probe()

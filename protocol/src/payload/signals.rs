@@ -59,6 +59,9 @@ pub enum Cause {
     VantageIsolated,
     /// The path between two sites is cut while both still reach the others.
     SiteLink,
+    /// One power device reports a utility loss the site's other independent
+    /// power sensors contradict: the device's fault, not the site's.
+    PowerDevice,
     Power,
     Cooling,
     Network,
@@ -66,7 +69,7 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 11] = [
+    pub const ALL: [Cause; 12] = [
         Cause::HostResources,
         Cause::HostHardware,
         Cause::Storage,
@@ -74,6 +77,7 @@ impl Cause {
         Cause::CollectorLost,
         Cause::VantageIsolated,
         Cause::SiteLink,
+        Cause::PowerDevice,
         Cause::Power,
         Cause::Cooling,
         Cause::Network,
@@ -88,7 +92,8 @@ impl Cause {
             | Cause::NetworkDevice
             | Cause::CollectorLost
             | Cause::VantageIsolated
-            | Cause::SiteLink => Level::L2,
+            | Cause::SiteLink
+            | Cause::PowerDevice => Level::L2,
             Cause::Power | Cause::Cooling | Cause::Network => Level::L3,
             Cause::Region => Level::L4,
         }
@@ -103,6 +108,7 @@ impl Cause {
             Cause::CollectorLost => "collector_lost",
             Cause::VantageIsolated => "vantage_isolated",
             Cause::SiteLink => "site_link",
+            Cause::PowerDevice => "power_device",
             Cause::Power => "power",
             Cause::Cooling => "cooling",
             Cause::Network => "network",
@@ -193,6 +199,7 @@ mod tests {
             Cause::CollectorLost,
             Cause::VantageIsolated,
             Cause::SiteLink,
+            Cause::PowerDevice,
         ] {
             assert_eq!(c.level(), Level::L2);
         }

@@ -13,7 +13,10 @@
 //! subject `<site>:<zone>`; points without one form the site's group, subject =
 //! the site. Sites without zones (the usual case) have one group.
 //!
-//! - Median above the critical limit (32 °C): L3, critical.
+//! - Median above the critical limit (32 °C), with at least two points above it
+//!   when the group has two or more: L3, critical. One lying probe (60 °C in a
+//!   cool room) cannot raise it, whatever the median of two says; a group of one
+//!   point raises it on that point's word, marked `corroboration: none`.
 //! - A cooling unit alarm (`cooling_unit_alarm == 1`) in the zone (or without a
 //!   zone, or in a zone no inlet point has) while the median rose by at least
 //!   `rise_celsius` over `rise_window`: L3 at once of the rise; once raised it holds
@@ -161,7 +164,15 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
             }
         };
         let warm = cfg.warning_celsius.is_some_and(|w| now_median > w);
-        let critical = over(cfg.critical_celsius, Tier::Alarm);
+        // Points above the critical limit: the median's independent witnesses.
+        let limit = if raised(Tier::Alarm) {
+            cfg.critical_celsius - cfg.hysteresis_celsius
+        } else {
+            cfg.critical_celsius
+        };
+        let hot_points = per_point.iter().filter(|v| **v > limit).count();
+        let corroborated = hot_points >= points.min(2);
+        let critical = over(cfg.critical_celsius, Tier::Alarm) && corroborated;
         let alarm_and_rising = !zone_alarms.is_empty() && (rising || (raised(Tier::Alarm) && warm));
         if critical || alarm_and_rising {
             let summary = if critical {
@@ -173,6 +184,19 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
                 format!("{where_}: cooling unit alarm with inlet temperatures rising")
             };
             let mut ev = evidence.clone();
+            if critical {
+                ev.insert(
+                    0,
+                    Evidence::Text(if points == 1 {
+                        "corroboration: none (one inlet point in this group)".to_owned()
+                    } else {
+                        format!(
+                            "corroboration: {hot_points} of {points} inlet points above {} °C",
+                            cfg.critical_celsius
+                        )
+                    }),
+                );
+            }
             ev.extend(zone_alarms);
             out.push(Condition {
                 cause: Cause::Cooling,
@@ -184,8 +208,17 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
                 explained_by: CauseSet::EMPTY,
             });
         }
+        let warm_points = cfg.warning_celsius.map_or(0, |w| {
+            let limit = if raised(Tier::Advisory) {
+                w - cfg.hysteresis_celsius
+            } else {
+                w
+            };
+            per_point.iter().filter(|v| **v > limit).count()
+        });
         if let Some(w) = cfg.warning_celsius
             && over(w, Tier::Advisory)
+            && warm_points >= points.min(2)
         {
             out.push(Condition {
                 cause: Cause::Cooling,

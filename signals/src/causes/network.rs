@@ -57,6 +57,13 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         Gate::Corroborated(peers) => Some(peers),
     };
     let mut evidence = Vec::new();
+    if agreeing.is_none() {
+        evidence.push(Evidence::Text(format!(
+            "corroboration: {} of {} agents lost, seen from this collector alone",
+            view.lost.len(),
+            view.counted
+        )));
+    }
     if let Some(peers) = agreeing {
         let text = if peers.is_empty() {
             "corroboration: none (no other vantage point has a view of this site)".to_owned()

@@ -1,52 +1,84 @@
-//! L3 `power`, subject = the site.
+//! L3 `power`, subject = the site; and L2 `power_device`, subject = a device.
 //!
-//! - Mains lost (`mains_available == 0` or `ups_on_battery == 1` anywhere at the
-//!   site) and a generator faulted (`generator_fault == 1`): at once.
-//! - Mains lost at a site with generators, and none of them running
-//!   (`generator_running == 1`) for the start grace: the generator did not start.
-//! - A UPS on battery for the start grace while no generator supplies the site
-//!   (no generator readings at all, or none running).
-//! - Mains lost while a generator supplies the site: an advisory (low): the site
-//!   is fine but on fuel.
+//! Mains sensing is corroborated first. Every device that senses the utility
+//! (`mains_available`, or a UPS's `ups_on_battery`: on battery means its input
+//! is gone) gives a verdict: mains lost, present, or unknown. Devices fed by
+//! another (`[signals.sites.<site>.power.devices.<dev>] fed_by`) sense their
+//! feeder, not the utility, and give none. Then:
+//!
+//! - **Contradicted**: some independent sensors lose the mains while others see
+//!   it: the site has mains, those devices have a fault (a tripped UPS input
+//!   breaker, a failed rectifier, a network card reporting nonsense). L2
+//!   `power_device` for each, the contradicting readings as evidence; urgent (a
+//!   UPS on battery drains it) but no L3.
+//! - **Corroborated** (several agree) or **alone** (one sensor, nothing else to
+//!   ask: `corroboration: none` in the evidence): the site lost its mains, and
+//!   the L3 follows the generator:
+//!   - a generator faulted (`generator_fault == 1`): at once;
+//!   - generators present, none running (`generator_running == 1`) for the start
+//!     grace: the generator did not start;
+//!   - a UPS on battery for the start grace while no generator supplies the site
+//!     (no generator readings at all, or none running);
+//!   - a generator supplying the site: an advisory (low): fine, but on fuel.
 //!
 //! The grace is this condition's `for`: the engine's temporal machine times it
 //! from when the condition first held, so no memory is needed here.
 
+use std::collections::BTreeMap;
+
 use sitewatch_protocol::{Cause, Evidence, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, reading_evidence};
+
+/// What one device says of the utility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mains {
+    Lost,
+    Present,
+    /// Input power present, from the utility or a generator.
+    Fed,
+}
+
+/// A power device: (host, src, dev).
+type Device<'a> = (&'a str, &'a str, &'a str);
 
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.power;
     if !cfg.enabled {
         return Vec::new();
     }
-    let mut mains_lost = false;
+    let site_cfg = ctx.cfg.sites.get(ctx.site.site);
+    let independent = |dev: &str| site_cfg.is_none_or(|s| s.senses_utility(dev));
+    let feed_of = |dev: &str| {
+        site_cfg
+            .and_then(|s| s.power.devices.get(dev))
+            .and_then(|d| d.feed.as_deref())
+    };
     let mut on_battery = false;
     let mut has_generator = false;
     let mut supplying = false;
     let mut faulted = false;
     let mut evidence: Vec<Evidence> = Vec::new();
+    // Each sensing device's verdict, and the evidence behind it.
+    let mut sensors: BTreeMap<Device<'_>, (Mains, Vec<Evidence>)> = BTreeMap::new();
     for host in &ctx.site.hosts {
         for r in host.readings() {
-            let fact = match r.q.as_str() {
-                q::MAINS_AVAILABLE if r.is_flag(0.0) => {
-                    mains_lost = true;
-                    "mains lost"
-                }
-                q::UPS_ON_BATTERY if r.is_flag(1.0) => {
-                    mains_lost = true;
-                    on_battery = true;
-                    "UPS on battery"
-                }
-                q::UPS_BATTERY_LOW if r.is_flag(1.0) => "UPS battery low",
+            let device = (host.name(), r.src.as_str(), r.dev.as_str());
+            let (fact, mains) = match r.q.as_str() {
+                q::MAINS_AVAILABLE if r.is_flag(0.0) => ("mains lost", Some(Mains::Lost)),
+                q::MAINS_AVAILABLE if r.is_flag(1.0) => ("mains present", Some(Mains::Present)),
+                q::UPS_ON_BATTERY if r.is_flag(1.0) => ("UPS on battery", Some(Mains::Lost)),
+                // A UPS off battery has power at its input: the utility's, or a
+                // running generator's (sorted out below).
+                q::UPS_ON_BATTERY if r.is_flag(0.0) => ("UPS on mains", Some(Mains::Fed)),
+                q::UPS_BATTERY_LOW if r.is_flag(1.0) => ("UPS battery low", None),
                 q::GENERATOR_RUNNING => {
                     has_generator = true;
                     if r.is_flag(1.0) {
                         supplying = true;
-                        "generator running"
+                        ("generator running", None)
                     } else {
-                        "generator not running"
+                        ("generator not running", None)
                     }
                 }
                 q::GENERATOR_FAULT => {
@@ -55,18 +87,103 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
                         continue;
                     }
                     faulted = true;
-                    "generator fault"
+                    ("generator fault", None)
                 }
                 _ => continue,
             };
             let summary = format!("{fact}: {} {} on {}", r.dev, r.name, host.name());
-            evidence.push(reading_evidence(host.name(), r, summary));
+            let ev = reading_evidence(host.name(), r, summary);
+            if r.q == q::UPS_ON_BATTERY && r.is_flag(1.0) {
+                on_battery = true;
+            }
+            match mains {
+                Some(m) if independent(&r.dev) => {
+                    let entry = sensors.entry(device).or_insert((m, Vec::new()));
+                    // One device reading both (a UPS's input flag and its
+                    // battery flag): a loss on either is its verdict.
+                    if m == Mains::Lost {
+                        entry.0 = Mains::Lost;
+                    }
+                    entry.1.push(ev);
+                }
+                // What a fed device sees is its feeder's output.
+                Some(_) => {}
+                None => evidence.push(ev),
+            }
         }
     }
-    if !mains_lost {
+    // While a generator supplies the site, a UPS with input power is fed by it
+    // and says nothing of the utility; otherwise it is a utility witness.
+    if supplying {
+        sensors.retain(|_, (m, _)| *m != Mains::Fed);
+    }
+    for (m, _) in sensors.values_mut() {
+        if *m == Mains::Fed {
+            *m = Mains::Present;
+        }
+    }
+    let lost: Vec<&Device<'_>> = sensors
+        .iter()
+        .filter(|(_, (m, _))| *m == Mains::Lost)
+        .map(|(d, _)| d)
+        .collect();
+    if lost.is_empty() {
         return Vec::new();
     }
+    let present: Vec<&Device<'_>> = sensors
+        .iter()
+        .filter(|(_, (m, _))| *m == Mains::Present)
+        .map(|(d, _)| d)
+        .collect();
     let site = ctx.site.site;
+    let name = |d: &Device<'_>| match feed_of(d.2) {
+        Some(feed) => format!("{} ({feed})", d.2),
+        None => d.2.to_owned(),
+    };
+    if !present.is_empty() {
+        let witnesses: Vec<String> = present.iter().map(|d| name(d)).collect();
+        return lost
+            .iter()
+            .map(|d| {
+                let mut ev = sensors.get(*d).map(|s| s.1.clone()).unwrap_or_default();
+                for p in &present {
+                    ev.extend(sensors.get(*p).map(|s| s.1.clone()).unwrap_or_default());
+                }
+                Condition {
+                    cause: Cause::PowerDevice,
+                    subject: d.2.to_owned(),
+                    severity: Severity::High,
+                    summary: format!(
+                        "{site}: {} reports the mains lost while it is present at {}",
+                        name(d),
+                        witnesses.join(", ")
+                    ),
+                    evidence: cap_evidence(ev),
+                    for_ms: 0,
+                    explained_by: CauseSet::EMPTY,
+                }
+            })
+            .collect();
+    }
+    let corroboration = if lost.len() == 1 {
+        format!(
+            "corroboration: none ({} is the only device of the site that senses the utility)",
+            name(lost[0])
+        )
+    } else {
+        let names: Vec<String> = lost.iter().map(|d| name(d)).collect();
+        format!(
+            "corroboration: {} of {} independent mains sensors agree ({})",
+            lost.len(),
+            sensors.len(),
+            names.join(", ")
+        )
+    };
+    let mut all = vec![Evidence::Text(corroboration)];
+    for (_, (_, ev)) in sensors {
+        all.extend(ev);
+    }
+    all.extend(evidence);
     let grace_ms = crate::config::ms(cfg.generator_start_grace);
     let (severity, summary, for_ms) = if faulted {
         (
@@ -102,7 +219,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         subject: site.to_owned(),
         severity,
         summary,
-        evidence: cap_evidence(evidence),
+        evidence: cap_evidence(all),
         for_ms,
         explained_by: CauseSet::EMPTY,
     }]
@@ -159,5 +276,91 @@ mod tests {
             (q::GENERATOR_RUNNING, 0.0),
         ])]);
         assert!(with_ctx(&s, &cfg, 0, evaluate).is_empty());
+    }
+
+    fn devices(readings: &[(&str, &str, f64)]) -> HostSnapshot {
+        HostSnapshot::new("gw-01", Liveness::Online).with_readings(
+            readings
+                .iter()
+                .map(|(dev, quantity, v)| SeriesSnapshot::ok("modbus", *dev, *quantity, *v, 0)),
+        )
+    }
+
+    fn texts(c: &Condition) -> String {
+        serde_json::to_string(&c.evidence).unwrap()
+    }
+
+    #[test]
+    fn one_ups_on_battery_while_others_see_the_mains_is_an_l2_about_it() {
+        let cfg = SignalsConfig::default();
+        let s = site(vec![devices(&[
+            ("ups-a", q::UPS_ON_BATTERY, 1.0),
+            ("ups-b", q::UPS_ON_BATTERY, 0.0),
+            ("gen-1", q::MAINS_AVAILABLE, 1.0),
+        ])]);
+        let c = with_ctx(&s, &cfg, 0, evaluate);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].cause, c[0].subject.as_str()),
+            (Cause::PowerDevice, "ups-a")
+        );
+        assert_eq!(c[0].severity, Severity::High);
+        assert!(
+            c[0].summary.contains("present at gen-1, ups-b"),
+            "{}",
+            c[0].summary
+        );
+        assert!(texts(&c[0]).contains("UPS on mains: ups-b"));
+    }
+
+    #[test]
+    fn every_l3_says_how_many_sensors_agree_or_that_none_can() {
+        let cfg = SignalsConfig::default();
+        let all = site(vec![devices(&[
+            ("ups-a", q::UPS_ON_BATTERY, 1.0),
+            ("ups-b", q::UPS_ON_BATTERY, 1.0),
+            ("gen-1", q::MAINS_AVAILABLE, 0.0),
+        ])]);
+        let c = with_ctx(&all, &cfg, 0, evaluate);
+        assert_eq!(c[0].cause, Cause::Power);
+        assert!(texts(&c[0]).contains("3 of 3 independent mains sensors agree"));
+        let one = site(vec![devices(&[("ups-a", q::UPS_ON_BATTERY, 1.0)])]);
+        let c = with_ctx(&one, &cfg, 0, evaluate);
+        assert!(
+            texts(&c[0]).contains("corroboration: none"),
+            "{}",
+            texts(&c[0])
+        );
+    }
+
+    #[test]
+    fn a_device_fed_by_another_neither_confirms_nor_contradicts() {
+        let cfg: SignalsConfig =
+            toml::from_str("[sites.bj1.power.devices.ups-b]\nfed_by = \"ups-a\"\n").unwrap();
+        assert_eq!(cfg.validate(), Ok(()));
+        // ups-b on ups-a's output still has power: it is no witness of the utility.
+        let s = site(vec![devices(&[
+            ("ups-a", q::UPS_ON_BATTERY, 1.0),
+            ("ups-b", q::UPS_ON_BATTERY, 0.0),
+        ])]);
+        let c = with_ctx(&s, &cfg, 0, evaluate);
+        assert_eq!(c[0].cause, Cause::Power);
+        assert!(texts(&c[0]).contains("corroboration: none"));
+        let bad: SignalsConfig =
+            toml::from_str("[sites.bj1.power.devices.ups-b]\nfed_by = \"ups-b\"\n").unwrap();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_ups_fed_by_the_running_generator_is_no_witness_of_the_utility() {
+        let cfg = SignalsConfig::default();
+        let s = site(vec![devices(&[
+            ("ats", q::MAINS_AVAILABLE, 0.0),
+            ("ups-a", q::UPS_ON_BATTERY, 0.0),
+            ("genset", q::GENERATOR_RUNNING, 1.0),
+        ])]);
+        let c = with_ctx(&s, &cfg, 0, evaluate);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].cause, c[0].severity), (Cause::Power, Severity::Low));
     }
 }

@@ -22,7 +22,8 @@
 //! [mqtt.tls]
 //! ca = "/etc/sitewatch/mqtt-ca.pem"        # default: the system's CA roots
 //!
-//! # The embedded broker (ignored when [mqtt] is set).
+//! # The embedded broker (ignored when [mqtt] is set); every key of it is in
+//! # broker/config.rs.
 //! [embedded_broker]
 //! listen_v4 = "127.0.0.1:1883"
 //! listen_v5 = "127.0.0.1:1884"             # default: listen_v4's port + 1
@@ -85,8 +86,8 @@ use crate::state::StateConfig;
 /// The default HTTP address: 9184 sits in the exporters' range of the Prometheus
 /// port allocation list, next to the many 91xx exporters, and was free there.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
-/// The embedded broker's MQTT 3.1.1 listener.
-pub const DEFAULT_EMBEDDED_V4: &str = "127.0.0.1:1883";
+/// The embedded broker's first listener.
+pub const DEFAULT_EMBEDDED_V4: &str = crate::broker::config::DEFAULT_LISTEN_V4;
 
 /// A duration written as `"5s"`, `"2m"`, `"1h 30m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,17 +177,8 @@ pub struct TlsConfig {
     pub ca: Option<PathBuf>,
 }
 
-/// `[embedded_broker]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmbeddedBrokerConfig {
-    /// MQTT 3.1.1 listener (default 127.0.0.1:1883).
-    pub listen_v4: Option<SocketAddr>,
-    /// MQTT 5 listener (default: `listen_v4`'s port + 1).
-    pub listen_v5: Option<SocketAddr>,
-    /// Concurrent client connections (default 10000).
-    pub max_connections: Option<usize>,
-}
+/// `[embedded_broker]`: its types live with the broker.
+pub use crate::broker::config::EmbeddedBrokerConfig;
 
 /// `[state]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -319,6 +311,8 @@ pub struct Overrides {
 pub struct Settings {
     pub listen: SocketAddr,
     pub broker: BrokerMode,
+    /// The embedded broker's whole configuration, when it runs.
+    pub embedded_broker: Option<crate::broker::BrokerConfig>,
     pub share_group: Option<String>,
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -459,6 +453,7 @@ impl Settings {
                 .map_err(|e| invalid(origin, "listen", format!("{e}")))?,
         };
         let mqtt = file.mqtt.clone().unwrap_or_default();
+        let mut embedded_broker = None;
         let (url, url_origin) = match (&o.mqtt_url, &mqtt.url) {
             (Some(u), _) => (Some(u.clone()), cli),
             (None, Some(u)) => (Some(u.clone()), origin),
@@ -469,46 +464,19 @@ impl Settings {
                 BrokerUrl::parse(&url).map_err(|m| invalid(url_origin, "mqtt.url", m))?,
             ),
             None => {
-                let eb = &file.embedded_broker;
-                let v4 = match (o.embedded_v4, eb.listen_v4) {
-                    (Some(a), _) | (None, Some(a)) => a,
-                    (None, None) => DEFAULT_EMBEDDED_V4.parse().map_err(|e| {
-                        invalid(origin, "embedded_broker.listen_v4", format!("{e}"))
-                    })?,
+                let b = crate::broker::config::resolve(
+                    &file.embedded_broker,
+                    o.embedded_v4,
+                    o.embedded_v5,
+                    origin,
+                )?;
+                let mode = BrokerMode::Embedded {
+                    v4: b.listen_v4,
+                    v5: b.listen_v5,
+                    max_connections: b.max_connections,
                 };
-                let v5 = match (o.embedded_v5, eb.listen_v5) {
-                    (Some(a), _) | (None, Some(a)) => a,
-                    (None, None) => {
-                        let port = v4.port().checked_add(1).ok_or_else(|| {
-                            invalid(
-                                origin,
-                                "embedded_broker.listen_v5",
-                                "listen_v4's port + 1 is past 65535: set listen_v5".into(),
-                            )
-                        })?;
-                        SocketAddr::new(v4.ip(), port)
-                    }
-                };
-                if v4.port() == 0 || v5.port() == 0 {
-                    return Err(invalid(
-                        origin,
-                        "embedded_broker",
-                        "port 0 is not supported: the collector must know the port to connect to"
-                            .into(),
-                    ));
-                }
-                if v4 == v5 {
-                    return Err(invalid(
-                        origin,
-                        "embedded_broker.listen_v5",
-                        format!("{v5} is also listen_v4"),
-                    ));
-                }
-                BrokerMode::Embedded {
-                    v4,
-                    v5,
-                    max_connections: eb.max_connections.unwrap_or(10_000),
-                }
+                embedded_broker = Some(b);
+                mode
             }
         };
         let (share_group, group_origin) = match (&o.share_group, &file.share_group) {
@@ -618,6 +586,7 @@ impl Settings {
         Ok(Settings {
             listen,
             broker,
+            embedded_broker,
             share_group,
             client_id: mqtt.client_id.clone(),
             username: mqtt.username.clone(),
@@ -633,6 +602,9 @@ impl Settings {
 
     /// Checks what the settings point at (password file, CA file) exists and reads.
     pub fn check_files(&self) -> Result<(), Error> {
+        if let Some(b) = &self.embedded_broker {
+            b.check_files()?;
+        }
         if let Some(p) = &self.password_file {
             read_password(p)?;
         }

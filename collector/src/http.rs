@@ -23,7 +23,15 @@ pub struct App {
 
 impl App {
     pub fn new(shared: Arc<Shared>) -> Self {
-        let registry = Arc::new(metrics::registry(Arc::clone(&shared)));
+        Self::with_collectors(shared, Vec::new())
+    }
+
+    /// With more metric collectors (the embedded broker's).
+    pub fn with_collectors(
+        shared: Arc<Shared>,
+        others: Vec<Box<dyn prometheus_client::collector::Collector>>,
+    ) -> Self {
+        let registry = Arc::new(metrics::registry_with(Arc::clone(&shared), others));
         App { shared, registry }
     }
 }

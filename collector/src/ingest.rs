@@ -20,9 +20,9 @@
 //!   `sitewatch/v1/+/+/state` + `$share/<group>/sitewatch/v1/+/+/readings` +
 //!   `$share/<group>/sitewatch/v1/+/+/events`. Each collector thus knows every
 //!   agent's liveness, and sees part of its readings (see `liveness::Rules`).
-//! - On the embedded broker the state topics are subscribed at QoS 0 (rumqttd
-//!   replays at most 100 retained messages to a QoS 1 subscription; see
-//!   `broker.rs`).
+//! - On the embedded broker each kind has its own subscription, all at QoS 1:
+//!   its retained replay is unbounded (a site of thousands of agents gets every
+//!   birth and will at subscription, see `broker/router.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,7 +66,6 @@ pub struct Subscription {
 pub fn subscriptions(embedded: bool, share_group: Option<&str>) -> Vec<Subscription> {
     let sub = |filter: String, qos| Subscription { filter, qos };
     let kind = |k: &str| format!("{PREFIX}/+/+/{k}");
-    let state_qos = if embedded { 0 } else { 1 };
     match share_group {
         None if !embedded => vec![sub(SUBSCRIPTION.to_owned(), 1)],
         // The state subscription goes last: brokers handle one connection's
@@ -75,12 +74,12 @@ pub fn subscriptions(embedded: bool, share_group: Option<&str>) -> Vec<Subscript
         None => vec![
             sub(kind("readings"), 1),
             sub(kind("events"), 1),
-            sub(kind("state"), state_qos),
+            sub(kind("state"), 1),
         ],
         Some(g) => vec![
             sub(format!("$share/{g}/{}", kind("readings")), 1),
             sub(format!("$share/{g}/{}", kind("events")), 1),
-            sub(kind("state"), state_qos),
+            sub(kind("state"), 1),
         ],
     }
 }
@@ -669,7 +668,7 @@ mod tests {
             [
                 "sitewatch/v1/+/+/readings@1",
                 "sitewatch/v1/+/+/events@1",
-                "sitewatch/v1/+/+/state@0"
+                "sitewatch/v1/+/+/state@1"
             ]
         );
         assert_eq!(

@@ -116,8 +116,16 @@ impl Format {
 
 /// The registry `/metrics` encodes: one collector over the shared state.
 pub fn registry(shared: Arc<Shared>) -> Registry {
+    registry_with(shared, Vec::new())
+}
+
+/// The registry with more collectors after the state's (the embedded broker's).
+pub fn registry_with(shared: Arc<Shared>, others: Vec<Box<dyn Collector>>) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(StateCollector { shared }));
+    for c in others {
+        registry.register_collector(c);
+    }
     registry
 }
 

@@ -13,7 +13,8 @@ use crate::ingest::{ConsumerConfig, Hooks, run as run_consumer};
 use crate::replay::Recorder;
 use crate::signals::{self, Outputs, Published, Signals};
 use crate::state::State;
-use crate::{Clock, Error, Shared, alertmanager, broker};
+use crate::broker::Broker;
+use crate::{Clock, Error, Shared, alertmanager};
 
 /// `_signals` messages queued for the MQTT client; more wait in the signals loop.
 const OUTGOING_QUEUE: usize = 256;
@@ -34,7 +35,7 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
     let started_at = Clock::System.now_ms();
     settings.state.rules.started_at_ms = started_at;
     // Everything that can fail on configuration fails before anything starts.
-    let consumer = ConsumerConfig::from_settings(&settings)?;
+    let mut consumer = ConsumerConfig::from_settings(&settings)?;
     let pushers = match &settings.alertmanager {
         Some(am) => Some((am.clone(), alertmanager::client(am)?)),
         None => None,
@@ -50,17 +51,18 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
             addr: settings.listen,
             source,
         })?;
-    if let BrokerMode::Embedded {
-        v4,
-        v5,
-        max_connections,
-    } = settings.broker
-    {
-        broker::start(v4, v5, max_connections)?;
-        for addr in [v4, v5] {
-            broker::wait_ready(connectable(addr), Duration::from_secs(10)).await?;
+    let embedded = match (&settings.broker, &settings.embedded_broker) {
+        (BrokerMode::Embedded { .. }, Some(config)) => {
+            let b = Broker::start(config.clone()).await?;
+            b.reload_on_sighup();
+            // The collector consumes its own broker over TCP, as its own
+            // full-access identity (whatever authentication agents need).
+            let (user, password) = b.internal_credentials();
+            consumer.credentials = Some((user, password));
+            Some(b)
         }
-    }
+        _ => None,
+    };
     let shared = Arc::new(Shared::new(State::new(settings.state), Clock::System));
     shared.set_signals(Published::initial(&settings.signals));
 
@@ -115,22 +117,20 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
         listen = %local,
         "serving /metrics, /healthz, /api/v1/hosts, /api/v1/signals"
     );
-    axum::serve(listener, router(App::new(shared)))
+    let collectors: Vec<Box<dyn prometheus_client::collector::Collector>> = match &embedded {
+        Some(b) => vec![Box::new(b.collector())],
+        None => Vec::new(),
+    };
+    axum::serve(listener, router(App::with_collectors(shared, collectors)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::Http)?;
+    if let Some(b) = &embedded {
+        // Retained messages written a last time.
+        b.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// A wildcard listen address is reached over loopback.
-fn connectable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
-        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
-        _ => addr,
-    }
 }
 
 async fn shutdown_signal() {

@@ -17,6 +17,16 @@ pub const PREFIX: &str = "sitewatch/v1";
 pub const SIGNALS_LEVEL: &str = "_signals";
 /// What a collector subscribes to.
 pub const SUBSCRIPTION: &str = "sitewatch/v1/+/+/+";
+/// The level under which each collector has topics of its own
+/// (`sitewatch/v1/_collectors/<collector>/...`): presence, peer state.
+pub const COLLECTORS_LEVEL: &str = "_collectors";
+
+/// The prefix of one collector's own topics, `sitewatch/v1/_collectors/<name>/`:
+/// everything below it belongs to that collector (a broker's ACL grants it
+/// write access there and to no other collector).
+pub fn collector_prefix(name: &str) -> String {
+    format!("{PREFIX}/{COLLECTORS_LEVEL}/{name}/")
+}
 
 /// The MQTT v5 shared subscription for collectors splitting the load.
 pub fn shared_subscription(group: &str) -> String {
@@ -196,6 +206,19 @@ mod tests {
         assert!(matches!(
             Topic::parse("sitewatch/v1/bj1/_x/state"),
             Err(TopicError::Host(NameError::Reserved))
+        ));
+    }
+
+    #[test]
+    fn collector_topics_sit_below_the_reserved_level() {
+        assert_eq!(
+            collector_prefix("col-bj1"),
+            "sitewatch/v1/_collectors/col-bj1/"
+        );
+        // Never a host topic: `_collectors` is not a valid site name.
+        assert!(matches!(
+            Topic::parse("sitewatch/v1/_collectors/col-bj1/state"),
+            Err(TopicError::Site(NameError::Reserved))
         ));
     }
 

@@ -791,7 +791,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             continue;
         }
         if closing {
-            let _ = wr.shutdown().await;
+            // Stopped from outside (takeover, shutdown): the client is told why.
+            let reason = *stopped_rx.borrow();
+            finish(&mut wr, &codec, reason).await;
             return;
         }
         let room = window.saturating_sub(session.inflight_len());
@@ -817,15 +819,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Says why to an MQTT 5 client being stopped, and closes.
+/// Tells an MQTT 5 client stopped from outside why, and closes.
 async fn finish<W: AsyncWrite + Unpin>(wr: &mut W, codec: &Codec, reason: Option<StopReason>) {
     let code = match reason {
-        Some(StopReason::TakenOver) => DisconnectReason::SessionTakenOver,
-        Some(StopReason::Shutdown) => DisconnectReason::ServerShuttingDown,
-        Some(StopReason::WriteFailed) | None => return,
+        Some(StopReason::TakenOver) => Some(DisconnectReason::SessionTakenOver),
+        Some(StopReason::Shutdown) => Some(DisconnectReason::ServerShuttingDown),
+        Some(StopReason::WriteFailed) | None => None,
     };
     let mut out = BytesMut::new();
-    if codec.encode_control(&Control::Disconnect(code), &mut out).is_ok() && !out.is_empty() {
+    if let Some(code) = code
+        && codec.encode_control(&Control::Disconnect(code), &mut out).is_ok()
+        && !out.is_empty()
+    {
         let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&out)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;

@@ -175,14 +175,17 @@ pub fn publish(port: u16, args: &[&str]) {
 pub struct Sub {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Lines read while waiting for another one, kept for later.
+    pending: std::collections::VecDeque<String>,
 }
 
 impl Sub {
     /// Starts `mosquitto_sub -d -F 'MSG %r %q %t %p'` with `args` and waits for
     /// its SUBACK (debug output), so that publishing afterwards cannot race it.
     pub fn start(port: u16, args: &[&str]) -> Sub {
-        let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d"])
+        let mut child = Command::new("stdbuf")
+            // Line-buffered: mosquitto_sub's stdout is a pipe here.
+            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d"])
             .args(["-F", "MSG %r %q %t %p"])
             .args(args)
             .stdout(Stdio::piped())
@@ -207,15 +210,20 @@ impl Sub {
                 }
             }
         });
-        let mut sub = Sub { child, lines: rx };
+        let mut sub = Sub {
+            child,
+            lines: rx,
+            pending: Default::default(),
+        };
         sub.wait_line(|l| l.contains("received SUBACK"), "its SUBACK");
         sub
     }
 
     /// Starts it without waiting for anything (a subscription that may fail).
     pub fn raw(port: u16, args: &[&str]) -> Sub {
-        let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d"])
+        let mut child = Command::new("stdbuf")
+            // Line-buffered: mosquitto_sub's stdout is a pipe here.
+            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d"])
             .args(["-F", "MSG %r %q %t %p"])
             .args(args)
             .stdout(Stdio::piped())
@@ -236,19 +244,28 @@ impl Sub {
                 }
             });
         }
-        Sub { child, lines: rx }
+        Sub {
+            child,
+            lines: rx,
+            pending: Default::default(),
+        }
     }
 
     /// Waits for a line satisfying `ok`; returns it.
     pub fn wait_line(&mut self, ok: impl Fn(&str) -> bool, what: &str) -> String {
+        if let Some(i) = self.pending.iter().position(|l| ok(l)) {
+            return self.pending.remove(i).unwrap();
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) if ok(&l) => return l,
-                Ok(l) => seen.push(l),
-                Err(_) => panic!("mosquitto_sub: no {what} within 10 s; saw:\n{}", seen.join("\n")),
+                Ok(l) => self.pending.push_back(l),
+                Err(_) => panic!(
+                    "mosquitto_sub: no {what} within 10 s; saw:\n{}",
+                    Vec::from(self.pending.clone()).join("\n")
+                ),
             }
         }
     }
@@ -268,7 +285,11 @@ impl Sub {
     /// Messages that arrive within `d` (where their absence is the point).
     pub fn messages_for(&mut self, d: Duration) -> Vec<String> {
         let deadline = Instant::now() + d;
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self
+            .pending
+            .drain(..)
+            .filter(|l| l.starts_with("MSG "))
+            .collect();
         while let Ok(l) = self
             .lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -282,7 +303,9 @@ impl Sub {
 
     /// Lines printed so far (drained).
     pub fn drain(&mut self) -> Vec<String> {
-        self.lines.try_iter().collect()
+        let mut out: Vec<String> = self.pending.drain(..).collect();
+        out.extend(self.lines.try_iter());
+        out
     }
 
     pub fn pid(&self) -> u32 {

@@ -251,6 +251,38 @@ impl Sub {
         }
     }
 
+    /// A long-lived `mosquitto_pub -l` (publishes stdin's lines; connected until
+    /// stdin closes or it is killed), debug output on.
+    pub fn publisher(port: u16, args: &[&str]) -> Sub {
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_pub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-l"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Sub {
+            child,
+            lines: rx,
+            pending: Default::default(),
+        }
+    }
+
     /// Waits for a line satisfying `ok`; returns it.
     pub fn wait_line(&mut self, ok: impl Fn(&str) -> bool, what: &str) -> String {
         if let Some(i) = self.pending.iter().position(|l| ok(l)) {
@@ -572,5 +604,129 @@ pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a rumqttc client saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    ConnAck(bool),
+    PubAck,
+    Publish(String, Vec<u8>),
+    Error(String),
+}
+
+/// A real MQTT 3.1.1 client (rumqttc, as the agent uses), on the broker's runtime.
+pub struct Agent {
+    pub client: rumqttc::AsyncClient,
+    events: mpsc::Receiver<Seen>,
+    handle: tokio::runtime::Handle,
+    pub connacks: usize,
+    pub errors: Vec<String>,
+}
+
+impl Agent {
+    /// Connects (waits for the CONNACK). `will`: (topic, payload), retained QoS 1.
+    pub fn connect(
+        b: &Running,
+        port: u16,
+        client_id: &str,
+        login: Option<(&str, &str)>,
+        will: Option<(&str, &str)>,
+        inflight: u16,
+    ) -> Agent {
+        use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30))
+            .set_inflight(inflight)
+            .set_clean_session(false);
+        if let Some((u, p)) = login {
+            opts.set_credentials(u, p);
+        }
+        if let Some((t, p)) = will {
+            opts.set_last_will(LastWill::new(t, p, QoS::AtLeastOnce, true));
+        }
+        let _guard = b.rt.enter();
+        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+        let (tx, rx) = mpsc::channel();
+        b.rt.spawn(async move {
+            loop {
+                let seen = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(a))) => Seen::ConnAck(a.session_present),
+                    Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
+                    Ok(Event::Incoming(Packet::Publish(p))) => Seen::Publish(p.topic, p.payload.to_vec()),
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let s = Seen::Error(e.to_string());
+                        if tx.send(s).is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if tx.send(seen).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut a = Agent {
+            client,
+            events: rx,
+            handle: b.rt.handle().clone(),
+            connacks: 0,
+            errors: Vec::new(),
+        };
+        a.wait(|s| matches!(s, Seen::ConnAck(_)), "CONNACK");
+        a
+    }
+
+    fn note(&mut self, s: &Seen) {
+        match s {
+            Seen::ConnAck(_) => self.connacks += 1,
+            Seen::Error(e) => self.errors.push(e.clone()),
+            _ => {}
+        }
+    }
+
+    /// Waits for an event; panics after 10 s.
+    pub fn wait(&mut self, ok: impl Fn(&Seen) -> bool, what: &str) -> Seen {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(s) => {
+                    self.note(&s);
+                    if ok(&s) {
+                        return s;
+                    }
+                }
+                Err(_) => panic!("agent: no {what} within 10 s (errors: {:?})", self.errors),
+            }
+        }
+    }
+
+    /// Takes what happened so far without waiting.
+    pub fn poll(&mut self) -> Vec<Seen> {
+        let seen: Vec<Seen> = self.events.try_iter().collect();
+        for s in &seen {
+            self.note(s);
+        }
+        seen
+    }
+
+    /// Queues a QoS 1 publish (does not wait for its PUBACK).
+    pub fn send(&self, topic: &str, payload: &str, retain: bool) {
+        let c = self.client.clone();
+        let (t, p) = (topic.to_owned(), payload.to_owned());
+        self.handle
+            .block_on(async move { c.publish(t, rumqttc::QoS::AtLeastOnce, retain, p).await })
+            .unwrap();
+    }
+
+    /// Publishes QoS 1 and waits for its PUBACK.
+    pub fn publish(&mut self, topic: &str, payload: &str, retain: bool) {
+        self.send(topic, payload, retain);
+        self.wait(|s| *s == Seen::PubAck, "PUBACK");
     }
 }

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::broker::Broker;
 use crate::config::{BrokerMode, Settings};
 use crate::http::{App, router};
 use crate::ingest::{ConsumerConfig, Hooks, run as run_consumer};
 use crate::replay::Recorder;
 use crate::signals::{self, Outputs, Published, Signals};
 use crate::state::State;
-use crate::broker::Broker;
 use crate::{Clock, Error, Shared, alertmanager};
 
 /// `_signals` messages queued for the MQTT client; more wait in the signals loop.

@@ -47,7 +47,10 @@ fn a_local_subscriber_that_stops_reading_holds_the_publisher_back_and_loses_noth
         publisher.wait(|s| *s == Seen::PubAck, "PUBACK");
         acked += 1;
     }
-    assert_eq!(b.metric("sitewatch_broker_dropped_messages_total{reason=\"queue_full\"}"), 0.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_dropped_messages_total{reason=\"queue_full\"}"),
+        0.0
+    );
 }
 
 #[test]

@@ -21,9 +21,17 @@ fn passwd(args: &[&str], stdin: &str) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -35,8 +43,17 @@ fn a_file_made_by_mosquitto_passwd_is_accepted_by_the_embedded_broker() {
         if create {
             cmd.arg("-c");
         }
-        let out = cmd.arg("-b").arg(&file).args([user, pw]).output().expect("mosquitto_passwd");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = cmd
+            .arg("-b")
+            .arg(&file)
+            .args([user, pw])
+            .output()
+            .expect("mosquitto_passwd");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let mut cfg = config();
     cfg.password_file = Some(file);
@@ -44,11 +61,42 @@ fn a_file_made_by_mosquitto_passwd_is_accepted_by_the_embedded_broker() {
     cfg.acl.collectors.insert("col-bj1".into());
     let b = Running::start(cfg);
     let mut local = b.local(&["sitewatch/#"], 10);
-    publish(b.p(), &["-u", "bj1/web-01", "-P", "s3cret", "-q", "1", "-t", "sitewatch/v1/bj1/web-01/state", "-m", "ok"]);
+    publish(
+        b.p(),
+        &[
+            "-u",
+            "bj1/web-01",
+            "-P",
+            "s3cret",
+            "-q",
+            "1",
+            "-t",
+            "sitewatch/v1/bj1/web-01/state",
+            "-m",
+            "ok",
+        ],
+    );
     local.wait_for("sitewatch/v1/bj1/web-01/state", "ok");
-    publish(b.p(), &["-u", "col-bj1", "-P", "c0l", "-q", "1", "-t", "sitewatch/v1/bj1/_signals", "-m", "s"]);
+    publish(
+        b.p(),
+        &[
+            "-u",
+            "col-bj1",
+            "-P",
+            "c0l",
+            "-q",
+            "1",
+            "-t",
+            "sitewatch/v1/bj1/_signals",
+            "-m",
+            "s",
+        ],
+    );
     local.wait_for("sitewatch/v1/bj1/_signals", "s");
-    let (ok, _) = pub_(b.p(), &["-u", "bj1/web-01", "-P", "s3cret!", "-t", "x", "-m", "y"]);
+    let (ok, _) = pub_(
+        b.p(),
+        &["-u", "bj1/web-01", "-P", "s3cret!", "-t", "x", "-m", "y"],
+    );
     assert!(!ok);
 }
 
@@ -63,13 +111,26 @@ fn is_root() -> bool {
 fn a_file_made_by_sitewatch_collector_passwd_is_accepted_by_mosquitto() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pw");
-    let (code, err) = passwd(&["--stdin", &file.display().to_string(), "bj1/web-01"], "s3cret\n");
+    let (code, err) = passwd(
+        &["--stdin", &file.display().to_string(), "bj1/web-01"],
+        "s3cret\n",
+    );
     assert_eq!(code, Some(0), "{err}");
-    let (code, err) = passwd(&["--stdin", &file.display().to_string(), "bj1/web-02"], "other\n");
+    let (code, err) = passwd(
+        &["--stdin", &file.display().to_string(), "bj1/web-02"],
+        "other\n",
+    );
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let conf = dir.path().join("mosquitto.conf");
     // Started as root, mosquitto drops to its own user, which cannot read a
     // 0600 file of root's: stay root for the test broker.
@@ -89,10 +150,21 @@ fn a_file_made_by_sitewatch_collector_passwd_is_accepted_by_mosquitto() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto must be installed");
-    wait_until("mosquitto to listen", || TcpStream::connect(("127.0.0.1", port)).ok());
-    publish(port, &["-u", "bj1/web-01", "-P", "s3cret", "-t", "t", "-m", "1"]);
-    publish(port, &["-u", "bj1/web-02", "-P", "other", "-t", "t", "-m", "1"]);
-    let (ok, _) = pub_(port, &["-u", "bj1/web-01", "-P", "wrong", "-t", "t", "-m", "1"]);
+    wait_until("mosquitto to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    publish(
+        port,
+        &["-u", "bj1/web-01", "-P", "s3cret", "-t", "t", "-m", "1"],
+    );
+    publish(
+        port,
+        &["-u", "bj1/web-02", "-P", "other", "-t", "t", "-m", "1"],
+    );
+    let (ok, _) = pub_(
+        port,
+        &["-u", "bj1/web-01", "-P", "wrong", "-t", "t", "-m", "1"],
+    );
     assert!(!ok, "mosquitto refuses a wrong password");
     let _ = mosquitto.kill();
     let _ = mosquitto.wait();
@@ -109,17 +181,47 @@ fn passwd_deletes_users_and_the_broker_rereads_the_file() {
     cfg.password_file = Some(file.clone());
     cfg.allow_anonymous = false;
     let b = Running::start(cfg);
-    publish(b.p(), &["-u", "bj1/web-01", "-P", "one", "-t", "sitewatch/v1/bj1/web-01/state", "-m", "x"]);
+    publish(
+        b.p(),
+        &[
+            "-u",
+            "bj1/web-01",
+            "-P",
+            "one",
+            "-t",
+            "sitewatch/v1/bj1/web-01/state",
+            "-m",
+            "x",
+        ],
+    );
     let (code, err) = passwd(&["-D", &f, "bj1/web-01"], "");
     assert_eq!(code, Some(0), "{err}");
     // Changing a password is the same command again.
     assert_eq!(passwd(&["--stdin", &f, "bj1/web-02"], "three\n").0, Some(0));
     assert_eq!(b.broker.reload_passwords().unwrap(), 1);
-    let (ok, _) = pub_(b.p(), &["-u", "bj1/web-01", "-P", "one", "-t", "x", "-m", "y"]);
+    let (ok, _) = pub_(
+        b.p(),
+        &["-u", "bj1/web-01", "-P", "one", "-t", "x", "-m", "y"],
+    );
     assert!(!ok, "deleted");
-    let (ok, _) = pub_(b.p(), &["-u", "bj1/web-02", "-P", "two", "-t", "x", "-m", "y"]);
+    let (ok, _) = pub_(
+        b.p(),
+        &["-u", "bj1/web-02", "-P", "two", "-t", "x", "-m", "y"],
+    );
     assert!(!ok, "old password");
-    publish(b.p(), &["-u", "bj1/web-02", "-P", "three", "-t", "sitewatch/v1/bj1/web-02/state", "-m", "x"]);
+    publish(
+        b.p(),
+        &[
+            "-u",
+            "bj1/web-02",
+            "-P",
+            "three",
+            "-t",
+            "sitewatch/v1/bj1/web-02/state",
+            "-m",
+            "x",
+        ],
+    );
     let (code, err) = passwd(&["-D", &f, "nobody"], "");
     assert_eq!(code, Some(2));
     assert!(err.contains("no user"), "{err}");

@@ -23,13 +23,33 @@ fn both_listeners_speak_both_versions_and_route_through_wildcards() {
     let b = Running::start(config());
     let (p4, p5) = (b.port("listen_v4"), b.port("listen_v5"));
     // A 3.1.1 client on the second listener, an MQTT 5 one on the first.
-    let mut state_only = Sub::start(p5, &args(V311, &["-q", "1", "-t", "sitewatch/v1/+/+/state"]));
+    let mut state_only = Sub::start(
+        p5,
+        &args(V311, &["-q", "1", "-t", "sitewatch/v1/+/+/state"]),
+    );
     let mut everything = Sub::start(p4, &args(V5, &["-q", "1", "-t", "sitewatch/#"]));
-    publish(p4, &args(V5, &["-q", "1", "-t", "sitewatch/v1/bj1/web-01/state", "-m", "s1"]));
-    publish(p5, &args(V311, &["-q", "1", "-t", "sitewatch/v1/bj1/_signals", "-m", "sig"]));
+    publish(
+        p4,
+        &args(
+            V5,
+            &["-q", "1", "-t", "sitewatch/v1/bj1/web-01/state", "-m", "s1"],
+        ),
+    );
+    publish(
+        p5,
+        &args(
+            V311,
+            &["-q", "1", "-t", "sitewatch/v1/bj1/_signals", "-m", "sig"],
+        ),
+    );
     assert_eq!(
         state_only.message(),
-        (false, 1, "sitewatch/v1/bj1/web-01/state".into(), "s1".into())
+        (
+            false,
+            1,
+            "sitewatch/v1/bj1/web-01/state".into(),
+            "s1".into()
+        )
     );
     assert_eq!(everything.message().3, "s1");
     assert_eq!(
@@ -37,10 +57,20 @@ fn both_listeners_speak_both_versions_and_route_through_wildcards() {
         (false, 1, "sitewatch/v1/bj1/_signals".into(), "sig".into())
     );
     // `+/+/+` after the prefix does not match `<site>/_signals`.
-    publish(p4, &["-q", "1", "-t", "sitewatch/v1/bj1/web-02/state", "-m", "s2"]);
-    assert_eq!(state_only.message().3, "s2", "the _signals message never came first");
+    publish(
+        p4,
+        &["-q", "1", "-t", "sitewatch/v1/bj1/web-02/state", "-m", "s2"],
+    );
+    assert_eq!(
+        state_only.message().3,
+        "s2",
+        "the _signals message never came first"
+    );
     b.wait_metric("sitewatch_broker_messages_received_total", |v| v == 3.0);
-    b.wait_metric("sitewatch_broker_connects_total{result=\"accepted\"}", |v| v >= 5.0);
+    b.wait_metric(
+        "sitewatch_broker_connects_total{result=\"accepted\"}",
+        |v| v >= 5.0,
+    );
 }
 
 /// Seeds `n` retained states over one raw connection (QoS 1, all acknowledged).
@@ -50,7 +80,12 @@ fn seed_retained(port: u16, n: usize) {
     assert_eq!(raw.packet(), (0x20, vec![0, 0]));
     let mut bytes = Vec::new();
     for i in 0..n {
-        let mut p = publish_qos1(4, format!("sitewatch/v1/bj1/h{i:04}/state").as_bytes(), (i + 1) as u16, b"birth");
+        let mut p = publish_qos1(
+            4,
+            format!("sitewatch/v1/bj1/h{i:04}/state").as_bytes(),
+            (i + 1) as u16,
+            b"birth",
+        );
         p[0] |= 0x01; // retained
         bytes.extend(p);
     }
@@ -67,7 +102,10 @@ fn more_than_100_retained_messages_reach_a_qos1_subscriber_in_both_versions() {
     seed_retained(b.p(), N);
     b.wait_metric("sitewatch_broker_retained_messages", |v| v == N as f64);
     for version in [V311, V5] {
-        let mut sub = Sub::start(b.p(), &args(version, &["-q", "1", "-t", "sitewatch/v1/+/+/state"]));
+        let mut sub = Sub::start(
+            b.p(),
+            &args(version, &["-q", "1", "-t", "sitewatch/v1/+/+/state"]),
+        );
         let mut topics = std::collections::BTreeSet::new();
         for _ in 0..N {
             let (retain, qos, topic, payload) = sub.message();
@@ -89,14 +127,26 @@ fn the_will_of_a_sigkilled_client_is_published_and_retained() {
             &args(
                 version,
                 &[
-                    "-i", &format!("victim{i}"), "-t", "unrelated", "--will-topic", &topic,
-                    "--will-payload", "lost", "--will-qos", "1", "--will-retain",
+                    "-i",
+                    &format!("victim{i}"),
+                    "-t",
+                    "unrelated",
+                    "--will-topic",
+                    &topic,
+                    "--will-payload",
+                    "lost",
+                    "--will-qos",
+                    "1",
+                    "--will-retain",
                 ],
             ),
         );
         victim.kill();
         let (retain, qos, t, payload) = watcher.message();
-        assert_eq!((retain, qos, t.as_str(), payload.as_str()), (false, 1, topic.as_str(), "lost"));
+        assert_eq!(
+            (retain, qos, t.as_str(), payload.as_str()),
+            (false, 1, topic.as_str(), "lost")
+        );
         // And it is the retained state now.
         let mut later = Sub::start(b.p(), &args(version, &["-q", "1", "-t", &topic]));
         assert_eq!(later.message(), (true, 1, topic.clone(), "lost".into()));
@@ -109,7 +159,22 @@ fn a_clean_disconnect_publishes_no_will() {
     let mut local = b.local(&["w/#", "marker"], 100);
     for version in [V311, V5] {
         // mosquitto_pub disconnects cleanly after publishing.
-        publish(b.p(), &args(version, &["-t", "x", "-m", "1", "--will-topic", "w/t", "--will-payload", "lost"]));
+        publish(
+            b.p(),
+            &args(
+                version,
+                &[
+                    "-t",
+                    "x",
+                    "-m",
+                    "1",
+                    "--will-topic",
+                    "w/t",
+                    "--will-payload",
+                    "lost",
+                ],
+            ),
+        );
     }
     publish(b.p(), &["-t", "marker", "-m", "m"]);
     let first = local.next();
@@ -126,22 +191,60 @@ fn a_persistent_session_keeps_qos1_messages_while_its_client_is_away_within_the_
         ("keeper5", V5, &["-c", "-x", "60"][..]),
     ] {
         let filter = format!("q/{id}/#");
-        let mut first = Sub::start(b.p(), &args(version, &[&["-i", id, "-q", "1", "-t", &filter][..], keep].concat()));
+        let mut first = Sub::start(
+            b.p(),
+            &args(
+                version,
+                &[&["-i", id, "-q", "1", "-t", &filter][..], keep].concat(),
+            ),
+        );
         first.kill();
         b.wait_metric("sitewatch_broker_connections", |v| v == 0.0);
         for i in 0..8 {
-            publish(b.p(), &["-q", "1", "-t", &format!("q/{id}/x"), "-m", &format!("m{i}")]);
+            publish(
+                b.p(),
+                &[
+                    "-q",
+                    "1",
+                    "-t",
+                    &format!("q/{id}/x"),
+                    "-m",
+                    &format!("m{i}"),
+                ],
+            );
         }
-        publish(b.p(), &["-q", "0", "-t", &format!("q/{id}/x"), "-m", "qos0"]);
-        let mut back = Sub::start(b.p(), &args(version, &[&["-i", id, "-q", "1", "-t", &filter][..], keep].concat()));
+        publish(
+            b.p(),
+            &["-q", "0", "-t", &format!("q/{id}/x"), "-m", "qos0"],
+        );
+        let mut back = Sub::start(
+            b.p(),
+            &args(
+                version,
+                &[&["-i", id, "-q", "1", "-t", &filter][..], keep].concat(),
+            ),
+        );
         let got: Vec<String> = (0..5).map(|_| back.message().3).collect();
-        assert_eq!(got, ["m0", "m1", "m2", "m3", "m4"], "{id}: the first 5, in order");
-        assert!(back.messages_for(Duration::from_millis(300)).is_empty(), "{id}: 3 dropped, no QoS 0");
+        assert_eq!(
+            got,
+            ["m0", "m1", "m2", "m3", "m4"],
+            "{id}: the first 5, in order"
+        );
+        assert!(
+            back.messages_for(Duration::from_millis(300)).is_empty(),
+            "{id}: 3 dropped, no QoS 0"
+        );
         back.kill();
         b.wait_metric("sitewatch_broker_connections", |v| v == 0.0);
     }
-    assert_eq!(b.metric("sitewatch_broker_dropped_messages_total{reason=\"queue_full\"}"), 6.0);
-    assert_eq!(b.metric("sitewatch_broker_dropped_messages_total{reason=\"offline_qos0\"}"), 2.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_dropped_messages_total{reason=\"queue_full\"}"),
+        6.0
+    );
+    assert_eq!(
+        b.metric("sitewatch_broker_dropped_messages_total{reason=\"offline_qos0\"}"),
+        2.0
+    );
     // Two sessions kept for clients that are away.
     assert_eq!(b.metric("sitewatch_broker_sessions"), 2.0);
 }
@@ -185,7 +288,10 @@ fn qos2_publishes_are_delivered_exactly_once() {
     assert_eq!(raw.packet(), (0x70, vec![0, 7]), "PUBCOMP");
     assert_eq!(local.next().payload, "once".as_bytes());
     for version in [V311, V5] {
-        publish(b.p(), &args(version, &["-q", "2", "-t", "q2/b", "-m", "two"]));
+        publish(
+            b.p(),
+            &args(version, &["-q", "2", "-t", "q2/b", "-m", "two"]),
+        );
         assert_eq!(local.next().payload, "two".as_bytes());
     }
     publish(b.p(), &["-t", "q2/end", "-m", "end"]);
@@ -201,7 +307,11 @@ fn an_empty_retained_message_deletes_the_retained_one() {
     b.wait_metric("sitewatch_broker_retained_messages", |v| v == 0.0);
     let mut sub = Sub::start(b.p(), &["-t", "gone/#"]);
     publish(b.p(), &["-t", "gone/marker", "-m", "m"]);
-    assert_eq!(sub.message().2, "gone/marker", "no retained message came first");
+    assert_eq!(
+        sub.message().2,
+        "gone/marker",
+        "no retained message came first"
+    );
 }
 
 /// Opens a connection with `level`'s CONNECT and checks the CONNACK.
@@ -228,7 +338,11 @@ fn malformed_and_forbidden_packets_close_the_connection_and_are_counted() {
             |v| v == n,
         );
         good(cases);
-        assert_eq!(local.next().payload, cases.to_string().as_bytes(), "after {label}");
+        assert_eq!(
+            local.next().payload,
+            cases.to_string().as_bytes(),
+            "after {label}"
+        );
     };
 
     // A packet of type 0 does not exist.
@@ -281,14 +395,23 @@ fn malformed_and_forbidden_packets_close_the_connection_and_are_counted() {
     body.extend(mqtt_str(b"old"));
     raw.send(&packet(0x10, &body));
     assert_eq!(raw.packet(), (0x20, vec![0, 1]));
-    assert_eq!(b.metric("sitewatch_broker_connects_total{result=\"unsupported_version\"}"), 1.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_connects_total{result=\"unsupported_version\"}"),
+        1.0
+    );
 
     // A CONNECT body that lies about its lengths.
     let mut raw = Raw::connect(b.p());
-    raw.send(&packet(0x10, &[0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 200, b'x']));
+    raw.send(&packet(
+        0x10,
+        &[0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 200, b'x'],
+    ));
     assert!(raw.closed());
     // (The CONNECT-less connection above counted here too.)
-    assert_eq!(b.metric("sitewatch_broker_connects_total{result=\"malformed\"}"), 2.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_connects_total{result=\"malformed\"}"),
+        2.0
+    );
     drop(raw);
     good(99);
     assert_eq!(local.next().payload, "99".as_bytes());
@@ -310,17 +433,40 @@ fn an_oversized_packet_closes_the_connection_with_v5_reason_0x95() {
     let big = dir.path().join("big");
     std::fs::write(&big, "x".repeat(300 * 1024)).unwrap();
     let big = big.display().to_string();
-    let (ok, out) = pub_(b.p(), &args(V311, &["-q", "1", "-r", "-t", "big/r", "-f", &big]));
+    let (ok, out) = pub_(
+        b.p(),
+        &args(V311, &["-q", "1", "-r", "-t", "big/r", "-f", &big]),
+    );
     assert!(!ok, "{out}");
     // An MQTT 5 client does not even send it: CONNACK gave the limit
     // (mosquitto_pub then drops the message and exits 0).
-    let _ = pub_(b.p(), &args(V5, &["-q", "1", "-r", "-t", "big/r", "-f", &big]));
-    b.wait_metric("sitewatch_broker_protocol_errors_total{reason=\"packet_too_large\"}", |v| v == 2.0);
-    assert_eq!(b.metric("sitewatch_broker_retained_messages"), 0.0, "nothing retained");
+    let _ = pub_(
+        b.p(),
+        &args(V5, &["-q", "1", "-r", "-t", "big/r", "-f", &big]),
+    );
+    b.wait_metric(
+        "sitewatch_broker_protocol_errors_total{reason=\"packet_too_large\"}",
+        |v| v == 2.0,
+    );
+    assert_eq!(
+        b.metric("sitewatch_broker_retained_messages"),
+        0.0,
+        "nothing retained"
+    );
     // 256 KiB of payload, the contract's limit, still passes.
     let limit = dir.path().join("limit");
     std::fs::write(&limit, "y".repeat(256 * 1024)).unwrap();
-    publish(b.p(), &["-q", "1", "-t", "big/ok", "-f", &limit.display().to_string()]);
+    publish(
+        b.p(),
+        &[
+            "-q",
+            "1",
+            "-t",
+            "big/ok",
+            "-f",
+            &limit.display().to_string(),
+        ],
+    );
     assert_eq!(local.next().payload.len(), 256 * 1024);
 }
 
@@ -339,13 +485,23 @@ fn v5_clients_never_get_packets_above_their_maximum_packet_size() {
     sub.extend(mqtt_str(b"lim/#"));
     sub.push(1);
     raw.send(&packet(0x82, &sub));
-    assert_eq!(raw.packet(), (0x90, vec![0, 1, 0, 1]), "SUBACK granted QoS 1");
-    publish(b.p(), &["-q", "1", "-t", "lim/big", "-m", &"z".repeat(1000)]);
+    assert_eq!(
+        raw.packet(),
+        (0x90, vec![0, 1, 0, 1]),
+        "SUBACK granted QoS 1"
+    );
+    publish(
+        b.p(),
+        &["-q", "1", "-t", "lim/big", "-m", &"z".repeat(1000)],
+    );
     publish(b.p(), &["-q", "1", "-t", "lim/small", "-m", "ok"]);
     let (b1, body) = raw.packet();
     assert_eq!(b1 & 0xf0, 0x30);
     assert!(body.ends_with(b"ok"), "only the small one came");
-    assert_eq!(b.metric("sitewatch_broker_dropped_messages_total{reason=\"too_large_for_client\"}"), 1.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_dropped_messages_total{reason=\"too_large_for_client\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -357,11 +513,20 @@ fn a_silent_client_is_closed_after_one_and_a_half_keepalives_and_its_will_publis
     assert_eq!(raw.packet(), (0x20, vec![0, 0]));
     let started = Instant::now();
     let will = local.next();
-    assert_eq!((&*will.topic, &will.payload[..]), ("ka/state", &b"lost"[..]));
+    assert_eq!(
+        (&*will.topic, &will.payload[..]),
+        ("ka/state", &b"lost"[..])
+    );
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1400), "not before 1.5 x keepalive: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "not before 1.5 x keepalive: {waited:?}"
+    );
     assert!(raw.closed());
-    assert_eq!(b.metric("sitewatch_broker_protocol_errors_total{reason=\"keepalive_timeout\"}"), 1.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_protocol_errors_total{reason=\"keepalive_timeout\"}"),
+        1.0
+    );
     // A client that pings in time stays.
     let mut raw = Raw::connect(b.p());
     raw.send(&connect(4, "awake", 1, None, None));
@@ -381,13 +546,19 @@ fn connections_without_connect_in_time_or_beyond_the_limit_are_closed_and_counte
     let b = Running::start(cfg);
     let mut silent = Raw::connect(b.p());
     assert_eq!(silent.until_closed(), Vec::<u8>::new());
-    assert_eq!(b.metric("sitewatch_broker_connects_total{result=\"timeout\"}"), 1.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_connects_total{result=\"timeout\"}"),
+        1.0
+    );
     b.wait_metric("sitewatch_broker_connections", |v| v == 0.0);
     let _one = connected(b.p(), 4, "one");
     let _two = connected(b.p(), 4, "two");
     let mut three = Raw::connect(b.p());
     assert_eq!(three.until_closed(), Vec::<u8>::new());
-    assert_eq!(b.metric("sitewatch_broker_connects_total{result=\"max_connections\"}"), 1.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_connects_total{result=\"max_connections\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -410,6 +581,14 @@ fn shutdown_tells_v5_clients_publishes_no_will_and_ends_the_local_link() {
     let Running { rt, broker } = b;
     rt.block_on(broker.shutdown());
     let (b1, body) = raw.packet();
-    assert_eq!((b1, body[0]), (0xe0, 0x8b), "DISCONNECT Server shutting down");
-    assert_eq!(local.recv(Duration::from_secs(5)), None, "no will, and the link ends");
+    assert_eq!(
+        (b1, body[0]),
+        (0xe0, 0x8b),
+        "DISCONNECT Server shutting down"
+    );
+    assert_eq!(
+        local.recv(Duration::from_secs(5)),
+        None,
+        "no will, and the link ends"
+    );
 }

@@ -33,7 +33,11 @@ fn certs(dir: &std::path::Path) -> Certs {
     }
 }
 
-fn tls_args<'a>(c: &'a Certs, client: Option<&'a (String, String)>, rest: &[&'a str]) -> Vec<&'a str> {
+fn tls_args<'a>(
+    c: &'a Certs,
+    client: Option<&'a (String, String)>,
+    rest: &[&'a str],
+) -> Vec<&'a str> {
     let mut v = vec!["--cafile", c.ca.as_str()];
     if let Some((cert, key)) = client {
         v.extend(["--cert", cert.as_str(), "--key", key.as_str()]);
@@ -61,13 +65,37 @@ fn client_certificates_are_the_identity_and_those_of_another_ca_are_refused() {
 
     // CN bj1/web-01 is the agent bj1/web-01, in both versions.
     for (v, payload) in [("311", "birth-311"), ("5", "birth-5")] {
-        publish(tls, &tls_args(&c, Some(&c.agent), &["-V", v, "-q", "1", "-r", "-t", STATE, "-m", payload]));
+        publish(
+            tls,
+            &tls_args(
+                &c,
+                Some(&c.agent),
+                &["-V", v, "-q", "1", "-r", "-t", STATE, "-m", payload],
+            ),
+        );
         collector.wait_for(STATE, payload);
     }
     // A user name sent with a certificate changes nothing (the CN is used).
     let (_, out) = pub_(
         tls,
-        &tls_args(&c, Some(&c.other_agent), &["-V", "5", "-u", "bj1/web-01", "-P", "x", "-q", "1", "-t", STATE, "-m", "forged"]),
+        &tls_args(
+            &c,
+            Some(&c.other_agent),
+            &[
+                "-V",
+                "5",
+                "-u",
+                "bj1/web-01",
+                "-P",
+                "x",
+                "-q",
+                "1",
+                "-t",
+                STATE,
+                "-m",
+                "forged",
+            ],
+        ),
     );
     assert!(out.contains("Not authorized"), "{out}");
     assert_eq!(
@@ -76,15 +104,24 @@ fn client_certificates_are_the_identity_and_those_of_another_ca_are_refused() {
     );
 
     // The same CN from another CA, or no certificate: the handshake fails.
-    let (ok, out) = pub_(tls, &tls_args(&c, Some(&c.rogue), &["-t", STATE, "-m", "rogue"]));
+    let (ok, out) = pub_(
+        tls,
+        &tls_args(&c, Some(&c.rogue), &["-t", STATE, "-m", "rogue"]),
+    );
     assert!(!ok, "{out}");
     let (ok, out) = pub_(tls, &tls_args(&c, None, &["-t", STATE, "-m", "anonymous"]));
     assert!(!ok, "{out}");
-    b.wait_metric("sitewatch_broker_connects_total{result=\"tls_error\"}", |v| v == 2.0);
+    b.wait_metric(
+        "sitewatch_broker_connects_total{result=\"tls_error\"}",
+        |v| v == 2.0,
+    );
     // Nor plain and anonymous on the other listeners.
     let (ok, _) = pub_(b.p(), &["-t", STATE, "-m", "plain"]);
     assert!(!ok);
-    assert_eq!(b.metric("sitewatch_broker_connects_total{result=\"no_credentials\"}"), 1.0);
+    assert_eq!(
+        b.metric("sitewatch_broker_connects_total{result=\"no_credentials\"}"),
+        1.0
+    );
 
     // The retained state is the agent's own.
     let mut fresh = b.local(&[STATE], 10);
@@ -108,9 +145,30 @@ fn where_certificates_are_optional_a_password_works_over_tls() {
     let b = Running::start(cfg);
     let tls = b.port("listen_tls");
     let mut collector = b.local(&["sitewatch/v1/#"], 100);
-    publish(tls, &tls_args(&c, None, &["-u", "bj1/web-03", "-P", "pw3", "-q", "1", "-t", "sitewatch/v1/bj1/web-03/state", "-m", "pw"]));
+    publish(
+        tls,
+        &tls_args(
+            &c,
+            None,
+            &[
+                "-u",
+                "bj1/web-03",
+                "-P",
+                "pw3",
+                "-q",
+                "1",
+                "-t",
+                "sitewatch/v1/bj1/web-03/state",
+                "-m",
+                "pw",
+            ],
+        ),
+    );
     collector.wait_for("sitewatch/v1/bj1/web-03/state", "pw");
-    publish(tls, &tls_args(&c, Some(&c.agent), &["-q", "1", "-t", STATE, "-m", "cert"]));
+    publish(
+        tls,
+        &tls_args(&c, Some(&c.agent), &["-q", "1", "-t", STATE, "-m", "cert"]),
+    );
     collector.wait_for(STATE, "cert");
     let (ok, _) = pub_(tls, &tls_args(&c, None, &["-t", STATE, "-m", "nobody"]));
     assert!(!ok);
@@ -136,5 +194,8 @@ fn tls_file_errors_name_the_file() {
         .block_on(sitewatch_collector::broker::Broker::start(cfg))
         .unwrap_err()
         .to_string();
-    assert!(e.contains(&missing.display().to_string()) && e.contains("embedded_broker.tls.cert"), "{e}");
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("embedded_broker.tls.cert"),
+        "{e}"
+    );
 }

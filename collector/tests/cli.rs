@@ -174,7 +174,10 @@ fn an_embedded_broker_beyond_loopback_without_authentication_refuses_to_start() 
     let out = collector().arg("check-config").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("exposed.toml: embedded_broker.auth: listen_v4"), "{err}");
+    assert!(
+        err.contains("exposed.toml: embedded_broker.auth: listen_v4"),
+        "{err}"
+    );
     // Asked for explicitly, it is accepted.
     std::fs::write(
         &path,
@@ -182,7 +185,11 @@ fn an_embedded_broker_beyond_loopback_without_authentication_refuses_to_start() 
     )
     .unwrap();
     let out = collector().arg("check-config").arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -196,12 +203,18 @@ fn check_config_checks_the_embedded_brokers_files_naming_key_and_path() {
     let missing = dir.path().join("missing");
     for (text, key, shown) in [
         (
-            format!("[embedded_broker.auth]\npassword_file = \"{}\"\n", missing.display()),
+            format!(
+                "[embedded_broker.auth]\npassword_file = \"{}\"\n",
+                missing.display()
+            ),
             "embedded_broker.auth.password_file",
             missing.display().to_string(),
         ),
         (
-            format!("[embedded_broker.auth]\npassword_file = \"{}\"\n", bad_pw.display()),
+            format!(
+                "[embedded_broker.auth]\npassword_file = \"{}\"\n",
+                bad_pw.display()
+            ),
             "line 1",
             bad_pw.display().to_string(),
         ),
@@ -214,7 +227,10 @@ fn check_config_checks_the_embedded_brokers_files_naming_key_and_path() {
             missing.display().to_string(),
         ),
         (
-            format!("[embedded_broker]\nstate_dir = \"{}/x\"\n", not_a_dir.display()),
+            format!(
+                "[embedded_broker]\nstate_dir = \"{}/x\"\n",
+                not_a_dir.display()
+            ),
             "embedded_broker.state_dir",
             "is not a directory".to_owned(),
         ),

@@ -182,7 +182,10 @@ mod tests {
         );
         assert_eq!(role_of("grafana", &acl), Some(Role::Reader));
         // Listed as a collector: the list wins over the <site>/<host> form.
-        assert_eq!(role_of("bj1/web-09", &acl).map(|r| r.kind()), Some("collector"));
+        assert_eq!(
+            role_of("bj1/web-09", &acl).map(|r| r.kind()),
+            Some("collector")
+        );
         for nobody in [
             "someone",
             "BJ1/web-01",
@@ -216,16 +219,36 @@ mod tests {
             (&agent, "sitewatch/v1/bj1/_signals", Err(NotPermitted)),
             (&agent, "sitewatch/v1/bj1/web-01/metrics", Err(NotPermitted)),
             (&agent, "sitewatch/v1/bj1/web-01/state/x", Err(NotPermitted)),
-            (&agent, "sitewatch/v1/_collectors/col-bj1/x", Err(NotPermitted)),
+            (
+                &agent,
+                "sitewatch/v1/_collectors/col-bj1/x",
+                Err(NotPermitted),
+            ),
             (&agent, "elsewhere", Err(NotPermitted)),
             (&agent, "$SYS/x", Err(Reserved)),
             (&collector, "sitewatch/v1/bj1/_signals", Ok(())),
             (&collector, "sitewatch/v1/sh2/_signals", Ok(())),
-            (&collector, "sitewatch/v1/_collectors/col-bj1/presence", Ok(())),
+            (
+                &collector,
+                "sitewatch/v1/_collectors/col-bj1/presence",
+                Ok(()),
+            ),
             (&collector, "sitewatch/v1/_collectors/col-bj1/a/b", Ok(())),
-            (&collector, "sitewatch/v1/_collectors/col-sh2/presence", Err(NotPermitted)),
-            (&collector, "sitewatch/v1/_collectors/col-bj1", Err(NotPermitted)),
-            (&collector, "sitewatch/v1/bj1/web-01/state", Err(NotPermitted)),
+            (
+                &collector,
+                "sitewatch/v1/_collectors/col-sh2/presence",
+                Err(NotPermitted),
+            ),
+            (
+                &collector,
+                "sitewatch/v1/_collectors/col-bj1",
+                Err(NotPermitted),
+            ),
+            (
+                &collector,
+                "sitewatch/v1/bj1/web-01/state",
+                Err(NotPermitted),
+            ),
             (&collector, "sitewatch/v1/BJ1/_signals", Err(NotPermitted)),
             (&reader, "sitewatch/v1/bj1/web-01/state", Err(ReadOnly)),
             (&reader, "anything", Err(ReadOnly)),
@@ -234,7 +257,12 @@ mod tests {
             (&Role::Full, "$SYS/broker", Err(Reserved)),
         ];
         for (role, topic, expected) in cases {
-            assert_eq!(may_publish(role, topic), *expected, "{} -> {topic}", role.kind());
+            assert_eq!(
+                may_publish(role, topic),
+                *expected,
+                "{} -> {topic}",
+                role.kind()
+            );
         }
     }
 
@@ -244,7 +272,11 @@ mod tests {
         let agent = role_of("bj1/web-01", &acl).unwrap();
         let collector = role_of("col-bj1", &acl).unwrap();
         let reader = role_of("grafana", &acl).unwrap();
-        for filter in ["sitewatch/v1/+/+/+", "#", "$share/g/sitewatch/v1/+/+/readings"] {
+        for filter in [
+            "sitewatch/v1/+/+/+",
+            "#",
+            "$share/g/sitewatch/v1/+/+/readings",
+        ] {
             assert_eq!(may_subscribe(&agent, filter), Err(Denial::AgentSubscribe));
             assert_eq!(may_subscribe(&collector, filter), Ok(()));
             assert_eq!(may_subscribe(&reader, filter), Ok(()));

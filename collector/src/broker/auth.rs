@@ -106,11 +106,10 @@ impl Hash {
         };
         match fields.as_slice() {
             ["", "7", iterations, salt, hash] => {
-                let iterations: u32 = iterations
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("iteration count {iterations:?} is not a number above 0"))?;
+                let iterations: u32 =
+                    iterations.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("iteration count {iterations:?} is not a number above 0")
+                    })?;
                 let salt = decode("salt", salt)?;
                 let hash = decode("hash", hash)?;
                 if salt.is_empty() || hash.is_empty() {
@@ -126,7 +125,10 @@ impl Hash {
                 let salt = decode("salt", salt)?;
                 let hash = decode("hash", hash)?;
                 if hash.len() != HASH_BYTES {
-                    return Err(format!("a $6$ hash is {HASH_BYTES} bytes, not {}", hash.len()));
+                    return Err(format!(
+                        "a $6$ hash is {HASH_BYTES} bytes, not {}",
+                        hash.len()
+                    ));
                 }
                 Ok(Hash::Sha512 { salt, hash })
             }
@@ -330,7 +332,10 @@ impl Authenticator {
         };
         let fresh = load(path)?;
         let n = fresh.len();
-        *self.passwords.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
+        *self
+            .passwords
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
         Ok(n)
     }
 
@@ -355,8 +360,12 @@ impl Authenticator {
                 }
             }
             Some(user) if self.password_file.is_some() => {
-                let passwords =
-                    Arc::clone(&self.passwords.read().unwrap_or_else(PoisonError::into_inner));
+                let passwords = Arc::clone(
+                    &self
+                        .passwords
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner),
+                );
                 if passwords.verify(user, password) {
                     Ok(Identity::User(user.to_owned()))
                 } else {
@@ -525,10 +534,19 @@ mod tests {
         f.set("bj1/web-02", Hash::new(b"two", 101));
         std::fs::write(&path, f.render()).unwrap();
         assert_eq!(auth.reload().unwrap(), 1);
-        assert!(auth.authenticate(Some("bj1/web-02"), Some(b"two"), None).is_ok());
-        assert!(auth.authenticate(Some("bj1/web-01"), Some(b"secret"), None).is_err());
+        assert!(
+            auth.authenticate(Some("bj1/web-02"), Some(b"two"), None)
+                .is_ok()
+        );
+        assert!(
+            auth.authenticate(Some("bj1/web-01"), Some(b"secret"), None)
+                .is_err()
+        );
         std::fs::write(&path, "garbage\n").unwrap();
         assert!(auth.reload().is_err());
-        assert!(auth.authenticate(Some("bj1/web-02"), Some(b"two"), None).is_ok());
+        assert!(
+            auth.authenticate(Some("bj1/web-02"), Some(b"two"), None)
+                .is_ok()
+        );
     }
 }

@@ -39,7 +39,9 @@ fn element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), CertError> {
             return Err(CertError::Malformed);
         }
         let (bytes, rest) = rest.split_at(n);
-        let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (len, rest)
     };
     if rest.len() < len {
@@ -102,7 +104,7 @@ fn decode_string(tag: u8, bytes: &[u8]) -> Result<String, CertError> {
             .map(str::to_owned)
             .map_err(|_| CertError::UnsupportedString),
         // BMPString: UTF-16 big-endian.
-        0x1e if bytes.len() % 2 == 0 => {
+        0x1e if bytes.len().is_multiple_of(2) => {
             let units: Vec<u16> = bytes
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -131,7 +133,10 @@ mod tests {
     }
 
     fn attribute(oid: &[u8], tag: u8, value: &[u8]) -> Vec<u8> {
-        tlv(SET, &tlv(SEQUENCE, &[tlv(OID, oid), tlv(tag, value)].concat()))
+        tlv(
+            SET,
+            &tlv(SEQUENCE, &[tlv(OID, oid), tlv(tag, value)].concat()),
+        )
     }
 
     fn certificate(subject: &[u8], with_version: bool) -> Vec<u8> {
@@ -142,7 +147,10 @@ mod tests {
         tbs.extend(tlv(0x02, &[1, 2, 3]));
         tbs.extend(tlv(SEQUENCE, &tlv(OID, &[0x2a, 0x86, 0x48])));
         tbs.extend(tlv(SEQUENCE, &attribute(COMMON_NAME, 0x0c, b"issuer CA")));
-        tbs.extend(tlv(SEQUENCE, &[tlv(0x17, b"250101000000Z"), tlv(0x17, b"260101000000Z")].concat()));
+        tbs.extend(tlv(
+            SEQUENCE,
+            &[tlv(0x17, b"250101000000Z"), tlv(0x17, b"260101000000Z")].concat(),
+        ));
         tbs.extend(tlv(SEQUENCE, subject));
         tbs.extend(tlv(SEQUENCE, &[0u8; 200])); // subjectPublicKeyInfo, long form
         let cert = [tlv(SEQUENCE, &tbs), tlv(SEQUENCE, &[]), tlv(0x03, &[0])].concat();
@@ -153,7 +161,11 @@ mod tests {
 
     #[test]
     fn the_subject_cn_is_read_not_the_issuers() {
-        let subject = [attribute(ORG, 0x13, b"sitewatch"), attribute(COMMON_NAME, 0x0c, b"bj1/web-01")].concat();
+        let subject = [
+            attribute(ORG, 0x13, b"sitewatch"),
+            attribute(COMMON_NAME, 0x0c, b"bj1/web-01"),
+        ]
+        .concat();
         assert_eq!(
             subject_common_name(&certificate(&subject, true)),
             Ok("bj1/web-01".into())
@@ -162,7 +174,10 @@ mod tests {
             subject_common_name(&certificate(&subject, false)),
             Ok("bj1/web-01".into())
         );
-        let bmp: Vec<u8> = "bj1/db-01".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let bmp: Vec<u8> = "bj1/db-01"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
         assert_eq!(
             subject_common_name(&certificate(&attribute(COMMON_NAME, 0x1e, &bmp), true)),
             Ok("bj1/db-01".into())
@@ -175,7 +190,11 @@ mod tests {
             subject_common_name(&certificate(&attribute(ORG, 0x13, b"x"), true)),
             Err(CertError::NoCommonName)
         );
-        let two = [attribute(COMMON_NAME, 0x0c, b"a"), attribute(COMMON_NAME, 0x0c, b"b")].concat();
+        let two = [
+            attribute(COMMON_NAME, 0x0c, b"a"),
+            attribute(COMMON_NAME, 0x0c, b"b"),
+        ]
+        .concat();
         assert_eq!(
             subject_common_name(&certificate(&two, true)),
             Err(CertError::SeveralCommonNames)
@@ -189,7 +208,10 @@ mod tests {
         for n in 0..good.len() {
             assert!(subject_common_name(&good[..n]).is_err(), "{n}");
         }
-        assert_eq!(subject_common_name(&[0x30, 0x80]), Err(CertError::Malformed));
+        assert_eq!(
+            subject_common_name(&[0x30, 0x80]),
+            Err(CertError::Malformed)
+        );
         assert_eq!(
             subject_common_name(&[0x30, 0x85, 1, 1, 1, 1, 1]),
             Err(CertError::Malformed)

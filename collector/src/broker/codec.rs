@@ -122,11 +122,20 @@ pub enum Incoming {
     PubRec(u16),
     PubRel(u16),
     PubComp(u16),
-    Subscribe { pkid: u16, filters: Vec<FilterIn> },
-    Unsubscribe { pkid: u16, filters: Vec<String> },
+    Subscribe {
+        pkid: u16,
+        filters: Vec<FilterIn>,
+    },
+    Unsubscribe {
+        pkid: u16,
+        filters: Vec<String>,
+    },
     PingReq,
     /// `reason` is MQTT 5's (0 normal, 4 with will); `session_expiry` an update.
-    Disconnect { reason: u8, session_expiry: Option<u32> },
+    Disconnect {
+        reason: u8,
+        session_expiry: Option<u32>,
+    },
     /// MQTT 5 AUTH (enhanced authentication), or a packet only servers send.
     Unexpected(&'static str),
 }
@@ -183,11 +192,26 @@ pub enum Control {
         receive_maximum: u16,
         max_packet_size: u32,
     },
-    PubAck { pkid: u16, reason: AckReason },
-    PubRec { pkid: u16, reason: AckReason },
-    PubComp { pkid: u16, found: bool },
-    SubAck { pkid: u16, codes: Vec<SubCode> },
-    UnsubAck { pkid: u16, found: Vec<bool> },
+    PubAck {
+        pkid: u16,
+        reason: AckReason,
+    },
+    PubRec {
+        pkid: u16,
+        reason: AckReason,
+    },
+    PubComp {
+        pkid: u16,
+        found: bool,
+    },
+    SubAck {
+        pkid: u16,
+        codes: Vec<SubCode>,
+    },
+    UnsubAck {
+        pkid: u16,
+        found: Vec<bool>,
+    },
     PingResp,
     Disconnect(DisconnectReason),
 }
@@ -216,7 +240,9 @@ fn fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, DecodeError> {
         }
     }
     if buf.len() >= 5 {
-        return Err(DecodeError::Malformed("remaining length over 4 bytes".into()));
+        return Err(DecodeError::Malformed(
+            "remaining length over 4 bytes".into(),
+        ));
     }
     Ok(None)
 }
@@ -337,7 +363,12 @@ impl Codec {
     }
 
     /// Writes a delivery with its packet id (0 for QoS 0).
-    pub fn encode_publish(&self, q: &Queued, pkid: u16, out: &mut BytesMut) -> Result<(), EncodeError> {
+    pub fn encode_publish(
+        &self,
+        q: &Queued,
+        pkid: u16,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
         let qos = qos_v4(q.qos);
         match self.version {
             Version::V311 => {
@@ -752,10 +783,16 @@ mod tests {
         let mut v31 = vec![0x10, 12, 0, 6];
         v31.extend_from_slice(b"MQIsdp");
         v31.extend_from_slice(&[3, 2, 0, 10]);
-        assert_eq!(connect_version(&v31, 1024), Err(DecodeError::UnsupportedVersion(3)));
+        assert_eq!(
+            connect_version(&v31, 1024),
+            Err(DecodeError::UnsupportedVersion(3))
+        );
         let ping = v4_bytes(v4::Packet::PingReq);
         assert_eq!(connect_version(&ping, 1024), Err(DecodeError::NotConnect));
-        assert!(matches!(connect_version(&buf, 4), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            connect_version(&buf, 4),
+            Err(DecodeError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -800,7 +837,10 @@ mod tests {
         let codec = Codec::new(Version::V5, 100);
         // PUBLISH announcing 1 MB, with only its header arrived.
         let mut buf = BytesMut::from(&[0x30u8, 0x80, 0x80, 0x40][..]);
-        assert!(matches!(codec.decode(&mut buf), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(DecodeError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -863,7 +903,10 @@ mod tests {
         let codec = Codec::new(Version::V311, 1024);
         let mut out = BytesMut::new();
         codec
-            .encode_control(&Control::Disconnect(DisconnectReason::PacketTooLarge), &mut out)
+            .encode_control(
+                &Control::Disconnect(DisconnectReason::PacketTooLarge),
+                &mut out,
+            )
             .unwrap();
         assert!(out.is_empty());
         codec

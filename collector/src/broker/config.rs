@@ -232,7 +232,10 @@ pub fn resolve(
 ) -> Result<BrokerConfig, Error> {
     let invalid = |key: &str, message: String| Error::ConfigInvalid {
         origin: origin.to_owned(),
-        key: format!("embedded_broker{}{key}", if key.is_empty() { "" } else { "." }),
+        key: format!(
+            "embedded_broker{}{key}",
+            if key.is_empty() { "" } else { "." }
+        ),
         message,
     };
     let v4 = match (v4_override, file.listen_v4) {
@@ -265,7 +268,10 @@ pub fn resolve(
     if let Some(t) = file.listen_tls
         && (t == v4 || t == v5)
     {
-        return Err(invalid("listen_tls", format!("{t} is also a plain listener")));
+        return Err(invalid(
+            "listen_tls",
+            format!("{t} is also a plain listener"),
+        ));
     }
     let tls = match (&file.listen_tls, &file.tls) {
         (None, None) => None,
@@ -282,10 +288,9 @@ pub fn resolve(
             ));
         }
         (Some(_), Some(t)) => {
-            let cert = t
-                .cert
-                .clone()
-                .ok_or_else(|| invalid("tls.cert", "the TLS listener needs a certificate".into()))?;
+            let cert = t.cert.clone().ok_or_else(|| {
+                invalid("tls.cert", "the TLS listener needs a certificate".into())
+            })?;
             let key = t
                 .key
                 .clone()
@@ -356,10 +361,7 @@ pub fn resolve(
         return Err(invalid("max_inflight", "must be 1 to 65535".into()));
     }
     let authenticated = config.password_file.is_some()
-        || config
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.client_ca.is_some());
+        || config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
     config.allow_anonymous = match (auth.allow_anonymous, config.exposed()) {
         (Some(allow), _) => allow,
         (None, None) => !authenticated,
@@ -445,15 +447,29 @@ mod tests {
 
     #[test]
     fn anonymous_beyond_loopback_needs_to_be_asked_for() {
-        let e = parse("listen_v4 = \"0.0.0.0:1883\"\n").unwrap_err().to_string();
-        assert!(e.starts_with("c.toml: embedded_broker.auth: listen_v4 = 0.0.0.0:1883"), "{e}");
-        assert!(e.contains("password_file") && e.contains("allow_anonymous"), "{e}");
+        let e = parse("listen_v4 = \"0.0.0.0:1883\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.toml: embedded_broker.auth: listen_v4 = 0.0.0.0:1883"),
+            "{e}"
+        );
+        assert!(
+            e.contains("password_file") && e.contains("allow_anonymous"),
+            "{e}"
+        );
         let c = parse("listen_v4 = \"0.0.0.0:1883\"\n[auth]\nallow_anonymous = true\n").unwrap();
         assert!(c.allow_anonymous);
         let c = parse("listen_v4 = \"0.0.0.0:1883\"\n[auth]\npassword_file = \"/p\"\n").unwrap();
-        assert!(!c.allow_anonymous, "authentication configured: no anonymous");
+        assert!(
+            !c.allow_anonymous,
+            "authentication configured: no anonymous"
+        );
         let c = parse("[auth]\npassword_file = \"/p\"\n").unwrap();
-        assert!(!c.allow_anonymous, "even on loopback once credentials exist");
+        assert!(
+            !c.allow_anonymous,
+            "even on loopback once credentials exist"
+        );
         let c = parse("[auth]\npassword_file = \"/p\"\nallow_anonymous = true\n").unwrap();
         assert!(c.allow_anonymous);
     }
@@ -462,7 +478,10 @@ mod tests {
     fn bad_values_name_their_key() {
         for (text, key) in [
             ("listen_tls = \"127.0.0.1:8883\"\n", "embedded_broker.tls"),
-            ("[tls]\ncert = \"/c\"\nkey = \"/k\"\n", "embedded_broker.listen_tls"),
+            (
+                "[tls]\ncert = \"/c\"\nkey = \"/k\"\n",
+                "embedded_broker.listen_tls",
+            ),
             (
                 "listen_tls = \"127.0.0.1:8883\"\n[tls]\nkey = \"/k\"\n",
                 "embedded_broker.tls.cert",
@@ -471,14 +490,32 @@ mod tests {
                 "listen_tls = \"127.0.0.1:8883\"\n[tls]\ncert = \"/c\"\nkey = \"/k\"\nrequire_certificate = true\n",
                 "embedded_broker.tls.require_certificate",
             ),
-            ("listen_tls = \"127.0.0.1:1883\"\n[tls]\ncert = \"/c\"\nkey = \"/k\"\n", "embedded_broker.listen_tls"),
-            ("max_packet_bytes = 10\n", "embedded_broker.max_packet_bytes"),
+            (
+                "listen_tls = \"127.0.0.1:1883\"\n[tls]\ncert = \"/c\"\nkey = \"/k\"\n",
+                "embedded_broker.listen_tls",
+            ),
+            (
+                "max_packet_bytes = 10\n",
+                "embedded_broker.max_packet_bytes",
+            ),
             ("max_inflight = 0\n", "embedded_broker.max_inflight"),
-            ("max_queued_messages = 0\n", "embedded_broker.max_queued_messages"),
+            (
+                "max_queued_messages = 0\n",
+                "embedded_broker.max_queued_messages",
+            ),
             ("max_connections = 0\n", "embedded_broker.max_connections"),
-            ("[auth]\ncollectors = [\"a:b\"]\n", "embedded_broker.auth.collectors"),
-            ("[auth]\ncollectors = [\"x\"]\nreaders = [\"x\"]\n", "embedded_broker.auth.readers"),
-            ("[auth]\nallow_anonymous = false\n", "embedded_broker.auth.allow_anonymous"),
+            (
+                "[auth]\ncollectors = [\"a:b\"]\n",
+                "embedded_broker.auth.collectors",
+            ),
+            (
+                "[auth]\ncollectors = [\"x\"]\nreaders = [\"x\"]\n",
+                "embedded_broker.auth.readers",
+            ),
+            (
+                "[auth]\nallow_anonymous = false\n",
+                "embedded_broker.auth.allow_anonymous",
+            ),
             ("listen_v4 = \"127.0.0.1:0\"\n", "embedded_broker"),
         ] {
             let e = parse(text).unwrap_err().to_string();
@@ -492,10 +529,16 @@ mod tests {
     fn the_state_dir_check_names_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
         assert!(check_writable_dir(dir.path()).is_ok());
-        assert!(check_writable_dir(&dir.path().join("a/b")).is_ok(), "creatable");
+        assert!(
+            check_writable_dir(&dir.path().join("a/b")).is_ok(),
+            "creatable"
+        );
         let file = dir.path().join("f");
         std::fs::write(&file, "").unwrap();
         let e = check_writable_dir(&file.join("x")).unwrap_err().to_string();
-        assert!(e.contains("embedded_broker.state_dir") && e.contains("not a directory"), "{e}");
+        assert!(
+            e.contains("embedded_broker.state_dir") && e.contains("not a directory"),
+            "{e}"
+        );
     }
 }

@@ -12,19 +12,21 @@
 //! rumqttc's public codec frames and parses packets (`codec.rs`); everything
 //! else is here:
 //!
-//! - [`config`]: `[embedded_broker]`, validated (anonymous access is refused
-//!   beyond loopback unless asked for).
-//! - `listener`: TCP and TLS accept, the connection limit, the CONNECT deadline.
-//! - `session`: one connection's state machine (CONNECT, reader, writer, will).
-//! - `sessions`: what outlives a connection; takeover and expiry.
-//! - [`router`]: subscriptions (`+`, `#`, `$share/`), retained store, delivery.
-//! - `queue`: a subscriber's bounded queue: drop for clients, wait for the link.
-//! - [`topic`]: topic name and filter rules (pure).
-//! - [`auth`], [`cert`]: who a client is; [`acl`]: what it may do (pure).
-//! - [`persist`]: the retained store on disk.
-//! - [`local`]: the in-process link.
-//! - [`metrics`]: `sitewatch_broker_*`.
-//! - [`passwd`]: the `passwd` command.
+//! - [`config`] reads `[embedded_broker]` (anonymous access is refused beyond
+//!   loopback unless asked for).
+//! - `listener` accepts TCP and TLS, keeps the connection limit and the CONNECT
+//!   deadline.
+//! - `session` is one connection's state machine (CONNECT, reader, writer, will).
+//! - `sessions` holds what outlives a connection: takeover and expiry.
+//! - [`router`] keeps subscriptions (`+`, `#`, `$share/`) and the retained
+//!   store, and delivers.
+//! - `queue` is a subscriber's bounded queue: drop for clients, wait for the link.
+//! - [`topic`] has the topic name and filter rules (pure).
+//! - [`auth`] and [`cert`] say who a client is; [`acl`] what it may do (pure).
+//! - [`persist`] keeps the retained store on disk.
+//! - [`local`] is the in-process link.
+//! - [`metrics`] has the `sitewatch_broker_*` self-metrics.
+//! - [`passwd`] is the `passwd` command.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,7 +124,9 @@ impl Broker {
         let mut listeners = Vec::new();
         for (name, addr) in config.listeners() {
             let l = listener::bind(addr).await?;
-            let local = l.local_addr().map_err(|source| Error::Listen { addr, source })?;
+            let local = l
+                .local_addr()
+                .map_err(|source| Error::Listen { addr, source })?;
             listeners.push((name, l, local));
         }
         if let Some((key, addr)) = config.exposed()
@@ -191,7 +195,11 @@ impl Broker {
         }
         let subscriber = Arc::new(Subscriber::new(
             self.core.next_id(),
-            Queue::new(capacity, Overflow::Wait, Arc::clone(&self.core.metrics.queued)),
+            Queue::new(
+                capacity,
+                Overflow::Wait,
+                Arc::clone(&self.core.metrics.queued),
+            ),
             true,
         ));
         let opts = SubOptions {
@@ -219,7 +227,13 @@ impl Broker {
     /// without authorization. It never waits for a slow in-process subscriber:
     /// the collector publishes little, and waiting on its own queue could
     /// deadlock it.
-    pub fn publish(&self, topic: &str, payload: Bytes, retain: bool, qos: u8) -> Result<(), PublishError> {
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        retain: bool,
+        qos: u8,
+    ) -> Result<(), PublishError> {
         topic::validate_name(topic).map_err(|reason| PublishError::Topic {
             topic: topic.to_owned(),
             reason,

@@ -81,19 +81,21 @@ pub fn run(cmd: &PasswdCommand) -> Result<String, PasswdError> {
         passwords.set(&cmd.user, Hash::new(password.as_bytes(), cmd.iterations));
         format!("{}: user {:?} set", cmd.file.display(), cmd.user)
     };
-    write(&cmd.file, &passwords.render()).map_err(|e| file_error(&cmd.file, format!("cannot write: {e}")))?;
+    write(&cmd.file, &passwords.render())
+        .map_err(|e| file_error(&cmd.file, format!("cannot write: {e}")))?;
     Ok(done)
 }
 
 fn read_stdin() -> Result<String, PasswdError> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| PasswdError::Usage(format!("cannot read the password from standard input: {e}")))?;
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        PasswdError::Usage(format!("cannot read the password from standard input: {e}"))
+    })?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
-        return Err(PasswdError::Usage("empty password on standard input".into()));
+        return Err(PasswdError::Usage(
+            "empty password on standard input".into(),
+        ));
     }
     Ok(password)
 }
@@ -104,7 +106,11 @@ fn prompt_twice() -> Result<String, PasswdError> {
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|e| PasswdError::Usage(format!("no terminal to ask the password on ({e}): use --stdin")))?;
+        .map_err(|e| {
+            PasswdError::Usage(format!(
+                "no terminal to ask the password on ({e}): use --stdin"
+            ))
+        })?;
     let first = prompt(&tty, "Password: ")?;
     let second = prompt(&tty, "Reenter password: ")?;
     if first != second {
@@ -217,7 +223,10 @@ mod tests {
         cmd.delete = true;
         let e = run(&cmd).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a password line\n");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "not a password line\n"
+        );
         let bad = PasswdCommand::new(file, "a:b".into());
         assert!(matches!(run(&bad), Err(PasswdError::Usage(_))));
     }

@@ -186,7 +186,11 @@ pub struct Persister {
 
 impl Persister {
     /// Creates the directory if needed and loads the store into the router.
-    pub fn open(dir: &Path, router: Arc<Router>, metrics: Arc<Metrics>) -> Result<Self, crate::Error> {
+    pub fn open(
+        dir: &Path,
+        router: Arc<Router>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, crate::Error> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -274,7 +278,11 @@ mod tests {
     #[test]
     fn a_store_round_trips() {
         let messages = vec![
-            msg("sitewatch/v1/bj1/web-01/state", br#"{"v":1,"status":"offline","reason":"lost"}"#, 1),
+            msg(
+                "sitewatch/v1/bj1/web-01/state",
+                br#"{"v":1,"status":"offline","reason":"lost"}"#,
+                1,
+            ),
             msg("a/b", &[0, 255, 10], 0),
             msg("big", &vec![7u8; 300_000], 2),
         ];
@@ -308,7 +316,11 @@ mod tests {
         let back = load(dir.path()).unwrap();
         assert_eq!(back.len(), 2);
         assert!(!dir.path().join(TEMP).exists());
-        std::fs::write(dir.path().join(FILE), b"garbage that is long enough to be checked for a digest").unwrap();
+        std::fs::write(
+            dir.path().join(FILE),
+            b"garbage that is long enough to be checked for a digest",
+        )
+        .unwrap();
         assert!(matches!(load(dir.path()), Err(LoadError::Corrupt { .. })));
     }
 
@@ -322,11 +334,20 @@ mod tests {
         assert_eq!(metrics.persist_errors.get("load_corrupt"), 1);
         assert_eq!(router.retained_len(), 0);
         p.flush().await;
-        assert_eq!(std::fs::read(dir.path().join(FILE)).unwrap(), b"corrupt", "nothing changed: not written");
+        assert_eq!(
+            std::fs::read(dir.path().join(FILE)).unwrap(),
+            b"corrupt",
+            "nothing changed: not written"
+        );
         router.publish(msg("sitewatch/v1/bj1/web-01/state", b"lost", 1));
         p.flush().await;
         let router2 = Arc::new(Router::new());
-        Persister::open(dir.path(), Arc::clone(&router2), Arc::new(Metrics::default())).unwrap();
+        Persister::open(
+            dir.path(),
+            Arc::clone(&router2),
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
         assert_eq!(router2.retained_len(), 1);
     }
 }

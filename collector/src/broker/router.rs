@@ -194,7 +194,12 @@ impl Node {
         }
     }
 
-    fn remove(&mut self, mut levels: std::str::Split<'_, char>, group: Option<&str>, id: u64) -> bool {
+    fn remove(
+        &mut self,
+        mut levels: std::str::Split<'_, char>,
+        group: Option<&str>,
+        id: u64,
+    ) -> bool {
         match levels.next() {
             None => match group {
                 None => {
@@ -380,7 +385,9 @@ impl Router {
         let mut tables = self.write();
         for r in requested {
             if let Ok(parsed) = topic::parse_subscription(r) {
-                tables.root.remove(parsed.filter.split('/'), parsed.group, id);
+                tables
+                    .root
+                    .remove(parsed.filter.split('/'), parsed.group, id);
             }
         }
     }
@@ -516,13 +523,20 @@ mod tests {
         let a = subscriber(1, 100);
         let b = subscriber(2, 100);
         r.subscribe(&a, "sitewatch/v1/+/+/+", qos1()).unwrap();
-        r.subscribe(&a, "sitewatch/#", SubOptions::default()).unwrap();
+        r.subscribe(&a, "sitewatch/#", SubOptions::default())
+            .unwrap();
         r.subscribe(&b, "sitewatch/v1/bj1/+/state", SubOptions::default())
             .unwrap();
         let routed = r.publish(msg("sitewatch/v1/bj1/web-01/state", "x", 1, false));
         assert_eq!(routed.delivered, 2);
-        assert_eq!(drain(&a), [("sitewatch/v1/bj1/web-01/state".into(), "x".into(), 1, false)]);
-        assert_eq!(drain(&b), [("sitewatch/v1/bj1/web-01/state".into(), "x".into(), 0, false)]);
+        assert_eq!(
+            drain(&a),
+            [("sitewatch/v1/bj1/web-01/state".into(), "x".into(), 1, false)]
+        );
+        assert_eq!(
+            drain(&b),
+            [("sitewatch/v1/bj1/web-01/state".into(), "x".into(), 0, false)]
+        );
         r.publish(msg("sitewatch/v1/bj1/_signals", "s", 1, false));
         assert_eq!(drain(&a).len(), 1, "sitewatch/# matches");
         assert!(drain(&b).is_empty());
@@ -537,7 +551,12 @@ mod tests {
     fn retained_replay_is_unbounded_and_flagged_and_empty_payload_deletes() {
         let r = Router::new();
         for i in 0..500 {
-            r.publish(msg(&format!("sitewatch/v1/bj1/h{i}/state"), "birth", 1, true));
+            r.publish(msg(
+                &format!("sitewatch/v1/bj1/h{i}/state"),
+                "birth",
+                1,
+                true,
+            ));
         }
         assert_eq!(r.retained_len(), 500);
         // A queue bound of 10 does not cut the replay short.
@@ -548,17 +567,28 @@ mod tests {
         assert!(got.iter().all(|(_, _, qos, retain)| *qos == 1 && *retain));
         // Live messages are not flagged (MQTT 3.1.1 3.3.1.3) ...
         r.publish(msg("sitewatch/v1/bj1/h1/state", "will", 1, true));
-        assert_eq!(drain(&s), [("sitewatch/v1/bj1/h1/state".into(), "will".into(), 1, false)]);
+        assert_eq!(
+            drain(&s),
+            [("sitewatch/v1/bj1/h1/state".into(), "will".into(), 1, false)]
+        );
         // ... and update the store.
         let t = subscriber(2, 10);
-        r.subscribe(&t, "sitewatch/v1/bj1/h1/state", qos1()).unwrap();
-        assert_eq!(drain(&t), [("sitewatch/v1/bj1/h1/state".into(), "will".into(), 1, true)]);
+        r.subscribe(&t, "sitewatch/v1/bj1/h1/state", qos1())
+            .unwrap();
+        assert_eq!(
+            drain(&t),
+            [("sitewatch/v1/bj1/h1/state".into(), "will".into(), 1, true)]
+        );
         let before = r.retained_changes();
         r.publish(msg("sitewatch/v1/bj1/h1/state", "", 1, true));
         assert_eq!(r.retained_len(), 499);
         assert!(r.retained_changes() > before);
-        r.subscribe(&t, "sitewatch/v1/bj1/h1/state", qos1()).unwrap();
-        assert!(drain(&t).iter().all(|(_, p, _, _)| p.is_empty()), "the live delete only");
+        r.subscribe(&t, "sitewatch/v1/bj1/h1/state", qos1())
+            .unwrap();
+        assert!(
+            drain(&t).iter().all(|(_, p, _, _)| p.is_empty()),
+            "the live delete only"
+        );
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub struct Peer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
     /// DISCONNECT; MQTT 5 reason 0x04 asks for the will anyway.
-    Disconnect { will: bool },
+    Disconnect {
+        will: bool,
+    },
     /// The socket closed or failed.
     Closed,
     /// Something the client sent: counted by reason.
@@ -237,7 +239,10 @@ where
     }
     if end == End::KeepAlive {
         core.metrics.protocol_errors.inc("keepalive_timeout");
-        let _ = conn.ctl.send(Control::Disconnect(DisconnectReason::KeepAliveTimeout)).await;
+        let _ = conn
+            .ctl
+            .send(Control::Disconnect(DisconnectReason::KeepAliveTimeout))
+            .await;
     }
     let session_expiry = conn.session_expiry;
     // The writer flushes and ends once the reader's channel is gone; one stuck
@@ -246,7 +251,11 @@ where
     if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
         stop.send_replace(Some(StopReason::WriteFailed));
     }
-    tracing::debug!(client_id = truncate(accepted.key.client_id()), end = end.label(), "MQTT client gone");
+    tracing::debug!(
+        client_id = truncate(accepted.key.client_id()),
+        end = end.label(),
+        "MQTT client gone"
+    );
     let session = Arc::clone(&attached.session);
     if end.publishes_will()
         && let Some(will) = accepted.will
@@ -317,7 +326,9 @@ async fn read_connect<R: AsyncRead + Unpin>(
         match tokio::time::timeout_at(deadline, rd.read_buf(buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return Err(None),
             Ok(Ok(n)) => {
-                core.metrics.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                core.metrics
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(_) => {
                 core.metrics.connects.inc("timeout");
@@ -337,7 +348,11 @@ async fn read_connect<R: AsyncRead + Unpin>(
 }
 
 /// Checks CONNECT: credentials, client id, role, will.
-fn accept(core: &Core, c: &ConnectIn, peer: &Peer) -> Result<Accepted, (ConnectCode, &'static str)> {
+fn accept(
+    core: &Core,
+    c: &ConnectIn,
+    peer: &Peer,
+) -> Result<Accepted, (ConnectCode, &'static str)> {
     if c.auth_method.is_some() {
         return Err((ConnectCode::BadAuthMethod, "bad_credentials"));
     }
@@ -371,9 +386,17 @@ fn accept(core: &Core, c: &ConnectIn, peer: &Peer) -> Result<Accepted, (ConnectC
                 }
                 let random: u64 = rand::random();
                 let id = format!("auto-{random:016x}");
-                (ClientKey::Anonymous(Arc::from(id.as_str())), Role::Full, Some(id))
+                (
+                    ClientKey::Anonymous(Arc::from(id.as_str())),
+                    Role::Full,
+                    Some(id),
+                )
             } else {
-                (ClientKey::Anonymous(Arc::from(c.client_id.as_str())), Role::Full, None)
+                (
+                    ClientKey::Anonymous(Arc::from(c.client_id.as_str())),
+                    Role::Full,
+                    None,
+                )
             }
         }
     };
@@ -394,7 +417,9 @@ fn accept(core: &Core, c: &ConnectIn, peer: &Peer) -> Result<Accepted, (ConnectC
 /// A will is a publish made later: the same checks, at CONNECT.
 fn check_will(core: &Core, w: &WillIn, role: &Role) -> Result<Will, (ConnectCode, &'static str)> {
     let Ok(topic) = &w.topic else {
-        core.metrics.protocol_errors.inc(TopicNameError::NotUtf8.kind());
+        core.metrics
+            .protocol_errors
+            .inc(TopicNameError::NotUtf8.kind());
         return Err((ConnectCode::TopicNameInvalid, "malformed"));
     };
     if let Err(e) = topic::validate_name(topic) {
@@ -431,7 +456,13 @@ fn forwarded(p: Option<PublishProperties>) -> Option<Arc<PublishProperties>> {
 
 /// Publishes a will now, or after its MQTT 5 delay unless the client is back
 /// by then (a new connection to the session) or the session ends first.
-fn publish_will(core: &Arc<Core>, session: &Arc<Session>, attached: &Attached, will: Will, expiry: u32) {
+fn publish_will(
+    core: &Arc<Core>,
+    session: &Arc<Session>,
+    attached: &Attached,
+    will: Will,
+    expiry: u32,
+) {
     let delay = will.delay.min(expiry);
     if delay == 0 {
         route(core, Arc::new(will.msg));
@@ -451,8 +482,12 @@ fn publish_will(core: &Arc<Core>, session: &Arc<Session>, attached: &Attached, w
 /// Routes a message the broker publishes itself (a will), without waiting.
 fn route(core: &Core, msg: Arc<Message>) {
     let routed = core.router.publish(msg);
-    core.metrics.dropped.add("queue_full", routed.dropped_full as u64);
-    core.metrics.dropped.add("offline_qos0", routed.dropped_offline as u64);
+    core.metrics
+        .dropped
+        .add("queue_full", routed.dropped_full as u64);
+    core.metrics
+        .dropped
+        .add("offline_qos0", routed.dropped_offline as u64);
 }
 
 /// The reader's side of a connection.
@@ -473,7 +508,12 @@ enum Next {
 }
 
 impl Connection {
-    async fn read_loop<R: AsyncRead + Unpin>(&mut self, rd: &mut R, buf: &mut BytesMut, keep_alive: Duration) -> End {
+    async fn read_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+        buf: &mut BytesMut,
+        keep_alive: Duration,
+    ) -> End {
         let mut heard = Instant::now();
         loop {
             loop {
@@ -562,7 +602,9 @@ impl Connection {
                 {
                     self.session_expiry = e;
                 }
-                Next::End(End::Disconnect { will: reason == 0x04 })
+                Next::End(End::Disconnect {
+                    will: reason == 0x04,
+                })
             }
             Incoming::Connect(_) | Incoming::Unexpected(_) => Next::End(protocol(
                 "protocol_violation",
@@ -618,8 +660,12 @@ impl Connection {
             origin: Origin::Session(self.session.subscriber.id),
         });
         let routed = self.core.router.publish(msg);
-        metrics.dropped.add("queue_full", routed.dropped_full as u64);
-        metrics.dropped.add("offline_qos0", routed.dropped_offline as u64);
+        metrics
+            .dropped
+            .add("queue_full", routed.dropped_full as u64);
+        metrics
+            .dropped
+            .add("offline_qos0", routed.dropped_offline as u64);
         for slow in routed.waits {
             tokio::select! {
                 () = slow.queue.wait_for_space() => {}
@@ -702,7 +748,11 @@ impl Connection {
                 _ => RetainHandling::Always,
             },
         };
-        match self.core.router.subscribe(&self.session.subscriber, &f.filter, opts) {
+        match self
+            .core
+            .router
+            .subscribe(&self.session.subscriber, &f.filter, opts)
+        {
             Ok(_) => {
                 self.session.state().subscriptions.insert(f.filter, opts);
                 SubCode::Granted(opts.qos)
@@ -828,7 +878,9 @@ async fn finish<W: AsyncWrite + Unpin>(wr: &mut W, codec: &Codec, reason: Option
     };
     let mut out = BytesMut::new();
     if let Some(code) = code
-        && codec.encode_control(&Control::Disconnect(code), &mut out).is_ok()
+        && codec
+            .encode_control(&Control::Disconnect(code), &mut out)
+            .is_ok()
         && !out.is_empty()
     {
         let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&out)).await;
@@ -837,7 +889,13 @@ async fn finish<W: AsyncWrite + Unpin>(wr: &mut W, codec: &Codec, reason: Option
 }
 
 /// Encodes one delivery; QoS 1 goes inflight under a fresh packet id.
-fn deliver(codec: &Codec, session: &Session, metrics: &super::metrics::Metrics, q: Queued, out: &mut BytesMut) {
+fn deliver(
+    codec: &Codec,
+    session: &Session,
+    metrics: &super::metrics::Metrics,
+    q: Queued,
+    out: &mut BytesMut,
+) {
     let result = if q.qos == 0 {
         codec.encode_publish(&q, 0, out)
     } else {

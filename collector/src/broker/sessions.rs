@@ -134,7 +134,10 @@ impl Session {
     /// Returns how many QoS 1 messages were dropped with it.
     fn clear(&self, router: &Router) -> usize {
         let mut st = self.state();
-        router.unsubscribe_all(self.subscriber.id, st.subscriptions.keys().map(String::as_str));
+        router.unsubscribe_all(
+            self.subscriber.id,
+            st.subscriptions.keys().map(String::as_str),
+        );
         st.subscriptions.clear();
         st.incoming_qos2.clear();
         let dropped = st.inflight.len() + self.subscriber.queue.len();
@@ -224,7 +227,12 @@ impl Sessions {
     /// Lets go of a session when its connection ends. `expiry`: seconds the
     /// session is kept (0: it ends now; `u32::MAX`: kept until a clean start).
     /// Returns how many queued messages were dropped with an ending session.
-    pub fn detach(self: &Arc<Self>, attached: Attached, router: &Arc<Router>, expiry: u32) -> usize {
+    pub fn detach(
+        self: &Arc<Self>,
+        attached: Attached,
+        router: &Arc<Router>,
+        expiry: u32,
+    ) -> usize {
         let session = Arc::clone(&attached.session);
         session.current().take();
         session.subscriber.set_online(false);
@@ -234,7 +242,9 @@ impl Sessions {
             dropped = session.clear(router);
             // A takeover waiting for the slot gets the (now empty) session.
             if session.waiters.load(Ordering::Acquire) == 0
-                && map.get(&session.key).is_some_and(|s| Arc::ptr_eq(s, &session))
+                && map
+                    .get(&session.key)
+                    .is_some_and(|s| Arc::ptr_eq(s, &session))
             {
                 map.remove(&session.key);
             }
@@ -261,7 +271,10 @@ impl Sessions {
             return 0;
         };
         let dropped = session.clear(router);
-        if map.get(&session.key).is_some_and(|s| Arc::ptr_eq(s, session)) {
+        if map
+            .get(&session.key)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
             map.remove(&session.key);
         }
         dropped
@@ -328,7 +341,13 @@ mod tests {
         let first_stop = stop();
         let mut first_seen = first_stop.subscribe();
         let first = sessions
-            .attach(key.clone(), false, make(1), &router, Arc::clone(&first_stop))
+            .attach(
+                key.clone(),
+                false,
+                make(1),
+                &router,
+                Arc::clone(&first_stop),
+            )
             .await
             .unwrap();
         assert!(!first.present);

@@ -111,8 +111,12 @@ pub struct Local {
 impl Local {
     pub fn recv(&mut self, timeout: Duration) -> Option<Delivery> {
         let sub = &mut self.sub;
-        self.handle
-            .block_on(async { tokio::time::timeout(timeout, sub.recv()).await.ok().flatten() })
+        self.handle.block_on(async {
+            tokio::time::timeout(timeout, sub.recv())
+                .await
+                .ok()
+                .flatten()
+        })
     }
 
     /// The next delivery, which must come.
@@ -185,7 +189,15 @@ impl Sub {
     pub fn start(port: u16, args: &[&str]) -> Sub {
         let mut child = Command::new("stdbuf")
             // Line-buffered: mosquitto_sub's stdout is a pipe here.
-            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d"])
+            .args([
+                "-oL",
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-d",
+            ])
             .args(["-F", "MSG %r %q %t %p"])
             .args(args)
             .stdout(Stdio::piped())
@@ -223,7 +235,15 @@ impl Sub {
     pub fn raw(port: u16, args: &[&str]) -> Sub {
         let mut child = Command::new("stdbuf")
             // Line-buffered: mosquitto_sub's stdout is a pipe here.
-            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d"])
+            .args([
+                "-oL",
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-d",
+            ])
             .args(["-F", "MSG %r %q %t %p"])
             .args(args)
             .stdout(Stdio::piped())
@@ -255,7 +275,16 @@ impl Sub {
     /// stdin closes or it is killed), debug output on.
     pub fn publisher(port: u16, args: &[&str]) -> Sub {
         let mut child = Command::new("stdbuf")
-            .args(["-oL", "mosquitto_pub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-l"])
+            .args([
+                "-oL",
+                "mosquitto_pub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-d",
+                "-l",
+            ])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -441,7 +470,12 @@ impl Raw {
             match self.s.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false;
+                }
                 Err(_) => return true,
             }
         }
@@ -482,7 +516,13 @@ pub fn packet(byte1: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// CONNECT, level 4 or 5, clean, with a keepalive, optional user/password and will.
-pub fn connect(level: u8, client_id: &str, keep_alive: u16, login: Option<(&str, &str)>, will: Option<(&str, &str)>) -> Vec<u8> {
+pub fn connect(
+    level: u8,
+    client_id: &str,
+    keep_alive: u16,
+    login: Option<(&str, &str)>,
+    will: Option<(&str, &str)>,
+) -> Vec<u8> {
     let mut flags = 0x02u8;
     if will.is_some() {
         flags |= 0x04 | 0x08 | 0x20; // will, QoS 1, retained
@@ -552,8 +592,20 @@ impl Pki {
     pub fn ca(&self, name: &str) -> String {
         let (key, pem) = (format!("{name}-ca.key"), format!("{name}-ca.pem"));
         self.openssl(&[
-            "req", "-x509", "-nodes", "-days", "2", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-keyout", &key, "-out", &pem, "-subj",
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "2",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-subj",
             &format!("/CN={name} test CA"),
         ]);
         self.path(&pem)
@@ -575,17 +627,41 @@ impl Pki {
         };
         std::fs::write(
             self.dir.join(&ext),
-            format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n{usage}"),
+            format!(
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n{usage}"
+            ),
         )
         .unwrap();
         self.openssl(&[
-            "req", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", &key, "-out", &csr, "-subj", subject,
+            "req",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            subject,
         ]);
         self.openssl(&[
-            "x509", "-req", "-in", &csr, "-CA", &format!("{ca}-ca.pem"), "-CAkey",
-            &format!("{ca}-ca.key"), "-CAcreateserial", "-days", "2", "-out", &pem,
-            "-extfile", &ext,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}-ca.pem"),
+            "-CAkey",
+            &format!("{ca}-ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
         ]);
         (self.path(&pem), self.path(&key))
     }
@@ -654,7 +730,9 @@ impl Agent {
                 let seen = match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(a))) => Seen::ConnAck(a.session_present),
                     Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
-                    Ok(Event::Incoming(Packet::Publish(p))) => Seen::Publish(p.topic, p.payload.to_vec()),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        Seen::Publish(p.topic, p.payload.to_vec())
+                    }
                     Ok(_) => continue,
                     Err(e) => {
                         let s = Seen::Error(e.to_string());

@@ -32,7 +32,6 @@
 //! [state]
 //! stale_factor = 3                   # a series expires after 3 intervals of its source
 //! lost_after_missed_heartbeats = 3   # an online agent silent this many intervals is lost
-//! startup_grace = "15s"              # no agent declared lost by heartbeat this soon after start
 //! default_interval = "60s"           # when an agent did not announce its intervals
 //! max_series = 5000000               # beyond this, new series are dropped and counted
 //! ```
@@ -150,12 +149,22 @@ pub struct AlertmanagerFileConfig {
     pub tls: Option<TlsConfig>,
 }
 
-/// `[mqtt]`: the broker to consume.
+/// `[mqtt]`: the broker to consume (`url` and the keys beside it), or several
+/// (`[[mqtt.brokers]]`, each with the same keys and a `name`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// `mqtt://host[:port]` or `mqtts://host[:port]`.
     pub url: Option<String>,
+    /// The link's name (the `broker` label, `/api/v1/hosts`' `paths`); default:
+    /// the URL's host.
+    pub name: Option<String>,
+    /// `"5"` (default) or `"3.1.1"`. MQTT 5 tells the broker the largest packet
+    /// the collector takes, so an oversized retained message cannot blind it.
+    pub protocol: Option<MqttProtocol>,
+    /// Several brokers (a dual-homed deployment): each is a path of its own.
+    #[serde(default)]
+    pub brokers: Vec<MqttConfig>,
     /// The MQTT client id of the collector's persistent session (QoS 1 messages
     /// published while it reconnects are kept for it). Default:
     /// `sitewatch-collector-<hostname>-<http port>`, stable across restarts.
@@ -167,6 +176,15 @@ pub struct MqttConfig {
     /// MQTT v5 session expiry for the persistent session (default 1h).
     pub session_expiry: Option<HumanDuration>,
     pub tls: Option<TlsConfig>,
+}
+
+/// The MQTT protocol version of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum MqttProtocol {
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
 }
 
 /// `[mqtt.tls]`.
@@ -188,7 +206,7 @@ pub struct StateFileConfig {
     pub stale_factor: Option<u32>,
     /// An online agent silent this many heartbeat intervals is lost (default 3).
     pub lost_after_missed_heartbeats: Option<u32>,
-    /// No agent is declared lost by heartbeat this soon after start (default 15s).
+    /// The older spelling of `[signals] startup_grace` (one grace for everything).
     pub startup_grace: Option<HumanDuration>,
     /// The interval assumed when an agent did not announce one (default 60s).
     pub default_interval: Option<HumanDuration>,
@@ -213,15 +231,31 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
     })
 }
 
-/// Where the collector gets its messages.
+/// The embedded broker's listeners.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerMode {
-    Embedded {
-        v4: SocketAddr,
-        v5: SocketAddr,
-        max_connections: usize,
-    },
-    External(BrokerUrl),
+pub struct EmbeddedSettings {
+    pub v4: SocketAddr,
+    pub v5: SocketAddr,
+    pub max_connections: usize,
+}
+
+/// The name of the embedded broker's link.
+pub const EMBEDDED_LINK: &str = "embedded";
+
+/// One external broker the collector consumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerSettings {
+    /// The link's name.
+    pub name: String,
+    pub url: BrokerUrl,
+    /// MQTT 5 (default) or 3.1.1.
+    pub v5: bool,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub keep_alive: Duration,
+    pub session_expiry: Duration,
 }
 
 /// A parsed `mqtt://` / `mqtts://` URL.
@@ -310,16 +344,15 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub broker: BrokerMode,
-    /// The embedded broker's whole configuration, when it runs.
+    /// The embedded broker, when it runs (one more path, named
+    /// [`EMBEDDED_LINK`], the first).
+    pub embedded: Option<EmbeddedSettings>,
+    /// The external brokers consumed, each a path.
+    pub brokers: Vec<BrokerSettings>,
+    /// The embedded broker's whole configuration, when it runs (its listeners
+    /// are also in `embedded`, where the link connects).
     pub embedded_broker: Option<crate::broker::BrokerConfig>,
     pub share_group: Option<String>,
-    pub client_id: Option<String>,
-    pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub tls_ca: Option<PathBuf>,
-    pub keep_alive: Duration,
-    pub session_expiry: Duration,
     pub state: StateConfig,
     /// The signals engine's configuration, validated.
     pub signals: SignalsConfig,
@@ -436,6 +469,57 @@ fn alertmanager_settings(
     })
 }
 
+/// One external broker's settings from its `[mqtt]` (or `[[mqtt.brokers]]`) keys.
+fn broker_settings(
+    m: &MqttConfig,
+    url: BrokerUrl,
+    origin: &str,
+    key: &str,
+) -> Result<BrokerSettings, Error> {
+    let invalid = |k: &str, message: String| Error::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: format!("{key}.{k}"),
+        message,
+    };
+    if let Some(id) = &m.client_id
+        && (id.is_empty() || id.len() > 65_535)
+    {
+        return Err(invalid("client_id", "must be 1 to 65535 bytes".into()));
+    }
+    if m.password_file.is_some() && m.username.is_none() {
+        return Err(invalid(
+            "password_file",
+            "set username too: MQTT sends a password only with a user name".into(),
+        ));
+    }
+    let keep_alive = m.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
+    if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
+        return Err(invalid("keep_alive", "must be 1s to 65535s".into()));
+    }
+    let session_expiry = m.session_expiry.map_or(Duration::from_secs(3600), |d| d.0);
+    if session_expiry.as_secs() > u64::from(u32::MAX) {
+        return Err(invalid("session_expiry", "too long".into()));
+    }
+    let name = m.name.clone().unwrap_or_else(|| url.host.clone());
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(invalid(
+            "name",
+            format!("{name:?}: 1 to 64 printable characters"),
+        ));
+    }
+    Ok(BrokerSettings {
+        name,
+        v5: m.protocol != Some(MqttProtocol::V311),
+        url,
+        client_id: m.client_id.clone(),
+        username: m.username.clone(),
+        password_file: m.password_file.clone(),
+        tls_ca: m.tls.as_ref().and_then(|t| t.ca.clone()),
+        keep_alive,
+        session_expiry,
+    })
+}
+
 impl Settings {
     /// Resolves the file plus command-line overrides; `origin` names the file in
     /// errors ("command line" for values that came from there).
@@ -453,32 +537,95 @@ impl Settings {
                 .map_err(|e| invalid(origin, "listen", format!("{e}")))?,
         };
         let mqtt = file.mqtt.clone().unwrap_or_default();
-        let mut embedded_broker = None;
-        let (url, url_origin) = match (&o.mqtt_url, &mqtt.url) {
-            (Some(u), _) => (Some(u.clone()), cli),
-            (None, Some(u)) => (Some(u.clone()), origin),
-            (None, None) => (None, origin),
-        };
-        let broker = match url {
-            Some(url) => BrokerMode::External(
-                BrokerUrl::parse(&url).map_err(|m| invalid(url_origin, "mqtt.url", m))?,
-            ),
-            None => {
-                let b = crate::broker::config::resolve(
-                    &file.embedded_broker,
-                    o.embedded_v4,
-                    o.embedded_v5,
-                    origin,
-                )?;
-                let mode = BrokerMode::Embedded {
-                    v4: b.listen_v4,
-                    v5: b.listen_v5,
-                    max_connections: b.max_connections,
-                };
-                embedded_broker = Some(b);
-                mode
+        if mqtt.url.is_some() && !mqtt.brokers.is_empty() {
+            return Err(invalid(
+                origin,
+                "mqtt.brokers",
+                "set either mqtt.url (one broker) or [[mqtt.brokers]] (several), not both".into(),
+            ));
+        }
+        let mut brokers = Vec::new();
+        match (&o.mqtt_url, &mqtt.url) {
+            (Some(u), _) => {
+                let url = BrokerUrl::parse(u).map_err(|m| invalid(cli, "mqtt.url", m))?;
+                brokers.push(broker_settings(&mqtt, url, origin, "mqtt")?);
             }
+            (None, Some(u)) => {
+                let url = BrokerUrl::parse(u).map_err(|m| invalid(origin, "mqtt.url", m))?;
+                brokers.push(broker_settings(&mqtt, url, origin, "mqtt")?);
+            }
+            (None, None) if mqtt.brokers.is_empty() => {
+                // Keys beside a missing url would be silently unused.
+                if mqtt != MqttConfig::default() {
+                    return Err(invalid(
+                        origin,
+                        "mqtt.url",
+                        "set the broker's url (the other [mqtt] keys describe it)".into(),
+                    ));
+                }
+            }
+            (None, None) => {
+                for (i, b) in mqtt.brokers.iter().enumerate() {
+                    let key = format!("mqtt.brokers[{i}]");
+                    if !b.brokers.is_empty() {
+                        return Err(invalid(
+                            origin,
+                            &format!("{key}.brokers"),
+                            "not here".into(),
+                        ));
+                    }
+                    let url = b
+                        .url
+                        .as_deref()
+                        .ok_or_else(|| invalid(origin, &format!("{key}.url"), "required".into()))?;
+                    let url = BrokerUrl::parse(url)
+                        .map_err(|m| invalid(origin, &format!("{key}.url"), m))?;
+                    brokers.push(broker_settings(b, url, origin, &key)?);
+                }
+            }
+        }
+        let eb = &file.embedded_broker;
+        let embedded_broker = if eb.enabled.unwrap_or(brokers.is_empty()) {
+            Some(crate::broker::config::resolve(
+                eb,
+                o.embedded_v4,
+                o.embedded_v5,
+                origin,
+            )?)
+        } else {
+            None
         };
+        let embedded = embedded_broker.as_ref().map(|b| EmbeddedSettings {
+            v4: b.listen_v4,
+            v5: b.listen_v5,
+            max_connections: b.max_connections,
+        });
+        let mut names: Vec<&str> = brokers.iter().map(|b| b.name.as_str()).collect();
+        if embedded.is_some() {
+            names.push(EMBEDDED_LINK);
+        }
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(
+                origin,
+                "mqtt.brokers",
+                format!("two brokers are named {:?}: give each its own name", w[0]),
+            ));
+        }
+        if embedded.is_none() && brokers.is_empty() {
+            return Err(invalid(
+                origin,
+                "embedded_broker.enabled",
+                "no broker to consume: enable the embedded broker or set mqtt.url".into(),
+            ));
+        }
+        if brokers.len() + usize::from(embedded.is_some()) > usize::from(u8::MAX) {
+            return Err(invalid(
+                origin,
+                "mqtt.brokers",
+                "at most 255 brokers".into(),
+            ));
+        }
         let (share_group, group_origin) = match (&o.share_group, &file.share_group) {
             (Some(g), _) => (Some(g.clone()), cli),
             (None, Some(g)) => (Some(g.clone()), origin),
@@ -493,37 +640,6 @@ impl Settings {
                 format!("{g:?} is not a share name: non-empty, without '/', '+' or '#'"),
             ));
         }
-        if let Some(id) = &mqtt.client_id
-            && (id.is_empty() || id.len() > 65_535)
-        {
-            return Err(invalid(
-                origin,
-                "mqtt.client_id",
-                "must be 1 to 65535 bytes".into(),
-            ));
-        }
-        if mqtt.password_file.is_some() && mqtt.username.is_none() {
-            return Err(invalid(
-                origin,
-                "mqtt.password_file",
-                "set mqtt.username too: MQTT sends a password only with a user name".into(),
-            ));
-        }
-        let keep_alive = mqtt.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
-        if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
-            return Err(invalid(
-                origin,
-                "mqtt.keep_alive",
-                "must be 1s to 65535s".into(),
-            ));
-        }
-        let session_expiry = mqtt
-            .session_expiry
-            .map_or(Duration::from_secs(3600), |d| d.0);
-        if session_expiry.as_secs() > u64::from(u32::MAX) {
-            return Err(invalid(origin, "mqtt.session_expiry", "too long".into()));
-        }
-
         let s = &file.state;
         let stale_factor = s.stale_factor.unwrap_or(3);
         if stale_factor == 0 {
@@ -549,7 +665,25 @@ impl Settings {
                 "must be more than 0".into(),
             ));
         }
-        let startup_grace = s.startup_grace.map_or(Duration::from_secs(15), |d| d.0);
+        // One startup grace: `[signals] startup_grace`. `[state] startup_grace` is
+        // its older spelling, taken when the new one is left at its default.
+        let mut signals = file.signals.clone();
+        if let Some(g) = s.startup_grace {
+            if signals.startup_grace != SignalsConfig::default().startup_grace
+                && signals.startup_grace != g.0
+            {
+                return Err(invalid(
+                    origin,
+                    "state.startup_grace",
+                    format!(
+                        "is {:?} while signals.startup_grace is {:?}: there is one startup grace, \
+                         set it in [signals] only",
+                        g.0, signals.startup_grace
+                    ),
+                ));
+            }
+            signals.startup_grace = g.0;
+        }
         let max_series = s.max_series.unwrap_or(5_000_000);
         if let Err(errors) = file.signals.validate() {
             let mut errors = errors.into_iter();
@@ -578,24 +712,17 @@ impl Settings {
             rules: Rules {
                 lost_after_missed_heartbeats: missed,
                 default_interval_ms: millis(default_interval),
-                started_at_ms: 0,
-                startup_grace_ms: millis(startup_grace),
                 heartbeat_needs_readings: share_group.is_some(),
             },
         };
         Ok(Settings {
             listen,
-            broker,
+            embedded,
             embedded_broker,
+            brokers,
             share_group,
-            client_id: mqtt.client_id.clone(),
-            username: mqtt.username.clone(),
-            password_file: mqtt.password_file.clone(),
-            tls_ca: mqtt.tls.as_ref().and_then(|t| t.ca.clone()),
-            keep_alive,
-            session_expiry,
             state,
-            signals: file.signals.clone(),
+            signals,
             alertmanager,
         })
     }
@@ -605,15 +732,17 @@ impl Settings {
         if let Some(b) = &self.embedded_broker {
             b.check_files()?;
         }
-        if let Some(p) = &self.password_file {
-            read_password(p)?;
-        }
-        if let Some(p) = &self.tls_ca {
-            std::fs::read(p).map_err(|source| Error::FileRead {
-                path: p.clone(),
-                what: "the CA file (mqtt.tls.ca)",
-                source,
-            })?;
+        for b in &self.brokers {
+            if let Some(p) = &b.password_file {
+                read_password(p)?;
+            }
+            if let Some(p) = &b.tls_ca {
+                std::fs::read(p).map_err(|source| Error::FileRead {
+                    path: p.clone(),
+                    what: "the CA file (mqtt.tls.ca)",
+                    source,
+                })?;
+            }
         }
         if let Some(am) = &self.alertmanager {
             am.read_secret()?;
@@ -721,13 +850,14 @@ mod tests {
         let s = resolve("").unwrap();
         assert_eq!(s.listen, "127.0.0.1:9184".parse().unwrap());
         assert_eq!(
-            s.broker,
-            BrokerMode::Embedded {
+            s.embedded,
+            Some(EmbeddedSettings {
                 v4: "127.0.0.1:1883".parse().unwrap(),
                 v5: "127.0.0.1:1884".parse().unwrap(),
                 max_connections: 10_000
-            }
+            })
         );
+        assert!(s.brokers.is_empty());
         assert_eq!(s.state.stale_factor, 3);
         assert_eq!(s.state.rules.lost_after_missed_heartbeats, 3);
         assert!(s.state.count_gaps);
@@ -744,16 +874,18 @@ mod tests {
             .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start_matches(' ')))
             .collect();
         let s = resolve(&example).unwrap();
+        assert_eq!(s.embedded, None);
         assert_eq!(
-            s.broker,
-            BrokerMode::External(BrokerUrl {
+            s.brokers[0].url,
+            BrokerUrl {
                 host: "mqtt.example.net".into(),
                 port: 8883,
                 tls: true
-            })
+            }
         );
-        assert_eq!(s.client_id.as_deref(), Some("collector-bj1"));
-        assert_eq!(s.state.rules.startup_grace_ms, 15_000);
+        assert_eq!(s.brokers[0].client_id.as_deref(), Some("collector-bj1"));
+        assert!(s.brokers[0].v5);
+        assert_eq!(s.signals.startup_grace, Duration::from_secs(30));
     }
 
     #[test]
@@ -888,12 +1020,12 @@ mod tests {
         let s = Settings::resolve(&file, &o, "c.toml").unwrap();
         assert_eq!(s.listen.port(), 2);
         assert_eq!(
-            s.broker,
-            BrokerMode::External(BrokerUrl {
+            s.brokers[0].url,
+            BrokerUrl {
                 host: "::1".into(),
                 port: 1883,
                 tls: false
-            })
+            }
         );
         assert!(!s.state.count_gaps);
         assert!(s.state.rules.heartbeat_needs_readings);
@@ -905,6 +1037,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("command line: mqtt.url: "), "{e}");
+    }
+
+    #[test]
+    fn several_brokers_are_paths_of_their_own_and_need_distinct_names() {
+        let s = resolve(
+            "[[mqtt.brokers]]\nurl = \"mqtts://broker.bj1:8883\"\nname = \"bj1\"\n\
+             [[mqtt.brokers]]\nurl = \"mqtt://broker.sh1\"\nprotocol = \"3.1.1\"\n\
+             [embedded_broker]\nenabled = true\n",
+        )
+        .unwrap();
+        assert!(s.embedded.is_some());
+        let names: Vec<_> = s.brokers.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["bj1", "broker.sh1"]);
+        assert!(s.brokers[0].v5 && !s.brokers[1].v5);
+        for (text, key) in [
+            (
+                "[mqtt]\nurl = \"mqtt://a\"\n[[mqtt.brokers]]\nurl = \"mqtt://b\"\n",
+                "mqtt.brokers",
+            ),
+            (
+                "[[mqtt.brokers]]\nurl = \"mqtt://a\"\n[[mqtt.brokers]]\nurl = \"mqtt://a:1999\"\n",
+                "mqtt.brokers",
+            ),
+            ("[[mqtt.brokers]]\nname = \"x\"\n", "mqtt.brokers[0].url"),
+            ("[mqtt]\nusername = \"u\"\n", "mqtt.url"),
+            (
+                "[[mqtt.brokers]]\nurl = \"mqtt://a\"\nkeep_alive = \"0s\"\n",
+                "mqtt.brokers[0].keep_alive",
+            ),
+        ] {
+            let e = resolve(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("c.toml: {key}: ")), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn one_startup_grace_with_the_old_spelling_accepted() {
+        let s = resolve("[state]\nstartup_grace = \"12s\"\n").unwrap();
+        assert_eq!(s.signals.startup_grace, Duration::from_secs(12));
+        let e = resolve("[state]\nstartup_grace = \"12s\"\n[signals]\nstartup_grace = \"40s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml: state.startup_grace: "), "{e}");
     }
 
     #[test]

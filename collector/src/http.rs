@@ -2,7 +2,6 @@
 //! anything else is 404.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State as AxumState;
@@ -22,17 +21,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self::with_collectors(shared, Vec::new())
+    /// The handlers over `shared`, `/metrics` encoding `registry`.
+    pub fn new(shared: Arc<Shared>, registry: Registry) -> Self {
+        App {
+            shared,
+            registry: Arc::new(registry),
+        }
     }
 
-    /// With more metric collectors (the embedded broker's).
-    pub fn with_collectors(
-        shared: Arc<Shared>,
-        others: Vec<Box<dyn prometheus_client::collector::Collector>>,
-    ) -> Self {
-        let registry = Arc::new(metrics::registry_with(Arc::clone(&shared), others));
-        App { shared, registry }
+    /// The handlers with the state's own metrics only (tests).
+    pub fn with_state_metrics(shared: Arc<Shared>) -> Self {
+        let registry = metrics::registry(Arc::clone(&shared));
+        App::new(shared, registry)
     }
 }
 
@@ -67,12 +67,12 @@ async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> 
 }
 
 async fn healthz(AxumState(app): AxumState<App>) -> Response {
-    if app.shared.connected.load(Ordering::Relaxed) {
+    if app.shared.connected() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not connected to the broker\n",
+            "not connected to any broker\n",
         )
             .into_response()
     }
@@ -80,7 +80,13 @@ async fn healthz(AxumState(app): AxumState<App>) -> Response {
 
 async fn hosts(AxumState(app): AxumState<App>) -> Response {
     let now = app.shared.clock.now_ms();
-    let hosts = app.shared.read().host_infos(now);
+    let (states, names) = app.shared.path_view();
+    let judge = crate::state::Judge {
+        policy: app.shared.policy(),
+        links: &states,
+        names: &names,
+    };
+    let hosts = app.shared.read().host_infos(&judge, now);
     axum::Json(hosts).into_response()
 }
 

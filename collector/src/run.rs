@@ -1,23 +1,23 @@
-//! Wiring: the embedded broker (if any), the consumer, the signals loop, the
-//! Alertmanager tasks, housekeeping and HTTP.
+//! Wiring: the embedded broker (if any), the broker links and ingest, the
+//! signals loop and its outputs, the Alertmanager tasks, housekeeping and HTTP.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use crate::broker::Broker;
-use crate::config::{BrokerMode, Settings};
+use crate::config::{BrokerSettings, EMBEDDED_LINK, Settings, read_password};
 use crate::http::{App, router};
-use crate::ingest::{ConsumerConfig, Hooks, run as run_consumer};
+use crate::ingest::{Hooks, Ingestor};
+use crate::link::mqtt::LinkConfig;
+use crate::link::{INBOUND_QUEUE, LinkHandle, LinkStatus, Links, subscriptions};
+use crate::output::{Output, alerts::Alerts, api::Api, mqtt::MqttSignals};
 use crate::replay::Recorder;
-use crate::signals::{self, Outputs, Published, Signals};
+use crate::signals::{self, Signals};
 use crate::state::State;
-use crate::{Clock, Error, Shared, alertmanager};
-
-/// `_signals` messages queued for the MQTT client; more wait in the signals loop.
-const OUTGOING_QUEUE: usize = 256;
+use crate::{Clock, Error, Shared, alertmanager, metrics};
 
 /// What the command line adds to the settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,11 +31,10 @@ pub struct RunOptions {
 pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the collector until SIGINT or SIGTERM.
-pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Error> {
+pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
     let started_at = Clock::System.now_ms();
-    settings.state.rules.started_at_ms = started_at;
     // Everything that can fail on configuration fails before anything starts.
-    let mut consumer = ConsumerConfig::from_settings(&settings)?;
+    let mut links = link_configs(&settings)?;
     let pushers = match &settings.alertmanager {
         Some(am) => Some((am.clone(), alertmanager::client(am)?)),
         None => None,
@@ -51,53 +50,70 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
             addr: settings.listen,
             source,
         })?;
-    let embedded = match (&settings.broker, &settings.embedded_broker) {
-        (BrokerMode::Embedded { .. }, Some(config)) => {
+    // Listening once started.
+    let embedded = match &settings.embedded_broker {
+        Some(config) => {
             let b = Broker::start(config.clone()).await?;
             b.reload_on_sighup();
             // The collector consumes its own broker over TCP, as its own
             // full-access identity (whatever authentication agents need).
-            let (user, password) = b.internal_credentials();
-            consumer.credentials = Some((user, password));
+            if let Some(link) = links.iter_mut().find(|l| l.name == EMBEDDED_LINK) {
+                link.credentials = Some(b.internal_credentials());
+            }
             Some(b)
         }
-        _ => None,
+        None => None,
     };
-    let shared = Arc::new(Shared::new(State::new(settings.state), Clock::System));
-    shared.set_signals(Published::initial(&settings.signals));
+    let shared = Arc::new(Shared::with_config(
+        State::new(settings.state),
+        Clock::System,
+        settings.signals.clone(),
+        started_at,
+    ));
 
     let ingested = Arc::new(Notify::new());
-    let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
-    let (alerts_tx, alerts_rx) = watch::channel(signals::ActiveSignals::default());
-    if let Some((am, (client, authorization))) = pushers {
-        let regions = signals::regions(&settings.signals);
-        for url in &am.urls {
-            tracing::info!(url, resend_interval = ?am.resend_interval, "pushing signals to Alertmanager");
-            tokio::spawn(alertmanager::run(
-                url.clone(),
-                am.clone(),
-                client.clone(),
-                authorization.clone(),
-                regions.clone(),
-                alerts_rx.clone(),
-                Arc::clone(&shared),
-            ));
-        }
-    }
     let hooks = Hooks {
         ingested: Some(Arc::clone(&ingested)),
         recorder,
-        outgoing: Some(outgoing_rx),
+        path_names: links.iter().map(|l| l.name.clone()).collect(),
     };
-    tokio::spawn(run_consumer(consumer, Arc::clone(&shared), hooks));
+    let links = start_links(links, &shared, hooks);
+
+    let mut registry = metrics::registry(Arc::clone(&shared));
+    if let Some(b) = &embedded {
+        registry.register_collector(Box::new(b.collector()));
+    }
+    let mut outputs: Vec<Box<dyn Output>> = vec![
+        Box::new(Api::new(Arc::clone(&shared))),
+        Box::new(MqttSignals::new(&links)),
+    ];
+    if let Some((am, (client, authorization))) = pushers {
+        let stats = Arc::new(alertmanager::Stats::default());
+        let (output, watched) = Alerts::new(Arc::clone(&stats));
+        let regions = signals::regions(&settings.signals);
+        for url in &am.urls {
+            tracing::info!(url, resend_interval = ?am.resend_interval, "pushing signals to Alertmanager");
+            let pusher = alertmanager::Pusher {
+                base_url: url.clone(),
+                settings: am.clone(),
+                client: client.clone(),
+                authorization: authorization.clone(),
+                regions: regions.clone(),
+                stats: Arc::clone(&stats),
+                clock: Clock::System,
+            };
+            tokio::spawn(alertmanager::run(pusher, watched.clone()));
+        }
+        outputs.push(Box::new(output));
+    }
+    for o in &outputs {
+        o.register(&mut registry);
+    }
     tokio::spawn(signals::run(
         Arc::clone(&shared),
         Signals::new(settings.signals.clone(), started_at),
         ingested,
-        Outputs {
-            mqtt: Some(outgoing_tx),
-            alerts: alerts_tx,
-        },
+        outputs,
     ));
     let pruned = Arc::clone(&shared);
     tokio::spawn(async move {
@@ -117,11 +133,7 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
         listen = %local,
         "serving /metrics, /healthz, /api/v1/hosts, /api/v1/signals"
     );
-    let collectors: Vec<Box<dyn prometheus_client::collector::Collector>> = match &embedded {
-        Some(b) => vec![Box::new(b.collector())],
-        None => Vec::new(),
-    };
-    axum::serve(listener, router(App::with_collectors(shared, collectors)))
+    axum::serve(listener, router(App::new(shared, registry)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(Error::Http)?;
@@ -131,6 +143,132 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts one task per link and the ingest task that applies what they
+/// receive; registers the links with `shared`.
+pub fn start_links(configs: Vec<LinkConfig>, shared: &Arc<Shared>, hooks: Hooks) -> Links {
+    let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    let mut handles = Vec::with_capacity(configs.len());
+    for cfg in configs {
+        let status = Arc::new(LinkStatus::new(
+            cfg.name.clone(),
+            format!("{}:{}", cfg.host, cfg.port),
+        ));
+        let (handle, outgoing) = LinkHandle::new(Arc::clone(&status));
+        handles.push(handle);
+        tokio::spawn(crate::link::mqtt::run(
+            cfg,
+            status,
+            tx.clone(),
+            outgoing,
+            shared.clock,
+        ));
+    }
+    let links = Links::new(handles);
+    shared.set_links(links.iter().map(|l| Arc::clone(&l.status)).collect());
+    tokio::spawn(crate::ingest::run(
+        rx,
+        Ingestor::with_hooks(Arc::clone(shared), hooks),
+    ));
+    links
+}
+
+/// The links the settings name, resolved (password and CA files read, TLS
+/// built): the embedded broker's first (path 0), then the external brokers in
+/// order.
+pub fn link_configs(s: &Settings) -> Result<Vec<LinkConfig>, Error> {
+    let mut out = Vec::new();
+    let v5 = s.share_group.is_some();
+    // No broker of ours needs the state topics at QoS 0 (see `subscriptions`).
+    let subs = |state_qos0: bool| subscriptions(s.share_group.as_deref(), state_qos0);
+    if let Some(e) = &s.embedded {
+        let addr = connectable(if v5 { e.v5 } else { e.v4 });
+        out.push(LinkConfig {
+            path: 0,
+            name: EMBEDDED_LINK.to_owned(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            v5,
+            client_id: default_client_id(s),
+            persistent: true,
+            credentials: None,
+            transport: rumqttc::Transport::Tcp,
+            keep_alive: Duration::from_secs(30),
+            session_expiry: Duration::from_secs(3600),
+            subscriptions: subs(false),
+        });
+    }
+    for b in &s.brokers {
+        let path = u8::try_from(out.len()).unwrap_or(u8::MAX);
+        out.push(external_link(s, b, path, subs(false))?);
+    }
+    Ok(out)
+}
+
+fn external_link(
+    s: &Settings,
+    b: &BrokerSettings,
+    path: u8,
+    subscriptions: Vec<crate::link::Subscription>,
+) -> Result<LinkConfig, Error> {
+    let credentials = match (&b.username, &b.password_file) {
+        (Some(u), Some(p)) => Some((u.clone(), read_password(p)?)),
+        (Some(u), None) => Some((u.clone(), String::new())),
+        _ => None,
+    };
+    let transport = if b.url.tls {
+        crate::tls::transport(b.tls_ca.as_deref())?
+    } else {
+        rumqttc::Transport::Tcp
+    };
+    Ok(LinkConfig {
+        path,
+        name: b.name.clone(),
+        host: b.url.host.clone(),
+        port: b.url.port,
+        // Shared subscriptions need MQTT 5; otherwise as configured (5 by default).
+        v5: b.v5 || s.share_group.is_some(),
+        client_id: b.client_id.clone().unwrap_or_else(|| default_client_id(s)),
+        // Always a persistent session: QoS 1 batches published while the
+        // collector is reconnecting (after a broker restart, agents often come
+        // back first) are queued for it, so nothing is lost.
+        persistent: true,
+        credentials,
+        transport,
+        keep_alive: b.keep_alive,
+        session_expiry: b.session_expiry,
+        subscriptions,
+    })
+}
+
+/// A client id that is stable across restarts (so the broker resumes the
+/// session) and distinct for each collector on one machine (its HTTP port).
+fn default_client_id(s: &Settings) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("sitewatch-collector-{host}-{}", s.listen.port())
+}
+
+/// A wildcard listen address is reached over loopback.
+fn connectable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
 }
 
 async fn shutdown_signal() {

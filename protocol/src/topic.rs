@@ -28,6 +28,12 @@ pub fn collector_prefix(name: &str) -> String {
     format!("{PREFIX}/{COLLECTORS_LEVEL}/{name}/")
 }
 
+/// The retained signals topic of a site (the collector's output), for a site
+/// name already validated.
+pub fn signals_topic(site: &str) -> String {
+    format!("{PREFIX}/{site}/{SIGNALS_LEVEL}")
+}
+
 /// The MQTT v5 shared subscription for collectors splitting the load.
 pub fn shared_subscription(group: &str) -> String {
     format!("$share/{group}/{SUBSCRIPTION}")

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! [embedded_broker]
+//! enabled = true                        # default: when no external broker is set
 //! listen_v4 = "127.0.0.1:1883"          # MQTT 3.1.1 and 5 (the name is historical)
 //! listen_v5 = "127.0.0.1:1884"          # MQTT 3.1.1 and 5; default: listen_v4's port + 1
 //! listen_tls = "0.0.0.0:8883"           # TLS, MQTT 3.1.1 and 5; needs [embedded_broker.tls]
@@ -48,6 +49,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddedBrokerConfig {
+    /// Run the embedded broker. Default: when no external broker is configured.
+    /// With external brokers too, it is one more path (a collector that is its
+    /// site's broker and also consumes the other site's).
+    pub enabled: Option<bool>,
     /// A listener (default 127.0.0.1:1883); MQTT 3.1.1 and 5.
     pub listen_v4: Option<SocketAddr>,
     /// Another listener (default: `listen_v4`'s port + 1); MQTT 3.1.1 and 5.

@@ -90,9 +90,8 @@ fn publish_packet(topic: &str, payload: &[u8]) -> (Vec<u8>, usize) {
     (p, header + at)
 }
 
-/// One publisher: connect, wait at the barrier, send `n` messages.
-async fn publisher<S>(
-    mut s: S,
+/// What one publisher sends.
+struct Job {
     id: String,
     login: Option<(String, String)>,
     topic: String,
@@ -100,9 +99,22 @@ async fn publisher<S>(
     n: usize,
     window: usize,
     start: Arc<Barrier>,
-) where
+}
+
+/// One publisher: connect, wait at the barrier, send `n` messages.
+async fn publisher<S>(mut s: S, job: Job)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Job {
+        id,
+        login,
+        topic,
+        payload,
+        n,
+        window,
+        start,
+    } = job;
     s.write_all(&connect_packet(
         &id,
         login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
@@ -188,16 +200,21 @@ async fn publishers(
         let payload = Arc::clone(&load.payload);
         let start = Arc::clone(&start);
         let window = load.window;
+        let job = Job {
+            id: name,
+            login,
+            topic,
+            payload,
+            n: per,
+            window,
+            start,
+        };
         tasks.push(match transport {
-            Transport::Plain => tokio::spawn(publisher(
-                tcp, name, login, topic, payload, per, window, start,
-            )),
+            Transport::Plain => tokio::spawn(publisher(tcp, job)),
             Transport::Tls(c) => {
                 let server = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
                 let tls = c.connect(server, tcp).await.unwrap();
-                tokio::spawn(publisher(
-                    tls, name, login, topic, payload, per, window, start,
-                ))
+                tokio::spawn(publisher(tls, job))
             }
         });
     }

@@ -22,10 +22,11 @@ pub struct Cli {
     /// the embedded one.
     #[arg(long, value_name = "URL")]
     pub mqtt: Option<String>,
-    /// The embedded broker's MQTT 3.1.1 listener [default: 127.0.0.1:1883].
+    /// The embedded broker's listener (MQTT 3.1.1 and 5) [default: 127.0.0.1:1883].
     #[arg(long, value_name = "ADDR")]
     pub embedded_broker: Option<SocketAddr>,
-    /// The embedded broker's MQTT 5 listener [default: the v3.1.1 port + 1].
+    /// The embedded broker's second listener (MQTT 3.1.1 and 5) [default: the
+    /// first one's port + 1].
     #[arg(long, value_name = "ADDR")]
     pub embedded_broker_v5: Option<SocketAddr>,
     /// Split the agents' readings with the other collectors of this group (MQTT v5
@@ -52,6 +53,26 @@ pub enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+    },
+    /// Add or change a user of the embedded broker's password file (or, with
+    /// -D, delete it), as mosquitto_passwd does and in its format. The password
+    /// is asked on the terminal, or read from standard input's first line with
+    /// --stdin. A new file is created 0600.
+    Passwd {
+        /// The password file ([embedded_broker.auth] password_file).
+        file: PathBuf,
+        /// The user: an agent's `<site>/<host>`, or a name listed in
+        /// collectors or readers.
+        user: String,
+        /// Delete the user.
+        #[arg(short = 'D', long)]
+        delete: bool,
+        /// Read the password from standard input.
+        #[arg(long)]
+        stdin: bool,
+        /// PBKDF2 iterations (mosquitto_passwd's default).
+        #[arg(long, default_value_t = crate::broker::auth::DEFAULT_ITERATIONS)]
+        iterations: u32,
     },
     /// Run a recorded stream (JSON lines, as `--record` writes) through the
     /// collector's decode, ingest and signals engine on a simulated clock, and print

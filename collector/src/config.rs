@@ -22,7 +22,8 @@
 //! [mqtt.tls]
 //! ca = "/etc/sitewatch/mqtt-ca.pem"        # default: the system's CA roots
 //!
-//! # The embedded broker (ignored when [mqtt] is set).
+//! # The embedded broker (ignored when [mqtt] is set); every key of it is in
+//! # broker/config.rs.
 //! [embedded_broker]
 //! listen_v4 = "127.0.0.1:1883"
 //! listen_v5 = "127.0.0.1:1884"             # default: listen_v4's port + 1
@@ -84,8 +85,8 @@ use crate::state::StateConfig;
 /// The default HTTP address: 9184 sits in the exporters' range of the Prometheus
 /// port allocation list, next to the many 91xx exporters, and was free there.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
-/// The embedded broker's MQTT 3.1.1 listener.
-pub const DEFAULT_EMBEDDED_V4: &str = "127.0.0.1:1883";
+/// The embedded broker's first listener.
+pub const DEFAULT_EMBEDDED_V4: &str = crate::broker::config::DEFAULT_LISTEN_V4;
 
 /// A duration written as `"5s"`, `"2m"`, `"1h 30m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,21 +198,8 @@ pub struct TlsConfig {
     pub ca: Option<PathBuf>,
 }
 
-/// `[embedded_broker]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmbeddedBrokerConfig {
-    /// Run the embedded broker. Default: when no external broker is configured.
-    /// With external brokers too, it is one more path (a collector that is its
-    /// site's broker and also consumes the other site's).
-    pub enabled: Option<bool>,
-    /// MQTT 3.1.1 listener (default 127.0.0.1:1883).
-    pub listen_v4: Option<SocketAddr>,
-    /// MQTT 5 listener (default: `listen_v4`'s port + 1).
-    pub listen_v5: Option<SocketAddr>,
-    /// Concurrent client connections (default 10000).
-    pub max_connections: Option<usize>,
-}
+/// `[embedded_broker]`: its types live with the broker.
+pub use crate::broker::config::EmbeddedBrokerConfig;
 
 /// `[state]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -372,6 +360,9 @@ pub struct Settings {
     pub embedded: Option<EmbeddedSettings>,
     /// The external brokers consumed, each a path.
     pub brokers: Vec<BrokerSettings>,
+    /// The embedded broker's whole configuration, when it runs (its listeners
+    /// are also in `embedded`, where the link connects).
+    pub embedded_broker: Option<crate::broker::BrokerConfig>,
     pub share_group: Option<String>,
     /// This collector's name in the topology (presence, views, vantage).
     pub name: Option<String>,
@@ -607,49 +598,21 @@ impl Settings {
             }
         }
         let eb = &file.embedded_broker;
-        let embedded = if eb.enabled.unwrap_or(brokers.is_empty()) {
-            let v4 = match (o.embedded_v4, eb.listen_v4) {
-                (Some(a), _) | (None, Some(a)) => a,
-                (None, None) => DEFAULT_EMBEDDED_V4
-                    .parse()
-                    .map_err(|e| invalid(origin, "embedded_broker.listen_v4", format!("{e}")))?,
-            };
-            let v5 = match (o.embedded_v5, eb.listen_v5) {
-                (Some(a), _) | (None, Some(a)) => a,
-                (None, None) => {
-                    let port = v4.port().checked_add(1).ok_or_else(|| {
-                        invalid(
-                            origin,
-                            "embedded_broker.listen_v5",
-                            "listen_v4's port + 1 is past 65535: set listen_v5".into(),
-                        )
-                    })?;
-                    SocketAddr::new(v4.ip(), port)
-                }
-            };
-            if v4.port() == 0 || v5.port() == 0 {
-                return Err(invalid(
-                    origin,
-                    "embedded_broker",
-                    "port 0 is not supported: the collector must know the port to connect to"
-                        .into(),
-                ));
-            }
-            if v4 == v5 {
-                return Err(invalid(
-                    origin,
-                    "embedded_broker.listen_v5",
-                    format!("{v5} is also listen_v4"),
-                ));
-            }
-            Some(EmbeddedSettings {
-                v4,
-                v5,
-                max_connections: eb.max_connections.unwrap_or(10_000),
-            })
+        let embedded_broker = if eb.enabled.unwrap_or(brokers.is_empty()) {
+            Some(crate::broker::config::resolve(
+                eb,
+                o.embedded_v4,
+                o.embedded_v5,
+                origin,
+            )?)
         } else {
             None
         };
+        let embedded = embedded_broker.as_ref().map(|b| EmbeddedSettings {
+            v4: b.listen_v4,
+            v5: b.listen_v5,
+            max_connections: b.max_connections,
+        });
         let mut names: Vec<&str> = brokers.iter().map(|b| b.name.as_str()).collect();
         if embedded.is_some() {
             names.push(EMBEDDED_LINK);
@@ -823,6 +786,7 @@ impl Settings {
         Ok(Settings {
             listen,
             embedded,
+            embedded_broker,
             brokers,
             share_group,
             name,
@@ -834,6 +798,9 @@ impl Settings {
 
     /// Checks what the settings point at (password file, CA file) exists and reads.
     pub fn check_files(&self) -> Result<(), Error> {
+        if let Some(b) = &self.embedded_broker {
+            b.check_files()?;
+        }
         for b in &self.brokers {
             if let Some(p) = &b.password_file {
                 read_password(p)?;

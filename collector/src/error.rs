@@ -30,6 +30,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A state directory that cannot be used.
+    #[error("{path}: {key}: {message}")]
+    StateDir {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
     #[error("TLS setup: {0}")]
     Tls(String),
     #[error("embedded broker: {0}")]
@@ -52,6 +59,7 @@ impl Error {
             Error::ConfigParse { .. } => "config_parse",
             Error::ConfigInvalid { .. } => "config_invalid",
             Error::FileRead { .. } => "file_read",
+            Error::StateDir { .. } => "state_dir",
             Error::Tls(_) => "tls",
             Error::Broker(_) => "broker",
             Error::Listen { .. } => "listen",

@@ -1,8 +1,8 @@
 //! sitewatch-collector: subscribes to every sitewatch agent over MQTT, keeps the
 //! latest state of every site, host and series, and exposes it to Prometheus.
 //!
-//! With no broker configured it runs an embedded MQTT broker (rumqttd) and consumes
-//! it: the one-machine setup. With `--mqtt URL` it consumes that broker, and with
+//! With no broker configured it runs its own embedded MQTT broker ([`broker`]) and
+//! consumes it: the one-machine setup. With `--mqtt URL` it consumes that broker, and with
 //! `--share-group NAME` several collectors split the agents' readings through an
 //! MQTT v5 shared subscription.
 //!
@@ -10,7 +10,8 @@
 //!
 //! - [`cli`]: command line (`clap`), merged over the config file.
 //! - [`config`]: the TOML configuration, validated with file and key in errors.
-//! - [`broker`]: the embedded rumqttd broker, on its own threads.
+//! - [`broker`]: the embedded MQTT broker (3.1.1 and 5, TLS, authentication,
+//!   per-identity ACLs, retained store on disk, the in-process link).
 //! - [`link`]: the broker links: one MQTT client per broker (3.1.1 or 5 behind
 //!   one loop), subscribe, reconnect, hand messages to ingest, publish outputs.
 //! - [`ingest`]: inbound only: decode each message and apply it to the state.

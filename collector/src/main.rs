@@ -23,6 +23,33 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Passwd {
+        file,
+        user,
+        delete,
+        stdin,
+        iterations,
+    }) = &cli.command
+    {
+        use sitewatch_collector::broker::passwd;
+        let cmd = passwd::PasswdCommand {
+            file: file.clone(),
+            user: user.clone(),
+            delete: *delete,
+            stdin: *stdin,
+            iterations: *iterations,
+        };
+        return match passwd::run(&cmd) {
+            Ok(done) => {
+                eprintln!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sitewatch-collector passwd: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(Command::Replay { file }) = &cli.command {
         return match replay(&cli, file) {
             Ok(()) => ExitCode::SUCCESS,
@@ -42,12 +69,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The default filter when RUST_LOG is not set. rumqttd (the embedded broker) logs
-/// every connection at info, and every ordinary client disconnect at ERROR from
-/// these two modules ("router-drop", "no-connection"): an agent restarting would
-/// look like a failure. RUST_LOG=rumqttd=info brings them all back.
-const DEFAULT_LOG_FILTER: &str =
-    "info,rumqttd=warn,rumqttd::server::broker=off,rumqttd::router::routing=off";
+/// The default filter when RUST_LOG is not set. The embedded broker logs each
+/// client's connection and end at debug
+/// (RUST_LOG=info,sitewatch_collector::broker=debug shows them).
+const DEFAULT_LOG_FILTER: &str = "info";
 
 fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::{BrokerSettings, EMBEDDED_LINK, EmbeddedSettings, Settings, read_password};
+use crate::broker::Broker;
+use crate::config::{BrokerSettings, EMBEDDED_LINK, Settings, read_password};
 use crate::http::{App, router};
 use crate::ingest::{Hooks, Ingestor};
 use crate::link::mqtt::LinkConfig;
@@ -18,7 +19,7 @@ use crate::replay::Recorder;
 use crate::signals::{self, Signals};
 use crate::state::State;
 use crate::topology::Peers;
-use crate::{Clock, Error, Shared, alertmanager, broker, metrics};
+use crate::{Clock, Error, Shared, alertmanager, metrics};
 
 /// What the command line adds to the settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,17 +58,20 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
             addr: settings.listen,
             source,
         })?;
-    if let Some(EmbeddedSettings {
-        v4,
-        v5,
-        max_connections,
-    }) = settings.embedded
-    {
-        broker::start(v4, v5, max_connections)?;
-        for addr in [v4, v5] {
-            broker::wait_ready(connectable(addr), Duration::from_secs(10)).await?;
+    // Listening once started.
+    let embedded = match &settings.embedded_broker {
+        Some(config) => {
+            let b = Broker::start(config.clone()).await?;
+            b.reload_on_sighup();
+            // The collector consumes its own broker over TCP, as its own
+            // full-access identity (whatever authentication agents need).
+            if let Some(link) = links.iter_mut().find(|l| l.name == EMBEDDED_LINK) {
+                link.credentials = Some(b.internal_credentials());
+            }
+            Some(b)
         }
-    }
+        None => None,
+    };
     let peers = Peers::new(&settings.signals.topology, settings.name.as_deref());
     let shared = Arc::new(Shared::with_config(
         State::with_peers(settings.state, peers),
@@ -85,6 +89,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
     let links = start_links(links, &shared, hooks);
 
     let mut registry = metrics::registry(Arc::clone(&shared));
+    if let Some(b) = &embedded {
+        registry.register_collector(Box::new(b.collector()));
+    }
     let mut outputs: Vec<Box<dyn Output>> = vec![
         Box::new(Api::new(Arc::clone(&shared))),
         Box::new(MqttSignals::new(&links)),
@@ -167,6 +174,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    if let Some(b) = &embedded {
+        // Retained messages written a last time.
+        b.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -222,7 +233,8 @@ pub fn start_links(configs: Vec<LinkConfig>, shared: &Arc<Shared>, hooks: Hooks)
 pub fn link_configs(s: &Settings) -> Result<Vec<LinkConfig>, Error> {
     let mut out = Vec::new();
     let v5 = s.share_group.is_some();
-    let subs = |embedded: bool| subscriptions(s.share_group.as_deref(), embedded);
+    // No broker of ours needs the state topics at QoS 0 (see `subscriptions`).
+    let subs = |state_qos0: bool| subscriptions(s.share_group.as_deref(), state_qos0);
     if let Some(e) = &s.embedded {
         let addr = connectable(if v5 { e.v5 } else { e.v4 });
         out.push(LinkConfig {
@@ -237,7 +249,7 @@ pub fn link_configs(s: &Settings) -> Result<Vec<LinkConfig>, Error> {
             transport: rumqttc::Transport::Tcp,
             keep_alive: Duration::from_secs(30),
             session_expiry: Duration::from_secs(3600),
-            subscriptions: subs(true),
+            subscriptions: subs(false),
             will: None,
         });
     }

@@ -148,6 +148,106 @@ fn a_busy_port_is_an_error_naming_the_address() {
 }
 
 #[test]
+fn an_embedded_broker_beyond_loopback_without_authentication_refuses_to_start() {
+    let free = |ip: &str| {
+        TcpListener::bind(format!("{ip}:0"))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (http, mqtt, mqtt5) = (free("127.0.0.1"), free("0.0.0.0"), free("0.0.0.0"));
+    let out = collector()
+        .args(["--listen", &format!("127.0.0.1:{http}")])
+        .args(["--embedded-broker", &format!("0.0.0.0:{mqtt}")])
+        .args(["--embedded-broker-v5", &format!("0.0.0.0:{mqtt5}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("listen_v4 = 0.0.0.0:{mqtt}"))
+            && err.contains("embedded_broker.auth.password_file")
+            && err.contains("allow_anonymous = true"),
+        "{err}"
+    );
+    // The same from a file, caught by check-config.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exposed.toml");
+    std::fs::write(&path, "[embedded_broker]\nlisten_v4 = \"0.0.0.0:1883\"\n").unwrap();
+    let out = collector().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exposed.toml: embedded_broker.auth: listen_v4"),
+        "{err}"
+    );
+    // Asked for explicitly, it is accepted.
+    std::fs::write(
+        &path,
+        "[embedded_broker]\nlisten_v4 = \"0.0.0.0:1883\"\n[embedded_broker.auth]\nallow_anonymous = true\n",
+    )
+    .unwrap();
+    let out = collector().arg("check-config").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_config_checks_the_embedded_brokers_files_naming_key_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.toml");
+    let not_a_dir = dir.path().join("a-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let bad_pw = dir.path().join("bad.passwd");
+    std::fs::write(&bad_pw, "user-without-hash\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (text, key, shown) in [
+        (
+            format!(
+                "[embedded_broker.auth]\npassword_file = \"{}\"\n",
+                missing.display()
+            ),
+            "embedded_broker.auth.password_file",
+            missing.display().to_string(),
+        ),
+        (
+            format!(
+                "[embedded_broker.auth]\npassword_file = \"{}\"\n",
+                bad_pw.display()
+            ),
+            "line 1",
+            bad_pw.display().to_string(),
+        ),
+        (
+            format!(
+                "[embedded_broker]\nlisten_tls = \"127.0.0.1:8883\"\n[embedded_broker.tls]\ncert = \"{0}\"\nkey = \"{0}\"\n",
+                missing.display()
+            ),
+            "embedded_broker.tls.cert",
+            missing.display().to_string(),
+        ),
+        (
+            format!(
+                "[embedded_broker]\nstate_dir = \"{}/x\"\n",
+                not_a_dir.display()
+            ),
+            "embedded_broker.state_dir",
+            "is not a directory".to_owned(),
+        ),
+    ] {
+        std::fs::write(&path, &text).unwrap();
+        let out = collector().arg("check-config").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key) && err.contains(&shown), "{text}: {err}");
+    }
+}
+
+#[test]
 fn check_config_refuses_a_topology_without_this_collectors_name_in_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");

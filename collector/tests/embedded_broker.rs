@@ -1,4 +1,4 @@
-//! The one-machine setup: the collector with its embedded rumqttd broker, fed by
+//! The one-machine setup: the collector with its embedded broker, fed by
 //! real MQTT clients (mosquitto_pub, rumqttc), scraped over HTTP, checked by promtool.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -180,14 +180,16 @@ async fn embedded_broker_publishes_the_will_of_a_dead_agent() {
     .unwrap();
 }
 
-/// rumqttd replays at most 100 retained messages to a QoS 1 subscription; the
-/// collector subscribes to state at QoS 0 on it to get them all (see broker.rs).
+/// rumqttd, the embedded broker before ours, replayed at most 100 retained
+/// messages to a QoS 1 subscription: every retained state must arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_replays_more_than_100_retained_states_at_subscription() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     const HOSTS: usize = 150;
     let (v4, v5) = (free_addr(), free_addr());
-    broker::start(v4, v5, 1000).unwrap();
+    let _broker = broker::Broker::start(broker::BrokerConfig::new(v4, v5))
+        .await
+        .unwrap();
 
     let (client, mut eventloop) =
         AsyncClient::new(MqttOptions::new("seeder", "127.0.0.1", v4.port()), 200);

@@ -36,6 +36,13 @@ pub fn collector_view_topic(name: &str) -> String {
     format!("{PREFIX}/{COLLECTORS_LEVEL}/{name}/view")
 }
 
+/// The prefix of one collector's own topics, `sitewatch/v1/_collectors/<name>/`:
+/// everything below it belongs to that collector (a broker's ACL grants it
+/// write access there and to no other collector).
+pub fn collector_prefix(name: &str) -> String {
+    format!("{PREFIX}/{COLLECTORS_LEVEL}/{name}/")
+}
+
 /// The retained signals topic of a site (the collector's output), for a site
 /// name already validated.
 pub fn signals_topic(site: &str) -> String {
@@ -253,6 +260,14 @@ mod tests {
             Topic::parse("sitewatch/v1/bj1/_x/state"),
             Err(TopicError::Host(NameError::Reserved))
         ));
+    }
+
+    #[test]
+    fn collector_prefix_is_below_the_reserved_level() {
+        assert_eq!(
+            collector_prefix("col-bj1"),
+            "sitewatch/v1/_collectors/col-bj1/"
+        );
     }
 
     #[test]

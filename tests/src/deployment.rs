@@ -112,7 +112,9 @@ impl Deployment {
         if site != "a" {
             c.push_str(&format!(
                 "[embedded_broker]\nenabled = true\nlisten_v4 = \"0.0.0.0:{MQTT_PORT}\"\n\
-                 listen_v5 = \"0.0.0.0:{}\"\n\n",
+                 listen_v5 = \"0.0.0.0:{}\"\n\
+                 # Test namespaces only: a real deployment authenticates (README).\n\
+                 [embedded_broker.auth]\nallow_anonymous = true\n\n",
                 MQTT_PORT + 1
             ));
         }
@@ -120,11 +122,8 @@ impl Deployment {
             if other == site && site != "a" {
                 continue;
             }
-            // b's and w's embedded brokers speak MQTT 3.1.1 on this port.
-            let protocol = if other == "a" { "5" } else { "3.1.1" };
             c.push_str(&format!(
-                "[[mqtt.brokers]]\nname = \"{other}\"\nurl = \"{}\"\nkeep_alive = \"5s\"\n\
-                 protocol = \"{protocol}\"\n\n",
+                "[[mqtt.brokers]]\nname = \"{other}\"\nurl = \"{}\"\nkeep_alive = \"5s\"\n\n",
                 self.broker_url(site, other)
             ));
         }

@@ -69,9 +69,10 @@ pub struct Subscription {
 }
 
 /// The subscriptions of a link (see the module docs for why they differ with a
-/// share group). `state_qos0`: rumqttd, the embedded broker until it is
-/// replaced, replays at most 100 retained messages to a QoS 1 subscription, so
-/// the state topics are subscribed at QoS 0 there.
+/// share group). `state_qos0`: for a broker that replays at most 100 retained
+/// messages to a QoS 1 subscription (rumqttd, the embedded broker before ours,
+/// did), the state topics are subscribed at QoS 0. The embedded broker's replay
+/// is unbounded: its link does not need it.
 pub fn subscriptions(share_group: Option<&str>, state_qos0: bool) -> Vec<Subscription> {
     let sub = |filter: String, qos| Subscription { filter, qos };
     let kind = |k: &str| format!("{PREFIX}/+/+/{k}");

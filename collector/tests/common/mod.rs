@@ -104,10 +104,7 @@ impl Collector {
             .arg("--listen")
             .arg(http.to_string())
             .args(args)
-            .env(
-                "RUST_LOG",
-                "info,sitewatch_collector=debug,rumqttd=warn,rumqttd::server::broker=off,rumqttd::router::routing=off",
-            )
+            .env("RUST_LOG", "info,sitewatch_collector=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

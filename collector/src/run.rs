@@ -63,8 +63,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         Some(config) => {
             let b = Broker::start(config.clone()).await?;
             b.reload_on_sighup();
-            // The collector consumes its own broker over TCP, as its own
-            // full-access identity (whatever authentication agents need).
+            // The collector consumes its own broker in-process
+            // (`link/local.rs`); the credentials serve a TCP link to it, should
+            // one be configured.
             if let Some(link) = links.iter_mut().find(|l| l.name == EMBEDDED_LINK) {
                 link.credentials = Some(b.internal_credentials());
             }
@@ -86,7 +87,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         recorder,
         path_names: links.iter().map(|l| l.name.clone()).collect(),
     };
-    let links = start_links(links, &shared, hooks);
+    let links = start_links(links, &shared, hooks, embedded.as_ref())?;
 
     let mut registry = metrics::registry(Arc::clone(&shared));
     if let Some(b) = &embedded {
@@ -199,24 +200,47 @@ fn identity(settings: &Settings, started_at: i64) -> Option<Identity> {
 }
 
 /// Starts one task per link and the ingest task that applies what they
-/// receive; registers the links with `shared`.
-pub fn start_links(configs: Vec<LinkConfig>, shared: &Arc<Shared>, hooks: Hooks) -> Links {
+/// receive; registers the links with `shared`. With `embedded`, the link to
+/// the collector's own broker is in-process ([`crate::link::local`]) rather
+/// than a TCP client.
+pub fn start_links(
+    configs: Vec<LinkConfig>,
+    shared: &Arc<Shared>,
+    hooks: Hooks,
+    embedded: Option<&Broker>,
+) -> Result<Links, Error> {
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
     let mut handles = Vec::with_capacity(configs.len());
     for cfg in configs {
-        let status = Arc::new(LinkStatus::new(
-            cfg.name.clone(),
-            format!("{}:{}", cfg.host, cfg.port),
-        ));
+        let local = embedded.filter(|_| cfg.name == EMBEDDED_LINK);
+        let address = if local.is_some() {
+            "in-process".to_owned()
+        } else {
+            format!("{}:{}", cfg.host, cfg.port)
+        };
+        let status = Arc::new(LinkStatus::new(cfg.name.clone(), address));
         let (handle, outgoing) = LinkHandle::new(Arc::clone(&status));
         handles.push(handle);
-        tokio::spawn(crate::link::mqtt::run(
-            cfg,
-            status,
-            tx.clone(),
-            outgoing,
-            shared.clock,
-        ));
+        match local {
+            Some(broker) => crate::link::local::spawn(
+                cfg.path,
+                broker.clone(),
+                &cfg.subscriptions,
+                status,
+                tx.clone(),
+                outgoing,
+                shared.clock,
+            )?,
+            None => {
+                tokio::spawn(crate::link::mqtt::run(
+                    cfg,
+                    status,
+                    tx.clone(),
+                    outgoing,
+                    shared.clock,
+                ));
+            }
+        }
     }
     let links = Links::new(handles);
     shared.set_links(links.iter().map(|l| Arc::clone(&l.status)).collect());
@@ -224,7 +248,7 @@ pub fn start_links(configs: Vec<LinkConfig>, shared: &Arc<Shared>, hooks: Hooks)
         rx,
         Ingestor::with_hooks(Arc::clone(shared), hooks),
     ));
-    links
+    Ok(links)
 }
 
 /// The links the settings name, resolved (password and CA files read, TLS

@@ -187,7 +187,7 @@ async fn embedded_broker_replays_more_than_100_retained_states_at_subscription()
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     const HOSTS: usize = 150;
     let (v4, v5) = (free_addr(), free_addr());
-    let _broker = broker::Broker::start(broker::BrokerConfig::new(v4, v5))
+    let broker = broker::Broker::start(broker::BrokerConfig::new(v4, v5))
         .await
         .unwrap();
 
@@ -227,11 +227,14 @@ async fn embedded_broker_replays_more_than_100_retained_states_at_subscription()
     };
     let settings = Settings::resolve(&FileConfig::default(), &overrides, "test").unwrap();
     let shared = Arc::new(Shared::new(State::new(settings.state), Clock::System));
+    // The collector's own in-process link, as `run` starts it.
     let _links = start_links(
         link_configs(&settings).unwrap(),
         &shared,
         Default::default(),
-    );
+        Some(&broker),
+    )
+    .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let n = shared.read().hosts().count();

@@ -26,6 +26,7 @@
 //! connection's SUBSCRIBEs in order, so once a retained state arrives the other
 //! subscriptions are in place too (tests rely on it to avoid sleeping).
 
+pub mod local;
 pub mod mqtt;
 
 use std::sync::Arc;

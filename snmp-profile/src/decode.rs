@@ -25,19 +25,32 @@ pub enum Value {
     Missing,
 }
 
-/// Everything one poll read: OID -> value.
+/// Everything one poll read: OID -> value, and which scalars and columns
+/// were answered (an empty alarm table reads "no alarm"; an unread one is
+/// unknown).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Walked {
     pub values: BTreeMap<Oid, Value>,
+    pub answered: BTreeSet<Oid>,
 }
 
 impl Walked {
     pub fn insert(&mut self, oid: Oid, value: Value) {
+        self.answered.insert(oid.clone());
         self.values.insert(oid, value);
     }
 
+    /// Records that the agent answered for `oid` (a walked column, even an
+    /// empty one).
+    pub fn answered(&mut self, oid: Oid) {
+        self.answered.insert(oid);
+    }
+
     /// The rows under a column: (index suffix, value).
-    fn column<'a>(&'a self, column: &'a [u32]) -> impl Iterator<Item = (&'a [u32], &'a Value)> + 'a {
+    fn column<'a>(
+        &'a self,
+        column: &'a [u32],
+    ) -> impl Iterator<Item = (&'a [u32], &'a Value)> + 'a {
         self.values
             .range(column.to_vec()..)
             .take_while(move |(oid, _)| oid.starts_with(column))
@@ -66,8 +79,11 @@ struct Raw {
     code: Option<i64>,
 }
 
-fn raw(value: &Value, rules: &Rules) -> Result<Option<Raw>, String> {
+fn raw(value: &Value, rules: &Rules, answered: bool) -> Result<Option<Raw>, String> {
     if rules.present {
+        if !answered {
+            return Ok(None);
+        }
         let present = !matches!(value, Value::Missing);
         return Ok(Some(Raw {
             number: f64::from(u8::from(present)),
@@ -100,7 +116,9 @@ fn raw(value: &Value, rules: &Rules) -> Result<Option<Raw>, String> {
         }
         Value::Text(_) => Err("an OCTET STRING where a number was expected".into()),
         Value::Oid(_) => Err("an OBJECT IDENTIFIER where a number was expected".into()),
-        Value::Other(kind) => Err(format!("a value of type {kind} where a number was expected")),
+        Value::Other(kind) => Err(format!(
+            "a value of type {kind} where a number was expected"
+        )),
     }
 }
 
@@ -137,7 +155,9 @@ impl Rules {
         let mut v = if self.flag_on.is_empty() {
             raw.number * 10f64.powi(exponent) * self.scale + self.offset
         } else {
-            f64::from(u8::from(raw.code.is_some_and(|c| self.flag_on.contains(&c))))
+            f64::from(u8::from(
+                raw.code.is_some_and(|c| self.flag_on.contains(&c)),
+            ))
         };
         if let Some(t) = self.flag_above {
             v = f64::from(u8::from(v > t));
@@ -187,11 +207,12 @@ impl Profile {
         for s in &self.scalars {
             let Some(q) = &s.rules.q else { continue };
             let value = walked.values.get(&s.oid).unwrap_or(&Value::Missing);
-            let (v, text) = match raw(value, &s.rules) {
+            let (v, text) = match raw(value, &s.rules, walked.answered.contains(&s.oid)) {
                 Ok(Some(r)) => s.rules.evaluate(&r, 0),
                 Ok(None) => (None, None),
                 Err(e) => {
-                    out.malformed.push(format!("{} ({}): {e}", s.name, oid_string(&s.oid)));
+                    out.malformed
+                        .push(format!("{} ({}): {e}", s.name, oid_string(&s.oid)));
                     (None, None)
                 }
             };
@@ -210,7 +231,11 @@ impl Profile {
                 number: f64::from(u8::from(listed)),
                 code: Some(i64::from(listed)),
             };
-            let (v, text) = a.rules.evaluate(&raw, 0);
+            let (v, text) = if walked.answered.contains(&a.column) {
+                a.rules.evaluate(&raw, 0)
+            } else {
+                (None, None)
+            };
             out.readings
                 .push(reading(src, dev, a.name.clone(), q, &a.rules, v, text));
         }
@@ -258,15 +283,19 @@ fn decode_table(t: &Table, walked: &Walked, src: &str, dev: &str, out: &mut Deco
         .flat_map(|c| walked.column(&c.oid).map(|(s, _)| s.to_vec()))
         .collect();
     for suffix in rows {
-        let skipped = t.skip.iter().any(|s| {
-            code(walked.at(&s.oid, &suffix)).is_some_and(|c| s.values.contains(&c))
-        });
+        let skipped = t
+            .skip
+            .iter()
+            .any(|s| code(walked.at(&s.oid, &suffix)).is_some_and(|c| s.values.contains(&c)));
         if skipped {
             continue;
         }
         let mut labels = index_labels(t, &suffix);
         for l in &t.labels {
-            if let Some(text) = walked.at(&l.oid, &suffix).and_then(|v| label_text(v, &l.enum_names)) {
+            if let Some(text) = walked
+                .at(&l.oid, &suffix)
+                .and_then(|v| label_text(v, &l.enum_names))
+            {
                 labels.push((l.name.clone(), text));
             }
         }
@@ -308,7 +337,7 @@ fn decode_table(t: &Table, walked: &Walked, src: &str, dev: &str, out: &mut Deco
                     .map(|digits| e - digits),
                 (_, e) => e,
             };
-            let (v, text) = match (raw(value, &c.rules), exponent) {
+            let (v, text) = match (raw(value, &c.rules, true), exponent) {
                 (Ok(Some(r)), Some(e)) => c.rules.evaluate(&r, e),
                 (Ok(_), _) => (None, None),
                 (Err(e), _) => {
@@ -317,7 +346,15 @@ fn decode_table(t: &Table, walked: &Walked, src: &str, dev: &str, out: &mut Deco
                     (None, None)
                 }
             };
-            let mut r = reading(src, dev, format!("{}.{index}", c.name), &q, &c.rules, v, text);
+            let mut r = reading(
+                src,
+                dev,
+                format!("{}.{index}", c.name),
+                &q,
+                &c.rules,
+                v,
+                text,
+            );
             for (k, val) in &labels {
                 r = label(r, k, val.clone());
             }

@@ -16,7 +16,9 @@ pub fn parse_oid(s: &str) -> Result<Oid, String> {
     let arcs: Result<Vec<u32>, _> = body.split('.').map(str::parse::<u32>).collect();
     match arcs {
         Ok(a) if a.len() >= 2 && a[0] <= 2 => Ok(a),
-        _ => Err(format!("{s:?} is not a numeric OID such as 1.3.6.1.2.1.33.1.2.1.0")),
+        _ => Err(format!(
+            "{s:?} is not a numeric OID such as 1.3.6.1.2.1.33.1.2.1.0"
+        )),
     }
 }
 
@@ -210,12 +212,19 @@ fn required(class: Class) -> &'static [&'static [&'static str]] {
             &[quantity::UPS_LOAD_RATIO],
             &[quantity::MAINS_AVAILABLE],
         ],
-        Class::Pdu => &[&[quantity::POWER_FEED_AVAILABLE], &[quantity::CURRENT_AMPERES]],
+        Class::Pdu => &[
+            &[quantity::POWER_FEED_AVAILABLE],
+            &[quantity::CURRENT_AMPERES],
+        ],
         Class::Environment => &[&[
             quantity::TEMPERATURE_CELSIUS,
             quantity::INLET_TEMPERATURE_CELSIUS,
         ]],
-        Class::Switch => &[&[quantity::INTERFACE_UP, quantity::PSU_OK, quantity::TEMPERATURE_CELSIUS]],
+        Class::Switch => &[&[
+            quantity::INTERFACE_UP,
+            quantity::PSU_OK,
+            quantity::TEMPERATURE_CELSIUS,
+        ]],
         Class::Cooling => &[&[quantity::COOLING_UNIT_RUNNING, quantity::COOLING_UNIT_ALARM]],
     }
 }
@@ -283,17 +292,19 @@ impl Profile {
                 o.push(column);
                 o
             };
-            let column_or_oid =
-                |what: &str, column: Option<u32>, oid: &Option<String>| -> Result<Oid, ProfileError> {
-                    match (column, oid) {
-                        (Some(c), None) if c > 0 => Ok(at(c)),
-                        (None, Some(o)) => parse_oid(o).map_err(|e| fail(Some(&t.name), e)),
-                        _ => Err(fail(
-                            Some(&t.name),
-                            format!("{what} needs either `column` (1 and up) or `oid`"),
-                        )),
-                    }
-                };
+            let column_or_oid = |what: &str,
+                                 column: Option<u32>,
+                                 oid: &Option<String>|
+             -> Result<Oid, ProfileError> {
+                match (column, oid) {
+                    (Some(c), None) if c > 0 => Ok(at(c)),
+                    (None, Some(o)) => parse_oid(o).map_err(|e| fail(Some(&t.name), e)),
+                    _ => Err(fail(
+                        Some(&t.name),
+                        format!("{what} needs either `column` (1 and up) or `oid`"),
+                    )),
+                }
+            };
             let mut labels = Vec::new();
             for l in &t.label {
                 check_label_key(&l.name).map_err(|e| fail(Some(&t.name), e))?;
@@ -405,8 +416,15 @@ impl Profile {
                 ));
             }
         }
-        if let Some(r) = profile.limits.max_repetitions.filter(|r| !(1..=127).contains(r)) {
-            return Err(fail(None, format!("limits.max_repetitions {r} is outside 1..=127")));
+        if let Some(r) = profile
+            .limits
+            .max_repetitions
+            .filter(|r| !(1..=127).contains(r))
+        {
+            return Err(fail(
+                None,
+                format!("limits.max_repetitions {r} is outside 1..=127"),
+            ));
         }
         Ok(profile)
     }

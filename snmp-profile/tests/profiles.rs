@@ -9,7 +9,11 @@ fn every_shipped_profile_loads() {
     assert_eq!(shipped::ALL.len(), 9);
     for s in shipped::ALL {
         let p = shipped::load(s.name).unwrap().unwrap();
-        assert!(!p.walks().is_empty() || !p.scalar_oids().is_empty(), "{}", s.name);
+        assert!(
+            !p.walks().is_empty() || !p.scalar_oids().is_empty(),
+            "{}",
+            s.name
+        );
     }
     assert!(shipped::load("no-such").is_none());
 }
@@ -32,9 +36,21 @@ fn refused(body: &str) -> String {
 #[test]
 fn bad_profiles_are_refused_naming_the_file_and_the_point() {
     let cases = [
-        ("[[scalar]]\nname = \"t\"\noid = \"1.3.x\"\nq = \"temperature_celsius\"\n", "point `t`", "numeric OID"),
-        ("[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\n", "point `t`", "needs a `q`"),
-        ("[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\nq = \"Temp\"\n", "point `t`", "not a quantity"),
+        (
+            "[[scalar]]\nname = \"t\"\noid = \"1.3.x\"\nq = \"temperature_celsius\"\n",
+            "point `t`",
+            "numeric OID",
+        ),
+        (
+            "[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\n",
+            "point `t`",
+            "needs a `q`",
+        ),
+        (
+            "[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\nq = \"Temp\"\n",
+            "point `t`",
+            "not a quantity",
+        ),
         (
             "[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\nq = \"temperature_celsius\"\n[[scalar]]\nname = \"t\"\noid = \"1.3.7\"\nq = \"temperature_celsius\"\n",
             "point `t`",
@@ -45,8 +61,16 @@ fn bad_profiles_are_refused_naming_the_file_and_the_point() {
             "point `t`",
             "scales a flag",
         ),
-        ("[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\nq = \"temperature_celsius\"\nsclae = 2\n", "probe.toml", "unknown field"),
-        ("[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\nq = \"x_ratio\"\n", "probe.toml", "must yield temperature_celsius"),
+        (
+            "[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\nq = \"temperature_celsius\"\nsclae = 2\n",
+            "probe.toml",
+            "unknown field",
+        ),
+        (
+            "[[scalar]]\nname = \"t\"\noid = \"1.3.6\"\nq = \"x_ratio\"\n",
+            "probe.toml",
+            "must yield temperature_celsius",
+        ),
         (
             "[[table]]\nname = \"p\"\noid = \"1.3.6.1\"\nlabel = [{ name = \"host\", column = 2 }]\n[[table.column]]\nname = \"t\"\ncolumn = 3\nq = \"temperature_celsius\"\n",
             "point `p`",
@@ -100,7 +124,11 @@ fn tables_decode_with_labels_skipped_rows_and_tolerated_bad_values() {
     let bad = find("oper_status.4").unwrap();
     assert_eq!((bad.value, bad.state), (None, ReadingState::Unknown));
     assert_eq!(d.malformed.len(), 1, "{:?}", d.malformed);
-    assert!(d.malformed[0].contains("oper_status.4"), "{:?}", d.malformed);
+    assert!(
+        d.malformed[0].contains("oper_status.4"),
+        "{:?}",
+        d.malformed
+    );
     assert_eq!(find("in_errors.2").unwrap().value, Some(20.0));
     // A column the port lacks is unknown, not absent.
     assert_eq!(find("out_errors.1").unwrap().state, ReadingState::Unknown);
@@ -142,7 +170,10 @@ fn entity_sensors_are_scaled_and_named_by_their_type_and_parts() {
     assert_eq!(v.q, "voltage_volts");
     assert!((v.value.unwrap() - 230.0).abs() < 1e-9);
     let psu = find("sensor_status.2");
-    assert_eq!((psu.q.as_str(), psu.value, psu.state), ("psu_ok", Some(0.0), ReadingState::Critical));
+    assert_eq!(
+        (psu.q.as_str(), psu.value, psu.state),
+        ("psu_ok", Some(0.0), ReadingState::Critical)
+    );
     assert_eq!(find("sensor_status.1").q, "entity_sensor_ok");
     assert!(d.malformed.is_empty());
 }
@@ -151,7 +182,11 @@ fn entity_sensors_are_scaled_and_named_by_their_type_and_parts() {
 fn alarm_tables_and_present_flags_become_flags() {
     let ups = shipped::load("ups-mib").unwrap().unwrap();
     let mut w = Walked::default();
-    w.insert(oid("1.3.6.1.2.1.33.1.6.2.1.2.7"), Value::Oid(oid("1.3.6.1.2.1.33.1.6.3.8")));
+    w.insert(
+        oid("1.3.6.1.2.1.33.1.6.2.1.2.7"),
+        Value::Oid(oid("1.3.6.1.2.1.33.1.6.3.8")),
+    );
+    w.answered(oid("1.3.6.1.2.1.33.1.6.2.1.2"));
     w.insert(oid("1.3.6.1.2.1.33.1.4.1.0"), Value::Int(5));
     let d = ups.decode(&w, "snmp", "ups");
     let find = |n: &str| d.readings.iter().find(|r| r.name == n).unwrap();
@@ -164,10 +199,39 @@ fn alarm_tables_and_present_flags_become_flags() {
     assert_eq!(find("battery_charge").state, ReadingState::Unknown);
     let liebert = shipped::load("liebert-gp").unwrap().unwrap();
     let mut w = Walked::default();
-    w.insert(oid("1.3.6.1.4.1.476.1.42.3.9.20.1.10.1.2.100.4162"), Value::Int(1));
+    w.insert(
+        oid("1.3.6.1.4.1.476.1.42.3.9.20.1.10.1.2.100.4162"),
+        Value::Int(1),
+    );
     let d = liebert.decode(&w, "snmp", "ups");
-    let low = d.readings.iter().find(|r| r.name == "alarm_battery_low").unwrap();
+    let low = d
+        .readings
+        .iter()
+        .find(|r| r.name == "alarm_battery_low")
+        .unwrap();
     assert_eq!((low.value, low.state), (Some(1.0), ReadingState::Critical));
-    let over = d.readings.iter().find(|r| r.name == "alarm_overload").unwrap();
+    let over = d
+        .readings
+        .iter()
+        .find(|r| r.name == "alarm_overload")
+        .unwrap();
+    assert_eq!(over.value, None, "not answered: unknown, not absent");
+    w.answered(oid("1.3.6.1.4.1.476.1.42.3.9.20.1.10.1.2.100.5806"));
+    let d = liebert.decode(&w, "snmp", "ups");
+    let over = d
+        .readings
+        .iter()
+        .find(|r| r.name == "alarm_overload")
+        .unwrap();
     assert_eq!(over.value, Some(0.0));
+    // An alarm table not read at all is unknown.
+    let d = ups.decode(&Walked::default(), "snmp", "ups");
+    assert_eq!(
+        d.readings
+            .iter()
+            .find(|r| r.name == "alarm_battery_bad")
+            .unwrap()
+            .value,
+        None
+    );
 }

@@ -186,9 +186,14 @@ impl SnmpDeviceConfig {
 
 /// The first line of a secret file, named in errors by `what` and its path.
 pub fn read_secret(what: &str, path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_owned();
     if line.is_empty() {
         return Err(format!("{what} {} is empty", path.display()));
     }
@@ -214,13 +219,15 @@ impl SnmpSourceConfig {
                 ));
             }
             if !names.insert(name.as_str()) {
-                return Err(("sources.snmp.devices.name", format!("{name:?} is used twice")));
+                return Err((
+                    "sources.snmp.devices.name",
+                    format!("{name:?} is used twice"),
+                ));
             }
             d.endpoint()
                 .map_err(|e| ("sources.snmp.devices.address", format!("of {name:?}: {e}")))?;
-            super::load_profile(&d.profile).map_err(|e| {
-                ("sources.snmp.devices.profile", format!("of {name:?}: {e}"))
-            })?;
+            super::load_profile(&d.profile)
+                .map_err(|e| ("sources.snmp.devices.profile", format!("of {name:?}: {e}")))?;
             if d.timeout.is_zero() {
                 return Err((
                     "sources.snmp.devices.timeout",
@@ -260,7 +267,10 @@ impl SnmpSourceConfig {
                 if !valid {
                     return Err((
                         "sources.snmp.devices.labels",
-                        format!("of {name:?}: {k:?} is not a snake_case label key outside {:?}", limits::RESERVED_LABEL_KEYS),
+                        format!(
+                            "of {name:?}: {k:?} is not a snake_case label key outside {:?}",
+                            limits::RESERVED_LABEL_KEYS
+                        ),
                     ));
                 }
             }
@@ -293,13 +303,20 @@ fn check_credentials(d: &SnmpDeviceConfig) -> Result<(), (&'static str, String)>
                 ));
             }
             if let Some(f) = &d.community_file {
-                read_secret("community file", f)
-                    .map_err(|e| ("sources.snmp.devices.community_file", format!("of {name:?}: {e}")))?;
+                read_secret("community file", f).map_err(|e| {
+                    (
+                        "sources.snmp.devices.community_file",
+                        format!("of {name:?}: {e}"),
+                    )
+                })?;
             }
         }
         Version::V3 => {
             if d.user.as_deref().is_none_or(str::is_empty) {
-                return Err(("sources.snmp.devices.user", format!("{name:?} is v3 and needs a user")));
+                return Err((
+                    "sources.snmp.devices.user",
+                    format!("{name:?} is v3 and needs a user"),
+                ));
             }
             if d.community_file.is_some() {
                 return Err((
@@ -314,7 +331,12 @@ fn check_credentials(d: &SnmpDeviceConfig) -> Result<(), (&'static str, String)>
                 ));
             }
             for (set, file, key, what) in [
-                (d.auth.is_some(), &d.auth_password_file, "sources.snmp.devices.auth_password_file", "auth password file"),
+                (
+                    d.auth.is_some(),
+                    &d.auth_password_file,
+                    "sources.snmp.devices.auth_password_file",
+                    "auth password file",
+                ),
                 (
                     d.privacy.is_some(),
                     &d.privacy_password_file,
@@ -328,11 +350,15 @@ fn check_credentials(d: &SnmpDeviceConfig) -> Result<(), (&'static str, String)>
                         return Err((key, format!("of {name:?} is set without its protocol")));
                     }
                     (true, Some(f)) => {
-                        let secret = read_secret(what, f).map_err(|e| (key, format!("of {name:?}: {e}")))?;
+                        let secret =
+                            read_secret(what, f).map_err(|e| (key, format!("of {name:?}: {e}")))?;
                         if secret.len() < 8 {
                             return Err((
                                 key,
-                                format!("of {name:?}: {} holds fewer than 8 characters (the USM minimum)", f.display()),
+                                format!(
+                                    "of {name:?}: {} holds fewer than 8 characters (the USM minimum)",
+                                    f.display()
+                                ),
                             ));
                         }
                     }

@@ -72,7 +72,10 @@ pub fn auth(d: &SnmpDeviceConfig) -> Result<Auth, String> {
             let usm = match (d.auth, d.privacy) {
                 (None, _) => usm,
                 (Some(a), None) => usm
-                    .auth(auth_protocol(a), secret(&d.auth_password_file, "auth password file")?)
+                    .auth(
+                        auth_protocol(a),
+                        secret(&d.auth_password_file, "auth password file")?,
+                    )
                     .map_err(|e| format!("auth: {e}"))?,
                 (Some(a), Some(p)) => usm
                     .auth_priv(
@@ -137,15 +140,27 @@ impl std::fmt::Debug for SnmpDevice {
 }
 
 /// A failed request, as the device layer reports it.
-fn failed(name: &str, what: &str, e: &async_snmp::Error) -> DeviceError {
+fn failed(name: &str, v3: bool, what: &str, e: &async_snmp::Error) -> DeviceError {
     let kind = match e.kind().as_str() {
         // Bounded: async-snmp's kinds are a closed, snake_case set.
         k @ ("network" | "timeout" | "auth" | "report" | "decode" | "malformed_response"
         | "snmp" | "privacy" | "config" | "response_shape") => k,
         _ => "snmp_other",
     };
-    let kind = if kind == "timeout" { device::TIMEOUT } else { kind };
-    DeviceError::new(kind, format!("device {name:?}: {what}: {e}"))
+    let kind = if kind == "timeout" {
+        device::TIMEOUT
+    } else {
+        kind
+    };
+    // async-snmp drops a v3 answer it cannot authenticate (the agent's
+    // wrongDigest Report is unauthenticated): wrong credentials look like
+    // silence, so say both.
+    let hint = if kind == device::TIMEOUT && v3 {
+        " (a v3 agent that answers discovery but not the request: check the user, the passphrases and the protocols)"
+    } else {
+        ""
+    };
+    DeviceError::new(kind, format!("device {name:?}: {what}: {e}{hint}"))
 }
 
 fn arcs(oid: &async_snmp::Oid) -> Oid {
@@ -207,7 +222,14 @@ impl SnmpDevice {
             .retry(retry)
             .connect()
             .await
-            .map_err(|e| failed(&self.name, "cannot open the client", &e))?;
+            .map_err(|e| {
+                failed(
+                    &self.name,
+                    self.settings.version == Version::V3,
+                    "cannot open the client",
+                    &e,
+                )
+            })?;
         self.client = Some(client.clone());
         Ok(client)
     }
@@ -229,7 +251,10 @@ impl SnmpDevice {
             let response = client
                 .get_many(chunk)
                 .await
-                .map_err(|e| failed(&self.name, "GET", &e))?;
+                .map_err(|e| failed(&self.name, self.settings.version == Version::V3, "GET", &e))?;
+            for o in chunk {
+                walked.answered(arcs(o));
+            }
             for vb in response.varbinds {
                 walked.insert(arcs(&vb.oid), convert(&vb.value));
             }
@@ -308,6 +333,9 @@ impl SnmpDevice {
                 next[c] = oid;
                 advanced[c] = true;
             }
+            for (col, _) in &cursors {
+                walked.answered(columns[*col].clone());
+            }
             cursors = cursors
                 .into_iter()
                 .enumerate()
@@ -329,7 +357,9 @@ impl SnmpDevice {
             };
             match self.walk(&client, &group, mode, walked).await {
                 Ok(()) => {}
-                Err(e) if mode != Mode::Next && !matches!(e.kind().as_str(), "auth" | "network") => {
+                Err(e)
+                    if mode != Mode::Next && !matches!(e.kind().as_str(), "auth" | "network") =>
+                {
                     // The GETs of this poll were answered: the device breaks
                     // on GETBULK (a timeout, genErr, tooBig or a garbled
                     // answer). Walk with GETNEXT from now on.
@@ -338,9 +368,23 @@ impl SnmpDevice {
                     self.fallbacks += 1;
                     self.walk(&client, &group, Mode::Next, walked)
                         .await
-                        .map_err(|e| failed(&self.name, "GETNEXT walk", &e))?;
+                        .map_err(|e| {
+                            failed(
+                                &self.name,
+                                self.settings.version == Version::V3,
+                                "GETNEXT walk",
+                                &e,
+                            )
+                        })?;
                 }
-                Err(e) => return Err(failed(&self.name, "walk", &e)),
+                Err(e) => {
+                    return Err(failed(
+                        &self.name,
+                        self.settings.version == Version::V3,
+                        "walk",
+                        &e,
+                    ));
+                }
             }
         }
         Ok(())
@@ -370,8 +414,11 @@ impl SnmpDevice {
                     .iter()
                     .any(|k| r.labels.get(*k).is_some_and(|v| v == u))
             });
-        let mut own: Vec<(String, String)> =
-            s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut own: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         if uplink {
             own.push(("port_role".into(), "uplink".into()));
         }
@@ -386,7 +433,8 @@ impl SnmpDevice {
                     }
                 }
             }
-            if r.labels.len() < sitewatch_protocol::limits::MAX_LABELS || r.labels.contains_key(&k) {
+            if r.labels.len() < sitewatch_protocol::limits::MAX_LABELS || r.labels.contains_key(&k)
+            {
                 r.labels.insert(k, v);
             }
         }

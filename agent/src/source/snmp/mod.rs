@@ -70,13 +70,13 @@ impl SnmpSource {
         let mut senders = Vec::new();
         let mut accepted = traps::Accepted::default();
         for d in &config.devices {
-            let profile = Arc::new(
-                load_profile(&d.profile)
-                    .map_err(|e| read_error("snmp profile", format!("device {:?}: {e}", d.name)))?,
-            );
-            let (host, port) = d
-                .endpoint()
-                .map_err(|e| read_error("snmp device address", format!("device {:?}: {e}", d.name)))?;
+            let profile =
+                Arc::new(load_profile(&d.profile).map_err(|e| {
+                    read_error("snmp profile", format!("device {:?}: {e}", d.name))
+                })?);
+            let (host, port) = d.endpoint().map_err(|e| {
+                read_error("snmp device address", format!("device {:?}: {e}", d.name))
+            })?;
             let auth = device::auth(d)
                 .map_err(|e| read_error("snmp credentials", format!("device {:?}: {e}", d.name)))?;
             match d.version {
@@ -215,7 +215,16 @@ fn trap_readings(stats: &traps::TrapStats) -> Vec<Reading> {
         ("snmp_traps_repeated", stats.repeated),
     ]
     .into_iter()
-    .map(|(q, v)| Reading::new(selfmetrics::SRC, dev.clone(), q, q, Some(v as f64), ReadingState::Ok))
+    .map(|(q, v)| {
+        Reading::new(
+            selfmetrics::SRC,
+            dev.clone(),
+            q,
+            q,
+            Some(v as f64),
+            ReadingState::Ok,
+        )
+    })
     .collect()
 }
 

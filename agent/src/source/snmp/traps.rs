@@ -82,7 +82,10 @@ pub enum Verdict {
     /// No configured device sends from that address.
     UnknownSender,
     /// A new notification: its events and the devices to poll now.
-    Event { events: Vec<Event>, poll: Vec<String> },
+    Event {
+        events: Vec<Event>,
+        poll: Vec<String>,
+    },
     /// The same notification again within the window: poll, no event.
     Repeat { poll: Vec<String> },
 }
@@ -173,7 +176,9 @@ pub async fn run(
         .communities(accepted.communities.clone())
         // v3 only when authenticated: noAuthNoPriv content is a spoofable claim.
         .acceptance_policy(|n| {
-            if n.security_level.is_some_and(|l| l < async_snmp::SecurityLevel::AuthNoPriv) {
+            if n.security_level
+                .is_some_and(|l| l < async_snmp::SecurityLevel::AuthNoPriv)
+            {
                 NotificationAcceptance::Reject
             } else {
                 NotificationAcceptance::Accept
@@ -181,10 +186,12 @@ pub async fn run(
         });
     for u in &accepted.users {
         let user = u.clone();
-        let added = builder.usm_user(u.name.clone().into_bytes(), move |usm| match (user.auth, user.privacy) {
-            (Some((a, ap)), Some((p, pp))) => usm.auth_priv(a, ap, p, pp),
-            (Some((a, ap)), None) => usm.auth(a, ap),
-            _ => Ok(usm),
+        let added = builder.usm_user(u.name.clone().into_bytes(), move |usm| {
+            match (user.auth, user.privacy) {
+                (Some((a, ap)), Some((p, pp))) => usm.auth_priv(a, ap, p, pp),
+                (Some((a, ap)), None) => usm.auth(a, ap),
+                _ => Ok(usm),
+            }
         });
         builder = match added {
             Ok(b) => b,
@@ -234,7 +241,8 @@ pub async fn run(
             .iter()
             .filter(|vb| {
                 let o = vb.oid.arcs();
-                !o.starts_with(&[1, 3, 6, 1, 2, 1, 1, 3]) && !o.starts_with(&[1, 3, 6, 1, 6, 3, 1, 1, 4])
+                !o.starts_with(&[1, 3, 6, 1, 2, 1, 1, 3])
+                    && !o.starts_with(&[1, 3, 6, 1, 6, 3, 1, 1, 4])
             })
             .map(|vb| format!("{}={:?}", oid_string(vb.oid.arcs()), vb.value))
             .collect::<Vec<_>>()
@@ -279,7 +287,10 @@ mod tests {
     #[test]
     fn a_known_trap_is_one_event_per_window_and_polls_its_device() {
         let mut c = Classifier::new(
-            vec![sender("ups-a", "10.0.0.5", "ups-mib"), sender("sw1", "10.0.0.9", "if-mib")],
+            vec![
+                sender("ups-a", "10.0.0.5", "ups-mib"),
+                sender("sw1", "10.0.0.9", "if-mib"),
+            ],
             Duration::from_secs(60),
         );
         let t0 = Instant::now();
@@ -315,10 +326,17 @@ mod tests {
         // linkDown for two ports is two notifications.
         let sw = "10.0.0.9".parse().unwrap();
         let link_down = [1, 3, 6, 1, 6, 3, 1, 1, 5, 3];
-        assert!(matches!(c.classify(sw, &link_down, "ifIndex=1", t0), Verdict::Event { .. }));
-        assert!(matches!(c.classify(sw, &link_down, "ifIndex=2", t0), Verdict::Event { .. }));
+        assert!(matches!(
+            c.classify(sw, &link_down, "ifIndex=1", t0),
+            Verdict::Event { .. }
+        ));
+        assert!(matches!(
+            c.classify(sw, &link_down, "ifIndex=2", t0),
+            Verdict::Event { .. }
+        ));
         // Unknown to the profile: reported as it came.
-        let Verdict::Event { events, .. } = c.classify(sw, &[1, 3, 6, 1, 4, 1, 9, 0, 1], "", t0) else {
+        let Verdict::Event { events, .. } = c.classify(sw, &[1, 3, 6, 1, 4, 1, 9, 0, 1], "", t0)
+        else {
             panic!();
         };
         assert_eq!(events[0].event_type, "snmp_trap");

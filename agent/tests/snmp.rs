@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 //! The snmp source against real agents: snmpsimd serving the recordings of
 //! `tests/snmp/<profile>/`, net-snmp's snmpd (v3 USM, pass_persist values
 //! changed at run time), snmpget as the cross-check, snmptrap as the sender.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 //! The shipped profiles load, bad profiles are refused naming file and point,
 //! and walked values decode with missing and mistyped values tolerated.
 

@@ -521,3 +521,46 @@ async fn a_trap_is_one_event_and_the_device_is_polled_within_a_second() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdu_that_stops_answering_reports_its_rows_unknown_with_its_labels() {
+    require_peers!();
+    let sim = snmpsim(&[(
+        "apc-rpdu2".into(),
+        recordings().join("apc-rpdu2/device.snmprec"),
+    )]);
+    let community = community_file(sim.dir.path(), "apc-rpdu2");
+    let mut src = source(&format!(
+        "interval = \"200ms\"\ntimeout = \"200ms\"\n{}",
+        device(
+            "pdu-r12-a",
+            sim.port,
+            "apc-rpdu2",
+            &community,
+            "timeout = \"100ms\"\nretries = 0\nlabels = { rack = \"r12\", feed = \"a\" }"
+        ),
+    ));
+    let r = src.poll().await.unwrap().readings;
+    let feed = find(&r, "pdu-r12-a", "phase_feed.1").unwrap();
+    assert_eq!(
+        (
+            feed.value,
+            feed.labels["rack"].as_str(),
+            feed.labels["feed"].as_str()
+        ),
+        (Some(1.0), "r12", "a")
+    );
+    // The PDU's card dies with its inlet.
+    drop(sim);
+    let r = poll_until(&mut src, |r| {
+        stat(r, "pdu-r12-a", "poll_success").is_some_and(|x| x.value == Some(0.0))
+    })
+    .await;
+    let feed = find(&r, "pdu-r12-a", "phase_feed.1").unwrap();
+    assert_eq!((feed.value, feed.state), (None, ReadingState::Unknown));
+    assert_eq!(feed.labels["feed"], "a");
+    assert_eq!(
+        find(&r, "pdu-r12-a", "outlet_current.1").unwrap().value,
+        None
+    );
+}

@@ -52,6 +52,8 @@ pub enum Cause {
     HostHardware,
     Storage,
     NetworkDevice,
+    /// One feed of a dual-fed rack lost (a PDU's inlet dead or its card gone).
+    PowerFeed,
     Power,
     Cooling,
     Network,
@@ -59,11 +61,12 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::HostResources,
         Cause::HostHardware,
         Cause::Storage,
         Cause::NetworkDevice,
+        Cause::PowerFeed,
         Cause::Power,
         Cause::Cooling,
         Cause::Network,
@@ -73,7 +76,9 @@ impl Cause {
     pub fn level(self) -> Level {
         match self {
             Cause::HostResources => Level::L1,
-            Cause::HostHardware | Cause::Storage | Cause::NetworkDevice => Level::L2,
+            Cause::HostHardware | Cause::Storage | Cause::NetworkDevice | Cause::PowerFeed => {
+                Level::L2
+            }
             Cause::Power | Cause::Cooling | Cause::Network => Level::L3,
             Cause::Region => Level::L4,
         }
@@ -85,6 +90,7 @@ impl Cause {
             Cause::HostHardware => "host_hardware",
             Cause::Storage => "storage",
             Cause::NetworkDevice => "network_device",
+            Cause::PowerFeed => "power_feed",
             Cause::Power => "power",
             Cause::Cooling => "cooling",
             Cause::Network => "network",
@@ -168,7 +174,12 @@ mod tests {
     #[test]
     fn every_cause_has_its_documented_level() {
         assert_eq!(Cause::HostResources.level(), Level::L1);
-        for c in [Cause::HostHardware, Cause::Storage, Cause::NetworkDevice] {
+        for c in [
+            Cause::HostHardware,
+            Cause::Storage,
+            Cause::NetworkDevice,
+            Cause::PowerFeed,
+        ] {
             assert_eq!(c.level(), Level::L2);
         }
         for c in [Cause::Power, Cause::Cooling, Cause::Network] {

@@ -9,6 +9,9 @@
 //! - Mains lost while a generator supplies the site: an advisory (low): the site
 //!   is fine but on fuel.
 //!
+//! PDU feeds read as lost (`power_feed_available == 0`) are listed in the
+//! evidence; alone they raise `power_feed` (L2), not this.
+//!
 //! The grace is this condition's `for`: the engine's temporal machine times it
 //! from when the condition first held, so no memory is needed here.
 
@@ -40,6 +43,9 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
                     "UPS on battery"
                 }
                 q::UPS_BATTERY_LOW if r.is_flag(1.0) => "UPS battery low",
+                // Evidence only: one feed gone is `power_feed`'s, all of them
+                // follow from the mains.
+                q::POWER_FEED_AVAILABLE if r.is_flag(0.0) => "PDU feed lost",
                 q::GENERATOR_RUNNING => {
                     has_generator = true;
                     if r.is_flag(1.0) {

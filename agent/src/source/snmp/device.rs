@@ -124,6 +124,10 @@ pub struct SnmpDevice {
     requests: u64,
     malformed: u64,
     fallbacks: u64,
+    /// The readings of the last read, as a template: when the device cannot
+    /// be read its table rows (PDU phases, ports) are reported unknown rather
+    /// than vanishing.
+    last: Vec<Reading>,
 }
 
 impl std::fmt::Debug for SnmpDevice {
@@ -206,6 +210,7 @@ impl SnmpDevice {
             requests: 0,
             malformed: 0,
             fallbacks: 0,
+            last: Vec::new(),
         }
     }
 
@@ -452,14 +457,28 @@ impl device::Device for SnmpDevice {
             // Open a fresh client (a fresh socket) on the next read.
             self.client = None;
         }
-        let polled = Polled::from(self.readings(&walked));
+        let mut readings = self.readings(&walked);
         match result {
-            Ok(()) => Read::ok(polled),
-            Err(e) => Read::failed(polled, e),
+            Ok(()) => {
+                self.last.clone_from(&readings);
+                Read::ok(readings.into())
+            }
+            Err(e) => {
+                // Rows the failed read did not reach are unknown, not gone.
+                let missing: Vec<Reading> = unknown(&self.last)
+                    .into_iter()
+                    .filter(|t| !readings.iter().any(|r| r.name == t.name))
+                    .collect();
+                readings.extend(missing);
+                Read::failed(readings.into(), e)
+            }
         }
     }
 
     fn unread(&self, _: &DeviceError) -> Polled {
+        if !self.last.is_empty() {
+            return unknown(&self.last).into();
+        }
         self.profile
             .decode(&Walked::default(), NAME, &self.name)
             .readings
@@ -476,6 +495,20 @@ impl device::Device for SnmpDevice {
             (q::SNMP_BULK_FALLBACKS, self.fallbacks as f64),
         ]
     }
+}
+
+/// `readings` with their values unknown (labels kept, the enum text dropped).
+fn unknown(readings: &[Reading]) -> Vec<Reading> {
+    readings
+        .iter()
+        .map(|r| {
+            let mut u = r.clone();
+            u.value = None;
+            u.state = sitewatch_protocol::ReadingState::Unknown;
+            u.labels.remove("text");
+            u
+        })
+        .collect()
 }
 
 /// `1.3.6...` of an async-snmp OID, for logs and events.

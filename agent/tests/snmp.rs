@@ -564,3 +564,60 @@ async fn a_pdu_that_stops_answering_reports_its_rows_unknown_with_its_labels() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v3_trap_is_accepted_with_the_devices_keys_and_refused_with_others() {
+    require_peers!();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = snmpd(SnmpdSetup {
+        conf: "createUser sitewatch SHA-256 authpass123 AES privpass123\nrouser sitewatch priv\n",
+        pass: vec![],
+    });
+    let trap_port = peers::free_udp_port();
+    let src = source(&format!(
+        "interval = \"60s\"\ntimeout = \"5s\"\n[traps]\nlisten = \"127.0.0.1:{trap_port}\"\n{}",
+        v3_device(agent.port, dir.path(), "sitewatch", "authpass123")
+    ));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let schedule = Schedule {
+        interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(5),
+    };
+    let _tasks = scheduler::spawn(vec![(src, schedule)], tx, stop_rx);
+    rx.recv().await.unwrap().result.unwrap();
+    // Wrong passphrase: refused, no poll.
+    peers::snmptrap_v3(
+        trap_port,
+        "sitewatch",
+        "wrongpass99",
+        "privpass123",
+        "1.3.6.1.6.3.1.1.5.3",
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err()
+    );
+    peers::snmptrap_v3(
+        trap_port,
+        "sitewatch",
+        "authpass123",
+        "privpass123",
+        "1.3.6.1.6.3.1.1.5.3",
+    );
+    let polled = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .expect("no poll within a second of the v3 trap")
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(polled.events.len(), 1, "{:?}", polled.events);
+    assert_eq!(polled.events[0].event_type, "link_down");
+    let rejected = polled
+        .readings
+        .iter()
+        .find(|r| r.dev == "snmp/traps" && r.q == "snmp_traps_rejected")
+        .unwrap();
+    assert!(rejected.value >= Some(1.0), "{rejected:?}");
+}

@@ -717,22 +717,41 @@ fn snmp_devices_profiles_and_credential_files_are_checked() {
     };
     let c = parse(&v3(&auth)).unwrap();
     let snmp = c.sources.snmp.as_ref().unwrap();
-    assert_eq!(snmp.devices[0].endpoint().unwrap(), ("10.0.0.5".to_owned(), 161));
+    assert_eq!(
+        snmp.devices[0].endpoint().unwrap(),
+        ("10.0.0.5".to_owned(), 161)
+    );
     assert_eq!(c.sources.enabled().last().unwrap().name(), "snmp");
     assert_invalid_at(&v3(&short), "sources.snmp.devices.auth_password_file");
-    assert_invalid_at(&v3("/nonexistent/auth"), "sources.snmp.devices.auth_password_file");
+    assert_invalid_at(
+        &v3("/nonexistent/auth"),
+        "sources.snmp.devices.auth_password_file",
+    );
     let device = |extra: &str| {
         format!(
             "site = \"bj1\"\n[sources.snmp]\n[[sources.snmp.devices]]\nname = \"d\"\naddress = \"10.0.0.5\"\nprofile = \"ups-mib\"\n{extra}"
         )
     };
-    assert_invalid_at(&device("privacy = \"aes\"\n"), "sources.snmp.devices.version");
-    assert_invalid_at(&device("max_repetitions = 500\n"), "sources.snmp.devices.max_repetitions");
-    assert_invalid_at(&device("labels = { host = \"x\" }\n"), "sources.snmp.devices.labels");
-    let e = parse(&device("").replace("ups-mib", &bad_profile)).unwrap_err().to_string();
+    assert_invalid_at(
+        &device("privacy = \"aes\"\n"),
+        "sources.snmp.devices.version",
+    );
+    assert_invalid_at(
+        &device("max_repetitions = 500\n"),
+        "sources.snmp.devices.max_repetitions",
+    );
+    assert_invalid_at(
+        &device("labels = { host = \"x\" }\n"),
+        "sources.snmp.devices.labels",
+    );
+    let e = parse(&device("").replace("ups-mib", &bad_profile))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("sources.snmp.devices.profile"), "{e}");
     assert!(e.contains("bad.toml: point `x`"), "{e}");
     assert!(e.contains("numeric OID"), "{e}");
-    let e = parse(&device("").replace("10.0.0.5", "[::1")).unwrap_err().to_string();
+    let e = parse(&device("").replace("10.0.0.5", "[::1"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("sources.snmp.devices.address"), "{e}");
 }

@@ -248,3 +248,21 @@ pub fn shim(upstream: u16, mode: &str) -> Peer {
     assert_eq!(line.trim(), "ready", "the shim did not start");
     Peer { child, port, dir }
 }
+
+/// `snmptrap -v3` authPriv (SHA-256, AES) to the receiver on `port`.
+pub fn snmptrap_v3(port: u16, user: &str, auth: &str, privacy: &str, trap_oid: &str) {
+    let status = Command::new("snmptrap")
+        .args([
+            "-v3", "-l", "authPriv", "-u", user, "-a", "SHA-256", "-A", auth, "-x", "AES", "-X",
+            privacy,
+        ])
+        .args(["-e", "0x8000000001020304", "-On"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("")
+        .arg(trap_oid)
+        .env("MIBS", "")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -38,12 +38,15 @@ pub struct TrapStats {
 }
 
 /// What the receiver shares with the source's polls.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Shared {
     pub events: Mutex<Vec<Event>>,
     pub hurry: Mutex<BTreeSet<String>>,
     pub stats: Mutex<TrapStats>,
     pub wake: Arc<Notify>,
+    /// The bound receiver, for its USM counters (refused v3 notifications
+    /// never reach `recv`).
+    pub receiver: Mutex<Option<NotificationReceiver>>,
 }
 
 impl Shared {
@@ -61,7 +64,25 @@ impl Shared {
     }
 
     pub fn stats(&self) -> TrapStats {
-        Self::lock(&self.stats).clone()
+        let mut stats = Self::lock(&self.stats).clone();
+        if let Some(r) = &*Self::lock(&self.receiver) {
+            stats.rejected += u64::from(r.usm_unknown_engine_ids())
+                + u64::from(r.usm_unknown_usernames())
+                + u64::from(r.usm_wrong_digests())
+                + u64::from(r.usm_not_in_time_windows())
+                + u64::from(r.usm_unsupported_sec_levels())
+                + u64::from(r.usm_decryption_errors());
+        }
+        stats
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    // NotificationReceiver has no Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -184,6 +205,21 @@ pub async fn run(
                 NotificationAcceptance::Accept
             }
         });
+    if !accepted.users.is_empty() {
+        // v3 needs a local engine (authoritative for informs; a trap's sender
+        // is its own). A fresh ID each start: no engine state is persisted,
+        // so a v3 inform sender re-discovers it after a restart.
+        let engine = async_snmp::v3::generate_engine_id().and_then(|id| {
+            async_snmp::AuthoritativeEngine::install(id, |_| Ok::<(), std::convert::Infallible>(()))
+        });
+        match engine {
+            Ok(e) => builder = builder.authoritative_engine(e),
+            Err(e) => {
+                tracing::error!(source = NAME, error = %e, "cannot set up the v3 engine of the trap receiver");
+                return;
+            }
+        }
+    }
     for u in &accepted.users {
         let user = u.clone();
         let added = builder.usm_user(u.name.clone().into_bytes(), move |usm| {
@@ -209,6 +245,7 @@ pub async fn run(
         }
     };
     tracing::info!(source = NAME, listen = %receiver.local_addr(), "listening for traps and informs");
+    *Shared::lock(&shared.receiver) = Some(receiver.clone());
     let mut last_error: Option<Instant> = None;
     loop {
         let received = match receiver.recv().await {

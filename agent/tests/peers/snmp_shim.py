@@ -6,11 +6,14 @@
                   is relayed.
 --mode corrupt:   every answer is cut short (an undecodable datagram).
 --mode silent:    nothing is ever answered.
+--mode relay:     everything is relayed (with --count-file: the number of
+                  requests relayed so far is written there after each one).
 
 Prints "ready" once listening. SNMP messages are BER: SEQUENCE { version,
 community, PDU }; the PDU's tag is found by skipping the first two fields.
 """
 import argparse
+import os
 import select
 import socket
 import sys
@@ -38,7 +41,8 @@ def pdu_tag(data):
 p = argparse.ArgumentParser()
 p.add_argument("--listen", type=int, required=True)
 p.add_argument("--upstream", type=int, required=True)
-p.add_argument("--mode", required=True, choices=["drop-bulk", "corrupt", "silent"])
+p.add_argument("--mode", required=True, choices=["drop-bulk", "corrupt", "silent", "relay"])
+p.add_argument("--count-file")
 a = p.parse_args()
 
 front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -46,8 +50,9 @@ front.bind(("127.0.0.1", a.listen))
 back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 back.bind(("127.0.0.1", 0))
 print("ready", flush=True)
-pending = {}  # request-sending client address, by nothing: one client at a time
+# Answers go to the last sender: one client at a time.
 client = None
+relayed = 0
 while True:
     readable, _, _ = select.select([front, back], [], [])
     for s in readable:
@@ -59,6 +64,11 @@ while True:
                 continue
             client = addr
             back.sendto(data, ("127.0.0.1", a.upstream))
+            relayed += 1
+            if a.count_file:
+                with open(a.count_file + ".tmp", "w") as f:
+                    f.write(str(relayed))
+                os.replace(a.count_file + ".tmp", a.count_file)
         elif client is not None:
             if a.mode == "corrupt":
                 data = data[: len(data) // 2]

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use async_snmp::{Auth, Client, Retry, UdpHandle, UsmConfig, Value as SnmpValue};
+use async_snmp::{Auth, Client, Retry, UdpHandle, UdpTransport, UsmConfig, Value as SnmpValue};
 use sitewatch_protocol::Reading;
 use sitewatch_snmp_profile::{Oid, Profile, Value, Walked, oid_string};
 
@@ -32,6 +32,20 @@ pub mod q {
 /// OIDs cannot hold a poll for ever.
 const MAX_REQUESTS_PER_WALK: usize = 1000;
 
+/// A UDP transport for several devices (async-snmp's has no Debug).
+#[derive(Clone, Default)]
+pub struct SharedTransport(Arc<tokio::sync::OnceCell<UdpTransport>>);
+
+impl std::fmt::Debug for SharedTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.initialized() {
+            "SharedTransport(bound)"
+        } else {
+            "SharedTransport"
+        })
+    }
+}
+
 /// What a device is told to read with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -46,6 +60,8 @@ pub struct Settings {
     pub max_oids: usize,
     pub labels: BTreeMap<String, String>,
     pub uplinks: Vec<String>,
+    /// The source's one IPv4 socket, shared by its devices (bound on first use).
+    pub shared: SharedTransport,
 }
 
 /// The credentials of a device's config, secrets read from their files.

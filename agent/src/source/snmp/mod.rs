@@ -67,6 +67,7 @@ impl SnmpSource {
     /// (within a tokio runtime).
     pub fn new(config: &SnmpSourceConfig) -> Result<Self, SourceError> {
         let mut fleet = Fleet::new(NAME);
+        let shared = device::SharedTransport::default();
         let mut senders = Vec::new();
         let mut accepted = traps::Accepted::default();
         for d in &config.devices {
@@ -120,6 +121,7 @@ impl SnmpSource {
                 max_oids: profile.limits.max_oids.unwrap_or(16),
                 labels: d.labels.clone(),
                 uplinks: d.uplinks.clone(),
+                shared: shared.clone(),
             };
             let snmp = device::SnmpDevice::new(d.name.clone(), profile, settings);
             fleet.add(

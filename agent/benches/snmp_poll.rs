@@ -212,9 +212,9 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// The release agent's RSS after 10 s with `devices` SNMP devices (all on one
-/// snmpsim), no broker reachable (readings buffer, as on a cut gateway).
-fn agent_rss(port: u16, devices: usize, dir: &Path) -> Option<u64> {
+/// The release agent's RSS after 20 s with `devices` SNMP devices (all on one
+/// snmpsim), publishing to a mosquitto on loopback.
+fn agent_rss(port: u16, devices: usize, dir: &Path, mqtt_port: u16) -> Option<u64> {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/sitewatch-agent");
     let bin = std::env::var_os("CARGO_TARGET_DIR")
         .map(|t| PathBuf::from(t).join("release/sitewatch-agent"))
@@ -228,8 +228,7 @@ fn agent_rss(port: u16, devices: usize, dir: &Path) -> Option<u64> {
         return None;
     }
     let mut config = format!(
-        "site = \"bench\"\nhost = \"gw\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[sources.host]\nenabled = false\n",
-        peers::free_udp_port()
+        "site = \"bench\"\nhost = \"gw\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\n[sources.host]\nenabled = false\n"
     );
     if devices > 0 {
         config.push_str("[sources.snmp]\ninterval = \"5s\"\ntimeout = \"4s\"\n");
@@ -252,7 +251,7 @@ fn agent_rss(port: u16, devices: usize, dir: &Path) -> Option<u64> {
         .spawn()
         .unwrap();
     let child = Killed(child);
-    std::thread::sleep(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(20));
     Some(rss_kib(child.0.id()))
 }
 
@@ -307,13 +306,23 @@ async fn main() {
         );
     }
     let sim = peers::snmpsim(&[("public".into(), recordings().join("ups-mib/device.snmprec"))]);
-    if let (Some(none), Some(fifty)) = (
-        agent_rss(sim.port, 0, dir.path()),
-        agent_rss(sim.port, 50, dir.path()),
-    ) {
-        println!();
-        println!(
-            "agent RSS after 10 s: no SNMP device {none} KiB; 50 SNMP devices (ups-mib, polled every 5 s) {fifty} KiB"
-        );
+    let mqtt_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _mosquitto = Killed(
+        Command::new("mosquitto")
+            .args(["-p", &mqtt_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_http(mqtt_port);
+    println!();
+    for n in [0, 10, 50] {
+        if let Some(kib) = agent_rss(sim.port, n, dir.path(), mqtt_port) {
+            println!("agent VmRSS after 20 s publishing, {n} SNMP devices (ups-mib, every 5 s): {kib} KiB");
+        }
     }
 }

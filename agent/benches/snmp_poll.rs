@@ -322,7 +322,9 @@ async fn main() {
     println!();
     for n in [0, 10, 50] {
         if let Some(kib) = agent_rss(sim.port, n, dir.path(), mqtt_port) {
-            println!("agent VmRSS after 20 s publishing, {n} SNMP devices (ups-mib, every 5 s): {kib} KiB");
+            println!(
+                "agent VmRSS after 20 s publishing, {n} SNMP devices (ups-mib, every 5 s): {kib} KiB"
+            );
         }
     }
 }

@@ -98,6 +98,7 @@ fn every_rule_test_file_has_a_test_here() {
         "network.yml",
         "network_device.yml",
         "power.yml",
+        "power_feed.yml",
         "region.yml",
         "storage.yml",
     ];

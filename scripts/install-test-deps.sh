@@ -36,6 +36,13 @@ declare -A PACKAGES=(
   [systemd]=/usr/bin/systemd-analyze
   [iproute2]=/usr/sbin/ip
   [python3-pip]=/usr/bin/pip3
+  # SNMP peers: net-snmp's agent, its command-line tools (snmpget, snmptrap
+  # as the trap sender), snmpsim (serves .snmprec recordings), and
+  # snmp_exporter for the benchmark beside the agent.
+  [snmpd]=/usr/sbin/snmpd
+  [snmp]=/usr/bin/snmpget
+  [snmpsim]=/usr/bin/snmpsimd
+  [prometheus-snmp-exporter]=/usr/bin/prometheus-snmp-exporter
 )
 
 missing=()

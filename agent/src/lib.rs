@@ -14,7 +14,8 @@
 //!   source's own table lives in its folder.
 //! - [`source`]: the [`source::Poll`] trait, the [`source::Source`] enum and
 //!   the `sources!` registry; one folder per source ([`source::host`],
-//!   [`source::smart`], [`source::modbus`], [`source::net`], [`source::ipmi`]).
+//!   [`source::smart`], [`source::modbus`], [`source::net`], [`source::ipmi`],
+//!   `source::snmp`).
 //! - [`device`]: the shared device layer: one task per device, its timeout,
 //!   interval, backoff from dead devices, health readings and rate-limited
 //!   error logs.
@@ -52,7 +53,10 @@
 //! 4. Its tests in `tests/<name>.rs` against a real peer, its captures and
 //!    expected values in `tests/<name>/`, and a README section.
 //!
-//! The `modbus` and `ipmi` sources show the device layer in use.
+//! A source behind a cargo feature starts its entry with `@feature "name"`.
+//! The `snmp` source (`src/source/snmp/`, feature `snmp`) is the example:
+//! config, devices on the device layer, a trap receiver that asks the
+//! scheduler for an early poll ([`source::Poll::wake`]).
 
 pub mod backoff;
 pub mod batch;

@@ -73,9 +73,17 @@ async fn run_source<S: Poll + Send>(
     // interval later, not by a burst of catch-up polls.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut errors = ErrorLog::default();
+    let wake = source.wake();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            // A trap: poll now (the devices not due are not read).
+            _ = async {
+                match &wake {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let outcome = poll_once(&mut source, schedule.timeout).await;

@@ -13,6 +13,8 @@ pub mod ipmi;
 pub mod modbus;
 pub mod net;
 pub mod smart;
+#[cfg(feature = "snmp")]
+pub mod snmp;
 
 use std::{future::Future, time::Duration};
 
@@ -29,6 +31,12 @@ pub trait Poll {
     fn name(&self) -> &'static str;
 
     fn poll(&mut self) -> impl Future<Output = Result<Polled, SourceError>> + Send;
+
+    /// Notified when the source wants a poll before its next tick (an SNMP
+    /// trap said a device's state changed). `None`: ticks only.
+    fn wake(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// What one poll read: values, and discrete events (a SEL entry, a UPS
@@ -101,6 +109,7 @@ pub trait Build: Poll + Sized {
 /// serde attributes) and its [`Source`] variant.
 macro_rules! sources {
     ($(
+        $(@feature $feature:literal)?
         $(#[$field_meta:meta])*
         $field:ident: $field_ty:ty => $variant:ident($source:ty),
     )*) => {
@@ -108,19 +117,19 @@ macro_rules! sources {
         #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct SourcesConfig {
-            $( $(#[$field_meta])* pub $field: $field_ty, )*
+            $( $(#[cfg(feature = $feature)])? $(#[$field_meta])* pub $field: $field_ty, )*
         }
 
         /// One enabled source's configuration: what [`Source::build`] dispatches on.
         #[derive(Debug, Clone, PartialEq)]
         pub enum SourceConfig {
-            $( $variant(<$source as Build>::Config), )*
+            $( $(#[cfg(feature = $feature)])? $variant(<$source as Build>::Config), )*
         }
 
         /// One configured source.
         #[derive(Debug)]
         pub enum Source {
-            $( $variant($source), )*
+            $( $(#[cfg(feature = $feature)])? $variant($source), )*
         }
 
         impl SourcesConfig {
@@ -128,6 +137,7 @@ macro_rules! sources {
             pub fn enabled(&self) -> Vec<SourceConfig> {
                 let mut out = Vec::new();
                 $(
+                    $(#[cfg(feature = $feature)])?
                     if let Some(c) = Field::present(&self.$field).filter(|c| Section::enabled(*c)) {
                         out.push(SourceConfig::$variant(c.clone()));
                     }
@@ -138,6 +148,7 @@ macro_rules! sources {
             /// Every present table's own rules (enabled or not).
             pub fn validate(&self) -> Result<(), (&'static str, String)> {
                 $(
+                    $(#[cfg(feature = $feature)])?
                     if let Some(c) = Field::present(&self.$field) {
                         Section::validate(c)?;
                     }
@@ -150,13 +161,13 @@ macro_rules! sources {
             /// The source's name, as in `src` and in the state's `sources`.
             pub fn name(&self) -> &'static str {
                 match self {
-                    $( SourceConfig::$variant(_) => stringify!($field), )*
+                    $( $(#[cfg(feature = $feature)])? SourceConfig::$variant(_) => stringify!($field), )*
                 }
             }
 
             pub fn schedule(&self) -> Schedule {
                 match self {
-                    $( SourceConfig::$variant(c) => Section::schedule(c), )*
+                    $( $(#[cfg(feature = $feature)])? SourceConfig::$variant(c) => Section::schedule(c), )*
                 }
             }
         }
@@ -165,7 +176,7 @@ macro_rules! sources {
             /// Builds the source a config section describes.
             pub fn build(config: &SourceConfig) -> Result<Source, SourceError> {
                 match config {
-                    $( SourceConfig::$variant(c) => Ok(Source::$variant(<$source as Build>::build(c)?)), )*
+                    $( $(#[cfg(feature = $feature)])? SourceConfig::$variant(c) => Ok(Source::$variant(<$source as Build>::build(c)?)), )*
                 }
             }
         }
@@ -173,13 +184,19 @@ macro_rules! sources {
         impl Poll for Source {
             fn name(&self) -> &'static str {
                 match self {
-                    $( Source::$variant(s) => s.name(), )*
+                    $( $(#[cfg(feature = $feature)])? Source::$variant(s) => s.name(), )*
+                }
+            }
+
+            fn wake(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+                match self {
+                    $( $(#[cfg(feature = $feature)])? Source::$variant(s) => s.wake(), )*
                 }
             }
 
             async fn poll(&mut self) -> Result<Polled, SourceError> {
                 match self {
-                    $( Source::$variant(s) => s.poll().await, )*
+                    $( $(#[cfg(feature = $feature)])? Source::$variant(s) => s.poll().await, )*
                 }
             }
         }
@@ -231,4 +248,11 @@ sources! {
     /// RMCP+ and/or the local `/dev/ipmi0`. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ipmi: Option<ipmi::config::IpmiSourceConfig> => Ipmi(ipmi::IpmiSource),
+    // A source behind a cargo feature names it first.
+    @feature "snmp"
+    /// `[sources.snmp]`: UPS network cards, rack PDUs, environment monitors
+    /// and switches over SNMP v1/v2c/v3, each read through a profile
+    /// (`firmware-config/snmp/`), and a trap receiver. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snmp: Option<snmp::config::SnmpSourceConfig> => Snmp(snmp::SnmpSource),
 }

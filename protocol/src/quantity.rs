@@ -52,6 +52,8 @@ vocabulary! {
     FILESYSTEM_USAGE_RATIO = "filesystem_usage_ratio": "Filesystem space in use, 0..1.";
     PROBE_UP = "probe_up": "1 when the network probe target answered.";
     PROBE_RTT_SECONDS = "probe_rtt_seconds": "Network probe round-trip time in seconds.";
+    POWER_FEED_AVAILABLE = "power_feed_available": "1 when a power feed (a PDU's inlet or phase, feed A or B) is energised, 0 when it is lost.";
+    INTERFACE_UP = "interface_up": "1 when a network interface is operationally up (IF-MIB ifOperStatus), 0 when down.";
 }
 
 /// The one-line description of a vocabulary quantity.
@@ -150,7 +152,7 @@ mod tests {
             assert!(is_valid(q), "{q}");
             assert!(!help.is_empty());
         }
-        assert_eq!(VOCABULARY.len(), 33);
+        assert_eq!(VOCABULARY.len(), 35);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod host_resources;
 pub mod network;
 pub mod network_device;
 pub mod power;
+pub mod power_feed;
 pub mod region;
 pub mod storage;
 pub mod vantage;

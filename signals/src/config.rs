@@ -65,6 +65,8 @@ pub struct SignalsConfig {
     pub storage: StorageConfig,
     /// L2 `network_device`.
     pub network_device: NetworkDeviceConfig,
+    /// L2 `power_feed`.
+    pub power_feed: PowerFeedConfig,
     /// L3 `power`.
     pub power: PowerConfig,
     /// L3 `cooling`.
@@ -144,6 +146,7 @@ impl Default for SignalsConfig {
             host_hardware: HostHardwareConfig::default(),
             storage: StorageConfig::default(),
             network_device: NetworkDeviceConfig::default(),
+            power_feed: PowerFeedConfig::default(),
             power: PowerConfig::default(),
             cooling: CoolingConfig::default(),
             network: NetworkConfig::default(),
@@ -319,6 +322,26 @@ impl Default for NetworkDeviceConfig {
             enabled: true,
             hold_for: Duration::from_secs(10),
             roles: vec!["switch".to_owned(), "router".to_owned()],
+        }
+    }
+}
+
+/// L2 `power_feed`: one feed of a dual-fed rack lost (PDUs' `power_feed_available`
+/// labelled `rack` and `feed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PowerFeedConfig {
+    pub enabled: bool,
+    /// How long the feed must stay lost: two polls of a PDU at the default 10 s.
+    #[serde(rename = "for", with = "duration")]
+    pub hold_for: Duration,
+}
+
+impl Default for PowerFeedConfig {
+    fn default() -> Self {
+        PowerFeedConfig {
+            enabled: true,
+            hold_for: Duration::from_secs(20),
         }
     }
 }

@@ -30,7 +30,7 @@ use sitewatch_protocol::{
 use crate::{
     causes::{
         self, Condition, Ctx, Held, SiteView, Tier, cooling, host_hardware, host_resources,
-        network, network_device, power, region, storage, vantage,
+        network, network_device, power, power_feed, region, storage, vantage,
     },
     config::{SignalsConfig, ms},
     liveness::Policy,
@@ -389,6 +389,7 @@ impl Engine {
             found.extend(host_hardware::evaluate(&ctx));
             found.extend(storage::evaluate(&ctx, &mut memory.storage));
             found.extend(network_device::evaluate(&ctx));
+            found.extend(power_feed::evaluate(&ctx));
             found.extend(power::evaluate(&ctx));
             found.extend(cooling::evaluate(&ctx, &mut memory.cooling));
             found.extend(network::evaluate(&ctx));

@@ -70,6 +70,11 @@ fn network_device_rules_pass_their_promtool_tests() {
 }
 
 #[test]
+fn power_feed_rules_pass_their_promtool_tests() {
+    rule_test("power_feed");
+}
+
+#[test]
 fn host_resources_rules_pass_their_promtool_tests() {
     rule_test("host_resources");
 }
@@ -99,6 +104,7 @@ fn every_rule_test_file_has_a_test_here() {
         "network.yml",
         "network_device.yml",
         "power.yml",
+        "power_feed.yml",
         "region.yml",
         "storage.yml",
     ];

@@ -839,3 +839,66 @@ fn the_disk_buffer_and_its_fsync_policy_are_read_and_checked() {
         "mqtt.stop_timeout",
     );
 }
+
+#[cfg(feature = "snmp")]
+#[test]
+fn snmp_devices_profiles_and_credential_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let auth = secret("auth", "authpass123\n");
+    let short = secret("short", "abc\n");
+    let bad_profile = secret(
+        "bad.toml",
+        "[device]\nvendor = \"v\"\nmodel = \"m\"\nclass = \"ups\"\nmib = \"M\"\nsource = \"s\"\nverified = true\n\
+         [[scalar]]\nname = \"x\"\noid = \"1.3.6.one\"\nq = \"ups_on_battery\"\n",
+    );
+    let v3 = |file: &str| {
+        format!(
+            "site = \"bj1\"\n[sources.snmp]\n[[sources.snmp.devices]]\nname = \"ups-a\"\naddress = \"10.0.0.5\"\n\
+             profile = \"ups-mib\"\nversion = \"v3\"\nuser = \"sw\"\nauth = \"sha256\"\nauth_password_file = \"{file}\"\n"
+        )
+    };
+    let c = parse(&v3(&auth)).unwrap();
+    let snmp = c.sources.snmp.as_ref().unwrap();
+    assert_eq!(
+        snmp.devices[0].endpoint().unwrap(),
+        ("10.0.0.5".to_owned(), 161)
+    );
+    assert_eq!(c.sources.enabled().last().unwrap().name(), "snmp");
+    assert_invalid_at(&v3(&short), "sources.snmp.devices.auth_password_file");
+    assert_invalid_at(
+        &v3("/nonexistent/auth"),
+        "sources.snmp.devices.auth_password_file",
+    );
+    let device = |extra: &str| {
+        format!(
+            "site = \"bj1\"\n[sources.snmp]\n[[sources.snmp.devices]]\nname = \"d\"\naddress = \"10.0.0.5\"\nprofile = \"ups-mib\"\n{extra}"
+        )
+    };
+    assert_invalid_at(
+        &device("privacy = \"aes\"\n"),
+        "sources.snmp.devices.version",
+    );
+    assert_invalid_at(
+        &device("max_repetitions = 500\n"),
+        "sources.snmp.devices.max_repetitions",
+    );
+    assert_invalid_at(
+        &device("labels = { host = \"x\" }\n"),
+        "sources.snmp.devices.labels",
+    );
+    let e = parse(&device("").replace("ups-mib", &bad_profile))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sources.snmp.devices.profile"), "{e}");
+    assert!(e.contains("bad.toml: point `x`"), "{e}");
+    assert!(e.contains("numeric OID"), "{e}");
+    let e = parse(&device("").replace("10.0.0.5", "[::1"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sources.snmp.devices.address"), "{e}");
+}

@@ -62,6 +62,8 @@ pub enum Cause {
     /// One power device reports a utility loss the site's other independent
     /// power sensors contradict: the device's fault, not the site's.
     PowerDevice,
+    /// One feed of a dual-fed rack lost (a PDU's inlet dead or its card gone).
+    PowerFeed,
     Power,
     Cooling,
     Network,
@@ -69,7 +71,7 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 12] = [
+    pub const ALL: [Cause; 13] = [
         Cause::HostResources,
         Cause::HostHardware,
         Cause::Storage,
@@ -78,6 +80,7 @@ impl Cause {
         Cause::VantageIsolated,
         Cause::SiteLink,
         Cause::PowerDevice,
+        Cause::PowerFeed,
         Cause::Power,
         Cause::Cooling,
         Cause::Network,
@@ -93,7 +96,8 @@ impl Cause {
             | Cause::CollectorLost
             | Cause::VantageIsolated
             | Cause::SiteLink
-            | Cause::PowerDevice => Level::L2,
+            | Cause::PowerDevice
+            | Cause::PowerFeed => Level::L2,
             Cause::Power | Cause::Cooling | Cause::Network => Level::L3,
             Cause::Region => Level::L4,
         }
@@ -109,6 +113,7 @@ impl Cause {
             Cause::VantageIsolated => "vantage_isolated",
             Cause::SiteLink => "site_link",
             Cause::PowerDevice => "power_device",
+            Cause::PowerFeed => "power_feed",
             Cause::Power => "power",
             Cause::Cooling => "cooling",
             Cause::Network => "network",
@@ -200,6 +205,7 @@ mod tests {
             Cause::VantageIsolated,
             Cause::SiteLink,
             Cause::PowerDevice,
+            Cause::PowerFeed,
         ] {
             assert_eq!(c.level(), Level::L2);
         }

@@ -1,5 +1,13 @@
 //! L2 `network_device`: a probed switch or router that no agent of the site
-//! reaches. Subject = the probe target (`dev`).
+//! reaches, or a switch read over SNMP whose uplink is down or whose power
+//! supply failed. Subject = the probe target or the switch (`dev`).
+//!
+//! - Probes: see below.
+//! - Uplinks: an `interface_up` of 0 labelled `port_role = "uplink"` (the
+//!   agent's `uplinks` setting marks them; admin-down ports are never read).
+//! - Power supplies: a `psu_ok` of 0 on a device whose readings carry a
+//!   `role` in the configured roles (`labels = { role = "switch" }` in its
+//!   `[[sources.snmp.devices]]` table): a server's PSU is `host_hardware`'s.
 //!
 //! Only targets whose probe reading carries a `role` in the configured roles
 //! count. A target is down when every fresh probe of it at the site reads 0: one
@@ -43,14 +51,57 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
             }
         }
     }
-    targets
+    // device -> (what is wrong, evidence)
+    let mut faults: BTreeMap<&str, (Vec<String>, Vec<Evidence>)> = BTreeMap::new();
+    for (target, (role, all_down, evidence)) in targets {
+        if all_down {
+            faults.insert(
+                target,
+                (
+                    vec![format!(
+                        "{role} {target} unreachable from every probing agent"
+                    )],
+                    evidence,
+                ),
+            );
+        }
+    }
+    for host in &ctx.site.hosts {
+        for r in host.readings() {
+            let fault = match r.q.as_str() {
+                q::INTERFACE_UP
+                    if r.is_flag(0.0)
+                        && r.labels.get("port_role").is_some_and(|p| p == "uplink") =>
+                {
+                    let port = r.labels.get("port").unwrap_or(&r.name);
+                    format!("uplink {port} of {} down", r.dev)
+                }
+                q::PSU_OK
+                    if r.is_flag(0.0)
+                        && r.labels
+                            .get("role")
+                            .is_some_and(|role| cfg.roles.iter().any(|x| x == role)) =>
+                {
+                    format!("power supply {} of {} failed", r.name, r.dev)
+                }
+                _ => continue,
+            };
+            let entry = faults.entry(r.dev.as_str()).or_default();
+            entry.1.push(reading_evidence(
+                host.name(),
+                r,
+                format!("{fault} (read by {})", host.name()),
+            ));
+            entry.0.push(fault);
+        }
+    }
+    faults
         .into_iter()
-        .filter(|(_, (_, all_down, _))| *all_down)
-        .map(|(target, (role, _, evidence))| Condition {
+        .map(|(device, (what, evidence))| Condition {
             cause: Cause::NetworkDevice,
-            subject: target.to_owned(),
+            subject: device.to_owned(),
             severity: Severity::High,
-            summary: format!("{role} {target} unreachable from every probing agent"),
+            summary: what.join("; "),
             evidence: cap_evidence(evidence),
             for_ms: crate::config::ms(cfg.hold_for),
             explained_by: EXPLAINED_BY,
@@ -94,6 +145,66 @@ mod tests {
             prober("web-02", "sw-a1", "switch", 1.0),
         ]);
         assert!(with_ctx(&s, &cfg, 0, evaluate).is_empty());
+    }
+
+    fn switch(readings: Vec<SeriesSnapshot>) -> HostSnapshot {
+        HostSnapshot::new("gw-01", Liveness::Online).with_readings(readings)
+    }
+
+    #[test]
+    fn a_switch_uplink_down_is_a_condition_and_an_ordinary_port_is_not() {
+        let cfg = SignalsConfig::default();
+        let port = |name: &str, up: f64, uplink: bool| {
+            let r = SeriesSnapshot::ok("snmp", "sw-r12", q::INTERFACE_UP, up, 0)
+                .named(name)
+                .with_label("port", name)
+                .with_label("role", "switch");
+            if uplink {
+                r.with_label("port_role", "uplink")
+            } else {
+                r
+            }
+        };
+        let s = site(vec![switch(vec![
+            port("Gi1/0/7", 0.0, false),
+            port("Te1/1/1", 1.0, true),
+        ])]);
+        assert!(with_ctx(&s, &cfg, 0, evaluate).is_empty());
+        let s = site(vec![switch(vec![
+            port("Gi1/0/7", 0.0, false),
+            port("Te1/1/1", 0.0, true),
+        ])]);
+        let c = with_ctx(&s, &cfg, 0, evaluate);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].subject.as_str(), c[0].severity),
+            ("sw-r12", Severity::High)
+        );
+        assert!(
+            c[0].summary.contains("uplink Te1/1/1 of sw-r12 down"),
+            "{}",
+            c[0].summary
+        );
+    }
+
+    #[test]
+    fn a_switch_power_supply_failed_is_a_condition_and_a_servers_is_not() {
+        let cfg = SignalsConfig::default();
+        let psu = |dev: &str, role: Option<&str>| {
+            let r = SeriesSnapshot::ok("snmp", dev, q::PSU_OK, 0.0, 0).named("sensor_status.1003");
+            match role {
+                Some(role) => r.with_label("role", role),
+                None => r,
+            }
+        };
+        let s = site(vec![switch(vec![
+            psu("sw-r12", Some("switch")),
+            psu("web-01-bmc", None),
+        ])]);
+        let c = with_ctx(&s, &cfg, 0, evaluate);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].subject, "sw-r12");
+        assert!(c[0].summary.contains("power supply"), "{}", c[0].summary);
     }
 
     #[test]

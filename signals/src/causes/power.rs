@@ -21,6 +21,9 @@
 //!     (no generator readings at all, or none running);
 //!   - a generator supplying the site: an advisory (low): fine, but on fuel.
 //!
+//! PDU feeds read as lost (`power_feed_available == 0`) are listed in the
+//! evidence; alone they raise `power_feed` (L2), not this.
+//!
 //! The grace is this condition's `for`: the engine's temporal machine times it
 //! from when the condition first held, so no memory is needed here.
 
@@ -72,6 +75,9 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
                 // running generator's (sorted out below).
                 q::UPS_ON_BATTERY if r.is_flag(0.0) => ("UPS on mains", Some(Mains::Fed)),
                 q::UPS_BATTERY_LOW if r.is_flag(1.0) => ("UPS battery low", None),
+                // Evidence only: one feed gone is `power_feed`'s, all of them
+                // follow from the mains.
+                q::POWER_FEED_AVAILABLE if r.is_flag(0.0) => ("PDU feed lost", None),
                 q::GENERATOR_RUNNING => {
                     has_generator = true;
                     if r.is_flag(1.0) {

@@ -21,6 +21,8 @@
 //! session_expiry = "1h"                   # MQTT v5 persistent session
 //! [mqtt.tls]
 //! ca = "/etc/sitewatch/mqtt-ca.pem"        # default: the system's CA roots
+//! cert = "/etc/sitewatch/collector.pem"    # client certificate (CN = the collector's identity), with key
+//! key = "/etc/sitewatch/collector.key"
 //!
 //! # The embedded broker (ignored when [mqtt] is set).
 //! [embedded_broker]
@@ -81,6 +83,7 @@ use sitewatch_signals::SignalsConfig;
 use crate::Error;
 use crate::liveness::Rules;
 use crate::state::StateConfig;
+use crate::tls::ClientCertFiles;
 
 /// The default HTTP address: 9184 sits in the exporters' range of the Prometheus
 /// port allocation list, next to the many 91xx exporters, and was free there.
@@ -165,10 +168,24 @@ pub struct MqttConfig {
     pub keep_alive: Option<HumanDuration>,
     /// MQTT v5 session expiry for the persistent session (default 1h).
     pub session_expiry: Option<HumanDuration>,
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<MqttTlsConfig>,
 }
 
 /// `[mqtt.tls]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTlsConfig {
+    /// PEM file of the CA(s) to trust; default: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (chain), for brokers that require one: its
+    /// subject CN is the collector's identity (mosquitto's
+    /// `use_identity_as_username`). With `key`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// `[alertmanager.tls]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -324,6 +341,8 @@ pub struct Settings {
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     pub tls_ca: Option<PathBuf>,
+    /// `[mqtt.tls] cert` and `key`: the collector's client certificate.
+    pub tls_client: Option<ClientCertFiles>,
     pub keep_alive: Duration,
     pub session_expiry: Duration,
     pub state: StateConfig,
@@ -442,6 +461,48 @@ fn alertmanager_settings(
     })
 }
 
+/// `[mqtt.tls] cert` and `key`, both or neither, and only for a TLS broker.
+fn mqtt_tls_client(
+    mqtt: &MqttConfig,
+    broker: &BrokerMode,
+    origin: &str,
+) -> Result<Option<ClientCertFiles>, Error> {
+    let invalid = |key: &str, message: String| Error::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let Some(tls) = &mqtt.tls else {
+        return Ok(None);
+    };
+    let files = match (&tls.cert, &tls.key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => ClientCertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        (Some(_), None) => {
+            return Err(invalid(
+                "mqtt.tls.key",
+                "is required with mqtt.tls.cert (the certificate's private key)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "mqtt.tls.cert",
+                "is required with mqtt.tls.key (the client certificate)".into(),
+            ));
+        }
+    };
+    if !matches!(broker, BrokerMode::External(url) if url.tls) {
+        return Err(invalid(
+            "mqtt.tls.cert",
+            "a client certificate needs a TLS broker: mqtt.url = \"mqtts://...\"".into(),
+        ));
+    }
+    Ok(Some(files))
+}
+
 impl Settings {
     /// Resolves the file plus command-line overrides; `origin` names the file in
     /// errors ("command line" for values that came from there).
@@ -541,6 +602,7 @@ impl Settings {
                 "set mqtt.username too: MQTT sends a password only with a user name".into(),
             ));
         }
+        let tls_client = mqtt_tls_client(&mqtt, &broker, origin)?;
         let keep_alive = mqtt.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
         if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
             return Err(invalid(
@@ -623,6 +685,7 @@ impl Settings {
             username: mqtt.username.clone(),
             password_file: mqtt.password_file.clone(),
             tls_ca: mqtt.tls.as_ref().and_then(|t| t.ca.clone()),
+            tls_client,
             keep_alive,
             session_expiry,
             state,
@@ -933,6 +996,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("command line: mqtt.url: "), "{e}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_a_tls_broker() {
+        let s = resolve(
+            "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\ncert = \"/c.pem\"\nkey = \"/c.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.tls_client,
+            Some(ClientCertFiles {
+                cert: "/c.pem".into(),
+                key: "/c.key".into()
+            })
+        );
+        for (text, key) in [
+            (
+                "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\ncert = \"/c.pem\"\n",
+                "mqtt.tls.key",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\nkey = \"/c.key\"\n",
+                "mqtt.tls.cert",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://b\"\n[mqtt.tls]\ncert = \"/c.pem\"\nkey = \"/c.key\"\n",
+                "mqtt.tls.cert",
+            ),
+        ] {
+            let e = resolve(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("c.toml: {key}: ")), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -25,7 +25,6 @@
 //!   `broker.rs`).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -329,7 +328,7 @@ impl ConsumerConfig {
             _ => None,
         };
         let transport = if endpoint.tls {
-            tls_transport(s.tls_ca.as_deref())?
+            tls_transport(s)?
         } else {
             rumqttc::Transport::Tcp
         };
@@ -369,41 +368,10 @@ fn default_client_id(s: &Settings) -> String {
     format!("sitewatch-collector-{host}-{}", s.listen.port())
 }
 
-fn tls_transport(ca: Option<&Path>) -> Result<rumqttc::Transport, Error> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Tls(format!("{}: {e}", path.display())))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // One unusable system certificate must not prevent using the others.
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err(Error::Tls(
-            "no CA certificate to trust: set mqtt.tls.ca".into(),
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+fn tls_transport(s: &Settings) -> Result<rumqttc::Transport, Error> {
+    let config = crate::tls::mqtt_client_config(s.tls_ca.as_deref(), s.tls_client.as_ref())?;
     Ok(rumqttc::Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(Arc::new(config)),
+        rumqttc::TlsConfiguration::Rustls(config),
     ))
 }
 

@@ -74,6 +74,7 @@ pub mod run;
 pub mod series;
 pub mod signals;
 pub mod state;
+pub mod tls;
 
 pub use error::Error;
 

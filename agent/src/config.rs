@@ -64,8 +64,12 @@ pub struct MqttConfig {
     /// (TLS, default port 8883).
     #[serde(default)]
     pub url: BrokerUrl,
-    /// The MQTT client id. Default: the host name, so that a broker ACL can pin
-    /// each agent to its own topics (`pattern write sitewatch/v1/+/%c/#`).
+    /// The MQTT client id. Default: the agent's identity `<site>/<host>`, the
+    /// user name its credential carries. A broker that replaces client ids with
+    /// user names (mosquitto's `use_username_as_clientid`, the embedded broker
+    /// with authentication) then keeps the same session, and on one that does
+    /// not, `web-01` of two sites do not take over each other's connection.
+    /// Authorization never rests on it: a client id is not an identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// MQTT keepalive, whole seconds, at least 1 s. The broker publishes the
@@ -601,12 +605,19 @@ impl Config {
         }
     }
 
-    /// The MQTT client id: the configured one or the host name.
+    /// The MQTT client id: the configured one or the identity `<site>/<host>`.
     pub fn client_id(&self) -> String {
         self.mqtt
             .client_id
             .clone()
-            .unwrap_or_else(|| self.host.to_string())
+            .unwrap_or_else(|| self.identity())
+    }
+
+    /// The identity a broker authenticates this agent as: `<site>/<host>`, the
+    /// certificate's CN or the password file's user name (see
+    /// packaging/mosquitto/).
+    pub fn identity(&self) -> String {
+        format!("{}/{}", self.site, self.host)
     }
 
     /// The effective configuration as TOML, for `check-config`.

@@ -116,6 +116,12 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// MQTT v5 shared-subscription group.
     pub share_group: Option<String>,
+    /// TLS, basic authentication and headers for the HTTP side, in the
+    /// Prometheus exporter toolkit's web config format (YAML).
+    pub web_config_file: Option<PathBuf>,
+    /// The HTTP server's limits.
+    #[serde(default)]
+    pub http: HttpFileConfig,
     /// An external broker; absent: the embedded one.
     pub mqtt: Option<MqttConfig>,
     #[serde(default)]
@@ -127,6 +133,22 @@ pub struct FileConfig {
     pub signals: SignalsConfig,
     /// Where to push the signals as alerts; absent: nowhere.
     pub alertmanager: Option<AlertmanagerFileConfig>,
+}
+
+/// `[http]`: the HTTP server's limits (the web config file says who may in).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFileConfig {
+    /// Connections open at once (default 512, Prometheus' `--web.max-connections`);
+    /// more wait in the kernel's backlog.
+    pub max_connections: Option<usize>,
+    /// The TLS handshake and each request's head must arrive within this, and an
+    /// idle keep-alive connection is closed after it (default 10s).
+    pub header_read_timeout: Option<HumanDuration>,
+    /// A whole request, authentication included, gets a 503 after this, and a
+    /// response write that makes no progress for this long closes the
+    /// connection (default 30s).
+    pub request_timeout: Option<HumanDuration>,
 }
 
 /// `[alertmanager]`: the Alertmanager v2 API the signals are pushed to.
@@ -329,12 +351,21 @@ pub struct Overrides {
     pub embedded_v4: Option<SocketAddr>,
     pub embedded_v5: Option<SocketAddr>,
     pub share_group: Option<String>,
+    pub web_config_file: Option<PathBuf>,
+    pub max_connections: Option<usize>,
 }
 
 /// The validated settings the collector runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// The configuration file the settings came from ("defaults" without one).
+    pub origin: String,
     pub listen: SocketAddr,
+    /// The web config file, loaded at start (and reloaded when it changes).
+    pub web_config_file: Option<PathBuf>,
+    /// Where `web_config_file` came from, for errors ("command line" or the file).
+    pub web_config_origin: String,
+    pub http: crate::web::Limits,
     pub broker: BrokerMode,
     pub share_group: Option<String>,
     pub client_id: Option<String>,
@@ -459,6 +490,41 @@ fn alertmanager_settings(
         auth,
         tls_ca: am.tls.as_ref().and_then(|t| t.ca.clone()),
     })
+}
+
+/// `[http]`, and `--web.max-connections` over its `max_connections`.
+fn http_limits(
+    http: &HttpFileConfig,
+    max_connections: Option<usize>,
+    origin: &str,
+) -> Result<crate::web::Limits, Error> {
+    let invalid = |key: &str, message: &str| Error::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        message: message.to_owned(),
+    };
+    let defaults = crate::web::Limits::default();
+    let limits = crate::web::Limits {
+        max_connections: max_connections
+            .or(http.max_connections)
+            .unwrap_or(defaults.max_connections),
+        header_read_timeout: http
+            .header_read_timeout
+            .map_or(defaults.header_read_timeout, |d| d.0),
+        request_timeout: http
+            .request_timeout
+            .map_or(defaults.request_timeout, |d| d.0),
+    };
+    if limits.max_connections == 0 {
+        return Err(invalid("http.max_connections", "must be at least 1"));
+    }
+    if limits.header_read_timeout < Duration::from_millis(100) {
+        return Err(invalid("http.header_read_timeout", "must be at least 100ms"));
+    }
+    if limits.request_timeout < Duration::from_secs(1) {
+        return Err(invalid("http.request_timeout", "must be at least 1s"));
+    }
+    Ok(limits)
 }
 
 /// `[mqtt.tls] cert` and `key`, both or neither, and only for a TLS broker.
@@ -677,8 +743,19 @@ impl Settings {
                 heartbeat_needs_readings: share_group.is_some(),
             },
         };
+        let (web_config_file, web_config_origin) =
+            match (&o.web_config_file, &file.web_config_file) {
+                (Some(p), _) => (Some(p.clone()), cli),
+                (None, Some(p)) => (Some(p.clone()), origin),
+                (None, None) => (None, origin),
+            };
+        let http = http_limits(&file.http, o.max_connections, origin)?;
         Ok(Settings {
+            origin: origin.to_owned(),
             listen,
+            web_config_file,
+            web_config_origin: web_config_origin.to_owned(),
+            http,
             broker,
             share_group,
             client_id: mqtt.client_id.clone(),
@@ -694,29 +771,75 @@ impl Settings {
         })
     }
 
-    /// Checks what the settings point at (password file, CA file) exists and reads.
+    /// Checks every file the settings name, for `check-config`: each exists, is a
+    /// file (or, for a directory, is one and is writable) and can be read; the
+    /// TLS files and the web config file (and the files it names) also parse.
+    /// The error names the key, the path and what is wrong.
     pub fn check_files(&self) -> Result<(), Error> {
+        let mut files: Vec<(&str, &Path)> = Vec::new();
         if let Some(p) = &self.password_file {
-            read_password(p)?;
+            files.push(("mqtt.password_file", p));
         }
         if let Some(p) = &self.tls_ca {
-            std::fs::read(p).map_err(|source| Error::FileRead {
-                path: p.clone(),
-                what: "the CA file (mqtt.tls.ca)",
-                source,
+            files.push(("mqtt.tls.ca", p));
+        }
+        if let Some(c) = &self.tls_client {
+            files.push(("mqtt.tls.cert", &c.cert));
+            files.push(("mqtt.tls.key", &c.key));
+        }
+        if let Some(am) = &self.alertmanager {
+            match &am.auth {
+                AlertmanagerAuth::Basic {
+                    password_file: Some(p),
+                    ..
+                } => files.push(("alertmanager.password_file", p)),
+                AlertmanagerAuth::Bearer { token_file } => {
+                    files.push(("alertmanager.bearer_token_file", token_file))
+                }
+                _ => {}
+            }
+            if let Some(p) = &am.tls_ca {
+                files.push(("alertmanager.tls.ca", p));
+            }
+        }
+        if let Some(p) = &self.web_config_file {
+            files.push(("web_config_file", p));
+        }
+        for (key, path) in files {
+            crate::files::readable_file(path).map_err(|problem| Error::File {
+                origin: if key == "web_config_file" {
+                    self.web_config_origin.clone()
+                } else {
+                    self.origin.clone()
+                },
+                key: key.to_owned(),
+                path: path.to_owned(),
+                problem,
             })?;
+        }
+        if matches!(&self.broker, BrokerMode::External(url) if url.tls) {
+            crate::tls::mqtt_client_config(self.tls_ca.as_deref(), self.tls_client.as_ref())?;
         }
         if let Some(am) = &self.alertmanager {
             am.read_secret()?;
-            if let Some(p) = &am.tls_ca {
-                std::fs::read(p).map_err(|source| Error::FileRead {
-                    path: p.clone(),
-                    what: "the CA file (alertmanager.tls.ca)",
-                    source,
-                })?;
-            }
         }
+        self.web()?;
         Ok(())
+    }
+
+    /// The web configuration the HTTP side starts with: the file loaded, or
+    /// open (plain HTTP, no credentials) without one.
+    pub fn web(&self) -> Result<crate::web::WebSource, Error> {
+        match &self.web_config_file {
+            Some(path) => {
+                crate::web::WebSource::load(path).map_err(|error| Error::WebConfig {
+                    origin: self.web_config_origin.clone(),
+                    path: path.clone(),
+                    error,
+                })
+            }
+            None => Ok(crate::web::WebSource::open()),
+        }
     }
 }
 

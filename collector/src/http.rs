@@ -1,5 +1,6 @@
 //! The HTTP side: `/metrics`, `/healthz`, `/api/v1/hosts`, `/api/v1/signals`;
-//! anything else is 404.
+//! anything else is 404. TLS, credentials, timeouts and the connection limit
+//! around them are [`crate::web`]'s.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,6 +14,7 @@ use prometheus_client::registry::Registry;
 
 use crate::Shared;
 use crate::metrics::{self, Format};
+use crate::web::{self, Limits, WebSource, stats::WebStatsCollector};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -23,12 +25,21 @@ pub struct App {
 
 impl App {
     pub fn new(shared: Arc<Shared>) -> Self {
-        let registry = Arc::new(metrics::registry(Arc::clone(&shared)));
-        App { shared, registry }
+        App::with_web(shared, &WebSource::open())
+    }
+
+    /// With the HTTP side's own counters on `/metrics`.
+    pub fn with_web(shared: Arc<Shared>, web: &WebSource) -> Self {
+        let mut registry = metrics::registry(Arc::clone(&shared));
+        registry.register_collector(Box::new(WebStatsCollector(Arc::clone(&web.stats))));
+        App {
+            shared,
+            registry: Arc::new(registry),
+        }
     }
 }
 
-/// The routes.
+/// The routes, unguarded.
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
@@ -37,6 +48,23 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/signals", get(signals))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(app)
+}
+
+/// Serves the routes behind the web configuration (TLS, credentials, timeouts,
+/// connection limit) until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    web: Arc<WebSource>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let app = web::guarded(
+        router(App::with_web(shared, &web)),
+        Arc::clone(&web),
+        limits,
+    );
+    web::serve(listener, app, web, limits, shutdown).await
 }
 
 async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> Response {

@@ -64,6 +64,7 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod intern;
@@ -75,6 +76,7 @@ pub mod series;
 pub mod signals;
 pub mod state;
 pub mod tls;
+pub mod web;
 
 pub use error::Error;
 

@@ -75,6 +75,13 @@ pub mod names {
     pub const SERIES: &str = "sitewatch_collector_series";
     pub const HOSTS: &str = "sitewatch_collector_hosts";
     pub const BROKER_CONNECTED: &str = "sitewatch_collector_broker_connected";
+    // The HTTP side's own (web::stats).
+    pub const HTTP_OPEN_CONNECTIONS: &str = "sitewatch_collector_http_open_connections";
+    pub const HTTP_CONNECTIONS: &str = "sitewatch_collector_http_connections";
+    pub const HTTP_CONNECTION_ERRORS: &str = "sitewatch_collector_http_connection_errors";
+    pub const HTTP_REQUESTS_DENIED: &str = "sitewatch_collector_http_requests_denied";
+    pub const HTTP_REQUEST_TIMEOUTS: &str = "sitewatch_collector_http_request_timeouts";
+    pub const WEB_CONFIG_RELOADS: &str = "sitewatch_collector_web_config_reloads";
 
     /// Quantities whose `sitewatch_<q>` family could collide with the collector's
     /// own metrics, present or future. Readings with such a `q` are dropped and

@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::{BrokerMode, Settings};
-use crate::http::{App, router};
 use crate::ingest::{ConsumerConfig, Hooks, run as run_consumer};
 use crate::replay::Recorder;
 use crate::signals::{self, Outputs, Published, Signals};
@@ -44,6 +43,7 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
         .as_deref()
         .map(|path| Recorder::create(path, started_at))
         .transpose()?;
+    let web = Arc::new(settings.web()?);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| Error::Listen {
@@ -113,12 +113,11 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
     let local = listener.local_addr().map_err(Error::Http)?;
     tracing::info!(
         listen = %local,
+        tls = web.tls(),
+        web_config_file = settings.web_config_file.as_ref().map(|p| p.display().to_string()),
         "serving /metrics, /healthz, /api/v1/hosts, /api/v1/signals"
     );
-    axum::serve(listener, router(App::new(shared)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(Error::Http)?;
+    crate::http::serve(listener, shared, web, settings.http, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

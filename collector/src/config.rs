@@ -519,7 +519,10 @@ fn http_limits(
         return Err(invalid("http.max_connections", "must be at least 1"));
     }
     if limits.header_read_timeout < Duration::from_millis(100) {
-        return Err(invalid("http.header_read_timeout", "must be at least 100ms"));
+        return Err(invalid(
+            "http.header_read_timeout",
+            "must be at least 100ms",
+        ));
     }
     if limits.request_timeout < Duration::from_secs(1) {
         return Err(invalid("http.request_timeout", "must be at least 1s"));
@@ -743,12 +746,12 @@ impl Settings {
                 heartbeat_needs_readings: share_group.is_some(),
             },
         };
-        let (web_config_file, web_config_origin) =
-            match (&o.web_config_file, &file.web_config_file) {
-                (Some(p), _) => (Some(p.clone()), cli),
-                (None, Some(p)) => (Some(p.clone()), origin),
-                (None, None) => (None, origin),
-            };
+        let (web_config_file, web_config_origin) = match (&o.web_config_file, &file.web_config_file)
+        {
+            (Some(p), _) => (Some(p.clone()), cli),
+            (None, Some(p)) => (Some(p.clone()), origin),
+            (None, None) => (None, origin),
+        };
         let http = http_limits(&file.http, o.max_connections, origin)?;
         Ok(Settings {
             origin: origin.to_owned(),
@@ -831,13 +834,11 @@ impl Settings {
     /// open (plain HTTP, no credentials) without one.
     pub fn web(&self) -> Result<crate::web::WebSource, Error> {
         match &self.web_config_file {
-            Some(path) => {
-                crate::web::WebSource::load(path).map_err(|error| Error::WebConfig {
-                    origin: self.web_config_origin.clone(),
-                    path: path.clone(),
-                    error,
-                })
-            }
+            Some(path) => crate::web::WebSource::load(path).map_err(|error| Error::WebConfig {
+                origin: self.web_config_origin.clone(),
+                path: path.clone(),
+                error,
+            }),
             None => Ok(crate::web::WebSource::open()),
         }
     }

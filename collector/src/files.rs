@@ -98,6 +98,10 @@ mod tests {
             writable_dir(&dir.path().join("nope")).unwrap_err().kind(),
             "missing"
         );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "probe removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "probe removed"
+        );
     }
 }

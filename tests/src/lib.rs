@@ -8,6 +8,7 @@
 //!
 //! - [`process`]: a child process that dies with its handle, with its log.
 //! - [`alertmanager`]: a real Alertmanager on a free port.
+//! - [`curl`]: HTTP requests with TLS, client certificates and basic auth.
 //! - [`drill`]: a simulated machine room, its agents and collector, and
 //!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
@@ -15,16 +16,19 @@
 //! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
 //! - [`observer`]: an MQTT subscriber that records every message it sees.
-//! - [`tls`]: a throwaway CA and server certificate made with `openssl`.
+//! - [`prometheus`]: a real Prometheus server scraping what a test configures.
+//! - [`tls`]: a throwaway CA, server and client certificates made with `openssl`.
 //! - [`wait`]: polling for a condition with a deadline instead of sleeping.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: failing loudly is the point
 
 pub mod alertmanager;
+pub mod curl;
 pub mod drill;
 pub mod mosquitto;
 pub mod observer;
 pub mod process;
+pub mod prometheus;
 pub mod scrape;
 pub mod sim;
 pub mod sitewatch;

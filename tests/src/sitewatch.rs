@@ -43,6 +43,16 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(dir: &Path, broker: Broker, extra: &[&str]) -> Collector {
+        let c = Collector::spawn(dir, broker, extra);
+        wait::until(Duration::from_secs(20), "the collector's /healthz", || {
+            scrape::get(c.http_port, "/healthz").filter(|r| r.status == 200)
+        });
+        c
+    }
+
+    /// Starts the collector without waiting for it (a test with TLS on the HTTP
+    /// side waits its own way).
+    pub fn spawn(dir: &Path, broker: Broker, extra: &[&str]) -> Collector {
         let http_port = free_port();
         let mut cmd = Command::new(bin("sitewatch-collector"));
         cmd.args(["--listen", &format!("127.0.0.1:{http_port}")]);
@@ -52,11 +62,7 @@ impl Collector {
         };
         cmd.args(extra).env("RUST_LOG", "info");
         let proc = Proc::spawn("collector", cmd, dir);
-        let c = Collector { http_port, proc };
-        wait::until(Duration::from_secs(20), "the collector's /healthz", || {
-            scrape::get(http_port, "/healthz").filter(|r| r.status == 200)
-        });
-        c
+        Collector { http_port, proc }
     }
 
     pub fn metrics(&self) -> Vec<scrape::Sample> {

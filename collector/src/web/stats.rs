@@ -1,8 +1,8 @@
 //! The HTTP side's own counters, encoded at each scrape next to the state.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -142,7 +142,10 @@ impl Collector for WebStatsCollector {
                 None,
                 MetricType::Counter,
             )?
-            .encode_counter::<NoLabelSet, _, u64>(&s.request_timeouts.load(Ordering::Relaxed), None)?;
+            .encode_counter::<NoLabelSet, _, u64>(
+                &s.request_timeouts.load(Ordering::Relaxed),
+                None,
+            )?;
         let mut m = encoder.encode_descriptor(
             names::WEB_CONFIG_RELOADS,
             "Reloads of the web config file after it or a file it names changed, by result.",
@@ -152,7 +155,10 @@ impl Collector for WebStatsCollector {
         m.encode_family(&[("result", "ok")])?
             .encode_counter::<NoLabelSet, _, u64>(&s.reloads_ok.load(Ordering::Relaxed), None)?;
         m.encode_family(&[("result", "error")])?
-            .encode_counter::<NoLabelSet, _, u64>(&s.reloads_failed.load(Ordering::Relaxed), None)?;
+            .encode_counter::<NoLabelSet, _, u64>(
+                &s.reloads_failed.load(Ordering::Relaxed),
+                None,
+            )?;
         Ok(())
     }
 }

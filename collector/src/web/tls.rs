@@ -28,8 +28,14 @@ pub fn server_config(
     dir: &Path,
     files: &mut Vec<PathBuf>,
 ) -> Result<Arc<rustls::ServerConfig>, WebConfigError> {
-    let cert_pem = pem_source(t.cert.as_deref(), t.cert_file.as_deref(), "cert", dir, files)?
-        .ok_or_else(|| WebConfigError::new(format!("{KEY}.cert_file"), "is required"))?;
+    let cert_pem = pem_source(
+        t.cert.as_deref(),
+        t.cert_file.as_deref(),
+        "cert",
+        dir,
+        files,
+    )?
+    .ok_or_else(|| WebConfigError::new(format!("{KEY}.cert_file"), "is required"))?;
     let key_pem = pem_source(t.key.as_deref(), t.key_file.as_deref(), "key", dir, files)?
         .ok_or_else(|| WebConfigError::new(format!("{KEY}.key_file"), "is required"))?;
     let chain = certificates(&cert_pem)?;
@@ -277,7 +283,9 @@ fn versions(
     if max == TlsVersion::TLS13 {
         versions.push(&rustls::version::TLS13);
     }
-    if t.cipher_suites.iter().all(|s| matches!(go_cipher_suite(s), Some(None)))
+    if t.cipher_suites
+        .iter()
+        .all(|s| matches!(go_cipher_suite(s), Some(None)))
         && !t.cipher_suites.is_empty()
         && versions.contains(&&rustls::version::TLS12)
     {
@@ -309,9 +317,8 @@ fn client_verifier(
     allowed_sans: Vec<ServerName<'static>>,
 ) -> Result<Arc<dyn ClientCertVerifier>, WebConfigError> {
     let verifying = |ca: Option<&Pem>, optional: bool| {
-        let ca = ca.ok_or_else(|| {
-            WebConfigError::new(format!("{KEY}.client_ca_file"), "is required")
-        })?;
+        let ca =
+            ca.ok_or_else(|| WebConfigError::new(format!("{KEY}.client_ca_file"), "is required"))?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in certificates(ca)? {
             roots
@@ -444,8 +451,9 @@ impl ClientCertVerifier for AllowedSans {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
         if self
             .allowed
             .iter()

@@ -821,7 +821,11 @@ impl Settings {
             })?;
         }
         if matches!(&self.broker, BrokerMode::External(url) if url.tls) {
-            crate::tls::mqtt_client_config(self.tls_ca.as_deref(), self.tls_client.as_ref())?;
+            crate::tls::mqtt_client_config(self.tls_ca.as_deref(), self.tls_client.as_ref())
+                .map_err(|e| match e {
+                    Error::Tls(m) => Error::Tls(format!("{}: {m}", self.origin)),
+                    e => e,
+                })?;
         }
         if let Some(am) = &self.alertmanager {
             am.read_secret()?;

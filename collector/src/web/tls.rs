@@ -38,13 +38,6 @@ pub fn server_config(
     .ok_or_else(|| WebConfigError::new(format!("{KEY}.cert_file"), "is required"))?;
     let key_pem = pem_source(t.key.as_deref(), t.key_file.as_deref(), "key", dir, files)?
         .ok_or_else(|| WebConfigError::new(format!("{KEY}.key_file"), "is required"))?;
-    let chain = certificates(&cert_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem.bytes).map_err(|e| {
-        WebConfigError::new(
-            key_pem.key.clone(),
-            format!("{}no usable private key: {e}", key_pem.shown()),
-        )
-    })?;
     let client_ca = pem_source(
         t.client_ca.as_deref(),
         t.client_ca_file.as_deref(),
@@ -52,6 +45,15 @@ pub fn server_config(
         dir,
         files,
     )?;
+    // Every file read first: one that is missing is said before one that
+    // does not parse.
+    let chain = certificates(&cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem.bytes).map_err(|e| {
+        WebConfigError::new(
+            key_pem.key.clone(),
+            format!("{}no usable private key: {e}", key_pem.shown()),
+        )
+    })?;
 
     let policy = t.client_auth_type;
     if client_ca.is_some() && policy == ClientAuthType::NoClientCert {

@@ -17,6 +17,7 @@
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
 //! - [`observer`]: an MQTT subscriber that records every message it sees.
 //! - [`prometheus`]: a real Prometheus server scraping what a test configures.
+//! - [`raw_mqtt`]: hand-made MQTT packets over TLS (a wildcard PUBLISH).
 //! - [`tls`]: a throwaway CA, server and client certificates made with `openssl`.
 //! - [`wait`]: polling for a condition with a deadline instead of sleeping.
 
@@ -29,6 +30,7 @@ pub mod mosquitto;
 pub mod observer;
 pub mod process;
 pub mod prometheus;
+pub mod raw_mqtt;
 pub mod scrape;
 pub mod sim;
 pub mod sitewatch;

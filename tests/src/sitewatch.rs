@@ -94,6 +94,8 @@ pub struct AgentSpec {
     pub heartbeat: String,
     pub host_interval: String,
     pub tls_ca: Option<String>,
+    /// A client certificate and key (with `tls_ca`), for brokers that require one.
+    pub tls_client: Option<(String, String)>,
     /// Appended to the configuration (more source tables).
     pub extra: String,
 }
@@ -108,16 +110,22 @@ impl AgentSpec {
             heartbeat: "1s".into(),
             host_interval: "1s".into(),
             tls_ca: None,
+            tls_client: None,
             extra: String::new(),
         }
     }
 
     /// The agent's TOML configuration, as a user would write it.
     pub fn config(&self) -> String {
+        let client = self
+            .tls_client
+            .as_ref()
+            .map(|(cert, key)| format!("cert = \"{cert}\"\nkey = \"{key}\"\n"))
+            .unwrap_or_default();
         let tls = self
             .tls_ca
             .as_ref()
-            .map(|ca| format!("[mqtt.tls]\nca = \"{ca}\"\n"))
+            .map(|ca| format!("[mqtt.tls]\nca = \"{ca}\"\n{client}"))
             .unwrap_or_default();
         format!(
             "site = \"{}\"\nhost = \"{}\"\nheartbeat = \"{}\"\n\n[labels]\nroom = \"a1\"\nrack = \"r12\"\n\n\

@@ -64,12 +64,15 @@ pub struct MqttConfig {
     /// (TLS, default port 8883).
     #[serde(default)]
     pub url: BrokerUrl,
-    /// The MQTT client id. Default: the agent's identity `<site>/<host>`, the
-    /// user name its credential carries. A broker that replaces client ids with
-    /// user names (mosquitto's `use_username_as_clientid`, the embedded broker
-    /// with authentication) then keeps the same session, and on one that does
-    /// not, `web-01` of two sites do not take over each other's connection.
-    /// Authorization never rests on it: a client id is not an identity.
+    /// The MQTT client id. Default: `<site>:<host>`, the agent's identity with
+    /// `:` (which no site or host name holds, so two agents never share an id:
+    /// `web-01` of two sites do not take over each other's connection) in
+    /// place of its `/`, which some brokers refuse in a client id (rumqttd) and
+    /// which would split a `%c` ACL pattern across topic levels. A broker that
+    /// replaces client ids with the authenticated identity (mosquitto's
+    /// `use_username_as_clientid`, the embedded broker with authentication)
+    /// uses `<site>/<host>` whatever is sent. Authorization never rests on it:
+    /// a client id is not an identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// MQTT keepalive, whole seconds, at least 1 s. The broker publishes the
@@ -605,12 +608,12 @@ impl Config {
         }
     }
 
-    /// The MQTT client id: the configured one or the identity `<site>/<host>`.
+    /// The MQTT client id: the configured one or `<site>:<host>`.
     pub fn client_id(&self) -> String {
         self.mqtt
             .client_id
             .clone()
-            .unwrap_or_else(|| self.identity())
+            .unwrap_or_else(|| format!("{}:{}", self.site, self.host))
     }
 
     /// The identity a broker authenticates this agent as: `<site>/<host>`, the

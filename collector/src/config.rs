@@ -8,6 +8,8 @@
 //! ```toml
 //! # HTTP address for /metrics, /healthz and /api/v1/hosts.
 //! listen = "127.0.0.1:9184"
+//! # TLS and basic auth for the HTTP side: the exporter toolkit's web config (YAML).
+//! # web_config_file = "/etc/sitewatch/web-config.yml"
 //! # Split the agents' readings with other collectors (MQTT v5 shared subscription).
 //! # share_group = "collectors"
 //!
@@ -23,6 +25,11 @@
 //! ca = "/etc/sitewatch/mqtt-ca.pem"        # default: the system's CA roots
 //! cert = "/etc/sitewatch/collector.pem"    # client certificate (CN = the collector's identity), with key
 //! key = "/etc/sitewatch/collector.key"
+//!
+//! [http]
+//! max_connections = 512                   # more wait in the kernel's backlog
+//! header_read_timeout = "10s"             # TLS handshake, request head, idle keep-alive
+//! request_timeout = "30s"                 # the whole request; a stalled write
 //!
 //! # The embedded broker (ignored when [mqtt] is set).
 //! [embedded_broker]

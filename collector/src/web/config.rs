@@ -317,6 +317,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_parses_and_its_hash_is_bcrypt() {
+        let f = parse(include_str!("../../config/web-config.example.yml")).unwrap();
+        let tls = f.tls_server_config.as_ref().unwrap();
+        assert_eq!(
+            tls.cert_file.as_deref(),
+            Some(Path::new("/etc/sitewatch/tls/collector.pem"))
+        );
+        assert_eq!(tls.client_auth_type, ClientAuthType::NoClientCert);
+        assert_eq!(tls.min_version, Some(TlsVersion::TLS12));
+        // Everything but the files it names checks out.
+        let without_tls = WebConfigFile {
+            tls_server_config: None,
+            ..f
+        };
+        let web = build(&without_tls, Path::new(".")).unwrap();
+        assert!(web.auth.is_some());
+        assert_eq!(web.headers.len(), 2);
+    }
+
+    #[test]
     fn an_empty_file_is_no_tls_and_no_auth() {
         assert_eq!(parse("").unwrap(), WebConfigFile::default());
         assert_eq!(

@@ -26,7 +26,7 @@ use std::{
 };
 
 use sitewatch_agent::{
-    config::modbus::ModbusSourceConfig,
+    source::modbus::config::ModbusSourceConfig,
     source::{Poll, modbus::ModbusSource},
 };
 use sitewatch_modbus_profile::{

@@ -6,9 +6,11 @@
 //! was expected.
 //!
 //! Sources live under `[sources.<name>]` (the top-level `host` key is the host's
-//! name, so a `[host]` table would collide with it). Adding a source is one field
-//! in [`SourcesConfig`], one variant in [`SourceConfig`] and one line in
-//! [`SourcesConfig::enabled`].
+//! name, so a `[host]` table would collide with it). Each source's table, its
+//! defaults and its validation live in its own folder (`source/<name>/config.rs`);
+//! this module keeps the tree, the loading and the error reporting. Adding a
+//! source is one field in [`SourcesConfig`] and one variant in [`SourceConfig`]
+//! (see the crate's Layout).
 
 use std::{
     borrow::Cow,
@@ -22,10 +24,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sitewatch_protocol::{HostName, SiteName, limits};
 
-pub mod modbus;
-pub mod net;
-
-pub use net::{Method, NetSourceConfig, NetTarget, Role};
+use crate::endpoint::Endpoint;
+pub use crate::source::{SourceConfig, SourcesConfig};
 
 /// The whole configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,269 +129,11 @@ pub struct BufferConfig {
     pub max_bytes: usize,
 }
 
-/// `[sources]`: one table per source.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesConfig {
-    /// `[sources.host]`: this machine's CPU, memory, filesystems, network, load,
-    /// uptime and temperatures. Enabled by default.
-    #[serde(default)]
-    pub host: HostSourceConfig,
-    /// `[sources.smart]`: disk health through smartctl. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smart: Option<SmartSourceConfig>,
-    /// `[sources.modbus]`: UPS, generator, cooling and environment devices over
-    /// Modbus TCP/RTU, each read through a profile. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modbus: Option<modbus::ModbusSourceConfig>,
-    /// `[sources.net]`: ICMP echo and TCP connect probes to switches, routers,
-    /// uplinks, peer sites and services. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net: Option<NetSourceConfig>,
-    /// `[sources.ipmi]`: BMC sensors, SEL, chassis status and DCMI power over
-    /// RMCP+ and/or the local `/dev/ipmi0`. Absent = disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipmi: Option<IpmiSourceConfig>,
-    // Extension point: a new source adds an `Option<...SourceConfig>` field
-    // here (absent = disabled).
-}
-
-/// `[sources.ipmi]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IpmiSourceConfig {
-    /// Also read this machine's own BMC through `/dev/ipmi0` (in-band; needs
-    /// read-write access to the device, usually root or a udev rule). Its
-    /// readings have `dev = "local"`.
-    #[serde(default)]
-    pub local: bool,
-    /// How often to sweep every BMC.
-    #[serde(default = "default_ipmi_interval", with = "duration")]
-    pub interval: Duration,
-    /// How long one sweep may take. A BMC whose sweep is not done by then
-    /// reads `bmc_up = 0` for this poll; it never delays the others.
-    #[serde(default = "default_ipmi_timeout", with = "duration")]
-    pub timeout: Duration,
-    /// How long one IPMI request may wait for its answer (a UDP datagram; the
-    /// session is re-opened after a timeout so that a late answer is never
-    /// taken for the next one's).
-    #[serde(default = "default_ipmi_command_timeout", with = "duration")]
-    pub command_timeout: Duration,
-    /// A directory for the SDR cache and the SEL cursor, one file each per BMC,
-    /// so that a restart neither re-reads every SDR nor re-sends old SEL
-    /// entries. Without it both live in memory only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_dir: Option<PathBuf>,
-    /// Remote BMCs, read over RMCP+ (IPMI 2.0 "lanplus", cipher suite 3).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bmcs: Vec<BmcConfig>,
-}
-
-/// `[[sources.ipmi.bmcs]]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BmcConfig {
-    /// The BMC's name: its readings' `dev` and its state files' name.
-    /// `[A-Za-z0-9_.-]`, 1 to 64 characters, unique, not `local`.
-    pub name: String,
-    /// `host[:port]` or `[v6]:port`; the port defaults to 623.
-    pub address: String,
-    /// The BMC user (at most 16 bytes). ipmi-rs opens sessions at the
-    /// Administrator privilege level, so the user needs that limit.
-    pub username: String,
-    /// A file holding the password (its first line, at most 20 bytes).
-    pub password_file: PathBuf,
-}
-
-/// `[sources.host]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostSourceConfig {
-    /// Set to false to stop reading host resources.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// How often to poll.
-    #[serde(default = "default_host_interval", with = "duration")]
-    pub interval: Duration,
-    /// How long one poll may take before it counts as failed.
-    #[serde(default = "default_host_timeout", with = "duration")]
-    pub timeout: Duration,
-}
-
-/// `[sources.smart]`: one `smartctl` run per disk and poll.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmartSourceConfig {
-    /// The smartctl binary (smartmontools 7.0 or later for `--json`); an absolute path.
-    #[serde(default = "default_smartctl")]
-    pub smartctl: PathBuf,
-    /// How often every disk is read. SMART data changes slowly, and each run
-    /// costs the disk a few commands.
-    #[serde(default = "default_smart_interval", with = "duration")]
-    pub interval: Duration,
-    /// How long one smartctl run may take; then its whole process group is killed
-    /// and the disk's health is `unknown` for this poll. At most half of `interval`.
-    #[serde(default = "default_smart_timeout", with = "duration")]
-    pub timeout: Duration,
-    /// The disks to read. Empty: discover them with `smartctl --scan-open`.
-    #[serde(default)]
-    pub devices: Vec<SmartDeviceConfig>,
-    /// How often discovery runs again (new or replaced disks); unused with `devices`.
-    #[serde(default = "default_smart_rescan", with = "duration")]
-    pub rescan: Duration,
-    /// Read only disks whose name (`sda`, `nvme0`, `megaraid,1@/dev/bus/0`) or path
-    /// matches one of these patterns (`*` any run of characters, `?` one). Empty: all.
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// Skip disks whose name or path matches one of these patterns; wins over `include`.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    /// smartctl processes running at once, at most. Several disks behind one RAID
-    /// controller share its firmware's attention: keep this low.
-    #[serde(default = "default_smart_max_concurrent")]
-    pub max_concurrent: usize,
-    /// Skip (do not wake) a disk in this power mode or a lower one:
-    /// `never` (always read), `sleep`, `standby` or `idle` (smartctl's `--nocheck`).
-    #[serde(default)]
-    pub nocheck: NoCheck,
-    /// `nocheck` per protocol (`ata`, `nvme`, `scsi`), for disks that misreport
-    /// their power mode: `[sources.smart.nocheck_by_protocol] nvme = "never"`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub nocheck_by_protocol: BTreeMap<DiskProtocol, NoCheck>,
-}
-
-/// One `[[sources.smart.devices]]` entry (or `{ path = ..., type = ... }`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmartDeviceConfig {
-    /// The device path given to smartctl, e.g. `/dev/sda`, `/dev/nvme0`, `/dev/bus/0`.
-    pub path: String,
-    /// smartctl's `-d` type, e.g. `sat`, `nvme`, `scsi`, `megaraid,1`. Recommended:
-    /// without it smartctl probes the device, which can wake a sleeping disk.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub dev_type: Option<String>,
-    /// `nocheck` for this disk alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nocheck: Option<NoCheck>,
-}
-
-/// smartctl's `--nocheck` power modes, lowest-power first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoCheck {
-    /// Always read the disk (wakes a sleeping one).
-    Never,
-    /// Skip a disk in SLEEP mode.
-    Sleep,
-    /// Skip a disk in SLEEP or STANDBY mode (spun down).
-    #[default]
-    Standby,
-    /// Skip a disk in SLEEP, STANDBY or IDLE mode.
-    Idle,
-}
-
-impl NoCheck {
-    /// The `--nocheck` argument.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoCheck::Never => "never",
-            NoCheck::Sleep => "sleep",
-            NoCheck::Standby => "standby",
-            NoCheck::Idle => "idle",
-        }
-    }
-}
-
-/// A disk's command set, as a `nocheck_by_protocol` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DiskProtocol {
-    Ata,
-    Nvme,
-    Scsi,
-}
-
 /// When a source polls and how long a poll may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
     pub interval: Duration,
     pub timeout: Duration,
-}
-
-/// One enabled source's configuration: what [`crate::source::Source::build`] dispatches on.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceConfig {
-    Host(HostSourceConfig),
-    Smart(SmartSourceConfig),
-    Modbus(modbus::ModbusSourceConfig),
-    Net(NetSourceConfig),
-    Ipmi(IpmiSourceConfig),
-}
-
-impl SourceConfig {
-    /// The source's name, as in `src` and in the state's `sources`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            SourceConfig::Host(_) => "host",
-            SourceConfig::Smart(_) => "smart",
-            SourceConfig::Modbus(_) => "modbus",
-            SourceConfig::Net(_) => "net",
-            SourceConfig::Ipmi(_) => "ipmi",
-        }
-    }
-
-    pub fn schedule(&self) -> Schedule {
-        match self {
-            SourceConfig::Host(c) => Schedule {
-                interval: c.interval,
-                timeout: c.timeout,
-            },
-            // `timeout` bounds each smartctl run; the poll as a whole (discovery
-            // and every disk) has one interval, and the source stops starting
-            // runs that could not finish within it.
-            SourceConfig::Smart(c) => Schedule {
-                interval: c.interval,
-                timeout: c.interval,
-            },
-            SourceConfig::Modbus(c) => Schedule {
-                interval: c.interval,
-                timeout: c.timeout,
-            },
-            // Each target is probed on its own interval by the source's own tasks;
-            // the schedule only publishes their latest results (see `source::net`).
-            SourceConfig::Net(c) => Schedule {
-                interval: c.tick(),
-                timeout: c.poll_timeout(),
-            },
-            SourceConfig::Ipmi(c) => Schedule {
-                interval: c.interval,
-                timeout: c.timeout,
-            },
-        }
-    }
-}
-
-impl SourcesConfig {
-    /// The enabled sources, in a stable order.
-    pub fn enabled(&self) -> Vec<SourceConfig> {
-        let mut out = Vec::new();
-        if self.host.enabled {
-            out.push(SourceConfig::Host(self.host.clone()));
-        }
-        if let Some(smart) = &self.smart {
-            out.push(SourceConfig::Smart(smart.clone()));
-        }
-        if let Some(m) = self.modbus.as_ref().filter(|m| m.enabled) {
-            out.push(SourceConfig::Modbus(m.clone()));
-        }
-        if let Some(net) = self.net.as_ref().filter(|n| n.enabled) {
-            out.push(SourceConfig::Net(net.clone()));
-        }
-        if let Some(ipmi) = &self.ipmi {
-            out.push(SourceConfig::Ipmi(ipmi.clone()));
-        }
-        out
-    }
 }
 
 /// Where the broker is: parsed from `mqtt://host[:port]` or `mqtts://host[:port]`.
@@ -429,38 +171,9 @@ impl FromStr for BrokerUrl {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let default_port = if tls { 8883 } else { 1883 };
-        // `[::1]:1883`: the brackets keep an IPv6 address's colons apart from the port's.
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (addr, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{s:?} has an unclosed '['; {expected}"))?;
-            match after.strip_prefix(':') {
-                Some(port) => (addr, Some(port)),
-                None if after.is_empty() => (addr, None),
-                None => return Err(format!("{s:?} has junk after ']'; {expected}")),
-            }
-        } else {
-            match rest.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (rest, None),
-            }
-        };
-        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
-            return Err(format!("{s:?} has no valid host; {expected}"));
-        }
-        let port = match port {
-            None => default_port,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("{s:?} has an invalid port {p:?}; {expected}"))?,
-        };
-        Ok(BrokerUrl {
-            tls,
-            host: host.to_owned(),
-            port,
-        })
+        let (host, port) = Endpoint::parse_with_port(rest, default_port)
+            .map_err(|e| format!("{s:?}: {e}; {expected}"))?;
+        Ok(BrokerUrl { tls, host, port })
     }
 }
 
@@ -737,21 +450,9 @@ impl Config {
                 ),
             ));
         }
-        if let Some(smart) = &self.sources.smart {
-            smart
-                .validate()
-                .map_err(|(key, message)| invalid(key, message))?;
-        }
-        if let Some(m) = &self.sources.modbus {
-            modbus::check(m).map_err(|(key, message)| invalid(key, message))?;
-        }
-        if let Some(net) = self.sources.net.as_ref().filter(|n| n.enabled) {
-            net.validate()
-                .map_err(|(key, message)| invalid(key, message))?;
-        }
-        if let Some(ipmi) = &self.sources.ipmi {
-            validate_ipmi(ipmi).map_err(|(key, message)| invalid(key, message))?;
-        }
+        self.sources
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         for source in self.sources.enabled() {
             let s = source.schedule();
             if s.interval < Duration::from_millis(100) {
@@ -769,193 +470,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-impl SmartSourceConfig {
-    /// The rules serde cannot express: the offending key and why.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !self.smartctl.is_absolute() {
-            return Err((
-                "sources.smart.smartctl",
-                format!(
-                    "must be an absolute path, not {:?} (the agent runs it as root)",
-                    self.smartctl
-                ),
-            ));
-        }
-        if self.timeout.is_zero() || self.timeout.saturating_mul(2) > self.interval {
-            return Err((
-                "sources.smart.timeout",
-                format!(
-                    "must be above zero and at most half of sources.smart.interval ({})",
-                    humantime::format_duration(self.interval)
-                ),
-            ));
-        }
-        if self.rescan < Duration::from_secs(1) {
-            return Err(("sources.smart.rescan", "must be at least 1s".into()));
-        }
-        if !(1..=64).contains(&self.max_concurrent) {
-            return Err((
-                "sources.smart.max_concurrent",
-                "must be between 1 and 64".into(),
-            ));
-        }
-        for (key, patterns) in [
-            ("sources.smart.include", &self.include),
-            ("sources.smart.exclude", &self.exclude),
-        ] {
-            if let Some(p) = patterns
-                .iter()
-                .find(|p| p.is_empty() || p.chars().any(char::is_control))
-            {
-                return Err((key, format!("has an empty or invalid pattern {p:?}")));
-            }
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for (i, d) in self.devices.iter().enumerate() {
-            if !d.path.starts_with('/') || d.path.chars().any(|c| c.is_control() || c == ' ') {
-                return Err((
-                    "sources.smart.devices",
-                    format!(
-                        "entry {i}: path {:?} must be an absolute device path such as /dev/sda",
-                        d.path
-                    ),
-                ));
-            }
-            if let Some(t) = &d.dev_type {
-                let valid = !t.is_empty()
-                    && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                    && t.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ",+/_.-".contains(c));
-                if !valid {
-                    return Err((
-                        "sources.smart.devices",
-                        format!(
-                            "entry {i}: type {t:?} is not a smartctl -d type such as sat, nvme or megaraid,1"
-                        ),
-                    ));
-                }
-            }
-            let name = crate::source::smart::device_name(&d.path, d.dev_type.as_deref());
-            if !names.insert(name.clone()) {
-                return Err((
-                    "sources.smart.devices",
-                    format!("entry {i}: names the disk {name} a second time"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Default for SmartSourceConfig {
-    fn default() -> Self {
-        SmartSourceConfig {
-            smartctl: default_smartctl(),
-            interval: default_smart_interval(),
-            timeout: default_smart_timeout(),
-            devices: Vec::new(),
-            rescan: default_smart_rescan(),
-            include: Vec::new(),
-            exclude: Vec::new(),
-            max_concurrent: default_smart_max_concurrent(),
-            nocheck: NoCheck::default(),
-            nocheck_by_protocol: BTreeMap::new(),
-        }
-    }
-}
-
-/// The `[sources.ipmi]` rules serde cannot express: (key, message) on failure.
-fn validate_ipmi(c: &IpmiSourceConfig) -> Result<(), (&'static str, String)> {
-    if !c.local && c.bmcs.is_empty() {
-        return Err((
-            "sources.ipmi",
-            "has neither `local = true` nor any [[sources.ipmi.bmcs]]".into(),
-        ));
-    }
-    if c.command_timeout.is_zero() || c.command_timeout > c.timeout {
-        return Err((
-            "sources.ipmi.command_timeout",
-            "must be above zero and at most sources.ipmi.timeout".into(),
-        ));
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for (i, bmc) in c.bmcs.iter().enumerate() {
-        let valid_name = (1..=64).contains(&bmc.name.len())
-            && bmc
-                .name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'))
-            && !bmc.name.starts_with('.');
-        if !valid_name || bmc.name == "local" {
-            return Err((
-                "sources.ipmi.bmcs.name",
-                format!(
-                    "of BMC #{} ({:?}) must be 1 to 64 characters of [A-Za-z0-9_.-], not starting with '.', and not \"local\"",
-                    i + 1,
-                    bmc.name
-                ),
-            ));
-        }
-        if !names.insert(bmc.name.as_str()) {
-            return Err((
-                "sources.ipmi.bmcs.name",
-                format!("{:?} is used by two BMCs", bmc.name),
-            ));
-        }
-        if let Err(e) = parse_bmc_address(&bmc.address) {
-            return Err((
-                "sources.ipmi.bmcs.address",
-                format!("of BMC {:?}: {e}", bmc.name),
-            ));
-        }
-        if bmc.username.len() > 16 {
-            return Err((
-                "sources.ipmi.bmcs.username",
-                format!(
-                    "of BMC {:?} is longer than 16 bytes (the IPMI limit)",
-                    bmc.name
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `host[:port]` or `[v6]:port` -> (host, port), the port defaulting to 623.
-pub fn parse_bmc_address(s: &str) -> Result<(String, u16), String> {
-    let expected = "expected host[:port] or [v6-address]:port";
-    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
-        let (addr, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("{s:?} has an unclosed '['; {expected}"))?;
-        match after.strip_prefix(':') {
-            Some(port) => (addr, Some(port)),
-            None if after.is_empty() => (addr, None),
-            None => return Err(format!("{s:?} has junk after ']'; {expected}")),
-        }
-    } else if s.matches(':').count() > 1 {
-        // A bare IPv6 address: its colons are not a port separator.
-        (s, None)
-    } else {
-        match s.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!("{s:?} has no valid host; {expected}"));
-    }
-    let port = match port {
-        None => 623,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{s:?} has an invalid port {p:?}; {expected}"))?,
-    };
-    Ok((host.to_owned(), port))
 }
 
 /// The dotted key path at byte `span` of a TOML document: the last table header
@@ -1008,18 +522,8 @@ fn key_path_at(text: &str, span: std::ops::Range<usize>, whole_table: bool) -> S
     }
     table
 }
-fn default_ipmi_interval() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_ipmi_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_ipmi_command_timeout() -> Duration {
-    Duration::from_secs(1)
-}
-
-/// `"5s"`-style durations (humantime) in and out.
-mod duration {
+/// `"5s"`-style durations (humantime) in and out: `#[serde(with = "duration")]`.
+pub(crate) mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -1035,6 +539,24 @@ mod duration {
                 "invalid duration {s:?} ({e}), expected e.g. \"5s\", \"500ms\" or \"1m\""
             ))
         })
+    }
+}
+
+/// An optional `"5s"`-style duration: `#[serde(default, with = "opt_duration")]`.
+pub(crate) mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
     }
 }
 
@@ -1059,16 +581,6 @@ impl Default for BufferConfig {
         BufferConfig {
             max_messages: default_max_messages(),
             max_bytes: default_max_bytes(),
-        }
-    }
-}
-
-impl Default for HostSourceConfig {
-    fn default() -> Self {
-        HostSourceConfig {
-            enabled: true,
-            interval: default_host_interval(),
-            timeout: default_host_timeout(),
         }
     }
 }
@@ -1103,7 +615,7 @@ fn localhost() -> HostName {
     HostName::new("localhost").expect("\"localhost\" is a valid host name")
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 fn default_heartbeat() -> Duration {
@@ -1127,27 +639,5 @@ fn default_max_messages() -> usize {
 fn default_max_bytes() -> usize {
     16 * 1024 * 1024
 }
-fn default_host_interval() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_host_timeout() -> Duration {
-    Duration::from_secs(3)
-}
-fn default_smartctl() -> PathBuf {
-    PathBuf::from("/usr/sbin/smartctl")
-}
-fn default_smart_interval() -> Duration {
-    Duration::from_secs(600)
-}
-fn default_smart_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_smart_rescan() -> Duration {
-    Duration::from_secs(3600)
-}
-fn default_smart_max_concurrent() -> usize {
-    1
-}
-
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,15 @@
 //! # Layout
 //!
 //! - [`cli`]: the `run`, `check-config` and `once` commands.
-//! - [`config`]: the typed TOML configuration, its defaults and validation.
-//! - [`source`]: the [`source::Poll`] trait and the [`source::Source`] enum;
-//!   one module per source ([`source::host`], [`source::smart`],
-//!   [`source::modbus`], [`source::net`], [`source::ipmi`]).
+//! - [`config`]: the typed TOML tree, its loading and error reporting; each
+//!   source's own table lives in its folder.
+//! - [`source`]: the [`source::Poll`] trait, the [`source::Source`] enum and
+//!   the `sources!` registry; one folder per source ([`source::host`],
+//!   [`source::smart`], [`source::modbus`], [`source::net`], [`source::ipmi`]).
+//! - [`device`]: the shared device layer: one task per device, its timeout,
+//!   interval, backoff from dead devices, health readings and rate-limited
+//!   error logs.
+//! - [`endpoint`]: the one `host[:port]` / `[v6]:port` grammar.
 //! - [`scheduler`]: one task per source, each poll under its own timeout.
 //! - [`batch`]: readings -> numbered, size-capped readings messages (pure).
 //! - [`buffer`]: the store-and-forward buffer and in-flight window (pure).
@@ -22,12 +27,39 @@
 //! - [`selfmetrics`]: the agent's own readings (`src = "agent"`).
 //! - [`tls`]: rustls configuration for `mqtts://`.
 //! - [`logging`]: `tracing` to stderr, text or JSON.
+//!
+//! # Adding a source
+//!
+//! A source is one folder, one registry entry, nothing else:
+//!
+//! 1. `src/source/<name>/config.rs`: the `[sources.<name>]` table
+//!    (`#[serde(deny_unknown_fields)]`, every field documented and defaulted,
+//!    durations through `crate::config::duration`, addresses through
+//!    [`endpoint::Endpoint`]) implementing [`source::Section`]: `enabled`,
+//!    `schedule` and `validate` (errors name the key).
+//! 2. `src/source/<name>/mod.rs`: `pub const NAME`, the source implementing
+//!    [`source::Poll`] and [`source::Build`]. Each device it reads over a
+//!    network or a bus implements [`device::Device`] (`read`, `unread`,
+//!    `counters`) and is added to a [`device::Fleet`], which gives it its own
+//!    task, timeout, interval, backoff and the shared health readings. Its
+//!    quantities come from `sitewatch_protocol::quantity` (add new shared ones
+//!    there) or its own `pub mod q`.
+//! 3. One entry in the `sources!` table at the end of `src/source.rs`: the
+//!    `[sources]` field (docs and serde attributes) and the [`source::Source`]
+//!    variant, which also gives `SourceConfig`, `enabled()`, validation,
+//!    `check-config` and dispatch.
+//! 4. Its tests in `tests/<name>.rs` against a real peer, its captures and
+//!    expected values in `tests/<name>/`, and a README section.
+//!
+//! The `modbus` and `ipmi` sources show the device layer in use.
 
 pub mod backoff;
 pub mod batch;
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod device;
+pub mod endpoint;
 pub mod logging;
 pub mod publisher;
 pub mod scheduler;

@@ -1,7 +1,12 @@
-//! Sources: a closed set, one module each, dispatched through [`Source`].
+//! Sources: a closed set, one folder each, registered in one `sources!` table.
 //!
-//! Adding a source is a new module implementing [`Poll`], one [`Source`]
-//! variant, one [`crate::config::SourceConfig`] variant and its test data.
+//! A source is a folder `source/<name>/`: `mod.rs` (the source, implementing
+//! [`Poll`] and [`Build`]), `config.rs` (its `[sources.<name>]` table,
+//! implementing [`Section`]: defaults, validation, schedule), its quantities,
+//! and its tests and test data. Devices it reads over a network or a bus go
+//! through the shared device layer ([`crate::device`]). Registering it is one
+//! entry in the table at the end of this file: the [`Source`] variant and the
+//! [`SourcesConfig`] field come from it together.
 
 pub mod host;
 pub mod ipmi;
@@ -13,7 +18,7 @@ use std::{future::Future, time::Duration};
 
 use sitewatch_protocol::{Event, Reading};
 
-use crate::config::SourceConfig;
+use crate::config::Schedule;
 
 /// What every source does: read its devices once.
 ///
@@ -43,49 +48,131 @@ impl From<Vec<Reading>> for Polled {
     }
 }
 
-/// One configured source.
-#[derive(Debug)]
-pub enum Source {
-    Host(host::HostSource),
-    Smart(smart::SmartSource),
-    Modbus(modbus::ModbusSource),
-    Net(net::NetSource),
-    Ipmi(ipmi::IpmiSource),
-}
+/// What a source's `[sources.<name>]` table tells the source layer.
+pub trait Section {
+    /// Whether the table asks for the source (it may say `enabled = false`).
+    fn enabled(&self) -> bool {
+        true
+    }
 
-impl Source {
-    /// Builds the source a config section describes.
-    pub fn build(config: &SourceConfig) -> Result<Source, SourceError> {
-        match config {
-            SourceConfig::Host(_) => Ok(Source::Host(host::HostSource::new()?)),
-            SourceConfig::Smart(c) => Ok(Source::Smart(smart::SmartSource::new(c.clone()))),
-            SourceConfig::Modbus(c) => Ok(Source::Modbus(modbus::ModbusSource::new(c)?)),
-            SourceConfig::Net(c) => Ok(Source::Net(net::NetSource::new(c)?)),
-            SourceConfig::Ipmi(c) => Ok(Source::Ipmi(ipmi::IpmiSource::new(c)?)),
-        }
+    /// When the source polls and how long a poll may take.
+    fn schedule(&self) -> Schedule;
+
+    /// The rules serde cannot express: the offending key and why.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
     }
 }
 
-impl Poll for Source {
-    fn name(&self) -> &'static str {
-        match self {
-            Source::Host(s) => s.name(),
-            Source::Smart(s) => s.name(),
-            Source::Modbus(s) => s.name(),
-            Source::Net(s) => s.name(),
-            Source::Ipmi(s) => s.name(),
-        }
-    }
+/// A [`SourcesConfig`] field: a table that is always there (`host`) or an
+/// optional one (absent = disabled).
+pub trait Field {
+    type Section: Section;
+    fn present(&self) -> Option<&Self::Section>;
+}
 
-    async fn poll(&mut self) -> Result<Polled, SourceError> {
-        match self {
-            Source::Host(s) => s.poll().await,
-            Source::Smart(s) => s.poll().await,
-            Source::Modbus(s) => s.poll().await,
-            Source::Net(s) => s.poll().await,
-            Source::Ipmi(s) => s.poll().await,
-        }
+impl<T: Section> Field for Option<T> {
+    type Section = T;
+    fn present(&self) -> Option<&T> {
+        self.as_ref()
     }
+}
+
+/// How a source comes from its table.
+pub trait Build: Poll + Sized {
+    type Config: Section + Clone + std::fmt::Debug + PartialEq;
+
+    /// Builds the source (within a tokio runtime: device tasks start here).
+    fn build(config: &Self::Config) -> Result<Self, SourceError>;
+}
+
+/// The registry: each entry is a source's `[sources]` field (with its docs and
+/// serde attributes) and its [`Source`] variant.
+macro_rules! sources {
+    ($(
+        $(#[$field_meta:meta])*
+        $field:ident: $field_ty:ty => $variant:ident($source:ty),
+    )*) => {
+        /// `[sources]`: one table per source.
+        #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct SourcesConfig {
+            $( $(#[$field_meta])* pub $field: $field_ty, )*
+        }
+
+        /// One enabled source's configuration: what [`Source::build`] dispatches on.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum SourceConfig {
+            $( $variant(<$source as Build>::Config), )*
+        }
+
+        /// One configured source.
+        #[derive(Debug)]
+        pub enum Source {
+            $( $variant($source), )*
+        }
+
+        impl SourcesConfig {
+            /// The enabled sources, in a stable order.
+            pub fn enabled(&self) -> Vec<SourceConfig> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(c) = Field::present(&self.$field).filter(|c| Section::enabled(*c)) {
+                        out.push(SourceConfig::$variant(c.clone()));
+                    }
+                )*
+                out
+            }
+
+            /// Every present table's own rules (enabled or not).
+            pub fn validate(&self) -> Result<(), (&'static str, String)> {
+                $(
+                    if let Some(c) = Field::present(&self.$field) {
+                        Section::validate(c)?;
+                    }
+                )*
+                Ok(())
+            }
+        }
+
+        impl SourceConfig {
+            /// The source's name, as in `src` and in the state's `sources`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( SourceConfig::$variant(_) => stringify!($field), )*
+                }
+            }
+
+            pub fn schedule(&self) -> Schedule {
+                match self {
+                    $( SourceConfig::$variant(c) => Section::schedule(c), )*
+                }
+            }
+        }
+
+        impl Source {
+            /// Builds the source a config section describes.
+            pub fn build(config: &SourceConfig) -> Result<Source, SourceError> {
+                match config {
+                    $( SourceConfig::$variant(c) => Ok(Source::$variant(<$source as Build>::build(c)?)), )*
+                }
+            }
+        }
+
+        impl Poll for Source {
+            fn name(&self) -> &'static str {
+                match self {
+                    $( Source::$variant(s) => s.name(), )*
+                }
+            }
+
+            async fn poll(&mut self) -> Result<Polled, SourceError> {
+                match self {
+                    $( Source::$variant(s) => s.poll().await, )*
+                }
+            }
+        }
+    };
 }
 
 /// Why a poll produced no readings.
@@ -111,4 +198,26 @@ impl SourceError {
             SourceError::Crashed(_) => "crashed",
         }
     }
+}
+
+sources! {
+    /// `[sources.host]`: this machine's CPU, memory, filesystems, network, load,
+    /// uptime and temperatures. Enabled by default.
+    #[serde(default)]
+    host: host::config::HostSourceConfig => Host(host::HostSource),
+    /// `[sources.smart]`: disk health through smartctl. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    smart: Option<smart::config::SmartSourceConfig> => Smart(smart::SmartSource),
+    /// `[sources.modbus]`: UPS, generator, cooling and environment devices over
+    /// Modbus TCP/RTU, each read through a profile. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    modbus: Option<modbus::config::ModbusSourceConfig> => Modbus(modbus::ModbusSource),
+    /// `[sources.net]`: ICMP echo and TCP connect probes to switches, routers,
+    /// uplinks, peer sites and services. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    net: Option<net::config::NetSourceConfig> => Net(net::NetSource),
+    /// `[sources.ipmi]`: BMC sensors, SEL, chassis status and DCMI power over
+    /// RMCP+ and/or the local `/dev/ipmi0`. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipmi: Option<ipmi::config::IpmiSourceConfig> => Ipmi(ipmi::IpmiSource),
 }

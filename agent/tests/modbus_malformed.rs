@@ -15,7 +15,7 @@ use std::{
 
 use pty::pty_pair;
 use sitewatch_agent::{
-    config::modbus::ModbusSourceConfig,
+    source::modbus::config::ModbusSourceConfig,
     source::{Poll, modbus::ModbusSource},
 };
 use sitewatch_protocol::{Reading, ReadingState};

@@ -21,7 +21,7 @@ use std::{
 };
 
 use sitewatch_agent::{
-    config::{Method, NetSourceConfig, NetTarget, Role},
+    source::net::config::{Method, NetSourceConfig, NetTarget, Role},
     source::{
         Poll,
         net::{NetSource, SocketKind},

@@ -1,6 +1,11 @@
 //! The `smart` source end to end: real smartctl captures through the mapping
 //! (data-driven, expected outputs in `tests/smart/expected/`), and the process
-//! handling against a fake smartctl (a shell script) and the real one.
+//! handling against a fake smartctl (a shell script, fed the hand-written
+//! outputs of `tests/smart/fixtures/`) and the real one.
+//!
+//! The captures live in `../shared/testdata/smartctl/`: without that folder the
+//! tests that need them print SKIPPED and pass (and fail under
+//! `SITEWATCH_REQUIRE_SHARED=1`, as in CI).
 //!
 //! Re-generate the expected files after a deliberate change with
 //! `SITEWATCH_BLESS=1 cargo test -p sitewatch-agent --test smart`, then review the diff.
@@ -17,7 +22,7 @@ use std::{
 use serde_json::{Value, json};
 use sitewatch_agent::{
     batch::Batcher,
-    config::{NoCheck, SmartDeviceConfig, SmartSourceConfig},
+    source::smart::config::{NoCheck, SmartDeviceConfig, SmartSourceConfig},
     source::{
         Poll, Polled,
         smart::{RunResult, SmartSource, Tracker, device_name, scanned_devices},
@@ -25,18 +30,26 @@ use sitewatch_agent::{
 };
 use sitewatch_protocol::{Reading, ReadingState, Severity};
 
-const CAPTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/smartctl"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smart/fixtures");
 const EXPECTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smart/expected");
 const PARSER_FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../smartctl-parser/tests/fixtures"
 );
 
-fn capture(name: &str) -> Vec<u8> {
-    let path = format!("{CAPTURES}/{name}");
+/// The shared captures' folder, `None` (and a SKIPPED line) when absent.
+fn captures() -> Option<PathBuf> {
+    sitewatch_shared_testdata::dir("smartctl", "smartctl captures")
+}
+
+fn capture(dir: &Path, name: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A hand-written output of `tests/smart/fixtures/`.
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{FIXTURES}/{name}");
     fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -127,8 +140,9 @@ fn summarize_scan(stdout: &[u8]) -> Value {
 
 #[test]
 fn every_capture_maps_to_its_expected_readings() {
-    let mut names: Vec<String> = fs::read_dir(CAPTURES)
-        .unwrap_or_else(|e| panic!("{CAPTURES} is missing ({e}): the test needs it"))
+    let Some(dir) = captures() else { return };
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
         .collect();
@@ -137,7 +151,7 @@ fn every_capture_maps_to_its_expected_readings() {
     let bless = std::env::var_os("SITEWATCH_BLESS").is_some();
     let mut mismatches = Vec::new();
     for name in &names {
-        let stdout = capture(name);
+        let stdout = capture(&dir, name);
         let actual = if name.starts_with("scan_") {
             summarize_scan(&stdout)
         } else {
@@ -284,10 +298,11 @@ async fn wait_until_gone(pid: &str) -> bool {
 
 #[tokio::test]
 async fn a_capture_and_its_exit_code_become_readings_and_smartctl_gets_the_right_arguments() {
+    let Some(dir) = captures() else { return };
     let fake = Fake::new();
     fake.set(
         "stdout",
-        capture("megaraid_WD4000FYYX_reallocated387_exit4.json"),
+        capture(&dir, "megaraid_WD4000FYYX_reallocated387_exit4.json"),
     )
     .set("exit", "4");
     let mut config = fake.config(&[]);
@@ -418,7 +433,7 @@ fn overlap(log: &str) -> usize {
 async fn no_more_than_max_concurrent_smartctl_runs_at_once() {
     let fake = Fake::new();
     fake.set("delay", "0.3")
-        .set("stdout", capture("sata-hdd_ST16000NM001G_healthy.json"));
+        .set("stdout", fixture("sata_healthy.json"));
     let disks = ["/dev/sda", "/dev/sdb", "/dev/sdc", "/dev/sdd", "/dev/sde"];
     let mut config = fake.config(&disks);
     config.max_concurrent = 2;
@@ -451,7 +466,7 @@ async fn no_more_than_max_concurrent_smartctl_runs_at_once() {
 async fn a_disk_in_standby_is_skipped_counted_and_not_woken() {
     let fake = Fake::new();
     let standby = fs::read(format!("{PARSER_FIXTURES}/ata_standby_skipped.json")).unwrap();
-    fake.set("stdout", capture("sata-hdd_ST16000NM001G_healthy.json"));
+    fake.set("stdout", fixture("sata_healthy.json"));
     let mut source = SmartSource::new(fake.config(&["/dev/sdb"]));
     source.poll().await.unwrap();
     fake.set("stdout", standby).set("exit", "2");
@@ -485,15 +500,18 @@ async fn a_disk_in_standby_is_skipped_counted_and_not_woken() {
 #[tokio::test]
 async fn nocheck_by_protocol_applies_once_the_protocol_is_known() {
     let fake = Fake::new();
-    fake.set("stdout", capture("nvme_Samsung_970_EVO_Plus_250GB.json"));
+    fake.set("stdout", fixture("nvme_healthy.json"));
     let mut config = fake.config(&[]);
     config.devices = vec![SmartDeviceConfig {
         path: "/dev/nvme0".into(),
         dev_type: None,
         nocheck: None,
     }];
-    config.nocheck_by_protocol =
-        [(sitewatch_agent::config::DiskProtocol::Nvme, NoCheck::Never)].into();
+    config.nocheck_by_protocol = [(
+        sitewatch_agent::source::smart::config::DiskProtocol::Nvme,
+        NoCheck::Never,
+    )]
+    .into();
     let mut source = SmartSource::new(config);
     source.poll().await.unwrap();
     source.poll().await.unwrap();
@@ -509,10 +527,9 @@ async fn nocheck_by_protocol_applies_once_the_protocol_is_known() {
     assert_eq!(modes, ["--nocheck=standby", "--nocheck=never"]);
 }
 
-/// The healthy capture with attribute 5 set to `count`.
+/// The healthy disk with attribute 5 set to `count`.
 fn with_reallocated(count: u64) -> Vec<u8> {
-    let mut report: Value =
-        serde_json::from_slice(&capture("sata-hdd_ST16000NM001G_healthy.json")).unwrap();
+    let mut report: Value = serde_json::from_slice(&fixture("sata_healthy.json")).unwrap();
     let table = report["ata_smart_attributes"]["table"]
         .as_array_mut()
         .unwrap();
@@ -549,10 +566,8 @@ async fn reallocated_sectors_growing_between_polls_is_a_high_event() {
 #[tokio::test]
 async fn discovered_disks_are_each_read_with_their_controller_address() {
     let fake = Fake::new();
-    fake.set("scan.json", capture("scan_megaraid.json")).set(
-        "stdout",
-        capture("megaraid_WD4000FYYX_reallocated387_exit4.json"),
-    );
+    fake.set("scan.json", fixture("scan_megaraid_two_disks.json"))
+        .set("stdout", fixture("sata_healthy.json"));
     let mut config = fake.config(&[]);
     config.exclude = vec!["megaraid,0@*".into()];
     let mut source = SmartSource::new(config);

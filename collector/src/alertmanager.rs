@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::config::AlertmanagerSettings;
 use crate::signals::ActiveSignals;
-use crate::{Error, Shared};
+use crate::{Clock, Error};
 
 /// How often each task looks for due alerts (and retries a failed push).
 pub const TICK: Duration = Duration::from_secs(1);
@@ -280,7 +280,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn error(&self, e: PushError) {
+    pub fn error(&self, e: PushError) {
         if let Some(i) = PushError::ALL.iter().position(|k| *k == e) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -312,16 +312,31 @@ pub fn client(settings: &AlertmanagerSettings) -> Result<(reqwest::Client, Optio
     Ok((client, authorization))
 }
 
+/// One Alertmanager to push to, and how.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    pub base_url: String,
+    pub settings: AlertmanagerSettings,
+    pub client: reqwest::Client,
+    /// The `Authorization` header, secrets read.
+    pub authorization: Option<String>,
+    /// Site -> region, for the alerts' `region` label.
+    pub regions: BTreeMap<String, String>,
+    pub stats: Arc<Stats>,
+    pub clock: Clock,
+}
+
 /// Pushes to one Alertmanager until the process stops.
-pub async fn run(
-    base_url: String,
-    settings: AlertmanagerSettings,
-    client: reqwest::Client,
-    authorization: Option<String>,
-    regions: BTreeMap<String, String>,
-    mut active: watch::Receiver<ActiveSignals>,
-    shared: Arc<Shared>,
-) {
+pub async fn run(pusher: Pusher, mut active: watch::Receiver<ActiveSignals>) {
+    let Pusher {
+        base_url,
+        settings,
+        client,
+        authorization,
+        regions,
+        stats,
+        clock,
+    } = pusher;
     let url = format!("{base_url}/api/v2/alerts");
     let mut book = Book::new(settings.resend_interval, regions);
     let mut tick = tokio::time::interval(TICK);
@@ -334,7 +349,7 @@ pub async fn run(
         if current.now_ms != 0 {
             book.update(&current.signals, current.now_ms);
         }
-        let now = shared.clock.now_ms();
+        let now = clock.now_ms();
         let due = book.due(now);
         if due.is_empty() {
             continue;
@@ -343,8 +358,7 @@ pub async fn run(
         match post(&client, &url, authorization.as_deref(), &alerts).await {
             Ok(()) => {
                 book.sent(&keys, now);
-                shared
-                    .alertmanager
+                stats
                     .alerts_sent
                     .fetch_add(alerts.len() as u64, Ordering::Relaxed);
                 if last_error.take().is_some() {
@@ -353,7 +367,7 @@ pub async fn run(
                 tracing::debug!(url = base_url, alerts = alerts.len(), "alerts pushed");
             }
             Err((kind, message)) => {
-                shared.alertmanager.error(kind);
+                stats.error(kind);
                 // Logged on change and then once a minute, not every second.
                 let log = match last_error {
                     Some((k, at)) => k != kind || at.elapsed() >= Duration::from_secs(60),

@@ -40,7 +40,6 @@
 //! [state]
 //! stale_factor = 3                   # a series expires after 3 intervals of its source
 //! lost_after_missed_heartbeats = 3   # an online agent silent this many intervals is lost
-//! startup_grace = "15s"              # no agent declared lost by heartbeat this soon after start
 //! default_interval = "60s"           # when an agent did not announce its intervals
 //! max_series = 5000000               # beyond this, new series are dropped and counted
 //! ```
@@ -181,12 +180,22 @@ pub struct AlertmanagerFileConfig {
     pub tls: Option<TlsConfig>,
 }
 
-/// `[mqtt]`: the broker to consume.
+/// `[mqtt]`: the broker to consume (`url` and the keys beside it), or several
+/// (`[[mqtt.brokers]]`, each with the same keys and a `name`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// `mqtt://host[:port]` or `mqtts://host[:port]`.
     pub url: Option<String>,
+    /// The link's name (the `broker` label, `/api/v1/hosts`' `paths`); default:
+    /// the URL's host.
+    pub name: Option<String>,
+    /// `"5"` (default) or `"3.1.1"`. MQTT 5 tells the broker the largest packet
+    /// the collector takes, so an oversized retained message cannot blind it.
+    pub protocol: Option<MqttProtocol>,
+    /// Several brokers (a dual-homed deployment): each is a path of its own.
+    #[serde(default)]
+    pub brokers: Vec<MqttConfig>,
     /// The MQTT client id of the collector's persistent session (QoS 1 messages
     /// published while it reconnects are kept for it). Default:
     /// `sitewatch-collector-<hostname>-<http port>`, stable across restarts.
@@ -198,6 +207,15 @@ pub struct MqttConfig {
     /// MQTT v5 session expiry for the persistent session (default 1h).
     pub session_expiry: Option<HumanDuration>,
     pub tls: Option<MqttTlsConfig>,
+}
+
+/// The MQTT protocol version of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum MqttProtocol {
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
 }
 
 /// `[mqtt.tls]`.
@@ -226,6 +244,10 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddedBrokerConfig {
+    /// Run the embedded broker. Default: when no external broker is configured.
+    /// With external brokers too, it is one more path (a collector that is its
+    /// site's broker and also consumes the other site's).
+    pub enabled: Option<bool>,
     /// MQTT 3.1.1 listener (default 127.0.0.1:1883).
     pub listen_v4: Option<SocketAddr>,
     /// MQTT 5 listener (default: `listen_v4`'s port + 1).
@@ -242,7 +264,7 @@ pub struct StateFileConfig {
     pub stale_factor: Option<u32>,
     /// An online agent silent this many heartbeat intervals is lost (default 3).
     pub lost_after_missed_heartbeats: Option<u32>,
-    /// No agent is declared lost by heartbeat this soon after start (default 15s).
+    /// The older spelling of `[signals] startup_grace` (one grace for everything).
     pub startup_grace: Option<HumanDuration>,
     /// The interval assumed when an agent did not announce one (default 60s).
     pub default_interval: Option<HumanDuration>,
@@ -267,15 +289,35 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
     })
 }
 
-/// Where the collector gets its messages.
+/// The embedded broker's listeners.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerMode {
-    Embedded {
-        v4: SocketAddr,
-        v5: SocketAddr,
-        max_connections: usize,
-    },
-    External(BrokerUrl),
+pub struct EmbeddedSettings {
+    pub v4: SocketAddr,
+    pub v5: SocketAddr,
+    pub max_connections: usize,
+}
+
+/// The name of the embedded broker's link.
+pub const EMBEDDED_LINK: &str = "embedded";
+
+/// One external broker the collector consumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerSettings {
+    /// The link's name.
+    pub name: String,
+    /// Its table in the configuration (`mqtt`, `mqtt.brokers[1]`), for errors.
+    pub key: String,
+    pub url: BrokerUrl,
+    /// MQTT 5 (default) or 3.1.1.
+    pub v5: bool,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    /// `[mqtt.tls] cert` and `key`: the collector's client certificate.
+    pub tls_client: Option<ClientCertFiles>,
+    pub keep_alive: Duration,
+    pub session_expiry: Duration,
 }
 
 /// A parsed `mqtt://` / `mqtts://` URL.
@@ -373,16 +415,12 @@ pub struct Settings {
     /// Where `web_config_file` came from, for errors ("command line" or the file).
     pub web_config_origin: String,
     pub http: crate::web::Limits,
-    pub broker: BrokerMode,
+    /// The embedded broker, when it runs (one more path, named
+    /// [`EMBEDDED_LINK`], the first).
+    pub embedded: Option<EmbeddedSettings>,
+    /// The external brokers consumed, each a path.
+    pub brokers: Vec<BrokerSettings>,
     pub share_group: Option<String>,
-    pub client_id: Option<String>,
-    pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub tls_ca: Option<PathBuf>,
-    /// `[mqtt.tls] cert` and `key`: the collector's client certificate.
-    pub tls_client: Option<ClientCertFiles>,
-    pub keep_alive: Duration,
-    pub session_expiry: Duration,
     pub state: StateConfig,
     /// The signals engine's configuration, validated.
     pub signals: SignalsConfig,
@@ -539,44 +577,99 @@ fn http_limits(
 
 /// `[mqtt.tls] cert` and `key`, both or neither, and only for a TLS broker.
 fn mqtt_tls_client(
-    mqtt: &MqttConfig,
-    broker: &BrokerMode,
+    m: &MqttConfig,
+    url: &BrokerUrl,
     origin: &str,
+    key: &str,
 ) -> Result<Option<ClientCertFiles>, Error> {
-    let invalid = |key: &str, message: String| Error::ConfigInvalid {
+    let invalid = |k: &str, message: String| Error::ConfigInvalid {
         origin: origin.to_owned(),
-        key: key.to_owned(),
+        key: format!("{key}.tls.{k}"),
         message,
     };
-    let Some(tls) = &mqtt.tls else {
+    let Some(tls) = &m.tls else {
         return Ok(None);
     };
     let files = match (&tls.cert, &tls.key) {
         (None, None) => return Ok(None),
-        (Some(cert), Some(key)) => ClientCertFiles {
+        (Some(cert), Some(k)) => ClientCertFiles {
             cert: cert.clone(),
-            key: key.clone(),
+            key: k.clone(),
         },
         (Some(_), None) => {
             return Err(invalid(
-                "mqtt.tls.key",
-                "is required with mqtt.tls.cert (the certificate's private key)".into(),
+                "key",
+                "is required with tls.cert (the certificate's private key)".into(),
             ));
         }
         (None, Some(_)) => {
             return Err(invalid(
-                "mqtt.tls.cert",
-                "is required with mqtt.tls.key (the client certificate)".into(),
+                "cert",
+                "is required with tls.key (the client certificate)".into(),
             ));
         }
     };
-    if !matches!(broker, BrokerMode::External(url) if url.tls) {
+    if !url.tls {
         return Err(invalid(
-            "mqtt.tls.cert",
-            "a client certificate needs a TLS broker: mqtt.url = \"mqtts://...\"".into(),
+            "cert",
+            "a client certificate needs a TLS broker: url = \"mqtts://...\"".into(),
         ));
     }
     Ok(Some(files))
+}
+
+/// One external broker's settings from its `[mqtt]` (or `[[mqtt.brokers]]`) keys.
+fn broker_settings(
+    m: &MqttConfig,
+    url: BrokerUrl,
+    origin: &str,
+    key: &str,
+) -> Result<BrokerSettings, Error> {
+    let invalid = |k: &str, message: String| Error::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: format!("{key}.{k}"),
+        message,
+    };
+    if let Some(id) = &m.client_id
+        && (id.is_empty() || id.len() > 65_535)
+    {
+        return Err(invalid("client_id", "must be 1 to 65535 bytes".into()));
+    }
+    if m.password_file.is_some() && m.username.is_none() {
+        return Err(invalid(
+            "password_file",
+            "set username too: MQTT sends a password only with a user name".into(),
+        ));
+    }
+    let keep_alive = m.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
+    if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
+        return Err(invalid("keep_alive", "must be 1s to 65535s".into()));
+    }
+    let session_expiry = m.session_expiry.map_or(Duration::from_secs(3600), |d| d.0);
+    if session_expiry.as_secs() > u64::from(u32::MAX) {
+        return Err(invalid("session_expiry", "too long".into()));
+    }
+    let tls_client = mqtt_tls_client(m, &url, origin, key)?;
+    let name = m.name.clone().unwrap_or_else(|| url.host.clone());
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(invalid(
+            "name",
+            format!("{name:?}: 1 to 64 printable characters"),
+        ));
+    }
+    Ok(BrokerSettings {
+        name,
+        key: key.to_owned(),
+        v5: m.protocol != Some(MqttProtocol::V311),
+        url,
+        client_id: m.client_id.clone(),
+        username: m.username.clone(),
+        password_file: m.password_file.clone(),
+        tls_ca: m.tls.as_ref().and_then(|t| t.ca.clone()),
+        tls_client,
+        keep_alive,
+        session_expiry,
+    })
 }
 
 impl Settings {
@@ -596,58 +689,123 @@ impl Settings {
                 .map_err(|e| invalid(origin, "listen", format!("{e}")))?,
         };
         let mqtt = file.mqtt.clone().unwrap_or_default();
-        let (url, url_origin) = match (&o.mqtt_url, &mqtt.url) {
-            (Some(u), _) => (Some(u.clone()), cli),
-            (None, Some(u)) => (Some(u.clone()), origin),
-            (None, None) => (None, origin),
-        };
-        let broker = match url {
-            Some(url) => BrokerMode::External(
-                BrokerUrl::parse(&url).map_err(|m| invalid(url_origin, "mqtt.url", m))?,
-            ),
-            None => {
-                let eb = &file.embedded_broker;
-                let v4 = match (o.embedded_v4, eb.listen_v4) {
-                    (Some(a), _) | (None, Some(a)) => a,
-                    (None, None) => DEFAULT_EMBEDDED_V4.parse().map_err(|e| {
-                        invalid(origin, "embedded_broker.listen_v4", format!("{e}"))
-                    })?,
-                };
-                let v5 = match (o.embedded_v5, eb.listen_v5) {
-                    (Some(a), _) | (None, Some(a)) => a,
-                    (None, None) => {
-                        let port = v4.port().checked_add(1).ok_or_else(|| {
-                            invalid(
-                                origin,
-                                "embedded_broker.listen_v5",
-                                "listen_v4's port + 1 is past 65535: set listen_v5".into(),
-                            )
-                        })?;
-                        SocketAddr::new(v4.ip(), port)
-                    }
-                };
-                if v4.port() == 0 || v5.port() == 0 {
+        if mqtt.url.is_some() && !mqtt.brokers.is_empty() {
+            return Err(invalid(
+                origin,
+                "mqtt.brokers",
+                "set either mqtt.url (one broker) or [[mqtt.brokers]] (several), not both".into(),
+            ));
+        }
+        let mut brokers = Vec::new();
+        match (&o.mqtt_url, &mqtt.url) {
+            (Some(u), _) => {
+                let url = BrokerUrl::parse(u).map_err(|m| invalid(cli, "mqtt.url", m))?;
+                brokers.push(broker_settings(&mqtt, url, origin, "mqtt")?);
+            }
+            (None, Some(u)) => {
+                let url = BrokerUrl::parse(u).map_err(|m| invalid(origin, "mqtt.url", m))?;
+                brokers.push(broker_settings(&mqtt, url, origin, "mqtt")?);
+            }
+            (None, None) if mqtt.brokers.is_empty() => {
+                // Keys beside a missing url would be silently unused.
+                if mqtt != MqttConfig::default() {
                     return Err(invalid(
                         origin,
-                        "embedded_broker",
-                        "port 0 is not supported: the collector must know the port to connect to"
-                            .into(),
+                        "mqtt.url",
+                        "set the broker's url (the other [mqtt] keys describe it)".into(),
                     ));
-                }
-                if v4 == v5 {
-                    return Err(invalid(
-                        origin,
-                        "embedded_broker.listen_v5",
-                        format!("{v5} is also listen_v4"),
-                    ));
-                }
-                BrokerMode::Embedded {
-                    v4,
-                    v5,
-                    max_connections: eb.max_connections.unwrap_or(10_000),
                 }
             }
+            (None, None) => {
+                for (i, b) in mqtt.brokers.iter().enumerate() {
+                    let key = format!("mqtt.brokers[{i}]");
+                    if !b.brokers.is_empty() {
+                        return Err(invalid(
+                            origin,
+                            &format!("{key}.brokers"),
+                            "not here".into(),
+                        ));
+                    }
+                    let url = b
+                        .url
+                        .as_deref()
+                        .ok_or_else(|| invalid(origin, &format!("{key}.url"), "required".into()))?;
+                    let url = BrokerUrl::parse(url)
+                        .map_err(|m| invalid(origin, &format!("{key}.url"), m))?;
+                    brokers.push(broker_settings(b, url, origin, &key)?);
+                }
+            }
+        }
+        let eb = &file.embedded_broker;
+        let embedded = if eb.enabled.unwrap_or(brokers.is_empty()) {
+            let v4 = match (o.embedded_v4, eb.listen_v4) {
+                (Some(a), _) | (None, Some(a)) => a,
+                (None, None) => DEFAULT_EMBEDDED_V4
+                    .parse()
+                    .map_err(|e| invalid(origin, "embedded_broker.listen_v4", format!("{e}")))?,
+            };
+            let v5 = match (o.embedded_v5, eb.listen_v5) {
+                (Some(a), _) | (None, Some(a)) => a,
+                (None, None) => {
+                    let port = v4.port().checked_add(1).ok_or_else(|| {
+                        invalid(
+                            origin,
+                            "embedded_broker.listen_v5",
+                            "listen_v4's port + 1 is past 65535: set listen_v5".into(),
+                        )
+                    })?;
+                    SocketAddr::new(v4.ip(), port)
+                }
+            };
+            if v4.port() == 0 || v5.port() == 0 {
+                return Err(invalid(
+                    origin,
+                    "embedded_broker",
+                    "port 0 is not supported: the collector must know the port to connect to"
+                        .into(),
+                ));
+            }
+            if v4 == v5 {
+                return Err(invalid(
+                    origin,
+                    "embedded_broker.listen_v5",
+                    format!("{v5} is also listen_v4"),
+                ));
+            }
+            Some(EmbeddedSettings {
+                v4,
+                v5,
+                max_connections: eb.max_connections.unwrap_or(10_000),
+            })
+        } else {
+            None
         };
+        let mut names: Vec<&str> = brokers.iter().map(|b| b.name.as_str()).collect();
+        if embedded.is_some() {
+            names.push(EMBEDDED_LINK);
+        }
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(
+                origin,
+                "mqtt.brokers",
+                format!("two brokers are named {:?}: give each its own name", w[0]),
+            ));
+        }
+        if embedded.is_none() && brokers.is_empty() {
+            return Err(invalid(
+                origin,
+                "embedded_broker.enabled",
+                "no broker to consume: enable the embedded broker or set mqtt.url".into(),
+            ));
+        }
+        if brokers.len() + usize::from(embedded.is_some()) > usize::from(u8::MAX) {
+            return Err(invalid(
+                origin,
+                "mqtt.brokers",
+                "at most 255 brokers".into(),
+            ));
+        }
         let (share_group, group_origin) = match (&o.share_group, &file.share_group) {
             (Some(g), _) => (Some(g.clone()), cli),
             (None, Some(g)) => (Some(g.clone()), origin),
@@ -662,38 +820,6 @@ impl Settings {
                 format!("{g:?} is not a share name: non-empty, without '/', '+' or '#'"),
             ));
         }
-        if let Some(id) = &mqtt.client_id
-            && (id.is_empty() || id.len() > 65_535)
-        {
-            return Err(invalid(
-                origin,
-                "mqtt.client_id",
-                "must be 1 to 65535 bytes".into(),
-            ));
-        }
-        if mqtt.password_file.is_some() && mqtt.username.is_none() {
-            return Err(invalid(
-                origin,
-                "mqtt.password_file",
-                "set mqtt.username too: MQTT sends a password only with a user name".into(),
-            ));
-        }
-        let tls_client = mqtt_tls_client(&mqtt, &broker, origin)?;
-        let keep_alive = mqtt.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
-        if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
-            return Err(invalid(
-                origin,
-                "mqtt.keep_alive",
-                "must be 1s to 65535s".into(),
-            ));
-        }
-        let session_expiry = mqtt
-            .session_expiry
-            .map_or(Duration::from_secs(3600), |d| d.0);
-        if session_expiry.as_secs() > u64::from(u32::MAX) {
-            return Err(invalid(origin, "mqtt.session_expiry", "too long".into()));
-        }
-
         let s = &file.state;
         let stale_factor = s.stale_factor.unwrap_or(3);
         if stale_factor == 0 {
@@ -719,7 +845,25 @@ impl Settings {
                 "must be more than 0".into(),
             ));
         }
-        let startup_grace = s.startup_grace.map_or(Duration::from_secs(15), |d| d.0);
+        // One startup grace: `[signals] startup_grace`. `[state] startup_grace` is
+        // its older spelling, taken when the new one is left at its default.
+        let mut signals = file.signals.clone();
+        if let Some(g) = s.startup_grace {
+            if signals.startup_grace != SignalsConfig::default().startup_grace
+                && signals.startup_grace != g.0
+            {
+                return Err(invalid(
+                    origin,
+                    "state.startup_grace",
+                    format!(
+                        "is {:?} while signals.startup_grace is {:?}: there is one startup grace, \
+                         set it in [signals] only",
+                        g.0, signals.startup_grace
+                    ),
+                ));
+            }
+            signals.startup_grace = g.0;
+        }
         let max_series = s.max_series.unwrap_or(5_000_000);
         if let Err(errors) = file.signals.validate() {
             let mut errors = errors.into_iter();
@@ -748,8 +892,6 @@ impl Settings {
             rules: Rules {
                 lost_after_missed_heartbeats: missed,
                 default_interval_ms: millis(default_interval),
-                started_at_ms: 0,
-                startup_grace_ms: millis(startup_grace),
                 heartbeat_needs_readings: share_group.is_some(),
             },
         };
@@ -766,17 +908,11 @@ impl Settings {
             web_config_file,
             web_config_origin: web_config_origin.to_owned(),
             http,
-            broker,
+            embedded,
+            brokers,
             share_group,
-            client_id: mqtt.client_id.clone(),
-            username: mqtt.username.clone(),
-            password_file: mqtt.password_file.clone(),
-            tls_ca: mqtt.tls.as_ref().and_then(|t| t.ca.clone()),
-            tls_client,
-            keep_alive,
-            session_expiry,
             state,
-            signals: file.signals.clone(),
+            signals,
             alertmanager,
         })
     }
@@ -786,34 +922,36 @@ impl Settings {
     /// TLS files and the web config file (and the files it names) also parse.
     /// The error names the key, the path and what is wrong.
     pub fn check_files(&self) -> Result<(), Error> {
-        let mut files: Vec<(&str, &Path)> = Vec::new();
-        if let Some(p) = &self.password_file {
-            files.push(("mqtt.password_file", p));
-        }
-        if let Some(p) = &self.tls_ca {
-            files.push(("mqtt.tls.ca", p));
-        }
-        if let Some(c) = &self.tls_client {
-            files.push(("mqtt.tls.cert", &c.cert));
-            files.push(("mqtt.tls.key", &c.key));
+        let mut files: Vec<(String, &Path)> = Vec::new();
+        for b in &self.brokers {
+            if let Some(p) = &b.password_file {
+                files.push((format!("{}.password_file", b.key), p));
+            }
+            if let Some(p) = &b.tls_ca {
+                files.push((format!("{}.tls.ca", b.key), p));
+            }
+            if let Some(c) = &b.tls_client {
+                files.push((format!("{}.tls.cert", b.key), &c.cert));
+                files.push((format!("{}.tls.key", b.key), &c.key));
+            }
         }
         if let Some(am) = &self.alertmanager {
             match &am.auth {
                 AlertmanagerAuth::Basic {
                     password_file: Some(p),
                     ..
-                } => files.push(("alertmanager.password_file", p)),
+                } => files.push(("alertmanager.password_file".into(), p)),
                 AlertmanagerAuth::Bearer { token_file } => {
-                    files.push(("alertmanager.bearer_token_file", token_file))
+                    files.push(("alertmanager.bearer_token_file".into(), token_file))
                 }
                 _ => {}
             }
             if let Some(p) = &am.tls_ca {
-                files.push(("alertmanager.tls.ca", p));
+                files.push(("alertmanager.tls.ca".into(), p));
             }
         }
         if let Some(p) = &self.web_config_file {
-            files.push(("web_config_file", p));
+            files.push(("web_config_file".into(), p));
         }
         for (key, path) in files {
             crate::files::readable_file(path).map_err(|problem| Error::File {
@@ -822,17 +960,23 @@ impl Settings {
                 } else {
                     self.origin.clone()
                 },
-                key: key.to_owned(),
+                key: key.clone(),
                 path: path.to_owned(),
                 problem,
             })?;
         }
-        if matches!(&self.broker, BrokerMode::External(url) if url.tls) {
-            crate::tls::mqtt_client_config(self.tls_ca.as_deref(), self.tls_client.as_ref())
-                .map_err(|e| match e {
+        for b in self.brokers.iter().filter(|b| b.url.tls) {
+            crate::tls::mqtt_client_config(b.tls_ca.as_deref(), b.tls_client.as_ref()).map_err(
+                |e| match e {
                     Error::Tls(m) => Error::Tls(format!("{}: {m}", self.origin)),
                     e => e,
-                })?;
+                },
+            )?;
+        }
+        for b in &self.brokers {
+            if let Some(p) = &b.password_file {
+                read_password(p)?;
+            }
         }
         if let Some(am) = &self.alertmanager {
             am.read_secret()?;
@@ -947,13 +1091,14 @@ mod tests {
         let s = resolve("").unwrap();
         assert_eq!(s.listen, "127.0.0.1:9184".parse().unwrap());
         assert_eq!(
-            s.broker,
-            BrokerMode::Embedded {
+            s.embedded,
+            Some(EmbeddedSettings {
                 v4: "127.0.0.1:1883".parse().unwrap(),
                 v5: "127.0.0.1:1884".parse().unwrap(),
                 max_connections: 10_000
-            }
+            })
         );
+        assert!(s.brokers.is_empty());
         assert_eq!(s.state.stale_factor, 3);
         assert_eq!(s.state.rules.lost_after_missed_heartbeats, 3);
         assert!(s.state.count_gaps);
@@ -970,16 +1115,18 @@ mod tests {
             .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start_matches(' ')))
             .collect();
         let s = resolve(&example).unwrap();
+        assert_eq!(s.embedded, None);
         assert_eq!(
-            s.broker,
-            BrokerMode::External(BrokerUrl {
+            s.brokers[0].url,
+            BrokerUrl {
                 host: "mqtt.example.net".into(),
                 port: 8883,
                 tls: true
-            })
+            }
         );
-        assert_eq!(s.client_id.as_deref(), Some("collector-bj1"));
-        assert_eq!(s.state.rules.startup_grace_ms, 15_000);
+        assert_eq!(s.brokers[0].client_id.as_deref(), Some("collector-bj1"));
+        assert!(s.brokers[0].v5);
+        assert_eq!(s.signals.startup_grace, Duration::from_secs(30));
     }
 
     #[test]
@@ -1114,12 +1261,12 @@ mod tests {
         let s = Settings::resolve(&file, &o, "c.toml").unwrap();
         assert_eq!(s.listen.port(), 2);
         assert_eq!(
-            s.broker,
-            BrokerMode::External(BrokerUrl {
+            s.brokers[0].url,
+            BrokerUrl {
                 host: "::1".into(),
                 port: 1883,
                 tls: false
-            })
+            }
         );
         assert!(!s.state.count_gaps);
         assert!(s.state.rules.heartbeat_needs_readings);
@@ -1134,13 +1281,56 @@ mod tests {
     }
 
     #[test]
+    fn several_brokers_are_paths_of_their_own_and_need_distinct_names() {
+        let s = resolve(
+            "[[mqtt.brokers]]\nurl = \"mqtts://broker.bj1:8883\"\nname = \"bj1\"\n\
+             [[mqtt.brokers]]\nurl = \"mqtt://broker.sh1\"\nprotocol = \"3.1.1\"\n\
+             [embedded_broker]\nenabled = true\n",
+        )
+        .unwrap();
+        assert!(s.embedded.is_some());
+        let names: Vec<_> = s.brokers.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["bj1", "broker.sh1"]);
+        assert!(s.brokers[0].v5 && !s.brokers[1].v5);
+        for (text, key) in [
+            (
+                "[mqtt]\nurl = \"mqtt://a\"\n[[mqtt.brokers]]\nurl = \"mqtt://b\"\n",
+                "mqtt.brokers",
+            ),
+            (
+                "[[mqtt.brokers]]\nurl = \"mqtt://a\"\n[[mqtt.brokers]]\nurl = \"mqtt://a:1999\"\n",
+                "mqtt.brokers",
+            ),
+            ("[[mqtt.brokers]]\nname = \"x\"\n", "mqtt.brokers[0].url"),
+            ("[mqtt]\nusername = \"u\"\n", "mqtt.url"),
+            (
+                "[[mqtt.brokers]]\nurl = \"mqtt://a\"\nkeep_alive = \"0s\"\n",
+                "mqtt.brokers[0].keep_alive",
+            ),
+        ] {
+            let e = resolve(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("c.toml: {key}: ")), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn one_startup_grace_with_the_old_spelling_accepted() {
+        let s = resolve("[state]\nstartup_grace = \"12s\"\n").unwrap();
+        assert_eq!(s.signals.startup_grace, Duration::from_secs(12));
+        let e = resolve("[state]\nstartup_grace = \"12s\"\n[signals]\nstartup_grace = \"40s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml: state.startup_grace: "), "{e}");
+    }
+
+    #[test]
     fn a_client_certificate_needs_its_key_and_a_tls_broker() {
         let s = resolve(
             "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\ncert = \"/c.pem\"\nkey = \"/c.key\"\n",
         )
         .unwrap();
         assert_eq!(
-            s.tls_client,
+            s.brokers[0].tls_client,
             Some(ClientCertFiles {
                 cert: "/c.pem".into(),
                 key: "/c.key".into()

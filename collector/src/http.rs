@@ -3,7 +3,6 @@
 //! around them are [`crate::web`]'s.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State as AxumState;
@@ -24,18 +23,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        App::with_web(shared, &WebSource::open())
-    }
-
-    /// With the HTTP side's own counters on `/metrics`.
-    pub fn with_web(shared: Arc<Shared>, web: &WebSource) -> Self {
-        let mut registry = metrics::registry(Arc::clone(&shared));
-        registry.register_collector(Box::new(WebStatsCollector(Arc::clone(&web.stats))));
+    /// The handlers over `shared`, `/metrics` encoding `registry`.
+    pub fn new(shared: Arc<Shared>, registry: Registry) -> Self {
         App {
             shared,
             registry: Arc::new(registry),
         }
+    }
+
+    /// The handlers with the state's own metrics only (tests).
+    pub fn with_state_metrics(shared: Arc<Shared>) -> Self {
+        let registry = metrics::registry(Arc::clone(&shared));
+        App::new(shared, registry)
     }
 }
 
@@ -50,21 +49,23 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// Serves the routes behind the web configuration (TLS, credentials, timeouts,
-/// connection limit) until `shutdown` completes.
+/// Serves `app`'s routes behind the web configuration (TLS, credentials,
+/// timeouts, connection limit) until `shutdown` completes. `app`'s registry
+/// should carry [`WebStatsCollector`] over `web.stats` (see [`register_web`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    app: App,
     web: Arc<WebSource>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let app = web::guarded(
-        router(App::with_web(shared, &web)),
-        Arc::clone(&web),
-        limits,
-    );
-    web::serve(listener, app, web, limits, shutdown).await
+    let routes = web::guarded(router(app), Arc::clone(&web), limits);
+    web::serve(listener, routes, web, limits, shutdown).await
+}
+
+/// Puts the HTTP side's own counters on `/metrics`.
+pub fn register_web(registry: &mut Registry, web: &WebSource) {
+    registry.register_collector(Box::new(WebStatsCollector(Arc::clone(&web.stats))));
 }
 
 async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> Response {
@@ -87,12 +88,12 @@ async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> 
 }
 
 async fn healthz(AxumState(app): AxumState<App>) -> Response {
-    if app.shared.connected.load(Ordering::Relaxed) {
+    if app.shared.connected() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not connected to the broker\n",
+            "not connected to any broker\n",
         )
             .into_response()
     }
@@ -100,7 +101,13 @@ async fn healthz(AxumState(app): AxumState<App>) -> Response {
 
 async fn hosts(AxumState(app): AxumState<App>) -> Response {
     let now = app.shared.clock.now_ms();
-    let hosts = app.shared.read().host_infos(now);
+    let (states, names) = app.shared.path_view();
+    let judge = crate::state::Judge {
+        policy: app.shared.policy(),
+        links: &states,
+        names: &names,
+    };
+    let hosts = app.shared.read().host_infos(&judge, now);
     axum::Json(hosts).into_response()
 }
 

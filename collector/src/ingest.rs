@@ -1,113 +1,26 @@
-//! The MQTT consumer: one task owns the client's event loop, subscribes on every
-//! connection, decodes each publish with the protocol crate and applies it to the
-//! state. A bad message is counted by reason and logged (rate-limited); it never
-//! stops the task. A lost connection is retried with capped exponential backoff.
+//! Ingest: what the broker links receive, decoded with the protocol crate and
+//! applied to the state. Inbound only: connecting, subscribing and publishing
+//! are the links' (`link/`), evaluating the outputs' (`signals.rs`, `output/`).
 //!
-//! MQTT 3.1.1 is used unless a share group is set, which needs MQTT 5.
-//!
-//! # Subscriptions
-//!
-//! The contract's subscription is `sitewatch/v1/+/+/+` at QoS 1, and that is what
-//! the collector uses against an external broker without a share group. Two cases
-//! differ, both because of retained state messages (the agents' births and wills,
-//! which the collector must see in full when it starts):
-//!
-//! - With a share group, `$share/<group>/sitewatch/v1/+/+/+` would also share the
-//!   state topics, and MQTT 5 does not send retained messages to a new shared
-//!   subscription (MQTT 5.0, 4.8.2). A restarted collector would then know no agent
-//!   until each one restarts. So every collector subscribes to the state topics
-//!   directly and shares only readings and events:
-//!   `sitewatch/v1/+/+/state` + `$share/<group>/sitewatch/v1/+/+/readings` +
-//!   `$share/<group>/sitewatch/v1/+/+/events`. Each collector thus knows every
-//!   agent's liveness, and sees part of its readings (see `liveness::Rules`).
-//! - On the embedded broker the state topics are subscribed at QoS 0 (rumqttd
-//!   replays at most 100 retained messages to a QoS 1 subscription; see
-//!   `broker.rs`).
+//! A bad message is counted by reason and logged (rate-limited); it never stops
+//! the task. Decoding (the expensive part) happens before the state's lock is
+//! taken.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sitewatch_protocol::topic::{PREFIX, SUBSCRIPTION};
 use sitewatch_protocol::{Rejection, decode};
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::{BrokerMode, Settings, read_password};
+use crate::Shared;
+use crate::link::Inbound;
+use crate::liveness::PathId;
 use crate::replay::Recorder;
-use crate::signals::Outgoing;
 use crate::state::Applied;
-use crate::{Error, Shared};
-
-/// The largest packet the consumer accepts from a broker. Above the contract's
-/// 256 KiB so that an oversized payload arrives and is counted as `too_large`;
-/// with MQTT 5 the broker is told and drops larger ones itself.
-pub const MAX_INCOMING_PACKET: usize = 1024 * 1024;
-
-/// First and longest wait between reconnection attempts.
-pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// A collector is one client, not one of thousands: it can come back quickly
-/// after a broker restart without a thundering herd, and every second it is
-/// away is a second in which no signal can be raised.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A rejected message is logged at most once per reason in this period.
 pub const REJECTION_LOG_PERIOD: Duration = Duration::from_secs(10);
-
-/// One subscription: filter and QoS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    pub filter: String,
-    pub qos: u8,
-}
-
-/// The subscriptions for a broker mode (see the module docs for why they differ).
-pub fn subscriptions(embedded: bool, share_group: Option<&str>) -> Vec<Subscription> {
-    let sub = |filter: String, qos| Subscription { filter, qos };
-    let kind = |k: &str| format!("{PREFIX}/+/+/{k}");
-    let state_qos = if embedded { 0 } else { 1 };
-    match share_group {
-        None if !embedded => vec![sub(SUBSCRIPTION.to_owned(), 1)],
-        // The state subscription goes last: brokers handle one connection's
-        // SUBSCRIBEs in order, so once a retained state arrives the other
-        // subscriptions are in place too (tests rely on it to avoid sleeping).
-        None => vec![
-            sub(kind("readings"), 1),
-            sub(kind("events"), 1),
-            sub(kind("state"), state_qos),
-        ],
-        Some(g) => vec![
-            sub(format!("$share/{g}/{}", kind("readings")), 1),
-            sub(format!("$share/{g}/{}", kind("events")), 1),
-            sub(kind("state"), state_qos),
-        ],
-    }
-}
-
-/// Capped exponential backoff.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: BACKOFF_MIN }
-    }
-}
-
-impl Backoff {
-    /// The wait before the next attempt; doubles up to [`BACKOFF_MAX`].
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        d
-    }
-
-    pub fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-}
 
 /// Logs a repeated problem at most once per key and period, with how many
 /// occurrences were not logged in between. Pure over the `Instant` passed in.
@@ -147,7 +60,7 @@ impl RateLimiter {
     }
 }
 
-/// Decodes and applies messages; the part of the consumer with no network.
+/// Decodes and applies messages; the part of ingest with no network.
 #[derive(Debug)]
 pub struct Ingestor {
     shared: Arc<Shared>,
@@ -155,16 +68,17 @@ pub struct Ingestor {
     hooks: Hooks,
 }
 
-/// What the consumer does besides ingesting: wake the signals engine, record the
-/// traffic, publish the `_signals` messages.
+/// What ingest does besides applying: wake the signals engine, record the
+/// traffic.
 #[derive(Debug, Default)]
 pub struct Hooks {
     /// Notified after each message, so that the engine runs after an ingest burst.
     pub ingested: Option<Arc<Notify>>,
     /// Writes every message received (`--record FILE`).
     pub recorder: Option<Recorder>,
-    /// Retained messages to publish through the consumer's client.
-    pub outgoing: Option<mpsc::Receiver<Outgoing>>,
+    /// The links' names, indexed by path: what the recorder writes as `path`
+    /// when there are several.
+    pub path_names: Vec<String>,
 }
 
 impl Ingestor {
@@ -180,29 +94,39 @@ impl Ingestor {
         }
     }
 
-    /// Handles one received publish, now.
+    /// Handles one publish received now through the only (first) path.
     pub fn handle(&mut self, topic: &str, payload: &[u8], retained: bool) {
         let now = self.shared.clock.now_ms();
-        self.handle_at(topic, payload, retained, now);
+        self.handle_at(0, topic, payload, retained, now);
     }
 
-    /// Handles one publish received at `now` (Unix ms): the live clock, or a
-    /// replay's simulated one.
-    pub fn handle_at(&mut self, topic: &str, payload: &[u8], retained: bool, now: i64) {
+    /// Handles one publish received at `now` (Unix ms: the live clock, or a
+    /// replay's simulated one) through broker path `path`.
+    pub fn handle_at(
+        &mut self,
+        path: PathId,
+        topic: &str,
+        payload: &[u8],
+        retained: bool,
+        now: i64,
+    ) {
         if let Some(r) = &self.hooks.recorder {
-            r.record(topic, payload, retained, now);
+            let name = (self.hooks.path_names.len() > 1)
+                .then(|| self.hooks.path_names.get(usize::from(path)))
+                .flatten()
+                .map(String::as_str);
+            r.record(topic, payload, retained, name, now);
         }
-        self.apply(topic, payload, retained, now);
+        self.apply(path, topic, payload, retained, now);
         if let Some(n) = &self.hooks.ingested {
             n.notify_one();
         }
     }
 
-    fn apply(&mut self, topic: &str, payload: &[u8], retained: bool, now: i64) {
-        // Decoding (the expensive part) happens outside the lock.
+    fn apply(&mut self, path: PathId, topic: &str, payload: &[u8], retained: bool, now: i64) {
         match decode(topic, payload) {
             Ok(msg) => {
-                let applied = self.shared.write().apply(&msg, retained, now);
+                let applied = self.shared.write().apply_from(path, &msg, retained, now);
                 match applied {
                     Applied::Forgotten => {
                         tracing::info!(topic, "retained state cleared: host forgotten")
@@ -240,380 +164,11 @@ impl Ingestor {
     }
 }
 
-/// How to reach the broker.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-    pub embedded: bool,
-    /// MQTT 5 (share groups) or 3.1.1.
-    pub v5: bool,
-}
-
-impl Endpoint {
-    /// The endpoint the settings name.
-    pub fn from_settings(s: &Settings) -> Self {
-        let v5 = s.share_group.is_some();
-        match &s.broker {
-            BrokerMode::Embedded {
-                v4, v5: v5_addr, ..
-            } => {
-                let addr = if v5 { v5_addr } else { v4 };
-                // A wildcard listen address is reached over loopback.
-                let ip = if addr.ip().is_unspecified() {
-                    if addr.is_ipv4() {
-                        "127.0.0.1".to_owned()
-                    } else {
-                        "::1".to_owned()
-                    }
-                } else {
-                    addr.ip().to_string()
-                };
-                Endpoint {
-                    host: ip,
-                    port: addr.port(),
-                    tls: false,
-                    embedded: true,
-                    v5,
-                }
-            }
-            BrokerMode::External(url) => Endpoint {
-                host: url.host.clone(),
-                port: url.port,
-                tls: url.tls,
-                embedded: false,
-                v5,
-            },
-        }
-    }
-}
-
-/// Everything the consumer needs, resolved before it starts (files read, TLS built).
-#[derive(Clone)]
-pub struct ConsumerConfig {
-    pub endpoint: Endpoint,
-    pub client_id: String,
-    /// A configured client id asks for a persistent session.
-    pub persistent: bool,
-    pub credentials: Option<(String, String)>,
-    pub transport: rumqttc::Transport,
-    pub keep_alive: Duration,
-    pub session_expiry: Duration,
-    pub subscriptions: Vec<Subscription>,
-}
-
-impl std::fmt::Debug for ConsumerConfig {
-    // By hand: rumqttc's `Transport` has no `Debug`, and the password stays out.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsumerConfig")
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("persistent", &self.persistent)
-            .field("username", &self.credentials.as_ref().map(|(u, _)| u))
-            .field("keep_alive", &self.keep_alive)
-            .field("session_expiry", &self.session_expiry)
-            .field("subscriptions", &self.subscriptions)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ConsumerConfig {
-    /// Resolves the consumer's configuration; reads the password and CA files.
-    pub fn from_settings(s: &Settings) -> Result<Self, Error> {
-        let endpoint = Endpoint::from_settings(s);
-        let credentials = match (&s.username, &s.password_file) {
-            (Some(u), Some(p)) => Some((u.clone(), read_password(p)?)),
-            (Some(u), None) => Some((u.clone(), String::new())),
-            _ => None,
-        };
-        let transport = if endpoint.tls {
-            tls_transport(s)?
-        } else {
-            rumqttc::Transport::Tcp
-        };
-        let subscriptions = subscriptions(endpoint.embedded, s.share_group.as_deref());
-        Ok(ConsumerConfig {
-            client_id: s.client_id.clone().unwrap_or_else(|| default_client_id(s)),
-            // Always a persistent session: QoS 1 batches published while the
-            // collector is reconnecting (after a broker restart, agents often come
-            // back first) are queued for it, so nothing is lost.
-            persistent: true,
-            endpoint,
-            credentials,
-            transport,
-            keep_alive: s.keep_alive,
-            session_expiry: s.session_expiry,
-            subscriptions,
-        })
-    }
-}
-
-/// A client id that is stable across restarts (so the broker resumes the
-/// session) and distinct for each collector on one machine (its HTTP port).
-fn default_client_id(s: &Settings) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    let host: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("sitewatch-collector-{host}-{}", s.listen.port())
-}
-
-fn tls_transport(s: &Settings) -> Result<rumqttc::Transport, Error> {
-    let config = crate::tls::mqtt_client_config(s.tls_ca.as_deref(), s.tls_client.as_ref())?;
-    Ok(rumqttc::Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(config),
-    ))
-}
-
-fn qos(q: u8) -> rumqttc::QoS {
-    match q {
-        0 => rumqttc::QoS::AtMostOnce,
-        2 => rumqttc::QoS::ExactlyOnce,
-        _ => rumqttc::QoS::AtLeastOnce,
-    }
-}
-
-/// A connection to the broker is up: count it, and when it is not the first, give
-/// the heartbeat rule its startup grace again. While the collector was away it
-/// heard nobody; the broker now redelivers what it queued and the agents' retained
-/// states, and until it has, silence is not a sign of death.
-fn connected(shared: &Shared) {
-    shared.connected.store(true, Ordering::Relaxed);
-    let previous = shared.connections.fetch_add(1, Ordering::Relaxed);
-    if previous > 0 {
-        let now = shared.clock.now_ms();
-        shared.write().restart_heartbeat_grace(now);
-    }
-}
-
-/// Publishes the `_signals` messages handed over by the signals loop, from a task
-/// of its own: the client's request queue is drained by the event loop, which must
-/// never wait on it.
-fn spawn_publisher<F, Fut>(mut outgoing: mpsc::Receiver<Outgoing>, publish: F)
-where
-    F: Fn(Outgoing) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    tokio::spawn(async move {
-        while let Some(m) = outgoing.recv().await {
-            let topic = m.topic.clone();
-            if let Err(e) = publish(m).await {
-                tracing::warn!(topic, error = e, "cannot publish");
-            }
-        }
-    });
-}
-
-fn set_connected(shared: &Shared, connected: bool) {
-    let was = shared.connected.swap(connected, Ordering::Relaxed);
-    if was != connected && !connected {
-        tracing::warn!("disconnected from the broker");
-    }
-}
-
-/// Runs the consumer until the process stops.
-pub async fn run(cfg: ConsumerConfig, shared: Arc<Shared>, hooks: Hooks) {
-    if cfg.endpoint.v5 {
-        run_v5(cfg, shared, hooks).await
-    } else {
-        run_v4(cfg, shared, hooks).await
-    }
-}
-
-async fn run_v4(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, SubscribeReasonCode};
-    let mut opts = MqttOptions::new(&cfg.client_id, &cfg.endpoint.host, cfg.endpoint.port);
-    opts.set_keep_alive(cfg.keep_alive)
-        .set_clean_session(!cfg.persistent)
-        .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
-        .set_transport(cfg.transport.clone());
-    if let Some((u, p)) = &cfg.credentials {
-        opts.set_credentials(u, p);
-    }
-    let (client, mut eventloop) = AsyncClient::new(opts, 16);
-    if let Some(outgoing) = hooks.outgoing.take() {
-        let publisher = client.clone();
-        spawn_publisher(outgoing, move |m| {
-            let publisher = publisher.clone();
-            async move {
-                publisher
-                    .publish(m.topic, qos(1), true, m.payload)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        });
-    }
-    let mut ingestor = Ingestor::with_hooks(Arc::clone(&shared), hooks);
-    let mut backoff = Backoff::default();
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                ingestor.handle(&p.topic, &p.payload, p.retain);
-            }
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                on_connack(
-                    &cfg,
-                    &shared,
-                    &mut backoff,
-                    ack.session_present,
-                    "MQTT 3.1.1",
-                    |s| {
-                        client
-                            .try_subscribe(s.filter.clone(), qos(s.qos))
-                            .map_err(|e| e.to_string())
-                    },
-                );
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                {
-                    tracing::error!(
-                        pkid = ack.pkid,
-                        "the broker refused a subscription (ACL?): no messages on it"
-                    );
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let delay = connection_failed(&shared, &mut backoff, &e);
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
-}
-
-async fn run_v5(cfg: ConsumerConfig, shared: Arc<Shared>, mut hooks: Hooks) {
-    use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
-    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-    let mut opts = MqttOptions::new(&cfg.client_id, &cfg.endpoint.host, cfg.endpoint.port);
-    opts.set_keep_alive(cfg.keep_alive)
-        .set_clean_start(!cfg.persistent)
-        // Told to the broker in CONNECT: it must not send larger packets.
-        .set_max_packet_size(Some(u32::try_from(MAX_INCOMING_PACKET).unwrap_or(u32::MAX)))
-        .set_transport(cfg.transport.clone());
-    if cfg.persistent {
-        opts.set_session_expiry_interval(Some(
-            u32::try_from(cfg.session_expiry.as_secs()).unwrap_or(u32::MAX),
-        ));
-    }
-    if let Some((u, p)) = &cfg.credentials {
-        opts.set_credentials(u, p);
-    }
-    let (client, mut eventloop) = AsyncClient::new(opts, 16);
-    if let Some(outgoing) = hooks.outgoing.take() {
-        let publisher = client.clone();
-        spawn_publisher(outgoing, move |m| {
-            let publisher = publisher.clone();
-            async move {
-                publisher
-                    .publish(m.topic, v5_qos(1), true, m.payload)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        });
-    }
-    let mut ingestor = Ingestor::with_hooks(Arc::clone(&shared), hooks);
-    let mut backoff = Backoff::default();
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let topic = String::from_utf8_lossy(&p.topic);
-                ingestor.handle(&topic, &p.payload, p.retain);
-            }
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                on_connack(
-                    &cfg,
-                    &shared,
-                    &mut backoff,
-                    ack.session_present,
-                    "MQTT 5",
-                    |s| {
-                        client
-                            .try_subscribe(s.filter.clone(), v5_qos(s.qos))
-                            .map_err(|e| e.to_string())
-                    },
-                );
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                for code in &ack.return_codes {
-                    if !matches!(code, SubscribeReasonCode::Success(_)) {
-                        tracing::error!(
-                            pkid = ack.pkid,
-                            reason = ?code,
-                            "the broker refused a subscription: no messages on it"
-                        );
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let delay = connection_failed(&shared, &mut backoff, &e);
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
-}
-
-/// A CONNACK, on either protocol version: the backoff starts over, the
-/// collector counts as connected, and every filter is subscribed again (a clean
-/// session has none; for a persistent one it is harmless and replays retained
-/// states).
-fn on_connack(
-    cfg: &ConsumerConfig,
-    shared: &Shared,
-    backoff: &mut Backoff,
-    session_present: bool,
-    protocol: &'static str,
-    subscribe: impl Fn(&Subscription) -> Result<(), String>,
-) {
-    backoff.reset();
-    connected(shared);
-    tracing::info!(
-        host = %cfg.endpoint.host,
-        port = cfg.endpoint.port,
-        session_present,
-        protocol,
-        "connected to the broker"
-    );
-    for s in &cfg.subscriptions {
-        if let Err(e) = subscribe(s) {
-            tracing::error!(filter = %s.filter, error = %e, "cannot subscribe");
-        }
-    }
-}
-
-/// A failed connection, on either protocol version: not connected any more;
-/// returns how long to wait before the next attempt.
-fn connection_failed(
-    shared: &Shared,
-    backoff: &mut Backoff,
-    error: &dyn std::fmt::Display,
-) -> Duration {
-    set_connected(shared, false);
-    let delay = backoff.next_delay();
-    tracing::warn!(error = %error, retry_in = ?delay, "broker connection failed");
-    delay
-}
-
-fn v5_qos(q: u8) -> rumqttc::v5::mqttbytes::QoS {
-    use rumqttc::v5::mqttbytes::QoS;
-    match q {
-        0 => QoS::AtMostOnce,
-        2 => QoS::ExactlyOnce,
-        _ => QoS::AtLeastOnce,
+/// Ingests what the links hand over until every link has stopped.
+pub async fn run(mut inbound: mpsc::Receiver<Inbound>, mut ingestor: Ingestor) {
+    while let Some(m) = inbound.recv().await {
+        let now = ingestor.shared.clock.now_ms();
+        ingestor.handle_at(m.path, &m.topic, &m.payload, m.retain, now);
     }
 }
 
@@ -622,44 +177,6 @@ mod tests {
     use super::*;
     use crate::Clock;
     use crate::state::{State, StateConfig};
-
-    #[test]
-    fn subscriptions_per_mode() {
-        let f = |e, g| {
-            subscriptions(e, g)
-                .into_iter()
-                .map(|s| format!("{}@{}", s.filter, s.qos))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(f(false, None), ["sitewatch/v1/+/+/+@1"]);
-        assert_eq!(
-            f(true, None),
-            [
-                "sitewatch/v1/+/+/readings@1",
-                "sitewatch/v1/+/+/events@1",
-                "sitewatch/v1/+/+/state@0"
-            ]
-        );
-        assert_eq!(
-            f(false, Some("g")),
-            [
-                "$share/g/sitewatch/v1/+/+/readings@1",
-                "$share/g/sitewatch/v1/+/+/events@1",
-                "sitewatch/v1/+/+/state@1"
-            ]
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut b = Backoff::default();
-        let delays: Vec<_> = (0..12).map(|_| b.next_delay()).collect();
-        assert_eq!(delays[0], BACKOFF_MIN);
-        assert_eq!(delays[1], BACKOFF_MIN * 2);
-        assert_eq!(*delays.last().unwrap(), BACKOFF_MAX);
-        b.reset();
-        assert_eq!(b.next_delay(), BACKOFF_MIN);
-    }
 
     #[test]
     fn rate_limiter_logs_once_per_period_with_the_suppressed_count() {

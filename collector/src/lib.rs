@@ -11,24 +11,29 @@
 //! - [`cli`]: command line (`clap`), merged over the config file.
 //! - [`config`]: the TOML configuration, validated with file and key in errors.
 //! - [`broker`]: the embedded rumqttd broker, on its own threads.
-//! - [`ingest`]: the MQTT consumer task: subscribe, decode, apply, reconnect.
+//! - [`link`]: the broker links: one MQTT client per broker (3.1.1 or 5 behind
+//!   one loop), subscribe, reconnect, hand messages to ingest, publish outputs.
+//! - [`ingest`]: inbound only: decode each message and apply it to the state.
+//! - [`tls`]: rustls client configurations for `mqtts://` links.
 //! - [`state`]: hosts and series; [`intern`] (string ids) and [`series`] (the
 //!   compact per-series slot) keep it small.
 //! - [`dedup`]: duplicate and gap detection on `seq` (pure).
-//! - [`liveness`]: online / lost / shutdown / maintenance from facts and `now` (pure).
+//! - [`liveness`]: online / lost / shutdown / maintenance per broker path, from
+//!   facts and `now` (pure); the policy on top is `sitewatch_signals::liveness`.
 //! - [`metrics`]: the prometheus-client collector and every metric name.
-//! - [`signals`]: the disaster-signals engine over the state: snapshot, the
-//!   evaluation loop, `_signals` publication.
+//! - [`signals`]: the disaster-signals engine over the state: snapshot and the
+//!   evaluation loop, which hands each evaluation to the outputs.
+//! - [`output`]: one module per output of an evaluation behind one small trait
+//!   (what `/metrics` and the API read, MQTT `_signals`, Alertmanager).
 //! - [`alertmanager`]: pushing the signals to Alertmanager (a pure book + a task).
 //! - [`replay`]: recorded traffic: `record` writes it, `replay` runs it through
 //!   the same decode, ingest and engine on a simulated clock.
 //! - [`http`]: `/metrics`, `/healthz`, `/api/v1/hosts`, `/api/v1/signals`.
 //! - [`error`]: the library's error type.
 //!
-//! Data flows one way: MQTT -> [`ingest`] -> [`state::State::apply`] -> readers
-//! ([`metrics`], [`http`], [`signals`]) that all pass their own `now`; the
-//! signals loop publishes its evaluation for [`metrics`] and [`http`], to the
-//! broker and to the [`alertmanager`] tasks.
+//! Data flows one way: MQTT -> [`link`] -> [`ingest`] -> [`state::State::apply`]
+//! -> readers ([`metrics`], [`http`], [`signals`]) that all pass their own
+//! `now`; the signals loop hands each evaluation to the [`output`]s.
 //!
 //! # HTTP
 //!
@@ -54,9 +59,10 @@
 //! - memory: about 112 bytes of RSS per series at 1M series:
 //!   `cargo run --release -p sitewatch-collector --example memory`
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use sitewatch_signals::{Policy, SignalsConfig};
 
 pub mod alertmanager;
 pub mod broker;
@@ -68,8 +74,10 @@ pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod intern;
+pub mod link;
 pub mod liveness;
 pub mod metrics;
+pub mod output;
 pub mod replay;
 pub mod run;
 pub mod series;
@@ -79,6 +87,9 @@ pub mod tls;
 pub mod web;
 
 pub use error::Error;
+
+use link::LinkStatus;
+use liveness::PathState;
 
 /// Where readers get `now` from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,31 +118,76 @@ pub fn unix_ms(t: SystemTime) -> i64 {
     }
 }
 
-/// What ingest and the HTTP side share.
+/// What ingest, the outputs and the HTTP side share.
 #[derive(Debug)]
 pub struct Shared {
     pub state: RwLock<state::State>,
-    /// Whether the MQTT consumer is connected (for `/healthz` and the metric).
-    pub connected: AtomicBool,
-    /// Connections made to the broker so far (a new one republishes `_signals`).
-    pub connections: AtomicU64,
     pub clock: Clock,
+    /// When the collector started (Unix ms): the startup grace counts from here.
+    pub started_at_ms: i64,
+    /// The `[signals]` table: the liveness policy (grace, maintenance windows,
+    /// expected hosts) that metrics, API and engine share.
+    pub signals_config: SignalsConfig,
+    /// The broker links, indexed by path (none in a replay: one path, always up).
+    links: RwLock<Vec<Arc<LinkStatus>>>,
     /// What the signals engine last published.
     pub signals: RwLock<Arc<signals::Published>>,
-    /// Alertmanager push counters.
-    pub alertmanager: alertmanager::Stats,
 }
 
 impl Shared {
+    /// Shared state with the default signals configuration, started at the
+    /// clock's now.
     pub fn new(state: state::State, clock: Clock) -> Self {
+        Shared::with_config(state, clock, SignalsConfig::default(), clock.now_ms())
+    }
+
+    pub fn with_config(
+        state: state::State,
+        clock: Clock,
+        signals_config: SignalsConfig,
+        started_at_ms: i64,
+    ) -> Self {
         Shared {
             state: RwLock::new(state),
-            connected: AtomicBool::new(false),
-            connections: AtomicU64::new(0),
             clock,
-            signals: RwLock::new(Arc::new(signals::Published::default())),
-            alertmanager: alertmanager::Stats::default(),
+            started_at_ms,
+            signals: RwLock::new(Arc::new(signals::Published::initial(&signals_config))),
+            signals_config,
+            links: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Sets the broker links (once, at start).
+    pub fn set_links(&self, links: Vec<Arc<LinkStatus>>) {
+        *self.links.write().unwrap_or_else(PoisonError::into_inner) = links;
+    }
+
+    /// The broker links, indexed by path.
+    pub fn links(&self) -> Vec<Arc<LinkStatus>> {
+        self.links
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The links' states for liveness, and their names.
+    pub fn path_view(&self) -> (Vec<PathState>, Vec<String>) {
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+        (
+            links.iter().map(|l| l.path_state()).collect(),
+            links.iter().map(|l| l.name.clone()).collect(),
+        )
+    }
+
+    /// Whether any broker link is connected (always, without links: a replay).
+    pub fn connected(&self) -> bool {
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+        links.is_empty() || links.iter().any(|l| l.is_connected())
+    }
+
+    /// The liveness policy.
+    pub fn policy(&self) -> Policy<'_> {
+        Policy::new(&self.signals_config, self.started_at_ms)
     }
 
     /// What the signals engine last published (a cheap clone of an `Arc`).
@@ -140,8 +196,8 @@ impl Shared {
     }
 
     /// Replaces what the signals engine publishes.
-    pub fn set_signals(&self, published: signals::Published) {
-        *self.signals.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(published);
+    pub fn set_signals(&self, published: Arc<signals::Published>) {
+        *self.signals.write().unwrap_or_else(PoisonError::into_inner) = published;
     }
 
     /// Reads the state. A writer that panicked cannot have left it half-updated in

@@ -32,7 +32,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -43,12 +42,12 @@ use prometheus_client::registry::{Registry, Unit};
 use sitewatch_protocol::{ReadingState, Rejection, quantity};
 
 use crate::Shared;
-use crate::alertmanager::{self, PushError};
 use crate::intern::{Id, Interner};
-use crate::liveness::AgentStatus;
+use crate::link::{FailureKind, LinkStatus};
+use crate::liveness::{AgentStatus, PathState};
 use crate::series::{SeriesKey, SeriesValue};
 use crate::signals::Published;
-use crate::state::{DropReason, MESSAGE_KINDS, State};
+use crate::state::{DropReason, Judge, MESSAGE_KINDS, State};
 
 /// Every metric name in one place. Counter names are given without `_total`: the
 /// encoder appends it.
@@ -75,6 +74,11 @@ pub mod names {
     pub const SERIES: &str = "sitewatch_collector_series";
     pub const HOSTS: &str = "sitewatch_collector_hosts";
     pub const BROKER_CONNECTED: &str = "sitewatch_collector_broker_connected";
+    pub const BROKER_CONNECTIONS: &str = "sitewatch_collector_broker_connections";
+    pub const BROKER_FAILURES: &str = "sitewatch_collector_broker_failures";
+    pub const BROKER_MESSAGES: &str = "sitewatch_collector_broker_messages";
+    pub const AGENT_PATH_UP: &str = "sitewatch_agent_path_up";
+    pub const SIGNALS_PUBLISHED: &str = "sitewatch_collector_signals_published";
     // The HTTP side's own (web::stats).
     pub const HTTP_OPEN_CONNECTIONS: &str = "sitewatch_collector_http_open_connections";
     pub const HTTP_CONNECTIONS: &str = "sitewatch_collector_http_connections";
@@ -121,7 +125,8 @@ impl Format {
     }
 }
 
-/// The registry `/metrics` encodes: one collector over the shared state.
+/// The registry `/metrics` encodes: the shared state and the broker links (the
+/// outputs register their own).
 pub fn registry(shared: Arc<Shared>) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(StateCollector { shared }));
@@ -149,15 +154,21 @@ pub struct StateCollector {
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let now = self.shared.clock.now_ms();
-        let connected = self.shared.connected.load(Ordering::Relaxed);
+        let links = self.shared.links();
+        let (states, names) = self.shared.path_view();
+        let judge = Judge {
+            policy: self.shared.policy(),
+            links: &states,
+            names: &names,
+        };
         // The read lock is held for the whole encoding: ingest waits, which at a
         // million series is a fraction of a second (see benches/render.rs), and a
         // scrape sees one consistent state.
         let signals = self.shared.signals();
         let state = self.shared.read();
-        encode_state(&state, &signals, connected, now, &mut encoder)?;
+        encode_state(&state, &signals, &judge, now, &mut encoder)?;
         drop(state);
-        encode_pushes(&self.shared.alertmanager, &mut encoder)
+        encode_links(&links, &mut encoder)
     }
 }
 
@@ -214,14 +225,14 @@ fn unit_of(name: &str) -> Option<Unit> {
 pub fn encode_state(
     state: &State,
     signals: &Published,
-    connected: bool,
+    judge: &Judge<'_>,
     now_ms: i64,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
     encode_readings(state, now_ms, encoder)?;
-    encode_agents(state, now_ms, encoder)?;
+    encode_agents(state, judge, now_ms, encoder)?;
     encode_signals(state, signals, encoder)?;
-    encode_self(state, signals, connected, encoder)
+    encode_self(state, signals, encoder)
 }
 
 fn encode_readings(
@@ -353,21 +364,28 @@ fn exposed<'a>(
 
 fn encode_agents(
     state: &State,
+    judge: &Judge<'_>,
     now_ms: i64,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
     let strings = state.strings();
-    let mut hosts: Vec<_> = state
+    let mut hosts: Vec<(&str, &str, AgentStatus, Option<i64>)> = state
         .hosts()
         .map(|(_, h)| {
             (
                 strings.resolve(h.site),
                 strings.resolve(h.host),
-                state.liveness(h, now_ms).status,
+                state.verdict(h, judge, now_ms).status,
                 h.last_seen_ms,
             )
         })
         .collect();
+    let unseen = state.unseen_expected(judge, now_ms);
+    hosts.extend(
+        unseen
+            .iter()
+            .map(|i| (i.site.as_str(), i.host.as_str(), i.status, None)),
+    );
     hosts.sort_unstable_by_key(|(site, host, _, _)| (*site, *host));
 
     let mut up = encoder.encode_descriptor(
@@ -383,8 +401,8 @@ fn encode_agents(
     }
     let mut st = encoder.encode_descriptor(
         names::AGENT_STATUS,
-        "1 for the agent's current status (online, lost, shutdown, maintenance), 0 for the \
-         others.",
+        "1 for the agent's current status (online, lost, shutdown, maintenance, unknown), 0 \
+         for the others.",
         None,
         MetricType::Gauge,
     )?;
@@ -395,6 +413,7 @@ fn encode_agents(
                 .encode_gauge(&i64::from(s == *status))?;
         }
     }
+    encode_paths(state, judge, now_ms, encoder)?;
     if hosts.iter().any(|h| h.3.is_some()) {
         let mut seen = encoder.encode_descriptor(
             names::AGENT_LAST_SEEN,
@@ -467,25 +486,108 @@ fn encode_signals(
     Ok(())
 }
 
-fn encode_pushes(
-    stats: &alertmanager::Stats,
+/// `sitewatch_agent_path_up{site,host,broker}`: which broker path sees which
+/// agent (only written with more than one link).
+fn encode_paths(
+    state: &State,
+    judge: &Judge<'_>,
+    now_ms: i64,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
-    counter(
-        encoder,
-        names::ALERTMANAGER_ALERTS_SENT,
-        "Alerts (firing and resolved) accepted by Alertmanager.",
-        stats.alerts_sent.load(Ordering::Relaxed),
-    )?;
+    if judge.links.len() < 2 {
+        return Ok(());
+    }
+    let strings = state.strings();
+    let mut rows: Vec<(&str, &str, String, bool)> = Vec::new();
+    for (_, h) in state.hosts() {
+        for p in &h.paths {
+            let link = judge
+                .links
+                .get(usize::from(p.path))
+                .copied()
+                .unwrap_or(PathState::ALWAYS);
+            let alone = [*p];
+            let up = crate::liveness::observe(
+                &alone,
+                &[link],
+                h.interval_ms,
+                &state.config().rules,
+                now_ms,
+            )
+            .observed
+                == sitewatch_signals::Liveness::Online;
+            let name = judge
+                .names
+                .get(usize::from(p.path))
+                .cloned()
+                .unwrap_or_default();
+            rows.push((strings.resolve(h.site), strings.resolve(h.host), name, up));
+        }
+    }
+    rows.sort_unstable();
     let mut m = encoder.encode_descriptor(
-        names::ALERTMANAGER_ERRORS,
-        "Failed pushes to Alertmanager, by kind (retried at the next tick).",
+        names::AGENT_PATH_UP,
+        "1 when the agent is online as seen through this broker, 0 when lost or unreachable there.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (site, host, broker, up) in &rows {
+        m.encode_family(&[
+            ("site", *site),
+            ("host", *host),
+            ("broker", broker.as_str()),
+        ])?
+        .encode_gauge(&i64::from(*up))?;
+    }
+    Ok(())
+}
+
+/// The broker links' own metrics.
+fn encode_links(links: &[Arc<LinkStatus>], encoder: &mut DescriptorEncoder) -> fmt::Result {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(
+        names::BROKER_CONNECTED,
+        "1 when the collector is connected to this MQTT broker.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for l in links {
+        m.encode_family(&[("broker", l.name.as_str())])?
+            .encode_gauge(&i64::from(l.is_connected()))?;
+    }
+    let mut m = encoder.encode_descriptor(
+        names::BROKER_CONNECTIONS,
+        "Connections made to this broker (CONNACKs received).",
         None,
         MetricType::Counter,
     )?;
-    for (kind, n) in PushError::ALL.iter().zip(&stats.errors) {
-        m.encode_family(&[("kind", kind.kind())])?
-            .encode_counter::<NoLabelSet, _, u64>(&n.load(Ordering::Relaxed), None)?;
+    for l in links {
+        m.encode_family(&[("broker", l.name.as_str())])?
+            .encode_counter::<NoLabelSet, _, u64>(&l.connections(), None)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        names::BROKER_FAILURES,
+        "Failed or dropped connections to this broker, by kind.",
+        None,
+        MetricType::Counter,
+    )?;
+    for l in links {
+        for kind in FailureKind::ALL {
+            m.encode_family(&[("broker", l.name.as_str()), ("kind", kind.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&l.failures(kind), None)?;
+        }
+    }
+    let mut m = encoder.encode_descriptor(
+        names::BROKER_MESSAGES,
+        "Messages received from this broker (duplicates across brokers included).",
+        None,
+        MetricType::Counter,
+    )?;
+    for l in links {
+        m.encode_family(&[("broker", l.name.as_str())])?
+            .encode_counter::<NoLabelSet, _, u64>(&l.messages(), None)?;
     }
     Ok(())
 }
@@ -510,7 +612,6 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
 fn encode_self(
     state: &State,
     signals: &Published,
-    connected: bool,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
     let c = state.counters();
@@ -582,12 +683,6 @@ fn encode_self(
         names::HOSTS,
         "Agents known.",
         i64::try_from(state.hosts().count()).unwrap_or(i64::MAX),
-    )?;
-    gauge(
-        encoder,
-        names::BROKER_CONNECTED,
-        "1 when the collector is connected to its MQTT broker.",
-        i64::from(connected),
     )
 }
 

@@ -151,6 +151,9 @@ pub fn epoch_of(first: &ReplayRecord) -> i64 {
 
 struct Run {
     epoch: i64,
+    /// The `path` names met so far, in order: path ids as the live collector
+    /// numbers its links.
+    paths: Vec<String>,
     shared: Arc<Shared>,
     ingestor: Ingestor,
     signals: Signals,
@@ -162,11 +165,16 @@ struct Run {
 }
 
 impl Run {
-    fn new(epoch: i64, mut state: StateConfig, signals: &SignalsConfig) -> Self {
-        state.rules.started_at_ms = epoch;
-        let shared = Arc::new(Shared::new(State::new(state), Clock::Fixed(epoch)));
+    fn new(epoch: i64, state: StateConfig, signals: &SignalsConfig) -> Self {
+        let shared = Arc::new(Shared::with_config(
+            State::new(state),
+            Clock::Fixed(epoch),
+            signals.clone(),
+            epoch,
+        ));
         Run {
             epoch,
+            paths: Vec::new(),
             ingestor: Ingestor::new(Arc::clone(&shared)),
             shared,
             signals: Signals::new(signals.clone(), epoch),
@@ -197,8 +205,19 @@ impl Run {
 
     fn apply(&mut self, r: &ReplayRecord) {
         let now = self.now(r.t_ms);
+        let path = match &r.path {
+            None => 0,
+            Some(name) => match self.paths.iter().position(|p| p == name) {
+                Some(i) => i,
+                None => {
+                    self.paths.push(name.clone());
+                    self.paths.len() - 1
+                }
+            },
+        };
+        let path = u8::try_from(path).unwrap_or(u8::MAX);
         self.ingestor
-            .handle_at(&r.topic, &r.payload_bytes(), r.retain, now);
+            .handle_at(path, &r.topic, &r.payload_bytes(), r.retain, now);
         self.pending = true;
         self.last_t = r.t_ms;
     }
@@ -211,7 +230,9 @@ impl Run {
 
     fn evaluate(&mut self, t: u64, emit: &mut impl FnMut(ReplayEvent)) {
         let now = self.now(t);
-        let evaluation = self.signals.evaluate(&self.shared.read(), now);
+        // The recording's brokers were connected throughout (the file says
+        // nothing else): no link table, every path up.
+        let evaluation = self.signals.evaluate(&self.shared.read(), &[], now);
         for change in &evaluation.changes {
             if let Some(entry) = change.timeline_entry(t) {
                 emit(ReplayEvent::Timeline(TimelineLine {
@@ -276,11 +297,19 @@ impl Recorder {
     }
 
     /// Queues one received message.
-    pub fn record(&self, topic: &str, payload: &[u8], retain: bool, now_ms: i64) {
+    pub fn record(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+        path: Option<&str>,
+        now_ms: i64,
+    ) {
         let record = ReplayRecord {
             t_ms: u64::try_from(now_ms.saturating_sub(self.started_ms)).unwrap_or(0),
             topic: topic.to_owned(),
             retain,
+            path: path.map(str::to_owned),
             payload: payload_value(payload),
         };
         match self.tx.try_send(record) {
@@ -354,9 +383,16 @@ mod tests {
             "sitewatch/v1/bj1/web-01/state",
             br#"{"v":1,"status":"online"}"#,
             true,
+            None,
             1_000,
         );
-        rec.record("sitewatch/v1/bj1/web-01/readings", b"{broken", false, 3_500);
+        rec.record(
+            "sitewatch/v1/bj1/web-01/readings",
+            b"{broken",
+            false,
+            Some("sh1"),
+            3_500,
+        );
         drop(rec);
         let text = crate::replay::tests::wait_for_lines(&path, 2);
         let records: Vec<ReplayRecord> = text

@@ -1,21 +1,22 @@
-//! Wiring: the embedded broker (if any), the consumer, the signals loop, the
-//! Alertmanager tasks, housekeeping and HTTP.
+//! Wiring: the embedded broker (if any), the broker links and ingest, the
+//! signals loop and its outputs, the Alertmanager tasks, housekeeping and HTTP.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
-use crate::config::{BrokerMode, Settings};
-use crate::ingest::{ConsumerConfig, Hooks, run as run_consumer};
+use crate::config::{BrokerSettings, EMBEDDED_LINK, EmbeddedSettings, Settings, read_password};
+use crate::http::App;
+use crate::ingest::{Hooks, Ingestor};
+use crate::link::mqtt::LinkConfig;
+use crate::link::{INBOUND_QUEUE, LinkHandle, LinkStatus, Links, subscriptions};
+use crate::output::{Output, alerts::Alerts, api::Api, mqtt::MqttSignals};
 use crate::replay::Recorder;
-use crate::signals::{self, Outputs, Published, Signals};
+use crate::signals::{self, Signals};
 use crate::state::State;
-use crate::{Clock, Error, Shared, alertmanager, broker};
-
-/// `_signals` messages queued for the MQTT client; more wait in the signals loop.
-const OUTGOING_QUEUE: usize = 256;
+use crate::{Clock, Error, Shared, alertmanager, broker, metrics};
 
 /// What the command line adds to the settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,11 +30,10 @@ pub struct RunOptions {
 pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the collector until SIGINT or SIGTERM.
-pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Error> {
+pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
     let started_at = Clock::System.now_ms();
-    settings.state.rules.started_at_ms = started_at;
     // Everything that can fail on configuration fails before anything starts.
-    let consumer = ConsumerConfig::from_settings(&settings)?;
+    let links = link_configs(&settings)?;
     let pushers = match &settings.alertmanager {
         Some(am) => Some((am.clone(), alertmanager::client(am)?)),
         None => None,
@@ -50,52 +50,64 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
             addr: settings.listen,
             source,
         })?;
-    if let BrokerMode::Embedded {
+    if let Some(EmbeddedSettings {
         v4,
         v5,
         max_connections,
-    } = settings.broker
+    }) = settings.embedded
     {
         broker::start(v4, v5, max_connections)?;
         for addr in [v4, v5] {
             broker::wait_ready(connectable(addr), Duration::from_secs(10)).await?;
         }
     }
-    let shared = Arc::new(Shared::new(State::new(settings.state), Clock::System));
-    shared.set_signals(Published::initial(&settings.signals));
+    let shared = Arc::new(Shared::with_config(
+        State::new(settings.state),
+        Clock::System,
+        settings.signals.clone(),
+        started_at,
+    ));
 
     let ingested = Arc::new(Notify::new());
-    let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
-    let (alerts_tx, alerts_rx) = watch::channel(signals::ActiveSignals::default());
-    if let Some((am, (client, authorization))) = pushers {
-        let regions = signals::regions(&settings.signals);
-        for url in &am.urls {
-            tracing::info!(url, resend_interval = ?am.resend_interval, "pushing signals to Alertmanager");
-            tokio::spawn(alertmanager::run(
-                url.clone(),
-                am.clone(),
-                client.clone(),
-                authorization.clone(),
-                regions.clone(),
-                alerts_rx.clone(),
-                Arc::clone(&shared),
-            ));
-        }
-    }
     let hooks = Hooks {
         ingested: Some(Arc::clone(&ingested)),
         recorder,
-        outgoing: Some(outgoing_rx),
+        path_names: links.iter().map(|l| l.name.clone()).collect(),
     };
-    tokio::spawn(run_consumer(consumer, Arc::clone(&shared), hooks));
+    let links = start_links(links, &shared, hooks);
+
+    let mut registry = metrics::registry(Arc::clone(&shared));
+    let mut outputs: Vec<Box<dyn Output>> = vec![
+        Box::new(Api::new(Arc::clone(&shared))),
+        Box::new(MqttSignals::new(&links)),
+    ];
+    if let Some((am, (client, authorization))) = pushers {
+        let stats = Arc::new(alertmanager::Stats::default());
+        let (output, watched) = Alerts::new(Arc::clone(&stats));
+        let regions = signals::regions(&settings.signals);
+        for url in &am.urls {
+            tracing::info!(url, resend_interval = ?am.resend_interval, "pushing signals to Alertmanager");
+            let pusher = alertmanager::Pusher {
+                base_url: url.clone(),
+                settings: am.clone(),
+                client: client.clone(),
+                authorization: authorization.clone(),
+                regions: regions.clone(),
+                stats: Arc::clone(&stats),
+                clock: Clock::System,
+            };
+            tokio::spawn(alertmanager::run(pusher, watched.clone()));
+        }
+        outputs.push(Box::new(output));
+    }
+    for o in &outputs {
+        o.register(&mut registry);
+    }
     tokio::spawn(signals::run(
         Arc::clone(&shared),
         Signals::new(settings.signals.clone(), started_at),
         ingested,
-        Outputs {
-            mqtt: Some(outgoing_tx),
-            alerts: alerts_tx,
-        },
+        outputs,
     ));
     let pruned = Arc::clone(&shared);
     tokio::spawn(async move {
@@ -117,9 +129,132 @@ pub async fn run(mut settings: Settings, options: RunOptions) -> Result<(), Erro
         web_config_file = settings.web_config_file.as_ref().map(|p| p.display().to_string()),
         "serving /metrics, /healthz, /api/v1/hosts, /api/v1/signals"
     );
-    crate::http::serve(listener, shared, web, settings.http, shutdown_signal()).await;
+    crate::http::register_web(&mut registry, &web);
+    crate::http::serve(
+        listener,
+        App::new(shared, registry),
+        web,
+        settings.http,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts one task per link and the ingest task that applies what they
+/// receive; registers the links with `shared`.
+pub fn start_links(configs: Vec<LinkConfig>, shared: &Arc<Shared>, hooks: Hooks) -> Links {
+    let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    let mut handles = Vec::with_capacity(configs.len());
+    for cfg in configs {
+        let status = Arc::new(LinkStatus::new(
+            cfg.name.clone(),
+            format!("{}:{}", cfg.host, cfg.port),
+        ));
+        let (handle, outgoing) = LinkHandle::new(Arc::clone(&status));
+        handles.push(handle);
+        tokio::spawn(crate::link::mqtt::run(
+            cfg,
+            status,
+            tx.clone(),
+            outgoing,
+            shared.clock,
+        ));
+    }
+    let links = Links::new(handles);
+    shared.set_links(links.iter().map(|l| Arc::clone(&l.status)).collect());
+    tokio::spawn(crate::ingest::run(
+        rx,
+        Ingestor::with_hooks(Arc::clone(shared), hooks),
+    ));
+    links
+}
+
+/// The links the settings name, resolved (password and CA files read, TLS
+/// built): the embedded broker's first (path 0), then the external brokers in
+/// order.
+pub fn link_configs(s: &Settings) -> Result<Vec<LinkConfig>, Error> {
+    let mut out = Vec::new();
+    let v5 = s.share_group.is_some();
+    let subs = |embedded: bool| subscriptions(s.share_group.as_deref(), embedded);
+    if let Some(e) = &s.embedded {
+        let addr = connectable(if v5 { e.v5 } else { e.v4 });
+        out.push(LinkConfig {
+            path: 0,
+            name: EMBEDDED_LINK.to_owned(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            v5,
+            client_id: default_client_id(s),
+            persistent: true,
+            credentials: None,
+            transport: rumqttc::Transport::Tcp,
+            keep_alive: Duration::from_secs(30),
+            session_expiry: Duration::from_secs(3600),
+            subscriptions: subs(true),
+        });
+    }
+    for b in &s.brokers {
+        let path = u8::try_from(out.len()).unwrap_or(u8::MAX);
+        out.push(external_link(s, b, path, subs(false))?);
+    }
+    Ok(out)
+}
+
+fn external_link(
+    s: &Settings,
+    b: &BrokerSettings,
+    path: u8,
+    subscriptions: Vec<crate::link::Subscription>,
+) -> Result<LinkConfig, Error> {
+    let credentials = match (&b.username, &b.password_file) {
+        (Some(u), Some(p)) => Some((u.clone(), read_password(p)?)),
+        (Some(u), None) => Some((u.clone(), String::new())),
+        _ => None,
+    };
+    let transport = if b.url.tls {
+        crate::tls::transport(b.tls_ca.as_deref(), b.tls_client.as_ref())?
+    } else {
+        rumqttc::Transport::Tcp
+    };
+    Ok(LinkConfig {
+        path,
+        name: b.name.clone(),
+        host: b.url.host.clone(),
+        port: b.url.port,
+        // Shared subscriptions need MQTT 5; otherwise as configured (5 by default).
+        v5: b.v5 || s.share_group.is_some(),
+        client_id: b.client_id.clone().unwrap_or_else(|| default_client_id(s)),
+        // Always a persistent session: QoS 1 batches published while the
+        // collector is reconnecting (after a broker restart, agents often come
+        // back first) are queued for it, so nothing is lost.
+        persistent: true,
+        credentials,
+        transport,
+        keep_alive: b.keep_alive,
+        session_expiry: b.session_expiry,
+        subscriptions,
+    })
+}
+
+/// A client id that is stable across restarts (so the broker resumes the
+/// session) and distinct for each collector on one machine (its HTTP port).
+fn default_client_id(s: &Settings) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("sitewatch-collector-{host}-{}", s.listen.port())
 }
 
 /// A wildcard listen address is reached over loopback.

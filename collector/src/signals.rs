@@ -5,15 +5,9 @@
 //! The same [`Signals::evaluate`] serves the live loop and `replay`: the state
 //! read at a `now`, the engine evaluated at that `now`.
 //!
-//! Outputs of every evaluation (`PROTOCOL.md`, "What the collector exposes"):
-//!
-//! - [`Published`] in [`crate::Shared`]: what `/metrics` (`sitewatch_signal_active`,
-//!   `sitewatch_site_disaster_level`, `sitewatch_site_info`) and `/api/v1/signals` read.
-//! - The retained `sitewatch/v1/<site>/_signals`, republished for every site with a
-//!   change, and for every site after each (re)connection to the broker.
-//! - The active signals, handed to the Alertmanager tasks through a `watch`
-//!   channel (see [`crate::alertmanager`]): a slow Alertmanager never holds up this
-//!   loop, and this loop never holds up ingest.
+//! Each evaluation goes to the [`crate::output`]s: what `/metrics` and
+//! `/api/v1/signals` read, the retained `sitewatch/v1/<site>/_signals`, and the
+//! Alertmanager push tasks.
 //!
 //! With a share group (`share_group`), each collector knows every agent's
 //! liveness but only its share of the readings: its signals are partial (a power
@@ -23,26 +17,26 @@
 //! evaluated by Prometheus over every collector's metrics, is then the site-wide
 //! truth; route its alerts, not the collectors' own.
 //!
-//! While the collector is disconnected from its broker the engine is not
+//! While the collector is connected to no broker at all the engine is not
 //! evaluated: silence then is the collector's own blindness, not the agents'
 //! (every agent would miss its heartbeats at once and look like a network cut).
-//! The published signals stay as they were; on reconnection the heartbeat rule
-//! gets its startup grace again (see `ingest.rs`) while the broker redelivers.
+//! The published signals stay as they were. With several links, a host seen only
+//! through links that are down is `unobserved` (see `liveness.rs`), not lost.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sitewatch_protocol::{Signal, topic::PREFIX};
+use sitewatch_protocol::Signal;
 use sitewatch_signals::{
-    ChangeKind, Engine, Evaluation, HostSnapshot, Liveness, SeriesSnapshot, SignalsConfig,
-    SiteSnapshot, Snapshot,
+    ChangeKind, Engine, Evaluation, HostSnapshot, SeriesSnapshot, SignalsConfig, SiteSnapshot,
+    Snapshot,
 };
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::Notify;
 
 use crate::Shared;
-use crate::liveness::AgentStatus;
+use crate::liveness::PathState;
+use crate::output::{Output, Round};
 use crate::state::State;
 
 /// The engine is evaluated at least this often.
@@ -50,13 +44,6 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// ...and after ingest, but not more often than this: a burst of a thousand
 /// batches is one evaluation, not a thousand.
 pub const MIN_GAP: Duration = Duration::from_millis(200);
-
-/// A retained message for the broker, sent through the consumer's client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    pub topic: String,
-    pub payload: Vec<u8>,
-}
 
 /// What the last evaluation published: what `/metrics` and the API read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -111,9 +98,10 @@ impl Signals {
         self.engine.config()
     }
 
-    /// Evaluates the state as it is at `now_ms`.
-    pub fn evaluate(&mut self, state: &State, now_ms: i64) -> Evaluation {
-        let snapshot = snapshot(state, now_ms);
+    /// Evaluates the state as it is at `now_ms`, its paths judged against the
+    /// links' states (`links`, by path; empty: always up).
+    pub fn evaluate(&mut self, state: &State, links: &[PathState], now_ms: i64) -> Evaluation {
+        let snapshot = snapshot(state, links, now_ms);
         self.engine.evaluate(&snapshot, now_ms)
     }
 
@@ -124,9 +112,10 @@ impl Signals {
     }
 }
 
-/// The engine's picture of the state at `now_ms`: every host with its liveness
-/// (lost since when) and labels, and its series not expired at `now_ms`.
-pub fn snapshot(state: &State, now_ms: i64) -> Snapshot {
+/// The engine's picture of the state at `now_ms`: every host with its observed
+/// liveness (the engine applies the same policy as the metrics and the API) and
+/// labels, and its series not expired at `now_ms`.
+pub fn snapshot(state: &State, links: &[PathState], now_ms: i64) -> Snapshot {
     let strings = state.strings();
     // (site, host) -> host; BTreeMaps so that the snapshot's order, and with it
     // everything downstream, does not depend on hash or slot order.
@@ -134,15 +123,7 @@ pub fn snapshot(state: &State, now_ms: i64) -> Snapshot {
     for (_, h) in state.hosts() {
         let site = strings.resolve(h.site);
         let host = strings.resolve(h.host);
-        let l = state.liveness(h, now_ms);
-        let liveness = match l.status {
-            AgentStatus::Online => Liveness::Online,
-            AgentStatus::Lost => Liveness::Lost {
-                since_ms: l.since_ms.unwrap_or(now_ms),
-            },
-            AgentStatus::Shutdown => Liveness::Shutdown,
-            AgentStatus::Maintenance => Liveness::Maintenance,
-        };
+        let liveness = state.observed(h, links, now_ms).observed;
         let mut snap = HostSnapshot::new(host, liveness);
         snap.labels.clone_from(&h.labels);
         sites.entry(site).or_default().insert(host, snap);
@@ -182,11 +163,6 @@ pub fn snapshot(state: &State, now_ms: i64) -> Snapshot {
     )
 }
 
-/// The retained `_signals` topic of a site.
-pub fn signals_topic(site: &str) -> String {
-    format!("{PREFIX}/{site}/_signals")
-}
-
 /// The input of the Alertmanager tasks: the active signals at an instant.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActiveSignals {
@@ -194,26 +170,18 @@ pub struct ActiveSignals {
     pub signals: Arc<Vec<Signal>>,
 }
 
-/// Where the live loop sends what it evaluated.
-#[derive(Debug)]
-pub struct Outputs {
-    /// Retained `_signals` messages, to the consumer's client.
-    pub mqtt: Option<mpsc::Sender<Outgoing>>,
-    /// The active signals, to the Alertmanager tasks.
-    pub alerts: watch::Sender<ActiveSignals>,
-}
-
 /// Runs the engine every [`TICK`] and after ingest (woken by `ingested`), until
-/// the process stops.
-pub async fn run(shared: Arc<Shared>, mut signals: Signals, ingested: Arc<Notify>, out: Outputs) {
+/// the process stops, handing each evaluation to every output.
+pub async fn run(
+    shared: Arc<Shared>,
+    mut signals: Signals,
+    ingested: Arc<Notify>,
+    mut outputs: Vec<Box<dyn Output>>,
+) {
     let regions = regions(signals.config());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_run: Option<Instant> = None;
-    // Sites whose `_signals` must be (re)published, and the connection they were
-    // last published on.
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let mut published_on: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -226,75 +194,30 @@ pub async fn run(shared: Arc<Shared>, mut signals: Signals, ingested: Arc<Notify
             }
         }
         last_run = Some(Instant::now());
-        if !shared.connected.load(Ordering::Relaxed) {
+        if !shared.connected() {
             continue;
         }
         let started = Instant::now();
         let now = shared.clock.now_ms();
-        let snapshot = snapshot(&shared.read(), now);
+        let (links, _) = shared.path_view();
+        let snapshot = snapshot(&shared.read(), &links, now);
         let evaluation = signals.evaluate_snapshot(&snapshot, now);
         drop(snapshot);
         log_changes(&evaluation);
-
-        let connection = shared.connections.load(Ordering::Relaxed);
-        if connection != published_on {
-            // A new connection: the broker may have lost its retained messages
-            // (no persistence), and a restarted collector must replace what the
-            // previous one left there.
-            pending.extend(evaluation.disaster_level.keys().cloned());
-            published_on = connection;
-        }
-        pending.extend(evaluation.changed_sites().into_iter().map(str::to_owned));
-        if let Some(mqtt) = &out.mqtt {
-            publish_pending(mqtt, &evaluation, &mut pending);
-        } else {
-            pending.clear();
-        }
-
-        out.alerts.send_replace(ActiveSignals {
-            now_ms: now,
-            signals: Arc::new(evaluation.active.clone()),
-        });
-        let published = Published {
+        let published = Arc::new(Published {
             evaluated_at_ms: Some(now),
-            active: evaluation.active,
-            disaster_level: evaluation.disaster_level,
+            active: evaluation.active.clone(),
+            disaster_level: evaluation.disaster_level.clone(),
             regions: regions.clone(),
             evaluation_seconds: started.elapsed().as_secs_f64(),
+        });
+        let round = Round {
+            now_ms: now,
+            evaluation: &evaluation,
+            published: &published,
         };
-        shared.set_signals(published);
-    }
-}
-
-/// Hands the pending sites' payloads to the MQTT client; those that do not fit
-/// (the client is backed up while the broker is away) stay pending.
-fn publish_pending(
-    mqtt: &mpsc::Sender<Outgoing>,
-    evaluation: &Evaluation,
-    pending: &mut BTreeSet<String>,
-) {
-    while let Some(site) = pending.first().cloned() {
-        let payload = match serde_json::to_vec(&evaluation.signals_for_site(&site)) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(site, error = %e, "cannot encode the _signals payload");
-                pending.remove(&site);
-                continue;
-            }
-        };
-        let message = Outgoing {
-            topic: signals_topic(&site),
-            payload,
-        };
-        match mqtt.try_send(message) {
-            Ok(()) => {
-                pending.remove(&site);
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => return,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                pending.clear();
-                return;
-            }
+        for output in &mut outputs {
+            output.publish(&round);
         }
     }
 }
@@ -355,12 +278,12 @@ mod tests {
             r#"{"v":1,"status":"offline","reason":"lost"}"#,
             t0 + 1000,
         );
-        let snap = snapshot(&state, t0 + 2000);
+        let snap = snapshot(&state, &[], t0 + 2000);
         let site = snap.site("bj1").unwrap();
         assert_eq!(site.hosts.len(), 2);
         let web1 = &site.hosts[0];
         assert_eq!(web1.host, "web-01");
-        assert_eq!(web1.liveness, Liveness::Online);
+        assert_eq!(web1.liveness, sitewatch_signals::Liveness::Online);
         assert_eq!(web1.labels.get("zone").map(String::as_str), Some("a"));
         assert_eq!(web1.readings.len(), 1);
         assert_eq!(web1.readings[0].q, "ups_on_battery");
@@ -371,12 +294,12 @@ mod tests {
         );
         assert_eq!(
             site.hosts[1].liveness,
-            Liveness::Lost {
+            sitewatch_signals::Liveness::Lost {
                 since_ms: t0 + 1000
             }
         );
         // Three modbus intervals later the series has expired: not in the snapshot.
-        let later = snapshot(&state, t0 + 16_000);
+        let later = snapshot(&state, &[], t0 + 16_000);
         assert!(later.site("bj1").unwrap().hosts[0].readings.is_empty());
     }
 

@@ -20,7 +20,7 @@ use sitewatch_protocol::{
 
 use crate::dedup::{SeqWindow, Verdict};
 use crate::intern::{EMPTY, Id, IdMap, Interner, LabelSets};
-use crate::liveness::{self, AgentStatus, Facts, Liveness, Reported, Rules};
+use crate::liveness::{self, AgentStatus, Liveness, PathFacts, PathId, PathState, Reported, Rules};
 use crate::metrics::names;
 use crate::series::{Family, SeriesKey, SeriesValue};
 
@@ -101,7 +101,9 @@ pub struct Counters {
 pub struct Host {
     pub site: Id,
     pub host: Id,
-    pub reported: Reported,
+    /// What each broker path last carried of this agent (one entry per path it
+    /// was heard on; see `liveness.rs`).
+    pub paths: Vec<PathFacts>,
     /// `ts` of the last state message.
     pub reported_ts: Option<i64>,
     pub boot: Option<Arc<str>>,
@@ -110,14 +112,9 @@ pub struct Host {
     /// Each source's poll interval from the birth, by source-name id.
     pub sources: Vec<(Id, u64)>,
     pub labels: BTreeMap<String, String>,
-    /// The collector's clock when it last heard from the agent (heartbeat basis).
-    pub last_heard_ms: i64,
     /// When the agent was last seen alive, Unix ms: receipt of a live message, or
     /// the `ts` of a retained one. `None` when only a will without `ts` was seen.
     pub last_seen_ms: Option<i64>,
-    pub readings_heard: bool,
-    /// The collector's clock when the last state message arrived.
-    pub reported_at_ms: i64,
     readings_seq: SeqWindow,
     events_seq: SeqWindow,
     /// The last [`RECENT_EVENTS`] events, oldest first, with their receipt time.
@@ -125,36 +122,48 @@ pub struct Host {
 }
 
 impl Host {
-    fn new(site: Id, host: Id, now_ms: i64) -> Self {
+    fn new(site: Id, host: Id) -> Self {
         Host {
             site,
             host,
-            reported: Reported::Nothing,
+            paths: Vec::new(),
             reported_ts: None,
             boot: None,
             agent: None,
             interval_ms: None,
             sources: Vec::new(),
             labels: BTreeMap::new(),
-            last_heard_ms: now_ms,
             last_seen_ms: None,
-            readings_heard: false,
-            reported_at_ms: now_ms,
             readings_seq: SeqWindow::default(),
             events_seq: SeqWindow::default(),
             recent_events: VecDeque::new(),
         }
     }
 
-    /// The facts liveness is computed from.
-    pub fn facts(&self) -> Facts {
-        Facts {
-            reported: self.reported,
-            interval_ms: self.interval_ms,
-            last_heard_ms: self.last_heard_ms,
-            readings_heard: self.readings_heard,
-            reported_at_ms: self.reported_at_ms,
-        }
+    /// The facts of one path, created on first use.
+    fn path_mut(&mut self, path: PathId, now_ms: i64) -> &mut PathFacts {
+        let i = match self.paths.iter().position(|p| p.path == path) {
+            Some(i) => i,
+            None => {
+                self.paths.push(PathFacts::new(path, now_ms));
+                self.paths.len() - 1
+            }
+        };
+        &mut self.paths[i]
+    }
+
+    /// What the agent last said of itself, on the most recent path.
+    pub fn reported(&self) -> Reported {
+        self.paths
+            .iter()
+            .filter(|p| p.reported != Reported::Nothing)
+            .max_by_key(|p| p.reported_at_ms)
+            .map_or(Reported::Nothing, |p| p.reported)
+    }
+
+    /// The paths it was heard on.
+    pub fn path_ids(&self) -> impl Iterator<Item = PathId> + '_ {
+        self.paths.iter().map(|p| p.path)
     }
 
     /// The poll interval of a source: from the birth's `sources`, else the
@@ -194,6 +203,9 @@ pub struct HostInfo {
     pub host: String,
     pub status: AgentStatus,
     pub reason: Option<&'static str>,
+    /// When lost: since when (Unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_since: Option<i64>,
     /// Unix ms.
     pub last_seen: Option<i64>,
     pub labels: BTreeMap<String, String>,
@@ -201,6 +213,27 @@ pub struct HostInfo {
     pub interval_ms: Option<u64>,
     pub boot: Option<String>,
     pub agent: Option<String>,
+    /// The brokers (the collector's links, by name) it was heard through.
+    pub paths: Vec<String>,
+}
+
+/// How liveness is judged at a read: the policy (startup grace, maintenance,
+/// expected hosts) and the state of each broker link.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    pub policy: sitewatch_signals::Policy<'a>,
+    pub links: &'a [PathState],
+    /// The links' names, indexed like `links` (for the API).
+    pub names: &'a [String],
+}
+
+impl Judge<'_> {
+    fn path_name(&self, path: PathId) -> String {
+        self.names
+            .get(usize::from(path))
+            .cloned()
+            .unwrap_or_else(|| path.to_string())
+    }
 }
 
 /// One exposed reading, with its names resolved.
@@ -275,6 +308,17 @@ impl State {
     /// clock). `retained` is the MQTT retain flag as delivered: a retained message is
     /// old news replayed at subscription, not a sign of life now.
     pub fn apply(&mut self, msg: &Message, retained: bool, now_ms: i64) -> Applied {
+        self.apply_from(0, msg, retained, now_ms)
+    }
+
+    /// [`State::apply`] for a message that arrived through broker path `path`.
+    pub fn apply_from(
+        &mut self,
+        path: PathId,
+        msg: &Message,
+        retained: bool,
+        now_ms: i64,
+    ) -> Applied {
         let (site, host) = match &msg.topic {
             Topic::Host { site, host, .. } => (site.as_str(), host.as_str()),
             Topic::Signals { .. } => return Applied::Ignored,
@@ -282,7 +326,7 @@ impl State {
         match &msg.body {
             Body::State(s) => {
                 self.counters.messages[0] += 1;
-                self.apply_state(site, host, s, retained, now_ms);
+                self.apply_state(path, site, host, s, retained, now_ms);
                 Applied::State
             }
             Body::Cleared => {
@@ -292,7 +336,7 @@ impl State {
             }
             // Duplicates are counted apart, not as messages ingested.
             Body::Readings(r) => {
-                let applied = self.apply_readings(site, host, r, retained, now_ms);
+                let applied = self.apply_readings(path, site, host, r, retained, now_ms);
                 if applied != Applied::Duplicate {
                     self.counters.messages[1] += 1;
                 }
@@ -309,13 +353,13 @@ impl State {
         }
     }
 
-    fn host_slot(&mut self, site: &str, host: &str, now_ms: i64) -> u32 {
+    fn host_slot(&mut self, site: &str, host: &str) -> u32 {
         let site = self.strings.intern(site);
         let host = self.strings.intern(host);
         if let Some(&slot) = self.host_index.get(&(site, host)) {
             return slot;
         }
-        let entry = Some(Host::new(site, host, now_ms));
+        let entry = Some(Host::new(site, host));
         let slot = match self.free_hosts.pop() {
             Some(slot) => {
                 if let Some(s) = self.hosts.get_mut(slot as usize) {
@@ -341,8 +385,16 @@ impl State {
         self.hosts.get(slot as usize).and_then(Option::as_ref)
     }
 
-    fn apply_state(&mut self, site: &str, host: &str, s: &StatePayload, retained: bool, now: i64) {
-        let slot = self.host_slot(site, host, now);
+    fn apply_state(
+        &mut self,
+        path: PathId,
+        site: &str,
+        host: &str,
+        s: &StatePayload,
+        retained: bool,
+        now: i64,
+    ) {
+        let slot = self.host_slot(site, host);
         let sources: Vec<(Id, u64)> = s
             .sources
             .iter()
@@ -359,9 +411,17 @@ impl State {
             h.events_seq.reset();
             h.boot = Some(Arc::from(boot.as_str()));
         }
-        h.reported = Reported::from_state(s.status, s.reason);
         h.reported_ts = s.ts;
-        h.reported_at_ms = now;
+        {
+            // The heartbeat window restarts at every state message, a retained one
+            // too: an agent known only from a retained birth gets its full window
+            // after the collector starts.
+            let p = h.path_mut(path, now);
+            p.reported = Reported::from_state(s.status, s.reason);
+            p.reported_at_ms = now;
+            p.last_heard_ms = now;
+            p.readings_heard = false;
+        }
         // A birth describes the agent completely; the will and the shutdown message
         // carry none of this, so what the birth said stays.
         if s.status == sitewatch_protocol::Status::Online {
@@ -383,11 +443,6 @@ impl State {
                 h.agent.clone_from(&s.agent);
             }
         }
-        // The heartbeat window restarts at every state message, a retained one too:
-        // an agent known only from a retained birth gets its full window after the
-        // collector starts.
-        h.last_heard_ms = now;
-        h.readings_heard = false;
         h.last_seen_ms = if retained {
             match (h.last_seen_ms, s.ts) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -400,17 +455,25 @@ impl State {
 
     fn apply_readings(
         &mut self,
+        path: PathId,
         site: &str,
         host: &str,
         r: &ReadingsPayload,
         retained: bool,
         now: i64,
     ) -> Applied {
-        let slot = self.host_slot(site, host, now);
+        let slot = self.host_slot(site, host);
         let count_gaps = self.cfg.count_gaps;
         let Some(h) = self.host_mut(slot) else {
             return Applied::Ignored;
         };
+        // A copy that already came through another path is still this path's
+        // heartbeat: it is the path that is judged, not the message.
+        {
+            let p = h.path_mut(path, now);
+            p.last_heard_ms = now;
+            p.readings_heard = true;
+        }
         let verdict = h.readings_seq.check(r.seq);
         let gap = match verdict {
             Verdict::Duplicate => {
@@ -420,8 +483,6 @@ impl State {
             Verdict::Fresh { gap } => gap,
             Verdict::Restarted => 0,
         };
-        h.last_heard_ms = now;
-        h.readings_heard = true;
         if !retained {
             h.last_seen_ms = Some(now);
         }
@@ -499,7 +560,7 @@ impl State {
         retained: bool,
         now: i64,
     ) -> Applied {
-        let slot = self.host_slot(site, host, now);
+        let slot = self.host_slot(site, host);
         let count_gaps = self.cfg.count_gaps;
         let Some(h) = self.host_mut(slot) else {
             return Applied::Ignored;
@@ -580,15 +641,25 @@ impl State {
         removed
     }
 
-    /// Starts the heartbeat rule's grace again at `now_ms` (the collector has just
-    /// reconnected to its broker: see `ingest.rs`).
-    pub fn restart_heartbeat_grace(&mut self, now_ms: i64) {
-        self.cfg.rules.started_at_ms = self.cfg.rules.started_at_ms.max(now_ms);
+    /// The observed liveness of a host at `now_ms`, its paths judged against the
+    /// state of the broker links (`links`, indexed by path).
+    pub fn observed(&self, host: &Host, links: &[PathState], now_ms: i64) -> Liveness {
+        liveness::observe(
+            &host.paths,
+            links,
+            host.interval_ms,
+            &self.cfg.rules,
+            now_ms,
+        )
     }
 
-    /// The liveness of a host at `now_ms`.
-    pub fn liveness(&self, host: &Host, now_ms: i64) -> Liveness {
-        liveness::liveness(&host.facts(), &self.cfg.rules, now_ms)
+    /// What sitewatch says of a host at `now_ms`: observed, then judged by the
+    /// policy (startup grace, maintenance windows).
+    pub fn verdict(&self, host: &Host, judge: &Judge<'_>, now_ms: i64) -> liveness::Verdict {
+        let site = self.strings.resolve(host.site);
+        let name = self.strings.resolve(host.host);
+        self.observed(host, judge.links, now_ms)
+            .verdict(&judge.policy, site, name, now_ms)
     }
 
     /// Every known host with its slot, in no particular order.
@@ -606,17 +677,19 @@ impl State {
             .collect()
     }
 
-    /// The inventory, sorted by site and host.
-    pub fn host_infos(&self, now_ms: i64) -> Vec<HostInfo> {
+    /// The inventory, sorted by site and host: every known host, and the
+    /// expected ones never seen once the startup grace is over.
+    pub fn host_infos(&self, judge: &Judge<'_>, now_ms: i64) -> Vec<HostInfo> {
         let mut out: Vec<HostInfo> = self
             .hosts()
             .map(|(_, h)| {
-                let l = self.liveness(h, now_ms);
+                let v = self.verdict(h, judge, now_ms);
                 HostInfo {
                     site: self.strings.resolve(h.site).to_owned(),
                     host: self.strings.resolve(h.host).to_owned(),
-                    status: l.status,
-                    reason: l.reason,
+                    status: v.status,
+                    reason: v.reason,
+                    lost_since: v.since_ms,
                     last_seen: h.last_seen_ms,
                     labels: h.labels.clone(),
                     sources: h
@@ -627,11 +700,47 @@ impl State {
                     interval_ms: h.interval_ms,
                     boot: h.boot.as_deref().map(str::to_owned),
                     agent: h.agent.clone(),
+                    paths: h.path_ids().map(|p| judge.path_name(p)).collect(),
                 }
             })
             .collect();
+        out.extend(self.unseen_expected(judge, now_ms));
         out.sort_by(|a, b| (&a.site, &a.host).cmp(&(&b.site, &b.host)));
         out
+    }
+
+    /// The expected hosts (`[signals.sites]`) this collector has never heard of,
+    /// with their verdict, once the startup grace is over.
+    pub fn unseen_expected(&self, judge: &Judge<'_>, now_ms: i64) -> Vec<HostInfo> {
+        let mut out = Vec::new();
+        for site in judge.policy.config().sites.keys() {
+            let seen = |host: &str| self.host_slot_of(site, host).is_some();
+            for (host, verdict) in judge.policy.unseen_expected(site, seen, now_ms) {
+                let Some(v) = verdict else { continue };
+                out.push(HostInfo {
+                    site: site.clone(),
+                    host: host.to_owned(),
+                    status: v.status,
+                    reason: v.reason,
+                    lost_since: v.since_ms,
+                    last_seen: None,
+                    labels: BTreeMap::new(),
+                    sources: BTreeMap::new(),
+                    interval_ms: None,
+                    boot: None,
+                    agent: None,
+                    paths: Vec::new(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The slot of a host, if known.
+    pub fn host_slot_of(&self, site: &str, host: &str) -> Option<u32> {
+        let site = self.strings.get(site)?;
+        let host = self.strings.get(host)?;
+        self.host_index.get(&(site, host)).copied()
     }
 
     /// The quantity families, as (q id, family), in no particular order.

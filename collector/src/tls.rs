@@ -1,6 +1,6 @@
-//! PEM files to rustls: the MQTT consumer's client configuration (`[mqtt.tls]`:
-//! the CA to trust and, for brokers that require one, the collector's client
-//! certificate) and the certificate and key readers the HTTP side
+//! PEM files to rustls (ring, as everywhere in the workspace): the client
+//! configuration of `mqtts://` links (`[mqtt.tls]`: the CA to trust and, for
+//! brokers that require one, the collector's client certificate) and the certificate and key readers the HTTP side
 //! (`web::tls`) shares. Every error names the configuration key and the file.
 
 use std::path::{Path, PathBuf};
@@ -102,6 +102,16 @@ pub fn mqtt_client_config(
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// The transport of a TLS link: [`mqtt_client_config`] for rumqttc.
+pub fn transport(
+    ca: Option<&Path>,
+    client: Option<&ClientCertFiles>,
+) -> Result<rumqttc::Transport, Error> {
+    Ok(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(mqtt_client_config(ca, client)?),
+    ))
 }
 
 #[cfg(test)]

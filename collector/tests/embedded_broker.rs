@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use sitewatch_collector::config::{FileConfig, Overrides, Settings};
-use sitewatch_collector::ingest::{ConsumerConfig, run};
+use sitewatch_collector::run::{link_configs, start_links};
 use sitewatch_collector::state::State;
 use sitewatch_collector::{Clock, Shared, broker};
 
@@ -207,11 +207,11 @@ async fn embedded_broker_replays_more_than_100_retained_states_at_subscription()
     };
     let settings = Settings::resolve(&FileConfig::default(), &overrides, "test").unwrap();
     let shared = Arc::new(Shared::new(State::new(settings.state), Clock::System));
-    tokio::spawn(run(
-        ConsumerConfig::from_settings(&settings).unwrap(),
-        Arc::clone(&shared),
+    let _links = start_links(
+        link_configs(&settings).unwrap(),
+        &shared,
         Default::default(),
-    ));
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let n = shared.read().hosts().count();

@@ -1,4 +1,4 @@
-//! The sitewatch wire contract, v1 (`PROTOCOL.md`), in one place and with no I/O.
+//! The sitewatch wire contract, v1 (`docs/protocol.md`), in one place and with no I/O.
 //!
 //! Agents, the collector and the tests share this crate and nothing else: topics,
 //! payload types, the quantity vocabulary, limits, and a [`decode`] that turns a raw

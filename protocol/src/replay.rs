@@ -15,6 +15,11 @@ pub struct ReplayRecord {
     pub topic: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retain: bool,
+    /// The broker the message came through, for a collector with several
+    /// (absent: the only one). Liveness is judged per broker, so a replay keeps
+    /// them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// A JSON value, or a string holding the raw payload as received (so that
     /// malformed messages replay as they arrived).
     pub payload: Value,

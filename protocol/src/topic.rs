@@ -18,6 +18,12 @@ pub const SIGNALS_LEVEL: &str = "_signals";
 /// What a collector subscribes to.
 pub const SUBSCRIPTION: &str = "sitewatch/v1/+/+/+";
 
+/// The retained signals topic of a site (the collector's output), for a site
+/// name already validated.
+pub fn signals_topic(site: &str) -> String {
+    format!("{PREFIX}/{site}/{SIGNALS_LEVEL}")
+}
+
 /// The MQTT v5 shared subscription for collectors splitting the load.
 pub fn shared_subscription(group: &str) -> String {
     format!("$share/{group}/{SUBSCRIPTION}")

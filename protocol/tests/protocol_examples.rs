@@ -1,18 +1,26 @@
-//! Every JSON example in PROTOCOL.md round-trips through the protocol crate:
-//! decoded as the message it illustrates, then encoded back to the same JSON.
-//!
-//! PROTOCOL.md lives beside the checkout in `../shared/`; this test fails loudly
-//! if it is missing rather than passing on nothing.
+//! Every JSON example in the wire contract (`docs/protocol.md`) round-trips
+//! through the protocol crate: decoded as the message it illustrates, then
+//! encoded back to the same JSON.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sitewatch_protocol::{
-    Body, decode, encode,
+    Body, Severity, decode, encode,
     replay::{ReplayRecord, TimelineEntry},
 };
 
-const PROTOCOL_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/PROTOCOL.md");
+const PROTOCOL_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+
+/// A line of `sitewatch-collector replay`'s timeline: the protocol's entry plus
+/// the signal's severity (an additive field the collector writes).
+#[derive(Debug, Serialize, Deserialize)]
+struct TimelineLine {
+    #[serde(flatten)]
+    entry: TimelineEntry,
+    severity: Severity,
+}
 
 /// The JSON values of every ```json block: a block is one value, or JSON lines.
 fn examples() -> Vec<Value> {
@@ -89,11 +97,11 @@ fn same_json(a: &Value, b: &Value) -> bool {
 }
 
 #[test]
-fn every_protocol_md_example_round_trips() {
+fn every_example_of_the_contract_round_trips() {
     let examples = examples();
-    // state, readings, events, 3 replay lines, 2 timeline lines.
+    // state, will, shutdown, readings, events, signals, 3 replay lines, 2 timeline lines.
     assert!(
-        examples.len() >= 8,
+        examples.len() >= 11,
         "found only {} examples",
         examples.len()
     );
@@ -105,8 +113,8 @@ fn every_protocol_md_example_round_trips() {
             assert_eq!(&serde_json::to_value(&record).unwrap(), example);
             kinds.insert("replay");
         } else if example.get("t_ms").is_some() {
-            let entry: TimelineEntry = serde_json::from_value(example.clone()).unwrap();
-            assert_eq!(&serde_json::to_value(&entry).unwrap(), example);
+            let line: TimelineLine = serde_json::from_value(example.clone()).unwrap();
+            assert_eq!(&serde_json::to_value(&line).unwrap(), example);
             kinds.insert("timeline");
         } else {
             let topic = topic_for(example);
@@ -116,32 +124,65 @@ fn every_protocol_md_example_round_trips() {
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["events", "readings", "replay", "state", "timeline"]
+        [
+            "_signals", "events", "readings", "replay", "state", "timeline"
+        ]
     );
 }
 
-#[test]
-fn signals_payload_round_trips() {
-    // PROTOCOL.md describes the signals message in prose; this is its shape.
-    let example: Value = serde_json::from_str(
-        r#"{"v":1,"ts":1764080030000,"level":3,"signals":[
-            {"site":"bj1","level":"L3","cause":"power","subject":"bj1","severity":"critical",
-             "since":1764080020000,"evidence":["ups-a on battery for 25 s",
-             {"summary":"generator not running","host":"gw-01","src":"modbus","dev":"gen-1","q":"generator_running","value":0}]}]}"#,
-    )
-    .unwrap();
-    round_trip_payload("sitewatch/v1/bj1/_signals", &example);
+/// The backquoted names in column `column` (0-based) of the table rows of the
+/// section headed `## {heading}`.
+fn table_names(heading: &str, column: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(PROTOCOL_MD).unwrap();
+    let start = text
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    let section = &text[start + 1..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    section[..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("|---"))
+        .filter_map(|l| l.split('|').nth(column + 1))
+        .flat_map(|cell| {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]
-fn will_and_shutdown_from_the_prose_round_trip() {
-    for example in [
-        r#"{"v":1,"status":"offline","reason":"lost"}"#,
-        r#"{"v":1,"status":"offline","reason":"shutdown","ts":1764080000000}"#,
-    ] {
-        round_trip_payload(
-            "sitewatch/v1/bj1/web-01/state",
-            &serde_json::from_str(example).unwrap(),
+fn every_cause_is_in_the_levels_table_and_nothing_else() {
+    let mut documented: Vec<String> = table_names("Levels and causes", 1);
+    documented.sort();
+    let mut causes: Vec<String> = sitewatch_protocol::Cause::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    causes.sort();
+    assert_eq!(documented, causes);
+}
+
+#[test]
+fn every_rejection_reason_is_documented() {
+    let documented = table_names("Rejections", 0);
+    for reason in sitewatch_protocol::Rejection::REASONS {
+        assert!(
+            documented.iter().any(|d| d == reason),
+            "{reason} missing from the Rejections table"
+        );
+    }
+}
+
+#[test]
+fn every_vocabulary_quantity_is_in_the_quantities_table() {
+    let documented = table_names("Quantities", 0);
+    for (q, _) in sitewatch_protocol::quantity::VOCABULARY {
+        assert!(
+            documented.iter().any(|d| d == q),
+            "{q} missing from the Quantities table"
         );
     }
 }

@@ -20,7 +20,8 @@ use sitewatch_protocol::{Cause, Evidence, Severity, payload::EvidenceDetail};
 
 use crate::{
     config::SignalsConfig,
-    snapshot::{HostSnapshot, Labels, Liveness, SeriesSnapshot},
+    liveness::{Policy, Status},
+    snapshot::{HostSnapshot, Labels, SeriesSnapshot},
 };
 
 /// The most evidence entries one signal carries; the rest are counted in a last
@@ -157,18 +158,16 @@ impl<'a> HostView<'a> {
 
 impl<'a> SiteView<'a> {
     /// Builds the view of one site. `hosts` is the site's snapshot (empty for a
-    /// configured site nobody has reported to yet).
+    /// configured site nobody has reported to yet). Liveness is decided by the
+    /// [`Policy`] (the same one the collector's metrics and API use).
     pub fn build(
         site: &'a str,
         hosts: &'a [HostSnapshot],
-        cfg: &'a SignalsConfig,
-        started_at_ms: i64,
+        policy: &Policy<'a>,
         now_ms: i64,
     ) -> SiteView<'a> {
+        let cfg = policy.config();
         let site_cfg = cfg.sites.get(site);
-        // Before this, retained state is still arriving: nothing counts as lost.
-        let grace_end = started_at_ms.saturating_add(crate::config::ms(cfg.startup_grace));
-        let after_grace = now_ms >= grace_end;
         let mut view = SiteView {
             site,
             hosts: Vec::with_capacity(hosts.len()),
@@ -176,37 +175,27 @@ impl<'a> SiteView<'a> {
             counted: 0,
         };
         for h in hosts {
-            if h.liveness == Liveness::Maintenance
-                || cfg.in_maintenance(site, Some(&h.host), now_ms)
-            {
-                continue;
+            let verdict = policy.host(site, &h.host, h.liveness, None, now_ms);
+            match verdict.status {
+                Status::Maintenance | Status::Unknown => continue,
+                Status::Lost | Status::Online => view.counted += 1,
+                Status::Shutdown => {}
             }
-            match h.liveness {
-                // A loss observed during the grace may be older than the collector;
-                // it is dated at the grace's end, not at the restart.
-                Liveness::Lost { since_ms } if after_grace => {
-                    view.lost.push((&h.host, since_ms.max(grace_end)));
-                }
-                _ => {}
-            }
-            if h.liveness != Liveness::Shutdown {
-                view.counted += 1;
+            if let Some(since) = policy.counts_lost_since(&verdict, now_ms) {
+                view.lost.push((&h.host, since));
             }
             view.hosts.push(HostView {
                 snap: h,
                 config_labels: site_cfg.and_then(|s| s.host_labels.get(&h.host)),
             });
         }
-        if let Some(sc) = site_cfg {
-            for expected in &sc.expected_hosts {
-                let seen = hosts.iter().any(|h| &h.host == expected);
-                if seen || cfg.in_maintenance(site, Some(expected), now_ms) {
-                    continue;
-                }
-                view.counted += 1;
-                if after_grace {
-                    view.lost.push((expected, grace_end));
-                }
+        let unseen: Vec<_> = policy
+            .unseen_expected(site, |e| hosts.iter().any(|h| h.host == e), now_ms)
+            .collect();
+        for (expected, verdict) in unseen {
+            view.counted += 1;
+            if let Some(v) = verdict {
+                view.lost.push((expected, v.since_ms.unwrap_or(now_ms)));
             }
         }
         view.lost.sort_unstable();
@@ -314,7 +303,8 @@ pub(crate) mod test_support {
         now_ms: i64,
         f: impl FnOnce(&Ctx<'_>) -> T,
     ) -> T {
-        let view = SiteView::build(&site.site, &site.hosts, cfg, i64::MIN / 2, now_ms);
+        let policy = Policy::new(cfg, i64::MIN / 2);
+        let view = SiteView::build(&site.site, &site.hosts, &policy, now_ms);
         let ctx = Ctx {
             cfg,
             now_ms,

@@ -1,6 +1,6 @@
 //! The engine's configuration: thresholds, durations, sites and maintenance windows.
 //!
-//! Every field has a default (the DR plan's values, `PROTOCOL.md` "Levels and
+//! Every field has a default (the DR plan's values, `docs/protocol.md` "Levels and
 //! causes"), so an empty table is a working configuration. Durations are written
 //! as humantime strings (`"30s"`, `"5m"`, `"1h 30m"`). The collector embeds this
 //! as its `[signals]` table; `example.toml` at the crate's root writes out every

@@ -33,6 +33,7 @@ use crate::{
         network, network_device, power, region, storage,
     },
     config::{SignalsConfig, ms},
+    liveness::Policy,
     snapshot::Snapshot,
     temporal::{FlapPolicy, Phase, Tracker, Transition},
 };
@@ -346,12 +347,13 @@ impl Engine {
             },
         };
         let sites = self.site_names(snapshot);
+        let policy = Policy::new(&self.config, self.started_at_ms);
 
         // 1. L1-L3 conditions.
         let mut conditions: BTreeMap<SignalKey, Tiered> = BTreeMap::new();
         for site in &sites {
             let hosts = snapshot.site(site).map_or(&[][..], |s| &s.hosts[..]);
-            let view = SiteView::build(site, hosts, &self.config, self.started_at_ms, now_ms);
+            let view = SiteView::build(site, hosts, &policy, now_ms);
             let held = KeysHeld {
                 keys: &self.keys,
                 site,

@@ -1,5 +1,5 @@
 //! The disaster-signals engine: from a snapshot of every site's state and the time,
-//! the DR plan's L1-L4 signals (`PROTOCOL.md`, "Levels and causes").
+//! the DR plan's L1-L4 signals (`docs/protocol.md`, "Levels and causes").
 //!
 //! Pure: no I/O, no clock, no async. The collector builds a [`Snapshot`] from its
 //! state at every evaluation tick (and after ingest) and calls
@@ -20,6 +20,9 @@
 //! - [`temporal`]: the per-signal state machine (pending, active, clearing), with
 //!   `for`, `clear_after` and flap damping.
 //! - [`engine`]: [`Engine`] ties them together: tracking, L4, inhibition, changes.
+//! - [`liveness`]: the one liveness truth ([`Policy`]): startup grace,
+//!   maintenance windows and expected hosts, shared with the collector's metrics
+//!   and API.
 //!
 //! # Policy
 //!
@@ -71,10 +74,12 @@
 pub mod causes;
 pub mod config;
 pub mod engine;
+pub mod liveness;
 pub mod snapshot;
 pub mod temporal;
 
 pub use causes::{CauseSet, Condition, Tier};
 pub use config::{ConfigError, SignalsConfig};
 pub use engine::{Change, ChangeKind, Engine, Evaluation, SignalKey};
+pub use liveness::{Policy, Status, Verdict};
 pub use snapshot::{HostSnapshot, Liveness, SeriesSnapshot, SiteSnapshot, Snapshot};

@@ -59,6 +59,9 @@ pub enum Liveness {
     Shutdown,
     /// Planned downtime set by an operator: suppressed, never lost.
     Maintenance,
+    /// The collector cannot observe it now: every broker it was seen through is
+    /// unreachable. Neither up nor lost, and not counted.
+    Unobserved,
 }
 
 /// The latest value of one series (`src`, `dev`, `name`, `q` of a host).

@@ -1,6 +1,11 @@
 use std::io::Write;
 
 use super::*;
+use crate::source::{
+    host::config::HostSourceConfig,
+    net::config::{Method, Role},
+    smart::config::{DiskProtocol, NoCheck, SmartSourceConfig},
+};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(
@@ -591,27 +596,6 @@ fn net_rules_serde_cannot_express_are_checked() {
     assert_eq!(c.sources.enabled().len(), 1);
 }
 
-#[test]
-fn net_addresses_split_into_host_and_port() {
-    use net::parse_endpoint;
-    for (address, host, port) in [
-        ("10.0.0.1", "10.0.0.1", None),
-        ("10.0.0.1:443", "10.0.0.1", Some(443)),
-        ("sw1.bj1", "sw1.bj1", None),
-        ("sw1.bj1:22", "sw1.bj1", Some(22)),
-        ("fe80::1", "fe80::1", None),
-        ("[2001:db8::2]", "2001:db8::2", None),
-        ("[::1]:8080", "::1", Some(8080)),
-    ] {
-        let e = parse_endpoint(address).unwrap();
-        assert_eq!((e.host.as_str(), e.port), (host, port), "{address}");
-        assert_eq!(parse_endpoint(&e.to_string()).unwrap(), e, "{address}");
-    }
-    for bad in ["", ":22", "a:b", "[::1", "[::1]x", "a/b", "h:70000"] {
-        assert!(parse_endpoint(bad).is_err(), "{bad}");
-    }
-}
-
 const IPMI: &str = r#"
 site = "bj1"
 [sources.ipmi]
@@ -707,26 +691,5 @@ fn ipmi_rules_serde_cannot_express_are_checked() {
     ];
     for (text, key) in cases {
         assert_invalid_at(&text, key);
-    }
-}
-
-#[test]
-fn bmc_addresses_default_to_port_623() {
-    let cases = [
-        ("10.1.12.1", "10.1.12.1", 623),
-        ("10.1.12.1:6230", "10.1.12.1", 6230),
-        ("bmc.r12", "bmc.r12", 623),
-        ("[fd00::1]:624", "fd00::1", 624),
-        ("fd00::1", "fd00::1", 623),
-    ];
-    for (s, host, port) in cases {
-        assert_eq!(
-            parse_bmc_address(s).unwrap(),
-            (host.to_owned(), port),
-            "{s}"
-        );
-    }
-    for bad in ["", ":623", "h:x", "h:70000", "a b"] {
-        assert!(parse_bmc_address(bad).is_err(), "{bad}");
     }
 }

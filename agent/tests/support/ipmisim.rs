@@ -30,9 +30,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The shared test data, beside the checkout.
+const TESTDATA: &str = "ipmi/openipmi_sim";
+
+/// Whether the shared test data is beside the checkout. A test calls this first
+/// and returns when it is `false` (a SKIPPED line has been written; under
+/// `SITEWATCH_REQUIRE_SHARED=1` a missing folder fails instead).
+pub fn testdata_present() -> bool {
+    sitewatch_shared_testdata::dir(TESTDATA, "ipmi_sim configurations").is_some()
+}
+
+/// The shared test data; only after [`testdata_present`] said it is there.
 pub fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/ipmi/openipmi_sim")
+    sitewatch_shared_testdata::root().join(TESTDATA)
 }
 
 /// Which upstream setup to simulate.

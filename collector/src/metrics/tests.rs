@@ -82,6 +82,7 @@ fn readings_are_exposed_as_gauges_with_their_labels_and_help() {
             r#"sitewatch_agent_status{site="bj1",host="web-01",status="lost"} 0"#,
             r#"sitewatch_agent_status{site="bj1",host="web-01",status="shutdown"} 0"#,
             r#"sitewatch_agent_status{site="bj1",host="web-01",status="maintenance"} 0"#,
+            r#"sitewatch_agent_status{site="bj1",host="web-01",status="unknown"} 0"#,
         ]
     );
     assert_eq!(
@@ -97,6 +98,10 @@ fn readings_are_exposed_as_gauges_with_their_labels_and_help() {
 #[test]
 fn self_metrics_are_always_there_with_every_reason_at_zero() {
     let shared = shared_at(T0);
+    shared.set_links(vec![std::sync::Arc::new(crate::link::LinkStatus::new(
+        "embedded",
+        "127.0.0.1:1883",
+    ))]);
     let text = scrape(&shared, Format::Prometheus);
     let rejected = lines_of(&text, "sitewatch_collector_rejected_messages_total");
     assert_eq!(rejected.len(), 2 + Rejection::REASONS.len());
@@ -110,7 +115,7 @@ fn self_metrics_are_always_there_with_every_reason_at_zero() {
         r#"sitewatch_collector_messages_total{kind="readings"} 0"#,
         r#"sitewatch_collector_dropped_readings_total{reason="series_limit"} 0"#,
         "sitewatch_collector_series 0",
-        "sitewatch_collector_broker_connected 0",
+        r#"sitewatch_collector_broker_connected{broker="embedded"} 0"#,
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -273,7 +278,7 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
         since: T0,
         evidence: vec![Evidence::Text("why".into())],
     };
-    shared.set_signals(Published {
+    shared.set_signals(std::sync::Arc::new(Published {
         evaluated_at_ms: Some(T0),
         active: vec![
             signal(Cause::Power, "bj1", Severity::Critical),
@@ -282,7 +287,7 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
         disaster_level: [("bj1".to_owned(), 3), ("sh1".to_owned(), 0)].into(),
         regions: [("bj1".to_owned(), "cn-north".to_owned())].into(),
         evaluation_seconds: 0.001,
-    });
+    }));
     assert_eq!(Level::L3.as_str(), "L3");
     let text = scrape(&shared, Format::Prometheus);
     assert_eq!(
@@ -304,11 +309,17 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
         lines_of(&text, "sitewatch_site_info")[2..],
         [r#"sitewatch_site_info{site="bj1",region="cn-north"} 1"#]
     );
+    // The Alertmanager output registers its own counters, only when configured.
+    assert!(!text.contains("sitewatch_collector_alertmanager_alerts_sent_total"));
+    let mut reg = registry(std::sync::Arc::clone(&shared));
+    let (output, _rx) = crate::output::alerts::Alerts::new(Default::default());
+    crate::output::Output::register(&output, &mut reg);
+    let text = render(&reg, Format::Prometheus).unwrap();
     assert!(text.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
     assert!(text.contains(r#"sitewatch_collector_alertmanager_errors_total{kind="timeout"} 0"#));
     assert!(text.contains("sitewatch_collector_signal_evaluation_seconds 0.001"));
     // OpenMetrics too.
-    let om = scrape(&shared, Format::OpenMetrics);
+    let om = render(&reg, Format::OpenMetrics).unwrap();
     assert!(om.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
     assert!(om.ends_with("# EOF\n"));
 }

@@ -1,12 +1,12 @@
-//! A bus: one link (a TCP connection or a serial line) and the units behind
-//! it. A bus has one request outstanding at a time and polls its units in
-//! turn; separate buses run in parallel.
+//! A bus: one link (a TCP connection or a serial line) shared by the units
+//! behind it. Each unit is read by its own task (the shared device layer);
+//! the bus's lock keeps one request outstanding, so units on one bus take
+//! turns while separate buses run in parallel.
 
 use std::io;
 
 use rand::SeedableRng;
 use sitewatch_modbus_profile::{RegisterImage, Table};
-use sitewatch_protocol::Reading;
 use tokio::time::Instant;
 use tokio_modbus::{
     ExceptionCode, Slave,
@@ -14,11 +14,12 @@ use tokio_modbus::{
     prelude::SlaveContext,
 };
 
+use super::config::ModbusAddress;
 use super::{
     device::{Device, Outcome},
     transport,
 };
-use crate::{backoff::Backoff, config::modbus::ModbusAddress};
+use crate::backoff::Backoff;
 
 /// What a block read returned.
 enum Block {
@@ -26,21 +27,24 @@ enum Block {
     Bits(Vec<bool>),
 }
 
+/// One link and its reconnect state, shared by the units behind it (each unit
+/// is read by its own task; the lock keeps one request outstanding).
 pub struct Bus {
     pub address: ModbusAddress,
-    pub devices: Vec<Device>,
     link: Option<Context>,
     backoff: Backoff,
     retry_at: Option<Instant>,
     rng: rand::rngs::StdRng,
 }
 
+/// A bus as the units share it.
+pub type SharedBus = std::sync::Arc<tokio::sync::Mutex<Bus>>;
+
 impl std::fmt::Debug for Bus {
     // tokio-modbus's Context has no Debug; whether a link is open is enough.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus")
             .field("address", &self.address)
-            .field("devices", &self.devices)
             .field("linked", &self.link.is_some())
             .field("retry_at", &self.retry_at)
             .finish_non_exhaustive()
@@ -48,10 +52,9 @@ impl std::fmt::Debug for Bus {
 }
 
 impl Bus {
-    pub fn new(address: ModbusAddress, devices: Vec<Device>) -> Self {
+    pub fn new(address: ModbusAddress) -> Self {
         Bus {
             address,
-            devices,
             link: None,
             backoff: Backoff::new(
                 std::time::Duration::from_millis(500),
@@ -62,35 +65,15 @@ impl Bus {
         }
     }
 
-    /// Reads every due unit once, in turn.
-    pub async fn poll(&mut self) -> Vec<Reading> {
-        let mut out = Vec::new();
-        for i in 0..self.devices.len() {
-            let now = Instant::now();
-            if !self.devices[i].is_due(now) {
-                continue;
-            }
-            let mut image = RegisterImage::new();
-            let outcome = self.read_device(i, &mut image).await;
-            let device = &mut self.devices[i];
-            device.record(now, outcome);
-            if outcome != Outcome::Read {
-                tracing::debug!(device = %device.name, address = %self.address, ?outcome, "modbus read incomplete");
-            }
-            out.extend(device.readings(&image));
-            out.extend(device.stats_readings());
-        }
-        out
-    }
-
     fn failed_link(&mut self) {
         self.link = None;
         let delay = self.backoff.next_delay(&mut self.rng);
         self.retry_at = Some(Instant::now() + delay);
     }
 
-    async fn read_device(&mut self, index: usize, image: &mut RegisterImage) -> Outcome {
-        let (unit, timeout) = (self.devices[index].unit, self.devices[index].timeout);
+    /// Reads every block of `device`'s plan into `image`.
+    pub async fn read_device(&mut self, device: &mut Device, image: &mut RegisterImage) -> Outcome {
+        let (unit, timeout) = (device.unit, device.timeout);
         if self.link.is_none() {
             if self.retry_at.is_some_and(|t| Instant::now() < t) {
                 return Outcome::Backoff;
@@ -112,8 +95,8 @@ impl Bus {
             }
         }
         let mut block_index = 0;
-        while block_index < self.devices[index].plan.len() {
-            let block = self.devices[index].plan.blocks()[block_index].clone();
+        while block_index < device.plan.len() {
+            let block = device.plan.blocks()[block_index].clone();
             let Some(link) = self.link.as_mut() else {
                 return Outcome::Transport;
             };
@@ -129,7 +112,6 @@ impl Bus {
                 }
                 Ok(Ok(Ok(Block::Bits(bits)))) => image.set_bits(block.table, block.address, &bits),
                 Ok(Ok(Err(code))) => {
-                    let device = &mut self.devices[index];
                     device.exception();
                     // Illegal data address: the block spans something this
                     // device lacks. Halve it and read the halves now; the

@@ -1,13 +1,17 @@
-//! One configured Modbus unit: its profile, its read plan, when it is due,
-//! and its own counters. Turning what was read into readings is pure.
+//! One configured Modbus unit: its profile, its read plan and its exception
+//! count, read through its bus by the shared device layer
+//! ([`crate::device`]). Turning what was read into readings is pure.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use sitewatch_modbus_profile::{Plan, Profile, RegisterImage};
-use sitewatch_protocol::{Reading, ReadingState};
-use tokio::time::Instant;
+use sitewatch_protocol::Reading;
 
-use crate::selfmetrics;
+use super::bus::SharedBus;
+use crate::{
+    device::{self, DeviceError, Read},
+    source::Polled,
+};
 
 /// Quantities of the per-device self-metrics beyond the agent's shared ones.
 pub mod q {
@@ -28,14 +32,28 @@ pub enum Outcome {
     Backoff,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Stats {
-    polls: u64,
-    errors: u64,
-    timeouts: u64,
-    exceptions: u64,
-    last_duration: Duration,
-    last_success: bool,
+impl Outcome {
+    /// The device layer's error for a read that did not complete.
+    fn error(self, timeout: Duration) -> Option<DeviceError> {
+        match self {
+            Outcome::Read => None,
+            Outcome::Timeout => Some(DeviceError::new(
+                device::TIMEOUT,
+                format!(
+                    "a request got no answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )),
+            Outcome::Transport => Some(DeviceError::new(
+                "transport",
+                "the link failed (refused, reset, gone or a garbled frame)",
+            )),
+            Outcome::Backoff => Some(DeviceError::new(
+                "backoff",
+                "the bus is waiting out its reconnect backoff",
+            )),
+        }
+    }
 }
 
 /// A Modbus unit as the source knows it.
@@ -45,33 +63,26 @@ pub struct Device {
     pub unit: u8,
     pub profile: Arc<Profile>,
     pub plan: Plan,
-    pub interval: Duration,
+    /// Each request's timeout.
     pub timeout: Duration,
     /// Point name -> quantity, overriding the profile's (config `quantities`).
     quantities: BTreeMap<String, String>,
-    next_due: Option<Instant>,
-    stats: Stats,
+    exceptions: u64,
+    bus: Option<SharedBus>,
 }
 
 impl Device {
-    pub fn new(
-        name: String,
-        unit: u8,
-        profile: Arc<Profile>,
-        interval: Duration,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(name: String, unit: u8, profile: Arc<Profile>, timeout: Duration) -> Self {
         let plan = Plan::new(&profile);
         Device {
             name,
             unit,
             profile,
             plan,
-            interval,
             timeout,
             quantities: BTreeMap::new(),
-            next_due: None,
-            stats: Stats::default(),
+            exceptions: 0,
+            bus: None,
         }
     }
 
@@ -80,29 +91,14 @@ impl Device {
         self
     }
 
-    /// Whether the device's own interval has come round. A little slack keeps a
-    /// device on the source's tick from skipping every other one by jitter.
-    pub fn is_due(&self, now: Instant) -> bool {
-        self.next_due
-            .is_none_or(|due| now + Duration::from_millis(50) >= due)
+    /// The bus the unit is reached through.
+    pub fn on(mut self, bus: SharedBus) -> Self {
+        self.bus = Some(bus);
+        self
     }
 
     pub fn exception(&mut self) {
-        self.stats.exceptions += 1;
-    }
-
-    /// Records a read that started at `started`.
-    pub fn record(&mut self, started: Instant, outcome: Outcome) {
-        self.next_due = Some(started + self.interval);
-        let s = &mut self.stats;
-        s.polls += 1;
-        s.last_duration = started.elapsed();
-        s.last_success = outcome == Outcome::Read;
-        match outcome {
-            Outcome::Read => {}
-            Outcome::Timeout => s.timeouts += 1,
-            Outcome::Transport | Outcome::Backoff => s.errors += 1,
-        }
+        self.exceptions += 1;
     }
 
     /// The device's readings from what was read: points whose registers are
@@ -116,44 +112,31 @@ impl Device {
         }
         readings
     }
+}
 
-    /// Per-device self-metrics: `src = "agent"`, `dev = "modbus/<name>"`.
-    pub fn stats_readings(&self) -> Vec<Reading> {
-        let dev = format!("modbus/{}", self.name);
-        let s = &self.stats;
-        let r = |q: &str, v: f64| {
-            Reading::new(
-                selfmetrics::SRC,
-                dev.clone(),
-                q,
-                q,
-                Some(v),
-                ReadingState::Ok,
-            )
+impl device::Device for Device {
+    async fn read(&mut self) -> Read {
+        let mut image = RegisterImage::new();
+        let outcome = match self.bus.clone() {
+            Some(bus) => bus.lock().await.read_device(self, &mut image).await,
+            None => Outcome::Transport,
         };
-        let success = Reading::new(
-            selfmetrics::SRC,
-            dev.clone(),
-            selfmetrics::q::POLL_SUCCESS,
-            selfmetrics::q::POLL_SUCCESS,
-            Some(f64::from(u8::from(s.last_success))),
-            if s.last_success {
-                ReadingState::Ok
-            } else {
-                ReadingState::Warning
-            },
-        );
-        vec![
-            success,
-            r(
-                selfmetrics::q::POLL_DURATION_SECONDS,
-                s.last_duration.as_secs_f64(),
-            ),
-            r(selfmetrics::q::POLLS, s.polls as f64),
-            r(selfmetrics::q::POLL_ERRORS, s.errors as f64),
-            r(selfmetrics::q::POLL_TIMEOUTS, s.timeouts as f64),
-            r(q::MODBUS_EXCEPTIONS, s.exceptions as f64),
-        ]
+        if outcome != Outcome::Read {
+            tracing::debug!(device = %self.name, ?outcome, "modbus read incomplete");
+        }
+        let polled = Polled::from(self.readings(&image));
+        match outcome.error(self.timeout) {
+            None => Read::ok(polled),
+            Some(e) => Read::failed(polled, e),
+        }
+    }
+
+    fn unread(&self, _: &DeviceError) -> Polled {
+        self.readings(&RegisterImage::new()).into()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, f64)> {
+        vec![(q::MODBUS_EXCEPTIONS, self.exceptions as f64)]
     }
 }
 
@@ -171,7 +154,6 @@ mod tests {
             "probe-cold-aisle".into(),
             1,
             Arc::clone(&profile),
-            Duration::from_secs(5),
             Duration::from_secs(1),
         )
         .with_quantities(quantities);
@@ -181,13 +163,7 @@ mod tests {
         let readings = cold.readings(&image);
         assert_eq!(q_of(&readings, "temperature"), "inlet_temperature_celsius");
         assert_eq!(q_of(&readings, "relative_humidity"), "humidity_ratio");
-        let hot = Device::new(
-            "probe-hot-aisle".into(),
-            1,
-            profile,
-            Duration::from_secs(5),
-            Duration::from_secs(1),
-        );
+        let hot = Device::new("probe-hot-aisle".into(), 1, profile, Duration::from_secs(1));
         assert_eq!(
             q_of(&hot.readings(&image), "temperature"),
             "temperature_celsius"

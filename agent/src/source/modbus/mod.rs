@@ -2,9 +2,10 @@
 //! Modbus TCP, RTU and RTU over TCP, each read through its profile
 //! (`sitewatch-modbus-profile`).
 //!
-//! Devices sharing an address (a serial port, or one RTU/TCP gateway) share one
-//! [`bus::Bus`]: one request outstanding, units polled in turn. Buses run in
-//! parallel. Every request runs under its device's timeout; a Modbus exception
+//! Each unit is a device of the shared device layer ([`crate::device`]): its
+//! own task, interval, timeout, backoff and health readings. Units sharing an
+//! address (a serial port, or one RTU/TCP gateway) share one [`bus::Bus`]:
+//! one request outstanding, units taking turns. Buses run in parallel. Every request runs under its device's timeout; a Modbus exception
 //! leaves that block's readings unknown (and exception 2 splits the block for
 //! good); a timeout or transport error leaves the device's readings unknown
 //! and reopens the link, after a backoff for transport errors.
@@ -14,6 +15,7 @@
 //! - [`device`]: one unit: profile, plan, due time, counters, readings.
 
 pub mod bus;
+pub mod config;
 pub mod device;
 pub mod transport;
 
@@ -22,14 +24,15 @@ use std::{path::Path, sync::Arc};
 use sitewatch_modbus_profile::{Profile, shipped};
 
 use super::{Poll, Polled, SourceError};
-use crate::config::modbus::ModbusSourceConfig;
+use crate::device::{Fleet, Settings};
+use config::ModbusSourceConfig;
 
 /// The source's name and its readings' `src`.
 pub const NAME: &str = "modbus";
 
 #[derive(Debug)]
 pub struct ModbusSource {
-    buses: Vec<bus::Bus>,
+    units: Fleet,
 }
 
 /// Loads a profile by shipped name or file path.
@@ -50,8 +53,10 @@ pub fn load_profile(name: &str) -> Result<Profile, SourceError> {
 }
 
 impl ModbusSource {
+    /// Builds the units and starts their tasks (within a tokio runtime).
     pub fn new(config: &ModbusSourceConfig) -> Result<Self, SourceError> {
-        let mut buses: Vec<bus::Bus> = Vec::new();
+        let mut buses: Vec<(config::ModbusAddress, bus::SharedBus)> = Vec::new();
+        let mut units = Fleet::new(NAME);
         for d in &config.devices {
             let profile = Arc::new(load_profile(&d.profile)?);
             let unit = d.unit.or(profile.device.default_unit).unwrap_or(1);
@@ -68,22 +73,32 @@ impl ModbusSource {
                     ),
                 });
             }
-            let device = device::Device::new(
-                d.name.clone(),
-                unit,
-                profile,
-                d.interval.unwrap_or(config.interval),
-                d.timeout,
-            )
-            .with_quantities(d.quantities.clone());
-            match buses.iter_mut().find(|b| b.address == d.address) {
-                Some(bus) => bus.devices.push(device),
-                None => buses.push(bus::Bus::new(d.address.clone(), vec![device])),
-            }
+            let bus = match buses.iter().find(|(address, _)| *address == d.address) {
+                Some((_, bus)) => Arc::clone(bus),
+                None => {
+                    let bus = Arc::new(tokio::sync::Mutex::new(bus::Bus::new(d.address.clone())));
+                    buses.push((d.address.clone(), Arc::clone(&bus)));
+                    bus
+                }
+            };
+            let device = device::Device::new(d.name.clone(), unit, profile, d.timeout)
+                .with_quantities(d.quantities.clone())
+                .on(bus);
+            let settings = Settings {
+                interval: Some(d.interval.unwrap_or(config.interval)),
+                // The scheduler's limit is the whole poll's: leave it room
+                // for the units' health readings.
+                timeout: config.timeout.mul_f64(0.9),
+                backoff_max: Some(BACKOFF_MAX),
+            };
+            units.add(d.name.clone(), device, settings);
         }
-        Ok(ModbusSource { buses })
+        Ok(ModbusSource { units })
     }
 }
+
+/// The longest a dead unit goes unread (its points reported unknown meanwhile).
+const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Poll for ModbusSource {
     fn name(&self) -> &'static str {
@@ -91,7 +106,14 @@ impl Poll for ModbusSource {
     }
 
     async fn poll(&mut self) -> Result<Polled, SourceError> {
-        let per_bus = futures_util::future::join_all(self.buses.iter_mut().map(|b| b.poll())).await;
-        Ok(per_bus.into_iter().flatten().collect::<Vec<_>>().into())
+        Ok(self.units.poll().await.0)
+    }
+}
+
+impl super::Build for ModbusSource {
+    type Config = ModbusSourceConfig;
+
+    fn build(config: &Self::Config) -> Result<Self, SourceError> {
+        ModbusSource::new(config)
     }
 }

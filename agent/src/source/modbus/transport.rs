@@ -6,7 +6,7 @@ use tokio::io::AsyncReadExt;
 use tokio_modbus::{Slave, client::Context};
 use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 
-use crate::config::modbus::{ModbusAddress, SerialLine};
+use super::config::{ModbusAddress, SerialLine};
 
 /// Opens a client context for `address`, the first request going to `unit`.
 pub async fn connect(address: &ModbusAddress, unit: u8) -> io::Result<Context> {

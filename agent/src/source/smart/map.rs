@@ -8,8 +8,9 @@ use sitewatch_protocol::{
 };
 use smartctl_parser::{ExitStatus, Protocol, Report, Verdict, parse_report};
 
+use super::config::DiskProtocol;
 use super::{NAME, q, run::RunError};
-use crate::{config::DiskProtocol, source::Polled};
+use crate::source::Polled;
 
 /// What one smartctl run told about a disk.
 #[derive(Debug, Clone, PartialEq)]

@@ -118,17 +118,17 @@ fn disk_arguments_carry_nocheck_type_and_path() {
 fn nocheck_comes_from_the_device_then_its_protocol_then_the_default() {
     let config = SmartSourceConfig {
         devices: vec![
-            crate::config::SmartDeviceConfig {
+            super::config::SmartDeviceConfig {
                 path: "/dev/nvme0".into(),
                 dev_type: Some("nvme".into()),
                 nocheck: None,
             },
-            crate::config::SmartDeviceConfig {
+            super::config::SmartDeviceConfig {
                 path: "/dev/sda".into(),
                 dev_type: Some("sat".into()),
                 nocheck: Some(NoCheck::Idle),
             },
-            crate::config::SmartDeviceConfig {
+            super::config::SmartDeviceConfig {
                 path: "/dev/sdb".into(),
                 dev_type: None,
                 nocheck: None,

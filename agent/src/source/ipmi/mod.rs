@@ -13,6 +13,8 @@
 //! - [`chassis`]: chassis status bits and the DCMI power reading.
 //! - [`worker`]: one thread per BMC running its sweeps.
 //!
+//! Each BMC is a device of the shared device layer ([`crate::device`]): its
+//! own task (around its worker thread), timeout and health readings.
 //! A BMC that does not answer is a fact (`bmc_up 0`, state warning, with the
 //! error kind as a label), not a failed poll: the poll fails only when no BMC
 //! could be swept and a cause other than unreachability (credentials, protocol)
@@ -20,6 +22,7 @@
 
 pub mod chassis;
 pub mod commands;
+pub mod config;
 pub mod linear;
 pub mod sdr;
 pub mod sel;
@@ -27,12 +30,13 @@ pub mod sensor;
 pub mod transport;
 pub mod worker;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use sitewatch_protocol::{Reading, ReadingState};
 
 use super::{Poll, Polled, SourceError};
-use crate::config::{IpmiSourceConfig, parse_bmc_address};
+use crate::device::{Device, DeviceError, Fleet, Read, Settings};
+use config::{IpmiSourceConfig, parse_bmc_address};
 use worker::{Bmc, BmcSweep, Refused, Target, Worker};
 
 /// The source's name and its readings' `src`.
@@ -41,14 +45,60 @@ pub const NAME: &str = "ipmi";
 /// The `dev` of the in-band BMC.
 pub const LOCAL_DEV: &str = "local";
 
-/// The `ipmi` source: one worker per BMC.
+/// The `ipmi` source: one worker thread per BMC, each a device of the shared
+/// device layer.
 #[derive(Debug)]
 pub struct IpmiSource {
-    workers: Vec<Worker>,
-    timeout: Duration,
-    command_timeout: Duration,
-    /// Each BMC's last error kind, to log on change only.
-    last_errors: BTreeMap<String, &'static str>,
+    bmcs: Fleet,
+}
+
+/// One BMC for the device layer: its worker thread and the time a sweep gets.
+#[derive(Debug)]
+struct BmcDevice {
+    name: String,
+    worker: Worker,
+    /// How long a sweep may work: the poll's share minus one command, so that
+    /// the worker stops before the layer stops waiting.
+    work_budget: Duration,
+}
+
+impl Device for BmcDevice {
+    async fn read(&mut self) -> Read {
+        let deadline = std::time::Instant::now() + self.work_budget;
+        let failed = |kind: &'static str, message: &str| {
+            let e = DeviceError::new(kind, message);
+            Read::failed(vec![IpmiSource::down(&self.name, kind)].into(), e)
+        };
+        let rx = match self.worker.start(deadline) {
+            Ok(rx) => rx,
+            Err(Refused::Busy) => return failed("busy", "still sweeping since an earlier poll"),
+            Err(Refused::Gone) => return failed("crashed", "its worker thread is gone"),
+        };
+        let Ok(sweep) = rx.await else {
+            return failed("crashed", "its worker dropped the sweep");
+        };
+        let BmcSweep {
+            readings,
+            events,
+            error,
+        } = sweep;
+        let polled = Polled { readings, events };
+        match error {
+            None => Read::ok(polled),
+            Some(e) => Read::failed(polled, DeviceError::new(e.kind(), e.to_string())),
+        }
+    }
+
+    fn unread(&self, error: &DeviceError) -> Polled {
+        vec![IpmiSource::down(&self.name, error.kind)].into()
+    }
+}
+
+/// Error kinds that mean the BMC did not answer (a fact, reported as
+/// `bmc_up 0`) rather than a configuration or protocol problem; the worker's
+/// own `busy` and `crashed` included.
+fn is_unreachable(kind: &str) -> bool {
+    matches!(kind, "timeout" | "io" | "deadline" | "busy" | "crashed")
 }
 
 /// The first line of a password file.
@@ -109,25 +159,41 @@ impl IpmiSource {
         Self::from_bmcs(bmcs, config.timeout, config.command_timeout)
     }
 
-    /// A source over prepared BMCs (tests use scripted links).
+    /// A source over prepared BMCs (tests use scripted links). Starts their
+    /// tasks (within a tokio runtime).
     pub fn from_bmcs(
         bmcs: Vec<Bmc>,
         timeout: Duration,
         command_timeout: Duration,
     ) -> Result<IpmiSource, SourceError> {
-        let workers = bmcs
-            .into_iter()
-            .map(Worker::spawn)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
+        // Answer within the scheduler's timeout: wait at most 90 % of it, and
+        // ask the workers to stop one command earlier than that.
+        let wait = timeout.mul_f64(0.9);
+        let work_budget = wait
+            .checked_sub(command_timeout)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(timeout / 2);
+        let mut fleet = Fleet::new(NAME);
+        for bmc in bmcs {
+            let name = bmc.name().to_owned();
+            let worker = Worker::spawn(bmc).map_err(|e| {
                 SourceError::Crashed(format!("cannot start an ipmi worker thread: {e}"))
             })?;
-        Ok(IpmiSource {
-            workers,
-            timeout,
-            command_timeout,
-            last_errors: BTreeMap::new(),
-        })
+            let device = BmcDevice {
+                name: name.clone(),
+                worker,
+                work_budget,
+            };
+            // Swept at every poll; a hung BMC is skipped by its worker
+            // (`busy`) rather than backed off.
+            let settings = Settings {
+                interval: None,
+                timeout: wait,
+                backoff_max: None,
+            };
+            fleet.add(name, device, settings);
+        }
+        Ok(IpmiSource { bmcs: fleet })
     }
 
     fn down(bmc: &str, kind: &'static str) -> Reading {
@@ -141,21 +207,6 @@ impl IpmiSource {
         )
         .with_label("error", kind)
     }
-
-    fn observe(&mut self, bmc: &str, error: Option<(&'static str, String)>) {
-        match error {
-            Some((kind, message)) => {
-                if self.last_errors.insert(bmc.to_owned(), kind) != Some(kind) {
-                    tracing::warn!(source = NAME, bmc, kind, error = %message, "BMC sweep failed");
-                }
-            }
-            None => {
-                if self.last_errors.remove(bmc).is_some() {
-                    tracing::info!(source = NAME, bmc, "BMC sweep recovered");
-                }
-            }
-        }
-    }
 }
 
 impl Poll for IpmiSource {
@@ -164,55 +215,15 @@ impl Poll for IpmiSource {
     }
 
     async fn poll(&mut self) -> Result<Polled, SourceError> {
-        // Answer within the scheduler's timeout: wait at most 90 % of it, and
-        // ask the workers to stop one command earlier than that.
-        let started = tokio::time::Instant::now();
-        let wait_until = started + self.timeout.mul_f64(0.9);
-        let work_budget = self
-            .timeout
-            .mul_f64(0.9)
-            .checked_sub(self.command_timeout)
-            .filter(|d| !d.is_zero())
-            .unwrap_or(self.timeout / 2);
-        let deadline = std::time::Instant::now() + work_budget;
-        let started_sweeps: Vec<_> = self
-            .workers
+        let (polled, outcomes) = self.bmcs.poll().await;
+        let swept_any = outcomes.iter().any(|o| o.error.is_none());
+        let failures: Vec<String> = outcomes
             .iter()
-            .map(|w| (w.name().to_owned(), w.start(deadline)))
+            .filter_map(|o| {
+                let e = o.error.as_ref()?;
+                (!is_unreachable(e.kind)).then(|| format!("BMC {:?}: {e}", o.device))
+            })
             .collect();
-        let mut polled = Polled::default();
-        let mut swept_any = false;
-        let mut failures = Vec::new();
-        for (bmc, sweep) in started_sweeps {
-            let outcome: Result<BmcSweep, (&'static str, String)> = match sweep {
-                Err(Refused::Busy) => Err(("busy", "still sweeping since an earlier poll".into())),
-                Err(Refused::Gone) => Err(("crashed", "its worker thread is gone".into())),
-                Ok(rx) => match tokio::time::timeout_at(wait_until, rx).await {
-                    Ok(Ok(s)) => Ok(s),
-                    Ok(Err(_)) => Err(("crashed", "its worker dropped the sweep".into())),
-                    Err(_) => Err(("timeout", format!("no sweep within {:?}", self.timeout))),
-                },
-            };
-            match outcome {
-                Ok(s) => {
-                    let error = s.error.as_ref().map(|e| (e.kind(), e.to_string()));
-                    if let Some(e) = &s.error {
-                        if !e.is_unreachable() {
-                            failures.push(format!("BMC {bmc:?}: {e}"));
-                        }
-                    } else {
-                        swept_any = true;
-                    }
-                    self.observe(&bmc, error);
-                    polled.readings.extend(s.readings);
-                    polled.events.extend(s.events);
-                }
-                Err((kind, message)) => {
-                    self.observe(&bmc, Some((kind, message)));
-                    polled.readings.push(Self::down(&bmc, kind));
-                }
-            }
-        }
         if !swept_any && !failures.is_empty() {
             return Err(SourceError::Read {
                 what: "ipmi",
@@ -220,5 +231,13 @@ impl Poll for IpmiSource {
             });
         }
         Ok(polled)
+    }
+}
+
+impl super::Build for IpmiSource {
+    type Config = IpmiSourceConfig;
+
+    fn build(config: &Self::Config) -> Result<Self, SourceError> {
+        IpmiSource::new(config)
     }
 }

@@ -13,26 +13,27 @@
 //! interval = "10s"
 //! ```
 
-use std::{fmt, net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sitewatch_protocol::limits;
 
-use super::duration;
+use crate::config::{default_true, duration, opt_duration};
+pub use crate::endpoint::Endpoint;
 
 /// `[sources.net]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetSourceConfig {
     /// Set to false to stop probing (the targets stay in the file).
-    #[serde(default = "super::default_true")]
+    #[serde(default = "default_true")]
     pub enabled: bool,
     /// How often the targets' latest results are published (the scheduler tick).
     /// Each target is probed on its own `interval` regardless. Default: the
     /// shortest target interval, so that no probe result goes unpublished.
     #[serde(
         default,
-        with = "optional_duration",
+        with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub interval: Option<Duration>,
@@ -136,76 +137,10 @@ impl Role {
     }
 }
 
-/// A target's address split into host and optional port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// A host name or an IP literal (without brackets).
-    pub host: String,
-    pub port: Option<u16>,
-}
-
-impl Endpoint {
-    /// The host as an IP address, when it is a literal.
-    pub fn ip(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.port, self.host.contains(':')) {
-            (Some(port), true) => write!(f, "[{}]:{port}", self.host),
-            (Some(port), false) => write!(f, "{}:{port}", self.host),
-            (None, _) => f.write_str(&self.host),
-        }
-    }
-}
-
-/// Splits `host`, `host:port`, `v6`, `[v6]` or `[v6]:port`.
+/// The address of a target, parsed by the one address grammar ([`Endpoint`]).
 pub fn parse_endpoint(address: &str) -> Result<Endpoint, String> {
-    let expected = "expected host, IP, host:port or [IPv6]:port";
-    let (host, port) = if let Some(v6) = address.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("{address:?} has an unclosed '['; {expected}"))?;
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!(
-                "{address:?}: {host:?} in brackets is not an IPv6 address"
-            ));
-        }
-        match after.strip_prefix(':') {
-            Some(port) => (host, Some(port)),
-            None if after.is_empty() => (host, None),
-            None => return Err(format!("{address:?} has junk after ']'; {expected}")),
-        }
-    } else if address.parse::<std::net::Ipv6Addr>().is_ok() {
-        // A bare IPv6 literal: its colons are not a port separator.
-        (address, None)
-    } else {
-        match address.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (address, None),
-        }
-    };
-    if host.is_empty()
-        || host.contains(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@' | ':'))
-            && host.parse::<IpAddr>().is_err()
-    {
-        return Err(format!("{address:?} has no valid host; {expected}"));
-    }
-    let port = match port {
-        None => None,
-        Some(p) => Some(
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("{address:?} has an invalid port {p:?}; {expected}"))?,
-        ),
-    };
-    Ok(Endpoint {
-        host: host.to_owned(),
-        port,
-    })
+    Endpoint::parse(address)
+        .map_err(|e| format!("{e}; expected host, IP, host:port or [IPv6]:port"))
 }
 
 impl NetTarget {
@@ -382,20 +317,26 @@ fn default_window_duration() -> Duration {
     Duration::from_secs(60)
 }
 
-/// An optional `"5s"`-style duration.
-mod optional_duration {
-    use std::time::Duration;
+impl crate::source::Section for NetSourceConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
 
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration::serialize(d, s),
-            None => s.serialize_none(),
+    // Each target is probed on its own interval by the source's own tasks;
+    // the schedule only publishes their latest results (see `source::net`).
+    fn schedule(&self) -> crate::config::Schedule {
+        crate::config::Schedule {
+            interval: self.tick(),
+            timeout: self.poll_timeout(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::duration::deserialize(d).map(Some)
+    /// A disabled table may keep its targets half-written.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.enabled {
+            NetSourceConfig::validate(self)
+        } else {
+            Ok(())
+        }
     }
 }

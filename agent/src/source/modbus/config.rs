@@ -19,19 +19,24 @@ use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+use crate::{
+    config::{default_true, duration, opt_duration},
+    endpoint::{Endpoint, join},
+};
+
 /// `[sources.modbus]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModbusSourceConfig {
     /// Set to false to stop reading Modbus devices.
-    #[serde(default = "super::default_true")]
+    #[serde(default = "default_true")]
     pub enabled: bool,
     /// How often the source runs; a device is read when its own interval is due.
-    #[serde(default = "default_interval", with = "super::duration")]
+    #[serde(default = "default_interval", with = "duration")]
     pub interval: Duration,
     /// How long one poll of every device may take: above the longest bus's
     /// requests times their timeout, so that dead units cannot hit it.
-    #[serde(default = "default_poll_timeout", with = "super::duration")]
+    #[serde(default = "default_poll_timeout", with = "duration")]
     pub timeout: Duration,
     #[serde(default)]
     pub devices: Vec<ModbusDeviceConfig>,
@@ -68,7 +73,7 @@ pub struct ModbusDeviceConfig {
     )]
     pub interval: Option<Duration>,
     /// Each request's timeout.
-    #[serde(default = "default_request_timeout", with = "super::duration")]
+    #[serde(default = "default_request_timeout", with = "duration")]
     pub timeout: Duration,
     /// Point name -> the quantity its readings carry on this device, where the
     /// placement says more than the profile can: an XY-MD02 in the cold aisle
@@ -109,15 +114,11 @@ impl ModbusAddress {
 }
 
 fn host_port(rest: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
-    let (host, port) = match (rest.rsplit_once(':'), default_port) {
-        (Some((h, p)), _) => (h, p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?),
-        (None, Some(p)) => (rest, p),
-        (None, None) => return Err("needs host:port".into()),
-    };
-    if host.is_empty() {
-        return Err("needs a host".into());
+    match default_port {
+        Some(port) => Endpoint::parse_with_port(rest, port),
+        None => Endpoint::parse_host_port(rest),
     }
-    Ok((host.trim_matches(|c| c == '[' || c == ']').to_owned(), port))
+    .map_err(|e| e.to_string())
 }
 
 impl FromStr for ModbusAddress {
@@ -188,8 +189,10 @@ impl FromStr for ModbusAddress {
 impl fmt::Display for ModbusAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModbusAddress::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
-            ModbusAddress::RtuOverTcp { host, port } => write!(f, "rtu+tcp://{host}:{port}"),
+            ModbusAddress::Tcp { host, port } => write!(f, "tcp://{}", join(host, *port)),
+            ModbusAddress::RtuOverTcp { host, port } => {
+                write!(f, "rtu+tcp://{}", join(host, *port))
+            }
             ModbusAddress::Rtu(l) => write!(
                 f,
                 "rtu://{}?baud={}&parity={}&stop={}&data={}",
@@ -222,23 +225,6 @@ fn default_poll_timeout() -> Duration {
 
 fn default_request_timeout() -> Duration {
     Duration::from_secs(1)
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::super::duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::super::duration::deserialize(d).map(Some)
-    }
 }
 
 /// The problem with a device table, if any: `(key, message)`.
@@ -287,6 +273,23 @@ pub fn check(config: &ModbusSourceConfig) -> Result<(), (&'static str, String)> 
         }
     }
     Ok(())
+}
+
+impl crate::source::Section for ModbusSourceConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn schedule(&self) -> crate::config::Schedule {
+        crate::config::Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        check(self)
+    }
 }
 
 #[cfg(test)]

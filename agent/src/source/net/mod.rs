@@ -48,6 +48,7 @@
 //!   `/proc/sys/net/ipv4/ping_group_range`, the process's groups, the capability).
 //!   An agent that silently stopped watching its switches would be worse.
 
+pub mod config;
 mod icmp;
 mod tcp;
 
@@ -65,10 +66,8 @@ use tokio::{sync::watch, task::JoinHandle, time::MissedTickBehavior};
 pub use icmp::SocketKind;
 
 use super::{Poll, Polled, SourceError};
-use crate::{
-    config::{Method, NetSourceConfig, NetTarget, net::Endpoint},
-    unix_ms,
-};
+use crate::{endpoint::Endpoint, unix_ms};
+use config::{Method, NetSourceConfig, NetTarget};
 
 /// The source's name and its readings' `src`.
 pub const NAME: &str = "net";
@@ -517,10 +516,18 @@ impl Poll for NetSource {
     }
 }
 
+impl super::Build for NetSource {
+    type Config = NetSourceConfig;
+
+    fn build(config: &Self::Config) -> Result<Self, SourceError> {
+        NetSource::new(config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::config::Role;
     use super::*;
-    use crate::config::Role;
 
     fn find<'a>(readings: &'a [Reading], q: &str) -> &'a Reading {
         readings.iter().find(|r| r.q == q).unwrap()

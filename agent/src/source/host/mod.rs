@@ -7,6 +7,8 @@
 //! stuck, the next one reports [`SourceError::Busy`] instead of piling up
 //! threads. Turning a [`Snapshot`] into readings is a pure function.
 
+pub mod config;
+
 use std::{
     collections::BTreeSet,
     sync::{Arc, Mutex, TryLockError},
@@ -354,6 +356,14 @@ impl Poll for HostSource {
         })
         .await
         .map_err(|e| SourceError::Crashed(e.to_string()))?
+    }
+}
+
+impl super::Build for HostSource {
+    type Config = config::HostSourceConfig;
+
+    fn build(_: &Self::Config) -> Result<Self, SourceError> {
+        HostSource::new()
     }
 }
 

@@ -66,6 +66,7 @@
 //! unresolved self-test failure), `disk_smart_failed` (critical, overall health
 //! went from passed to failed).
 
+pub mod config;
 mod map;
 pub mod run;
 
@@ -80,7 +81,7 @@ pub use map::{
 };
 
 use super::{Poll, Polled, SourceError};
-use crate::config::{DiskProtocol, NoCheck, SmartSourceConfig};
+use config::{DiskProtocol, NoCheck, SmartSourceConfig};
 
 /// The source's name and its readings' `src`.
 pub const NAME: &str = "smart";
@@ -403,6 +404,14 @@ impl Poll for SmartSource {
             polled.events.extend(one.events);
         }
         Ok(polled)
+    }
+}
+
+impl super::Build for SmartSource {
+    type Config = SmartSourceConfig;
+
+    fn build(config: &Self::Config) -> Result<Self, SourceError> {
+        Ok(SmartSource::new(config.clone()))
     }
 }
 

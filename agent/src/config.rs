@@ -231,6 +231,18 @@ pub enum ConfigError {
     },
     #[error("no site: set `site` in the config file or pass --site")]
     MissingSite,
+    /// The packaged configuration's placeholder site, left as shipped.
+    #[error(
+        "{path}: at `site`: {site:?} is the packaged placeholder: set this machine's site \
+         (e.g. site = \"bj1\") before starting the agent"
+    )]
+    Placeholder { path: PathBuf, site: String },
+    /// A file the configuration names cannot be used.
+    #[error("{origin}: {error}")]
+    File {
+        origin: String,
+        error: crate::files::FileError,
+    },
 }
 
 impl ConfigError {
@@ -241,6 +253,8 @@ impl ConfigError {
             ConfigError::Parse { .. } => "parse",
             ConfigError::Invalid { .. } => "invalid",
             ConfigError::MissingSite => "missing_site",
+            ConfigError::Placeholder { .. } => "placeholder",
+            ConfigError::File { .. } => "file",
         }
     }
 }
@@ -293,6 +307,14 @@ impl Config {
                 detail: e.to_string().trim_end().to_owned(),
             }
         };
+        if overrides.site.is_none()
+            && let Some(site) = placeholder_site(text)
+        {
+            return Err(ConfigError::Placeholder {
+                path: path.to_owned(),
+                site,
+            });
+        }
         let mut doc = toml::de::DeTable::parse(text).map_err(parse_error)?;
         if let Some(site) = &overrides.site {
             // Inserted before deserializing so that a file without `site` is
@@ -339,6 +361,69 @@ impl Config {
     /// The effective configuration as TOML, for `check-config`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
+    }
+
+    /// Every file and directory the configuration names can be used: the MQTT
+    /// password and TLS files (which must also make a TLS configuration), and
+    /// each enabled source's ([`crate::source::Section::check_files`]).
+    /// `origin` names the configuration in errors.
+    pub fn check_files(&self, origin: &str) -> Result<(), ConfigError> {
+        use crate::files::{FileError, FileProblem, readable_file};
+        let fail = |error: FileError| ConfigError::File {
+            origin: origin.to_owned(),
+            error,
+        };
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        if let Some(p) = &self.mqtt.password_file {
+            files.push(("mqtt.password_file", p));
+        }
+        if let Some(tls) = &self.mqtt.tls {
+            files.push(("mqtt.tls.ca", &tls.ca));
+            if let Some(p) = &tls.cert {
+                files.push(("mqtt.tls.cert", p));
+            }
+            if let Some(p) = &tls.key {
+                files.push(("mqtt.tls.key", p));
+            }
+        }
+        for (key, path) in files {
+            readable_file(path).map_err(|p| fail(FileError::new(key, path, p)))?;
+        }
+        if let Some(tls) = &self.mqtt.tls {
+            use crate::tls::TlsError;
+            crate::tls::client_config(tls).map_err(|e| {
+                let key_of = |what: &str| match what {
+                    "CA certificate" => "mqtt.tls.ca",
+                    "client key" => "mqtt.tls.key",
+                    _ => "mqtt.tls.cert",
+                };
+                let (key, path, message) = match &e {
+                    TlsError::Read { path, what, source } => (
+                        key_of(what),
+                        PathBuf::from(path),
+                        format!("not a {what}: {source}"),
+                    ),
+                    TlsError::NoCertificate { path, what } => (
+                        key_of(what),
+                        PathBuf::from(path),
+                        "holds no PEM certificate".to_owned(),
+                    ),
+                    TlsError::BadCa { path, source } => (
+                        "mqtt.tls.ca",
+                        PathBuf::from(path),
+                        format!("CA certificate rejected: {source}"),
+                    ),
+                    TlsError::BadClientAuth(source) => (
+                        "mqtt.tls.key",
+                        tls.key.clone().unwrap_or_default(),
+                        format!("does not make a client certificate with mqtt.tls.cert: {source}"),
+                    ),
+                    TlsError::Setup(source) => ("mqtt.tls", tls.ca.clone(), source.to_string()),
+                };
+                fail(FileError::new(key, &path, FileProblem::Invalid(message)))
+            })?;
+        }
+        self.sources.check_files().map_err(fail)
     }
 
     /// The rules serde cannot express.
@@ -470,6 +555,23 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The site the packaged configuration ships with (packaging/config/agent.toml):
+/// an agent nobody configured refuses to start instead of publishing under it.
+pub const PLACEHOLDER_SITE: &str = "CHANGE-ME";
+
+/// The file's `site` when it is the placeholder (in any case: lowercased, it
+/// would pass as a name).
+fn placeholder_site(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct SiteOnly {
+        site: Option<String>,
+    }
+    toml::from_str::<SiteOnly>(text)
+        .ok()
+        .and_then(|s| s.site)
+        .filter(|s| s.eq_ignore_ascii_case(PLACEHOLDER_SITE))
 }
 
 /// The dotted key path at byte `span` of a TOML document: the last table header

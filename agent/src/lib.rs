@@ -26,6 +26,7 @@
 //! - [`publisher`]: the task that owns the MQTT event loop.
 //! - [`selfmetrics`]: the agent's own readings (`src = "agent"`).
 //! - [`tls`]: rustls configuration for `mqtts://`.
+//! - [`files`]: what check-config says about a file the configuration names.
 //! - [`logging`]: `tracing` to stderr, text or JSON.
 //!
 //! # Adding a source
@@ -60,6 +61,7 @@ pub mod cli;
 pub mod config;
 pub mod device;
 pub mod endpoint;
+pub mod files;
 pub mod logging;
 pub mod publisher;
 pub mod scheduler;

@@ -14,7 +14,8 @@
 //! - [`link`]: the broker links: one MQTT client per broker (3.1.1 or 5 behind
 //!   one loop), subscribe, reconnect, hand messages to ingest, publish outputs.
 //! - [`ingest`]: inbound only: decode each message and apply it to the state.
-//! - [`tls`]: rustls client configurations for `mqtts://` links.
+//! - [`tls`]: rustls client configurations for `mqtts://` links (CA, client
+//!   certificate), and the PEM readers the HTTP side shares.
 //! - [`state`]: hosts and series; [`intern`] (string ids) and [`series`] (the
 //!   compact per-series slot) keep it small.
 //! - [`dedup`]: duplicate and gap detection on `seq` (pure).
@@ -29,6 +30,10 @@
 //! - [`replay`]: recorded traffic: `record` writes it, `replay` runs it through
 //!   the same decode, ingest and engine on a simulated clock.
 //! - [`http`]: `/metrics`, `/healthz`, `/api/v1/hosts`, `/api/v1/signals`.
+//! - [`web`]: around them, as every Prometheus exporter: the exporter toolkit's
+//!   web config (TLS, client certificates, basic auth), timeouts, a connection
+//!   limit.
+//! - [`files`]: what check-config says about a file the configuration names.
 //! - [`error`]: the library's error type.
 //!
 //! Data flows one way: MQTT -> [`link`] -> [`ingest`] -> [`state::State::apply`]

@@ -405,3 +405,59 @@ fn the_connection_limit_holds_and_a_closed_connection_frees_a_slot() {
     }
     assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200 OK"));
 }
+
+#[test]
+fn a_changed_web_config_takes_effect_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = tls::make(d, "web");
+    let yaml = |hash: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  prometheus: {hash}\n",
+            certs.cert, certs.key
+        )
+    };
+    let collector = collector_with_web_config(d, &yaml(&htpasswd("first")));
+    wait_tls_healthz(&collector, &certs.ca, &[]);
+    let with = |password: &str| {
+        curl::get(
+            &https(&collector, "/api/v1/hosts"),
+            &[
+                "--cacert",
+                &certs.ca,
+                "-u",
+                &format!("prometheus:{password}"),
+            ],
+        )
+        .status
+    };
+    assert_eq!(with("first"), 200);
+    // The password changes in place, as an operator would edit the file.
+    std::fs::write(d.join("web.yml"), yaml(&htpasswd("second"))).unwrap();
+    wait::until(Duration::from_secs(10), "the new password accepted", || {
+        (with("second") == 200).then_some(())
+    });
+    assert_eq!(with("first"), 401, "the old password is refused");
+    // A broken edit is refused and counted; the configuration in force stays.
+    std::fs::write(
+        d.join("web.yml"),
+        "basic_auth_users:\n  prometheus: not-a-hash\n",
+    )
+    .unwrap();
+    let reloads = |result: &str| {
+        let m = curl::get(
+            &https(&collector, "/metrics"),
+            &["--cacert", &certs.ca, "-u", "prometheus:second"],
+        );
+        scrape::value(
+            &scrape::parse(&m.body),
+            "sitewatch_collector_web_config_reloads_total",
+            &[("result", result)],
+        )
+    };
+    wait::until(Duration::from_secs(10), "the broken edit counted", || {
+        (reloads("error") == Some(1.0)).then_some(())
+    });
+    assert_eq!(with("second"), 200);
+    assert_eq!(reloads("ok"), Some(1.0));
+}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what sitewatch's tests talk to, when it is missing: real peers
-# (mosquitto, promtool, Alertmanager, OpenIPMI's ipmi_sim, ipmitool, smartctl,
-# socat, pymodbus), packaging tools and checkers (cargo-deb, cargo-generate-rpm,
-# lintian, rpm, systemd-analyze), cross toolchains and qemu-user, and the Rust
-# components and targets. Safe to run again: it only
-# installs what is not there.
+# (mosquitto, Prometheus and promtool, Alertmanager, OpenIPMI's ipmi_sim,
+# ipmitool, smartctl, socat, pymodbus, htpasswd, curl), packaging tools and
+# checkers (cargo-deb, cargo-generate-rpm, lintian, rpm, systemd-analyze), cross
+# toolchains and qemu-user, and the Rust components and targets. Safe to run
+# again: it only installs what is not there.
 set -euo pipefail
 
 SUDO=""
@@ -23,6 +23,10 @@ declare -A PACKAGES=(
   [smartmontools]=/usr/sbin/smartctl
   [socat]=/usr/bin/socat
   [openssl]=/usr/bin/openssl
+  # htpasswd -B: the bcrypt hashes of the web config's basic_auth_users; curl: the
+  # HTTP client of the web tests.
+  [apache2-utils]=/usr/bin/htpasswd
+  [curl]=/usr/bin/curl
   [lintian]=/usr/bin/lintian
   [rpm]=/usr/bin/rpmbuild
   [gcc-aarch64-linux-gnu]=/usr/bin/aarch64-linux-gnu-gcc

@@ -112,6 +112,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::CheckConfig { file } => {
             let config = Config::load(Some(&file), &Overrides::default())?;
+            config.check_files(&file.display().to_string())?;
             let text = config.to_toml().map_err(|e| CliError::Io {
                 what: "printing the configuration",
                 source: std::io::Error::other(e),
@@ -133,6 +134,13 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                 mqtt_url: args.mqtt,
             };
             let config = Config::load(args.config.as_deref(), &overrides)?;
+            // A missing file is a configuration error (exit 2, which the unit
+            // does not restart on), not a failure every 5 s.
+            let origin = args
+                .config
+                .as_deref()
+                .map_or_else(|| "command line".to_owned(), |p| p.display().to_string());
+            config.check_files(&origin)?;
             runtime()?.block_on(run(config))
         }
     }

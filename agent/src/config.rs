@@ -76,8 +76,15 @@ pub struct MqttConfig {
     /// is left stays in the disk buffer (or is lost, in memory mode). The
     /// systemd unit's `TimeoutStopSec` (20 s) leaves room for the default.
     pub stop_timeout: Duration,
-    /// The MQTT client id. Default: the host name, so that a broker ACL can pin
-    /// each agent to its own topics (`pattern write sitewatch/v1/+/%c/#`).
+    /// The MQTT client id. Default: `<site>:<host>`, the agent's identity with
+    /// `:` (which no site or host name holds, so two agents never share an id:
+    /// `web-01` of two sites do not take over each other's connection) in
+    /// place of its `/`, which some brokers refuse in a client id (rumqttd) and
+    /// which would split a `%c` ACL pattern across topic levels. A broker that
+    /// replaces client ids with the authenticated identity (mosquitto's
+    /// `use_username_as_clientid`, the embedded broker with authentication)
+    /// uses `<site>/<host>` whatever is sent. Authorization never rests on it:
+    /// a client id is not an identity.
     pub client_id: Option<String>,
     /// MQTT keepalive, whole seconds, at least 1 s. The broker publishes the
     /// agent's will about 1.5 x this after the link dies; the 10 s default puts
@@ -361,6 +368,18 @@ pub enum ConfigError {
     },
     #[error("no site: set `site` in the config file or pass --site")]
     MissingSite,
+    /// The packaged configuration's placeholder site, left as shipped.
+    #[error(
+        "{path}: at `site`: {site:?} is the packaged placeholder: set this machine's site \
+         (e.g. site = \"bj1\") before starting the agent"
+    )]
+    Placeholder { path: PathBuf, site: String },
+    /// A file the configuration names cannot be used.
+    #[error("{origin}: {error}")]
+    File {
+        origin: String,
+        error: crate::files::FileError,
+    },
 }
 
 impl ConfigError {
@@ -371,6 +390,8 @@ impl ConfigError {
             ConfigError::Parse { .. } => "parse",
             ConfigError::Invalid { .. } => "invalid",
             ConfigError::MissingSite => "missing_site",
+            ConfigError::Placeholder { .. } => "placeholder",
+            ConfigError::File { .. } => "file",
         }
     }
 }
@@ -423,6 +444,14 @@ impl Config {
                 detail: e.to_string().trim_end().to_owned(),
             }
         };
+        if overrides.site.is_none()
+            && let Some(site) = placeholder_site(text)
+        {
+            return Err(ConfigError::Placeholder {
+                path: path.to_owned(),
+                site,
+            });
+        }
         let mut doc = toml::de::DeTable::parse(text).map_err(parse_error)?;
         if let Some(site) = &overrides.site {
             // Inserted before deserializing so that a file without `site` is
@@ -477,7 +506,10 @@ impl Config {
             .map(|b| Broker {
                 name: b.name.clone().unwrap_or_else(|| name_of(&b.url)),
                 url: b.url.clone(),
-                client_id: b.client_id.clone().unwrap_or_else(|| self.host.to_string()),
+                client_id: b
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| self.default_client_id()),
                 username: b.username.clone(),
                 password_file: b.password_file.clone(),
                 tls: b.tls.clone(),
@@ -485,17 +517,92 @@ impl Config {
             .collect()
     }
 
-    /// The MQTT client id: the configured one or the host name.
+    /// The MQTT client id: the configured one or `<site>:<host>`.
     pub fn client_id(&self) -> String {
         self.mqtt
             .client_id
             .clone()
-            .unwrap_or_else(|| self.host.to_string())
+            .unwrap_or_else(|| self.default_client_id())
+    }
+
+    /// `<site>:<host>` (see [`MqttConfig::client_id`]).
+    fn default_client_id(&self) -> String {
+        format!("{}:{}", self.site, self.host)
+    }
+
+    /// The identity a broker authenticates this agent as: `<site>/<host>`, the
+    /// certificate's CN or the password file's user name (see
+    /// packaging/mosquitto/).
+    pub fn identity(&self) -> String {
+        format!("{}/{}", self.site, self.host)
     }
 
     /// The effective configuration as TOML, for `check-config`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
+    }
+
+    /// Every file and directory the configuration names can be used: the MQTT
+    /// password and TLS files (which must also make a TLS configuration), and
+    /// each enabled source's ([`crate::source::Section::check_files`]).
+    /// `origin` names the configuration in errors.
+    pub fn check_files(&self, origin: &str) -> Result<(), ConfigError> {
+        use crate::files::{FileError, FileProblem, readable_file};
+        let fail = |error: FileError| ConfigError::File {
+            origin: origin.to_owned(),
+            error,
+        };
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        if let Some(p) = &self.mqtt.password_file {
+            files.push(("mqtt.password_file", p));
+        }
+        if let Some(tls) = &self.mqtt.tls {
+            files.push(("mqtt.tls.ca", &tls.ca));
+            if let Some(p) = &tls.cert {
+                files.push(("mqtt.tls.cert", p));
+            }
+            if let Some(p) = &tls.key {
+                files.push(("mqtt.tls.key", p));
+            }
+        }
+        for (key, path) in files {
+            readable_file(path).map_err(|p| fail(FileError::new(key, path, p)))?;
+        }
+        if let Some(tls) = &self.mqtt.tls {
+            use crate::tls::TlsError;
+            crate::tls::client_config(tls).map_err(|e| {
+                let key_of = |what: &str| match what {
+                    "CA certificate" => "mqtt.tls.ca",
+                    "client key" => "mqtt.tls.key",
+                    _ => "mqtt.tls.cert",
+                };
+                let (key, path, message) = match &e {
+                    TlsError::Read { path, what, source } => (
+                        key_of(what),
+                        PathBuf::from(path),
+                        format!("not a {what}: {source}"),
+                    ),
+                    TlsError::NoCertificate { path, what } => (
+                        key_of(what),
+                        PathBuf::from(path),
+                        "holds no PEM certificate".to_owned(),
+                    ),
+                    TlsError::BadCa { path, source } => (
+                        "mqtt.tls.ca",
+                        PathBuf::from(path),
+                        format!("CA certificate rejected: {source}"),
+                    ),
+                    TlsError::BadClientAuth(source) => (
+                        "mqtt.tls.key",
+                        tls.key.clone().unwrap_or_default(),
+                        format!("does not make a client certificate with mqtt.tls.cert: {source}"),
+                    ),
+                    TlsError::Setup(source) => ("mqtt.tls", tls.ca.clone(), source.to_string()),
+                };
+                fail(FileError::new(key, &path, FileProblem::Invalid(message)))
+            })?;
+        }
+        self.sources.check_files().map_err(fail)
     }
 
     /// The rules serde cannot express.
@@ -713,6 +820,23 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The site the packaged configuration ships with (packaging/config/agent.toml):
+/// an agent nobody configured refuses to start instead of publishing under it.
+pub const PLACEHOLDER_SITE: &str = "CHANGE-ME";
+
+/// The file's `site` when it is the placeholder (in any case: lowercased, it
+/// would pass as a name).
+fn placeholder_site(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct SiteOnly {
+        site: Option<String>,
+    }
+    toml::from_str::<SiteOnly>(text)
+        .ok()
+        .and_then(|s| s.site)
+        .filter(|s| s.eq_ignore_ascii_case(PLACEHOLDER_SITE))
 }
 
 /// The dotted key path at byte `span` of a TOML document: the last table header

@@ -28,6 +28,7 @@
 //! - [`publisher`]: the task that owns the MQTT event loop.
 //! - [`selfmetrics`]: the agent's own readings (`src = "agent"`).
 //! - [`tls`]: rustls configuration for `mqtts://`.
+//! - [`files`]: what check-config says about a file the configuration names.
 //! - [`logging`]: `tracing` to stderr, text or JSON.
 //!
 //! # Adding a source
@@ -65,6 +66,7 @@ pub mod cli;
 pub mod config;
 pub mod device;
 pub mod endpoint;
+pub mod files;
 pub mod logging;
 pub mod pattern;
 pub mod publisher;

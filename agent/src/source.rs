@@ -21,6 +21,7 @@ use std::{future::Future, time::Duration};
 use sitewatch_protocol::{Event, Reading};
 
 use crate::config::Schedule;
+use crate::files::FileError;
 
 /// What every source does: read its devices once.
 ///
@@ -79,6 +80,13 @@ pub trait Section {
 
     /// The rules serde cannot express: the offending key and why.
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+
+    /// Every file and directory the table names can be used (password files,
+    /// profiles, programs, state directories): for `check-config`, and before
+    /// `run` starts anything. Looks at the file system, unlike `validate`.
+    fn check_files(&self) -> Result<(), FileError> {
         Ok(())
     }
 }
@@ -143,6 +151,16 @@ macro_rules! sources {
                     }
                 )*
                 out
+            }
+
+            /// Every enabled table's files ([`Section::check_files`]).
+            pub fn check_files(&self) -> Result<(), FileError> {
+                $(
+                    if let Some(c) = Field::present(&self.$field).filter(|c| Section::enabled(*c)) {
+                        Section::check_files(c)?;
+                    }
+                )*
+                Ok(())
             }
 
             /// Every present table's own rules (enabled or not).

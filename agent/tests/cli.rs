@@ -117,3 +117,160 @@ fn version_names_the_binary() {
         concat!("sitewatch-agent ", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Every file a configuration names, unusable in each way: check-config exits 2
+/// naming the file, the key, the path and what is wrong; `run` refuses the same
+/// configuration with exit 2 before it starts anything.
+#[test]
+fn check_config_names_the_key_and_path_of_every_unusable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let present = d.join("present");
+    std::fs::write(&present, "not a certificate\n").unwrap();
+    let p = present.display().to_string();
+    let gone = d.join("gone").display().to_string();
+    let not_exec = d.join("smartctl");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let not_exec = not_exec.display().to_string();
+    let bad_profile = d.join("ups.toml");
+    std::fs::write(&bad_profile, "[device]\nname = 1\n").unwrap();
+    let bad_profile = bad_profile.display().to_string();
+    let site = "site = \"bj1\"\n";
+    let tls = "[mqtt]\nurl = \"mqtts://broker\"\n[mqtt.tls]\n";
+    let bmc = |password: &str, state: &str| {
+        format!(
+            "{site}[sources.ipmi]\n{state}[[sources.ipmi.bmcs]]\nname = \"r1\"\n\
+             address = \"10.0.0.1\"\nusername = \"u\"\npassword_file = \"{password}\"\n"
+        )
+    };
+    let modbus = |profile: &str| {
+        format!(
+            "{site}[sources.modbus]\n[[sources.modbus.devices]]\nname = \"ups-a\"\n\
+             address = \"tcp://10.0.0.2:502\"\nprofile = \"{profile}\"\n"
+        )
+    };
+    let cases: Vec<(String, &str, String, &str)> = vec![
+        (
+            format!("{site}[mqtt]\nusername = \"u\"\npassword_file = \"{gone}\"\n"),
+            "mqtt.password_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{site}{tls}ca = \"{gone}\"\n"),
+            "mqtt.tls.ca",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{site}{tls}ca = \"{}\"\n", d.display()),
+            "mqtt.tls.ca",
+            d.display().to_string(),
+            "not a file",
+        ),
+        (
+            format!("{site}{tls}ca = \"{p}\"\ncert = \"{gone}\"\nkey = \"{p}\"\n"),
+            "mqtt.tls.cert",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{site}{tls}ca = \"{p}\"\ncert = \"{p}\"\nkey = \"{gone}\"\n"),
+            "mqtt.tls.key",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{site}{tls}ca = \"{p}\"\n"),
+            "mqtt.tls.ca",
+            p.clone(),
+            "holds no PEM certificate",
+        ),
+        (
+            bmc(&gone, ""),
+            "sources.ipmi.bmcs[0].password_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            bmc(&p, &format!("state_dir = \"{p}/ipmi\"\n")),
+            "sources.ipmi.state_dir",
+            format!("{p}/ipmi"),
+            "not a directory",
+        ),
+        (
+            modbus(&gone),
+            "sources.modbus.devices[0].profile",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            modbus(&bad_profile),
+            "sources.modbus.devices[0].profile",
+            bad_profile.clone(),
+            "modbus profile",
+        ),
+        (
+            format!("{site}[sources.smart]\nsmartctl = \"{gone}\"\n"),
+            "sources.smart.smartctl",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{site}[sources.smart]\nsmartctl = \"{not_exec}\"\n"),
+            "sources.smart.smartctl",
+            not_exec.clone(),
+            "not executable",
+        ),
+    ];
+    let path = d.join("agent.toml");
+    let shown = path.display().to_string();
+    for (text, key, file, what) in &cases {
+        std::fs::write(&path, text).unwrap();
+        let out = agent(&["check-config", &shown]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&shown)
+                && err.contains(&format!("`{key}`"))
+                && err.contains(file.as_str())
+                && err.contains(what),
+            "{text}\nwanted {key}, {file}, {what}; got: {err}"
+        );
+    }
+    // `run` says the same and does not start.
+    std::fs::write(&path, &cases[0].0).unwrap();
+    let out = agent(&["run", "--config", &shown]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.password_file"));
+    // A state directory that does not exist yet, under a writable one, is fine:
+    // the agent creates it.
+    std::fs::write(
+        &path,
+        bmc(&p, &format!("state_dir = \"{}/state/ipmi\"\n", d.display())),
+    )
+    .unwrap();
+    let out = agent(&["check-config", &shown]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_config_refuses_the_packaged_placeholder_site_saying_so() {
+    let packaged = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/config/agent.toml"
+    );
+    let out = agent(&["check-config", packaged]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"CHANGE-ME\" is the packaged placeholder") && err.contains("`site`"),
+        "{err}"
+    );
+}

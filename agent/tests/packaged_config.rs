@@ -18,8 +18,18 @@ fn packaged() -> &'static Path {
 #[test]
 fn packaged_config_refuses_the_placeholder_site() {
     let e = Config::load(Some(packaged()), &Overrides::default()).unwrap_err();
-    assert_eq!(e.kind(), "parse", "{e}");
-    assert!(e.to_string().contains("`site`"), "{e}");
+    assert_eq!(e.kind(), "placeholder", "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("`site`") && message.contains("\"CHANGE-ME\" is the packaged placeholder"),
+        "{message}"
+    );
+    // Lowercased it would be a valid name: still the placeholder.
+    let text = std::fs::read_to_string(packaged())
+        .unwrap()
+        .replace("CHANGE-ME", "change-me");
+    let e = Config::parse(&text, packaged(), &Overrides::default()).unwrap_err();
+    assert_eq!(e.kind(), "placeholder", "{e}");
 }
 
 #[test]

@@ -36,6 +36,13 @@ pub struct Cli {
     /// This collector's name in `[signals.topology]` (overrides `name`).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// TLS, basic authentication and headers for /metrics and /api/*: a web
+    /// config file in the Prometheus exporter toolkit's format (YAML).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// HTTP connections open at once [default: 512]; more wait to be accepted.
+    #[arg(long = "web.max-connections", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Record every message received to FILE (replay format; see `replay`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -93,6 +100,8 @@ impl Cli {
             embedded_v5: self.embedded_broker_v5,
             share_group: self.share_group.clone(),
             name: self.name.clone(),
+            web_config_file: self.web_config_file.clone(),
+            max_connections: self.max_connections,
         }
     }
 }
@@ -119,10 +128,19 @@ mod tests {
             "g",
             "--log-format",
             "json",
+            "--web.config.file",
+            "web.yml",
+            "--web.max-connections",
+            "7",
         ])
         .unwrap();
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.overrides().share_group.as_deref(), Some("g"));
+        assert_eq!(
+            c.overrides().web_config_file,
+            Some(PathBuf::from("web.yml"))
+        );
+        assert_eq!(c.overrides().max_connections, Some(7));
         let c = Cli::try_parse_from(["sitewatch-collector", "check-config", "x.toml"]).unwrap();
         assert!(matches!(c.command, Some(Command::CheckConfig { .. })));
     }

@@ -8,6 +8,8 @@
 //! ```toml
 //! # HTTP address for /metrics, /healthz and /api/v1/hosts.
 //! listen = "127.0.0.1:9184"
+//! # TLS and basic auth for the HTTP side: the exporter toolkit's web config (YAML).
+//! # web_config_file = "/etc/sitewatch/web-config.yml"
 //! # Split the agents' readings with other collectors (MQTT v5 shared subscription).
 //! # share_group = "collectors"
 //!
@@ -21,6 +23,13 @@
 //! session_expiry = "1h"                   # MQTT v5 persistent session
 //! [mqtt.tls]
 //! ca = "/etc/sitewatch/mqtt-ca.pem"        # default: the system's CA roots
+//! cert = "/etc/sitewatch/collector.pem"    # client certificate (CN = the collector's identity), with key
+//! key = "/etc/sitewatch/collector.key"
+//!
+//! [http]
+//! max_connections = 512                   # more wait in the kernel's backlog
+//! header_read_timeout = "10s"             # TLS handshake, request head, idle keep-alive
+//! request_timeout = "30s"                 # the whole request; a stalled write
 //!
 //! # The embedded broker (ignored when [mqtt] is set); every key of it is in
 //! # broker/config.rs.
@@ -81,6 +90,7 @@ use sitewatch_signals::SignalsConfig;
 use crate::Error;
 use crate::liveness::Rules;
 use crate::state::StateConfig;
+use crate::tls::ClientCertFiles;
 
 /// The default HTTP address: 9184 sits in the exporters' range of the Prometheus
 /// port allocation list, next to the many 91xx exporters, and was free there.
@@ -116,6 +126,12 @@ pub struct FileConfig {
     /// This collector's name in `[signals.topology]`: the identity of its
     /// presence topics.
     pub name: Option<String>,
+    /// TLS, basic authentication and headers for the HTTP side, in the
+    /// Prometheus exporter toolkit's web config format (YAML).
+    pub web_config_file: Option<PathBuf>,
+    /// The HTTP server's limits.
+    #[serde(default)]
+    pub http: HttpFileConfig,
     /// An external broker; absent: the embedded one.
     pub mqtt: Option<MqttConfig>,
     #[serde(default)]
@@ -127,6 +143,22 @@ pub struct FileConfig {
     pub signals: SignalsConfig,
     /// Where to push the signals as alerts; absent: nowhere.
     pub alertmanager: Option<AlertmanagerFileConfig>,
+}
+
+/// `[http]`: the HTTP server's limits (the web config file says who may in).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFileConfig {
+    /// Connections open at once (default 512, Prometheus' `--web.max-connections`);
+    /// more wait in the kernel's backlog.
+    pub max_connections: Option<usize>,
+    /// The TLS handshake and each request's head must arrive within this, and an
+    /// idle keep-alive connection is closed after it (default 10s).
+    pub header_read_timeout: Option<HumanDuration>,
+    /// A whole request, authentication included, gets a 503 after this, and a
+    /// response write that makes no progress for this long closes the
+    /// connection (default 30s).
+    pub request_timeout: Option<HumanDuration>,
 }
 
 /// `[alertmanager]`: the Alertmanager v2 API the signals are pushed to.
@@ -178,7 +210,7 @@ pub struct MqttConfig {
     pub keep_alive: Option<HumanDuration>,
     /// MQTT v5 session expiry for the persistent session (default 1h).
     pub session_expiry: Option<HumanDuration>,
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<MqttTlsConfig>,
 }
 
 /// The MQTT protocol version of a link.
@@ -191,6 +223,20 @@ pub enum MqttProtocol {
 }
 
 /// `[mqtt.tls]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTlsConfig {
+    /// PEM file of the CA(s) to trust; default: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (chain), for brokers that require one: its
+    /// subject CN is the collector's identity (mosquitto's
+    /// `use_identity_as_username`). With `key`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// `[alertmanager.tls]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -257,6 +303,8 @@ pub const EMBEDDED_LINK: &str = "embedded";
 pub struct BrokerSettings {
     /// The link's name.
     pub name: String,
+    /// Its table in the configuration (`mqtt`, `mqtt.brokers[1]`), for errors.
+    pub key: String,
     pub url: BrokerUrl,
     /// MQTT 5 (default) or 3.1.1.
     pub v5: bool,
@@ -264,6 +312,8 @@ pub struct BrokerSettings {
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     pub tls_ca: Option<PathBuf>,
+    /// `[mqtt.tls] cert` and `key`: the collector's client certificate.
+    pub tls_client: Option<ClientCertFiles>,
     pub keep_alive: Duration,
     pub session_expiry: Duration,
 }
@@ -349,12 +399,21 @@ pub struct Overrides {
     pub embedded_v5: Option<SocketAddr>,
     pub share_group: Option<String>,
     pub name: Option<String>,
+    pub web_config_file: Option<PathBuf>,
+    pub max_connections: Option<usize>,
 }
 
 /// The validated settings the collector runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// The configuration file the settings came from ("defaults" without one).
+    pub origin: String,
     pub listen: SocketAddr,
+    /// The web config file, loaded at start (and reloaded when it changes).
+    pub web_config_file: Option<PathBuf>,
+    /// Where `web_config_file` came from, for errors ("command line" or the file).
+    pub web_config_origin: String,
+    pub http: crate::web::Limits,
     /// The embedded broker, when it runs (one more path, named
     /// [`EMBEDDED_LINK`], the first).
     pub embedded: Option<EmbeddedSettings>,
@@ -482,6 +541,87 @@ fn alertmanager_settings(
     })
 }
 
+/// `[http]`, and `--web.max-connections` over its `max_connections`.
+fn http_limits(
+    http: &HttpFileConfig,
+    max_connections: Option<usize>,
+    origin: &str,
+) -> Result<crate::web::Limits, Error> {
+    let invalid = |key: &str, message: &str| Error::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        message: message.to_owned(),
+    };
+    let defaults = crate::web::Limits::default();
+    let limits = crate::web::Limits {
+        max_connections: max_connections
+            .or(http.max_connections)
+            .unwrap_or(defaults.max_connections),
+        header_read_timeout: http
+            .header_read_timeout
+            .map_or(defaults.header_read_timeout, |d| d.0),
+        request_timeout: http
+            .request_timeout
+            .map_or(defaults.request_timeout, |d| d.0),
+    };
+    if limits.max_connections == 0 {
+        return Err(invalid("http.max_connections", "must be at least 1"));
+    }
+    if limits.header_read_timeout < Duration::from_millis(100) {
+        return Err(invalid(
+            "http.header_read_timeout",
+            "must be at least 100ms",
+        ));
+    }
+    if limits.request_timeout < Duration::from_secs(1) {
+        return Err(invalid("http.request_timeout", "must be at least 1s"));
+    }
+    Ok(limits)
+}
+
+/// `[mqtt.tls] cert` and `key`, both or neither, and only for a TLS broker.
+fn mqtt_tls_client(
+    m: &MqttConfig,
+    url: &BrokerUrl,
+    origin: &str,
+    key: &str,
+) -> Result<Option<ClientCertFiles>, Error> {
+    let invalid = |k: &str, message: String| Error::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: format!("{key}.tls.{k}"),
+        message,
+    };
+    let Some(tls) = &m.tls else {
+        return Ok(None);
+    };
+    let files = match (&tls.cert, &tls.key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(k)) => ClientCertFiles {
+            cert: cert.clone(),
+            key: k.clone(),
+        },
+        (Some(_), None) => {
+            return Err(invalid(
+                "key",
+                "is required with tls.cert (the certificate's private key)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "cert",
+                "is required with tls.key (the client certificate)".into(),
+            ));
+        }
+    };
+    if !url.tls {
+        return Err(invalid(
+            "cert",
+            "a client certificate needs a TLS broker: url = \"mqtts://...\"".into(),
+        ));
+    }
+    Ok(Some(files))
+}
+
 /// One external broker's settings from its `[mqtt]` (or `[[mqtt.brokers]]`) keys.
 fn broker_settings(
     m: &MqttConfig,
@@ -513,6 +653,7 @@ fn broker_settings(
     if session_expiry.as_secs() > u64::from(u32::MAX) {
         return Err(invalid("session_expiry", "too long".into()));
     }
+    let tls_client = mqtt_tls_client(m, &url, origin, key)?;
     let name = m.name.clone().unwrap_or_else(|| url.host.clone());
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
         return Err(invalid(
@@ -522,12 +663,14 @@ fn broker_settings(
     }
     Ok(BrokerSettings {
         name,
+        key: key.to_owned(),
         v5: m.protocol != Some(MqttProtocol::V311),
         url,
         client_id: m.client_id.clone(),
         username: m.username.clone(),
         password_file: m.password_file.clone(),
         tls_ca: m.tls.as_ref().and_then(|t| t.ca.clone()),
+        tls_client,
         keep_alive,
         session_expiry,
     })
@@ -783,8 +926,19 @@ impl Settings {
                 heartbeat_needs_readings: share_group.is_some(),
             },
         };
+        let (web_config_file, web_config_origin) = match (&o.web_config_file, &file.web_config_file)
+        {
+            (Some(p), _) => (Some(p.clone()), cli),
+            (None, Some(p)) => (Some(p.clone()), origin),
+            (None, None) => (None, origin),
+        };
+        let http = http_limits(&file.http, o.max_connections, origin)?;
         Ok(Settings {
+            origin: origin.to_owned(),
             listen,
+            web_config_file,
+            web_config_origin: web_config_origin.to_owned(),
+            http,
             embedded,
             embedded_broker,
             brokers,
@@ -796,34 +950,88 @@ impl Settings {
         })
     }
 
-    /// Checks what the settings point at (password file, CA file) exists and reads.
+    /// Checks every file the settings name, for `check-config`: each exists, is a
+    /// file (or, for a directory, is one and is writable) and can be read; the
+    /// TLS files and the web config file (and the files it names) also parse.
+    /// The error names the key, the path and what is wrong.
     pub fn check_files(&self) -> Result<(), Error> {
         if let Some(b) = &self.embedded_broker {
             b.check_files()?;
+        }
+        let mut files: Vec<(String, &Path)> = Vec::new();
+        for b in &self.brokers {
+            if let Some(p) = &b.password_file {
+                files.push((format!("{}.password_file", b.key), p));
+            }
+            if let Some(p) = &b.tls_ca {
+                files.push((format!("{}.tls.ca", b.key), p));
+            }
+            if let Some(c) = &b.tls_client {
+                files.push((format!("{}.tls.cert", b.key), &c.cert));
+                files.push((format!("{}.tls.key", b.key), &c.key));
+            }
+        }
+        if let Some(am) = &self.alertmanager {
+            match &am.auth {
+                AlertmanagerAuth::Basic {
+                    password_file: Some(p),
+                    ..
+                } => files.push(("alertmanager.password_file".into(), p)),
+                AlertmanagerAuth::Bearer { token_file } => {
+                    files.push(("alertmanager.bearer_token_file".into(), token_file))
+                }
+                _ => {}
+            }
+            if let Some(p) = &am.tls_ca {
+                files.push(("alertmanager.tls.ca".into(), p));
+            }
+        }
+        if let Some(p) = &self.web_config_file {
+            files.push(("web_config_file".into(), p));
+        }
+        for (key, path) in files {
+            crate::files::readable_file(path).map_err(|problem| Error::File {
+                origin: if key == "web_config_file" {
+                    self.web_config_origin.clone()
+                } else {
+                    self.origin.clone()
+                },
+                key: key.clone(),
+                path: path.to_owned(),
+                problem,
+            })?;
+        }
+        for b in self.brokers.iter().filter(|b| b.url.tls) {
+            crate::tls::mqtt_client_config(b.tls_ca.as_deref(), b.tls_client.as_ref()).map_err(
+                |e| match e {
+                    Error::Tls(m) => Error::Tls(format!("{}: {m}", self.origin)),
+                    e => e,
+                },
+            )?;
         }
         for b in &self.brokers {
             if let Some(p) = &b.password_file {
                 read_password(p)?;
             }
-            if let Some(p) = &b.tls_ca {
-                std::fs::read(p).map_err(|source| Error::FileRead {
-                    path: p.clone(),
-                    what: "the CA file (mqtt.tls.ca)",
-                    source,
-                })?;
-            }
         }
         if let Some(am) = &self.alertmanager {
             am.read_secret()?;
-            if let Some(p) = &am.tls_ca {
-                std::fs::read(p).map_err(|source| Error::FileRead {
-                    path: p.clone(),
-                    what: "the CA file (alertmanager.tls.ca)",
-                    source,
-                })?;
-            }
         }
+        self.web()?;
         Ok(())
+    }
+
+    /// The web configuration the HTTP side starts with: the file loaded, or
+    /// open (plain HTTP, no credentials) without one.
+    pub fn web(&self) -> Result<crate::web::WebSource, Error> {
+        match &self.web_config_file {
+            Some(path) => crate::web::WebSource::load(path).map_err(|error| Error::WebConfig {
+                origin: self.web_config_origin.clone(),
+                path: path.clone(),
+                error,
+            }),
+            None => Ok(crate::web::WebSource::open()),
+        }
     }
 }
 
@@ -1149,6 +1357,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c.toml: state.startup_grace: "), "{e}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_a_tls_broker() {
+        let s = resolve(
+            "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\ncert = \"/c.pem\"\nkey = \"/c.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.brokers[0].tls_client,
+            Some(ClientCertFiles {
+                cert: "/c.pem".into(),
+                key: "/c.key".into()
+            })
+        );
+        for (text, key) in [
+            (
+                "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\ncert = \"/c.pem\"\n",
+                "mqtt.tls.key",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtts://b\"\n[mqtt.tls]\nkey = \"/c.key\"\n",
+                "mqtt.tls.cert",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://b\"\n[mqtt.tls]\ncert = \"/c.pem\"\nkey = \"/c.key\"\n",
+                "mqtt.tls.cert",
+            ),
+        ] {
+            let e = resolve(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("c.toml: {key}: ")), "{text}: {e}");
+        }
     }
 
     #[test]

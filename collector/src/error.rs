@@ -39,6 +39,22 @@ pub enum Error {
     },
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// The web config file (`web_config_file`, `--web.config.file`) or a file
+    /// it names.
+    #[error("{origin}: web_config_file: {}: {}", path.display(), web_error(error))]
+    WebConfig {
+        origin: String,
+        path: PathBuf,
+        error: crate::web::WebConfigError,
+    },
+    /// A file a configuration key names cannot be used.
+    #[error("{origin}: {key}: {}: {problem}", path.display())]
+    File {
+        origin: String,
+        key: String,
+        path: PathBuf,
+        problem: crate::files::FileProblem,
+    },
     #[error("embedded broker: {0}")]
     Broker(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -61,9 +77,20 @@ impl Error {
             Error::FileRead { .. } => "file_read",
             Error::StateDir { .. } => "state_dir",
             Error::Tls(_) => "tls",
+            Error::WebConfig { .. } => "web_config",
+            Error::File { .. } => "file",
             Error::Broker(_) => "broker",
             Error::Listen { .. } => "listen",
             Error::Http(_) => "http",
         }
+    }
+}
+
+/// `key: message`, or the message alone for the file as a whole.
+fn web_error(e: &crate::web::WebConfigError) -> String {
+    if e.key.is_empty() {
+        e.message.clone()
+    } else {
+        format!("{}: {}", e.key, e.message)
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP side: `/metrics`, `/healthz`, `/api/v1/hosts`, `/api/v1/signals`;
-//! anything else is 404.
+//! anything else is 404. TLS, credentials, timeouts and the connection limit
+//! around them are [`crate::web`]'s.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use prometheus_client::registry::Registry;
 
 use crate::Shared;
 use crate::metrics::{self, Format};
+use crate::web::{self, Limits, WebSource, stats::WebStatsCollector};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -36,7 +38,7 @@ impl App {
     }
 }
 
-/// The routes.
+/// The routes, unguarded.
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
@@ -46,6 +48,25 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/peers", get(peers))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(app)
+}
+
+/// Serves `app`'s routes behind the web configuration (TLS, credentials,
+/// timeouts, connection limit) until `shutdown` completes. `app`'s registry
+/// should carry [`WebStatsCollector`] over `web.stats` (see [`register_web`]).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    web: Arc<WebSource>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let routes = web::guarded(router(app), Arc::clone(&web), limits);
+    web::serve(listener, routes, web, limits, shutdown).await
+}
+
+/// Puts the HTTP side's own counters on `/metrics`.
+pub fn register_web(registry: &mut Registry, web: &WebSource) {
+    registry.register_collector(Box::new(WebStatsCollector(Arc::clone(&web.stats))));
 }
 
 async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> Response {

@@ -18,6 +18,8 @@
 //! - [`tls`]: rustls client configurations for `mqtts://` links.
 //! - [`topology`]: the peer collectors of a multi-site deployment, from their
 //!   presence and views.
+//! - [`tls`]: rustls client configurations for `mqtts://` links (CA, client
+//!   certificate), and the PEM readers the HTTP side shares.
 //! - [`state`]: hosts and series; [`intern`] (string ids) and [`series`] (the
 //!   compact per-series slot) keep it small.
 //! - [`dedup`]: duplicate and gap detection on `seq` (pure).
@@ -32,6 +34,10 @@
 //! - [`replay`]: recorded traffic: `record` writes it, `replay` runs it through
 //!   the same decode, ingest and engine on a simulated clock.
 //! - [`http`]: `/metrics`, `/healthz`, `/api/v1/hosts`, `/api/v1/signals`.
+//! - [`web`]: around them, as every Prometheus exporter: the exporter toolkit's
+//!   web config (TLS, client certificates, basic auth), timeouts, a connection
+//!   limit.
+//! - [`files`]: what check-config says about a file the configuration names.
 //! - [`error`]: the library's error type.
 //!
 //! Data flows one way: MQTT -> [`link`] -> [`ingest`] -> [`state::State::apply`]
@@ -73,6 +79,7 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod intern;
@@ -87,6 +94,7 @@ pub mod signals;
 pub mod state;
 pub mod tls;
 pub mod topology;
+pub mod web;
 
 pub use error::Error;
 

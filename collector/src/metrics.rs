@@ -89,6 +89,13 @@ pub mod names {
     pub const PEER_UP: &str = "sitewatch_collector_peer_up";
     pub const PEER_IGNORED: &str = "sitewatch_collector_peer_messages_ignored";
     pub const SHADOWED_SERIES: &str = "sitewatch_collector_shadowed_series";
+    // The HTTP side's own (web::stats).
+    pub const HTTP_OPEN_CONNECTIONS: &str = "sitewatch_collector_http_open_connections";
+    pub const HTTP_CONNECTIONS: &str = "sitewatch_collector_http_connections";
+    pub const HTTP_CONNECTION_ERRORS: &str = "sitewatch_collector_http_connection_errors";
+    pub const HTTP_REQUESTS_DENIED: &str = "sitewatch_collector_http_requests_denied";
+    pub const HTTP_REQUEST_TIMEOUTS: &str = "sitewatch_collector_http_request_timeouts";
+    pub const WEB_CONFIG_RELOADS: &str = "sitewatch_collector_web_config_reloads";
 
     /// Whether a reading's quantity is reserved: its `sitewatch_<q>` family
     /// could collide with the collector's own metrics, present or future (the

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::broker::Broker;
 use crate::config::{BrokerSettings, EMBEDDED_LINK, Settings, read_password};
-use crate::http::{App, router};
+use crate::http::App;
 use crate::ingest::{Hooks, Ingestor};
 use crate::link::mqtt::LinkConfig;
 use crate::link::{INBOUND_QUEUE, LinkHandle, LinkStatus, Links, subscriptions};
@@ -52,6 +52,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         .as_deref()
         .map(|path| Recorder::create(path, started_at))
         .transpose()?;
+    let web = Arc::new(settings.web()?);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| Error::Listen {
@@ -160,12 +161,19 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
     let local = listener.local_addr().map_err(Error::Http)?;
     tracing::info!(
         listen = %local,
+        tls = web.tls(),
+        web_config_file = settings.web_config_file.as_ref().map(|p| p.display().to_string()),
         "serving /metrics, /healthz, /api/v1/hosts, /api/v1/signals"
     );
-    axum::serve(listener, router(App::new(shared, registry)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(Error::Http)?;
+    crate::http::register_web(&mut registry, &web);
+    crate::http::serve(
+        listener,
+        App::new(shared, registry),
+        web,
+        settings.http,
+        shutdown_signal(),
+    )
+    .await;
     if let Some(me) = &identity {
         // A clean stop is not a lost collector: say so on every broker, and give
         // the links a moment to send it (best effort: a link that is down keeps
@@ -296,7 +304,7 @@ fn external_link(
         _ => None,
     };
     let transport = if b.url.tls {
-        crate::tls::transport(b.tls_ca.as_deref())?
+        crate::tls::transport(b.tls_ca.as_deref(), b.tls_client.as_ref())?
     } else {
         rumqttc::Transport::Tcp
     };

@@ -275,3 +275,195 @@ fn check_config_refuses_a_topology_without_this_collectors_name_in_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Every file a collector configuration names, missing, unreadable or of the
+/// wrong kind: check-config exits 2 naming the file, the key, the path and what
+/// is wrong; the web config file's own files are named by their YAML key too.
+#[test]
+fn check_config_names_the_key_and_path_of_every_unusable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let present = d.join("present");
+    std::fs::write(&present, "x\n").unwrap();
+    let p = present.display().to_string();
+    let gone = d.join("gone").display().to_string();
+    // Unreadable even for root: a path through a file.
+    let through = format!("{p}/inside");
+    let folder = d.display().to_string();
+    let written = std::cell::Cell::new(0);
+    let web = |yaml: &str| {
+        written.set(written.get() + 1);
+        let path = d.join(format!("web-{}.yml", written.get()));
+        std::fs::write(&path, yaml).unwrap();
+        path.display().to_string()
+    };
+    let mqtts = "[mqtt]\nurl = \"mqtts://broker\"\n";
+    let am = "[alertmanager]\nurl = \"http://am:9093\"\n";
+    let cases: Vec<(String, &str, String, &str)> = vec![
+        (
+            format!("[mqtt]\nurl = \"mqtt://b\"\nusername = \"u\"\npassword_file = \"{gone}\"\n"),
+            "mqtt.password_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!(
+                "[mqtt]\nurl = \"mqtt://b\"\nusername = \"u\"\npassword_file = \"{through}\"\n"
+            ),
+            "mqtt.password_file",
+            through.clone(),
+            "unreadable",
+        ),
+        (
+            format!("{mqtts}[mqtt.tls]\nca = \"{folder}\"\n"),
+            "mqtt.tls.ca",
+            folder.clone(),
+            "not a file",
+        ),
+        (
+            format!("{mqtts}[mqtt.tls]\nca = \"{p}\"\ncert = \"{gone}\"\nkey = \"{p}\"\n"),
+            "mqtt.tls.cert",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{mqtts}[mqtt.tls]\nca = \"{p}\"\ncert = \"{p}\"\nkey = \"{gone}\"\n"),
+            "mqtt.tls.key",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{am}username = \"u\"\npassword_file = \"{gone}\"\n"),
+            "alertmanager.password_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{am}bearer_token_file = \"{gone}\"\n"),
+            "alertmanager.bearer_token_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{am}[alertmanager.tls]\nca = \"{gone}\"\n"),
+            "alertmanager.tls.ca",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("web_config_file = \"{gone}\"\n"),
+            "web_config_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!(
+                "web_config_file = \"{}\"\n",
+                web(&format!(
+                    "tls_server_config:\n  cert_file: {gone}\n  key_file: {p}\n"
+                ))
+            ),
+            "tls_server_config.cert_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!(
+                "web_config_file = \"{}\"\n",
+                web(&format!(
+                    "tls_server_config:\n  cert_file: {p}\n  key_file: {gone}\n"
+                ))
+            ),
+            "tls_server_config.key_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!(
+                "web_config_file = \"{}\"\n",
+                web(&format!(
+                    "tls_server_config:\n  cert_file: {p}\n  key_file: {p}\n  \
+                     client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {gone}\n"
+                ))
+            ),
+            "tls_server_config.client_ca_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!(
+                "web_config_file = \"{}\"\n",
+                web(&format!(
+                    "tls_server_config:\n  cert_file: {p}\n  key_file: {p}\n"
+                ))
+            ),
+            "tls_server_config.cert_file",
+            p.clone(),
+            "holds no PEM certificate",
+        ),
+        (
+            format!(
+                "web_config_file = \"{}\"\n",
+                web("basic_auth_users:\n  prometheus: plain-text-password\n")
+            ),
+            "basic_auth_users.prometheus",
+            String::new(),
+            "is not a bcrypt hash",
+        ),
+    ];
+    let config = d.join("collector.toml");
+    for (text, key, path, what) in &cases {
+        std::fs::write(&config, text).unwrap();
+        let out = collector()
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&config.display().to_string())
+                && err.contains(key)
+                && err.contains(path.as_str())
+                && err.contains(what),
+            "{text}\nwanted {key}, {path}, {what}; got: {err}"
+        );
+    }
+    // Permission bits: only a non-root user is refused by them.
+    use std::os::unix::fs::PermissionsExt;
+    let secret = d.join("secret");
+    std::fs::write(&secret, "pw\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if is_root() {
+        println!(
+            "SKIPPED: mode 000 files are readable by root (the unreadable case above covers it)"
+        );
+    } else {
+        std::fs::write(
+            &config,
+            format!(
+                "[mqtt]\nurl = \"mqtt://b\"\nusername = \"u\"\npassword_file = \"{}\"\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        let out = collector()
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("mqtt.password_file") && err.contains("unreadable"),
+            "{err}"
+        );
+    }
+}

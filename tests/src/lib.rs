@@ -10,6 +10,7 @@
 //! - [`alertmanager`]: a real Alertmanager on a free port.
 //! - [`deployment`]: two sites and a witness in network namespaces, agents
 //!   dual-homed, a collector per site.
+//! - [`curl`]: HTTP requests with TLS, client certificates and basic auth.
 //! - [`drill`]: a simulated machine room, its agents and collector, and
 //!   `sitewatch-sim drill` run against them.
 //! - [`mosquitto`]: a mosquitto broker on a free port, plain or TLS.
@@ -21,12 +22,15 @@
 //! - [`sim`]: `sitewatch-sim site`, a simulated machine room, and its control ports.
 //! - [`scrape`]: HTTP GET over a bare socket and a Prometheus text parser.
 //! - [`observer`]: an MQTT subscriber that records every message it sees.
-//! - [`tls`]: a throwaway CA and server certificate made with `openssl`.
+//! - [`prometheus`]: a real Prometheus server scraping what a test configures.
+//! - [`raw_mqtt`]: hand-made MQTT packets over TLS (a wildcard PUBLISH).
+//! - [`tls`]: a throwaway CA, server and client certificates made with `openssl`.
 //! - [`wait`]: polling for a condition with a deadline instead of sleeping.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: failing loudly is the point
 
 pub mod alertmanager;
+pub mod curl;
 pub mod deployment;
 pub mod drill;
 pub mod mosquitto;
@@ -34,6 +38,7 @@ pub mod netns;
 pub mod observer;
 pub mod process;
 pub mod prometheus;
+pub mod raw_mqtt;
 pub mod receivers;
 pub mod scrape;
 pub mod sim;

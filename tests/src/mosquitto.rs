@@ -63,6 +63,25 @@ impl Mosquitto {
         m
     }
 
+    /// Starts mosquitto with a whole configuration written by the test (the
+    /// shipped one, rewritten), waiting until `port` accepts connections.
+    /// `user root` is added when the test runs as root, as in [`Mosquitto::start`].
+    pub fn start_config(dir: &Path, text: &str, port: u16) -> Mosquitto {
+        let conf = dir.join("mosquitto.conf");
+        let user = if is_root() { "user root\n" } else { "" };
+        std::fs::write(&conf, format!("{user}{text}")).unwrap();
+        let proc = spawn(&conf, dir);
+        let m = Mosquitto {
+            port,
+            tls: None,
+            proc,
+            conf,
+            dir: dir.to_path_buf(),
+        };
+        m.wait_ready();
+        m
+    }
+
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }

@@ -134,6 +134,32 @@ impl Prometheus {
         })
     }
 
+    /// Starts Prometheus with `scrape_configs` (the YAML list, indented as a
+    /// top-level key's value) and a 1 s scrape interval.
+    pub fn with_scrape_configs(dir: &Path, scrape_configs: &str) -> Prometheus {
+        Prometheus::start(
+            dir,
+            &format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n{scrape_configs}"
+            ),
+        )
+    }
+
+    /// `GET /api/v1/targets`: the active targets.
+    pub fn targets(&self) -> Vec<Value> {
+        self.api("targets?state=active")
+            .and_then(|d| d["activeTargets"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The active target of `job`, once it has been scraped at least once.
+    pub fn scraped_target(&self, job: &str) -> Option<Value> {
+        self.targets()
+            .into_iter()
+            .find(|t| t["labels"]["job"] == job && t["health"] != "unknown")
+    }
+
     pub fn log(&self) -> String {
         self.proc.log()
     }

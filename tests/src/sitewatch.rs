@@ -43,6 +43,16 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(dir: &Path, broker: Broker, extra: &[&str]) -> Collector {
+        let c = Collector::spawn(dir, broker, extra);
+        wait::until(Duration::from_secs(20), "the collector's /healthz", || {
+            scrape::get(c.http_port, "/healthz").filter(|r| r.status == 200)
+        });
+        c
+    }
+
+    /// Starts the collector without waiting for it (a test with TLS on the HTTP
+    /// side waits its own way).
+    pub fn spawn(dir: &Path, broker: Broker, extra: &[&str]) -> Collector {
         let http_port = free_port();
         let mut cmd = Command::new(bin("sitewatch-collector"));
         cmd.args(["--listen", &format!("127.0.0.1:{http_port}")]);
@@ -52,11 +62,7 @@ impl Collector {
         };
         cmd.args(extra).env("RUST_LOG", "info");
         let proc = Proc::spawn("collector", cmd, dir);
-        let c = Collector { http_port, proc };
-        wait::until(Duration::from_secs(20), "the collector's /healthz", || {
-            scrape::get(http_port, "/healthz").filter(|r| r.status == 200)
-        });
-        c
+        Collector { http_port, proc }
     }
 
     pub fn metrics(&self) -> Vec<scrape::Sample> {
@@ -88,6 +94,8 @@ pub struct AgentSpec {
     pub heartbeat: String,
     pub host_interval: String,
     pub tls_ca: Option<String>,
+    /// A client certificate and key (with `tls_ca`), for brokers that require one.
+    pub tls_client: Option<(String, String)>,
     /// Appended to the configuration (more source tables).
     pub extra: String,
 }
@@ -102,16 +110,22 @@ impl AgentSpec {
             heartbeat: "1s".into(),
             host_interval: "1s".into(),
             tls_ca: None,
+            tls_client: None,
             extra: String::new(),
         }
     }
 
     /// The agent's TOML configuration, as a user would write it.
     pub fn config(&self) -> String {
+        let client = self
+            .tls_client
+            .as_ref()
+            .map(|(cert, key)| format!("cert = \"{cert}\"\nkey = \"{key}\"\n"))
+            .unwrap_or_default();
         let tls = self
             .tls_ca
             .as_ref()
-            .map(|ca| format!("[mqtt.tls]\nca = \"{ca}\"\n"))
+            .map(|ca| format!("[mqtt.tls]\nca = \"{ca}\"\n{client}"))
             .unwrap_or_default();
         format!(
             "site = \"{}\"\nhost = \"{}\"\nheartbeat = \"{}\"\n\n[labels]\nroom = \"a1\"\nrack = \"r12\"\n\n\

@@ -7,6 +7,15 @@ use std::{path::Path, process::Command};
 #[derive(Debug, Clone)]
 pub struct Certs {
     pub ca: String,
+    /// The CA's private key, to sign client certificates with [`client`].
+    pub ca_key: String,
+    pub cert: String,
+    pub key: String,
+}
+
+/// A client certificate and its key.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
     pub cert: String,
     pub key: String,
 }
@@ -88,6 +97,65 @@ pub fn make(dir: &Path, name: &str) -> Certs {
     let path = |f: &str| dir.join(f).display().to_string();
     Certs {
         ca: path(&ca),
+        ca_key: path(&ca_key),
+        cert: path(&cert),
+        key: path(&key),
+    }
+}
+
+/// A client certificate signed by the CA of `certs`, with the subject CN `cn`
+/// (a `/` in it is escaped for openssl, so `bj1/web-01` is one CN). Files are
+/// named after `stem`.
+pub fn client(dir: &Path, certs: &Certs, stem: &str, cn: &str) -> ClientCert {
+    let key = format!("{stem}.key");
+    let csr = format!("{stem}.csr");
+    let cert = format!("{stem}.pem");
+    let ext = format!("{stem}-ext.cnf");
+    std::fs::write(
+        dir.join(&ext),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let subject = format!("/CN={}", cn.replace('/', "\\/"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subject,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &certs.ca,
+            "-CAkey",
+            &certs.ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &cert,
+            "-extfile",
+            &ext,
+        ],
+    );
+    let path = |f: &str| dir.join(f).display().to_string();
+    ClientCert {
         cert: path(&cert),
         key: path(&key),
     }

@@ -38,7 +38,8 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.heartbeat, Duration::from_secs(5));
     assert_eq!(c.mqtt.url.to_string(), "mqtt://127.0.0.1:1883");
     assert_eq!(c.mqtt.keepalive, Duration::from_secs(10));
-    assert_eq!(c.client_id(), c.host.to_string());
+    assert_eq!(c.client_id(), format!("bj1:{}", c.host));
+    assert_eq!(c.identity(), format!("bj1/{}", c.host));
     assert_eq!(c.buffer.max_messages, 10_000);
     assert_eq!(
         c.sources.enabled(),
@@ -128,7 +129,7 @@ fn flags_override_the_file_and_complete_a_file_without_site() {
     assert_eq!(c.site, site("sh2"));
     assert_eq!(c.host.as_str(), "gw-1");
     assert_eq!(c.mqtt.url.to_string(), "mqtt://10.0.0.1:1884");
-    assert_eq!(c.client_id(), "gw-1");
+    assert_eq!(c.client_id(), "sh2:gw-1");
     let c = Config::parse(
         "[mqtt]\nkeepalive = \"5s\"\n",
         Path::new("a.toml"),

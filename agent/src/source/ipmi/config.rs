@@ -137,6 +137,23 @@ impl crate::source::Section for IpmiSourceConfig {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         validate_ipmi(self)
     }
+
+    fn check_files(&self) -> Result<(), crate::files::FileError> {
+        use crate::files::{FileError, readable_file, writable_dir};
+        for (i, bmc) in self.bmcs.iter().enumerate() {
+            readable_file(&bmc.password_file).map_err(|p| {
+                FileError::new(
+                    format!("sources.ipmi.bmcs[{i}].password_file"),
+                    &bmc.password_file,
+                    p,
+                )
+            })?;
+        }
+        if let Some(dir) = &self.state_dir {
+            writable_dir(dir).map_err(|p| FileError::new("sources.ipmi.state_dir", dir, p))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -290,6 +290,24 @@ impl crate::source::Section for ModbusSourceConfig {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         check(self)
     }
+
+    /// A profile that is not a shipped name is a file: it must read and hold
+    /// a valid profile.
+    fn check_files(&self) -> Result<(), crate::files::FileError> {
+        use crate::files::{FileError, FileProblem, readable_file};
+        for (i, d) in self.devices.iter().enumerate() {
+            if sitewatch_modbus_profile::shipped::load(&d.profile).is_some() {
+                continue;
+            }
+            let key = format!("sources.modbus.devices[{i}].profile");
+            let path = std::path::Path::new(&d.profile);
+            readable_file(path).map_err(|p| FileError::new(key.clone(), path, p))?;
+            super::load_profile(&d.profile).map_err(|e| {
+                FileError::new(key.clone(), path, FileProblem::Invalid(e.to_string()))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -221,4 +221,9 @@ impl crate::source::Section for SmartSourceConfig {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         SmartSourceConfig::validate(self)
     }
+
+    fn check_files(&self) -> Result<(), crate::files::FileError> {
+        crate::files::executable_file(&self.smartctl)
+            .map_err(|p| crate::files::FileError::new("sources.smart.smartctl", &self.smartctl, p))
+    }
 }

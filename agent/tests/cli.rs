@@ -35,7 +35,7 @@ fn check_config_exits_2_naming_the_file_and_the_key() {
     assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
     assert!(stderr.contains("`buffer.max_mesages`"), "{stderr}");
     assert!(
-        stderr.contains("expected `max_messages` or `max_bytes`"),
+        stderr.contains("expected one of `dir`, `fsync`, `max_messages`, `max_bytes`"),
         "{stderr}"
     );
 }

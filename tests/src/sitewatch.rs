@@ -58,7 +58,16 @@ impl Collector {
         cmd.args(["--listen", &format!("127.0.0.1:{http_port}")]);
         match &broker {
             Broker::External(url) => cmd.args(["--mqtt", url]),
-            Broker::Embedded(port) => cmd.args(["--embedded-broker", &format!("127.0.0.1:{port}")]),
+            Broker::Embedded(port) => {
+                cmd.args(["--embedded-broker", &format!("127.0.0.1:{port}")]);
+                // Its MQTT 5 listener defaults to the next port, which may be
+                // anyone's: give it one that was free too.
+                if !extra.contains(&"--embedded-broker-v5") {
+                    let v5 = free_port();
+                    cmd.args(["--embedded-broker-v5", &format!("127.0.0.1:{v5}")]);
+                }
+                &mut cmd
+            }
         };
         cmd.args(extra).env("RUST_LOG", "info");
         let proc = Proc::spawn("collector", cmd, dir);

@@ -706,7 +706,7 @@ fn one_broker_is_the_default_and_mqtt_url_names_it() {
     assert_eq!(brokers.len(), 1);
     assert_eq!(brokers[0].name, "b1.example:1884");
     assert_eq!(brokers[0].url.to_string(), "mqtt://b1.example:1884");
-    assert_eq!(brokers[0].client_id, "web-01");
+    assert_eq!(brokers[0].client_id, "bj1:web-01");
     assert_eq!(brokers[0].username.as_deref(), Some("bj1/web-01"));
     assert_eq!(c.mqtt.stop_timeout, Duration::from_secs(10));
     let c = parse("site = \"bj1\"\n").unwrap();
@@ -742,7 +742,7 @@ client_id = "web-01-bj1"
         b[0].tls.as_ref().unwrap().ca,
         PathBuf::from("/etc/sitewatch/bj1-ca.pem")
     );
-    assert_eq!(b[0].client_id, "web-01");
+    assert_eq!(b[0].client_id, "bj1:web-01");
     assert_eq!(
         (b[1].name.as_str(), b[1].client_id.as_str()),
         ("10.2.0.5:1883", "web-01-bj1")

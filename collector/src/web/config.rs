@@ -199,11 +199,10 @@ pub fn parse(text: &str) -> Result<WebConfigFile, WebConfigError> {
     }) {
         return Ok(WebConfigFile::default());
     }
-    serde_yaml_ng::from_str(text).map_err(|e| {
-        // serde_yaml_ng names the key path in its message ("tls_server_config:
-        // unknown field ...") and the line and column.
-        WebConfigError::new("", e.to_string())
-    })
+    // serde-saphyr, not a libyaml binding: it is pure Rust, and a translated
+    // libyaml in the binary is an embedded copy of a C library (lintian's
+    // embedded-library error). Its messages name the field and the line and column.
+    serde_saphyr::from_str(text).map_err(|e| WebConfigError::new("", e.to_string()))
 }
 
 /// Checks the parsed file and reads what it names (relative to `dir`).

@@ -35,6 +35,9 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// Runs the collector until SIGINT or SIGTERM.
 pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
     let started_at = Clock::System.now_ms();
+    // A flood of large messages must not leave the arenas fragmented at its
+    // peak (issue 11: memory comes back once a flood's series are gone).
+    sitewatch_heap_trim::fix_mmap_threshold();
     let identity = identity(&settings, started_at);
     // Everything that can fail on configuration fails before anything starts.
     let mut links = link_configs(&settings)?;
@@ -154,6 +157,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
             let n = pruned.write().prune_keeping(now, expected);
             if n > 0 {
                 tracing::debug!(series = n, "expired series dropped");
+                // The allocator keeps what the dropped series (and the flood
+                // that made them) freed; without this the RSS stays at its peak.
+                // Off the workers: the trim holds the allocator's locks.
+                let _ = tokio::task::spawn_blocking(sitewatch_heap_trim::release_free_memory).await;
             }
         }
     });

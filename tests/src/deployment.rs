@@ -285,6 +285,42 @@ impl Deployment {
         out
     }
 
+    /// `--collector SITE=URL` for every running collector: a site drill's observers.
+    pub fn observer_args(&self) -> Vec<String> {
+        ["a", "b", "w"]
+            .iter()
+            .flat_map(|site| {
+                [
+                    "--collector".to_owned(),
+                    format!("{site}=http://{}", self.http(site)),
+                ]
+            })
+            .collect()
+    }
+
+    /// The process ids of everything running in a site (collector, broker,
+    /// agents), for a `kill` in an operator's fault command.
+    pub fn site_pids(&self, site: &str) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .collectors
+            .get(site)
+            .map(Proc::pid)
+            .into_iter()
+            .collect();
+        if site == "a"
+            && let Some(b) = &self.broker_a
+        {
+            pids.push(b.pid());
+        }
+        pids.extend(
+            self.agents
+                .iter()
+                .filter(|(s, _)| s == site)
+                .map(|(_, p)| p.pid()),
+        );
+        pids
+    }
+
     /// A command inside a site, for an operator's fault.
     pub fn command(&self, site: &str, program: &str) -> Command {
         self.net.command(site, program)

@@ -209,13 +209,7 @@ pub async fn drill(o: &Options) -> Result<Outcome, DrillError> {
     );
     eprintln!(
         "{}",
-        super::summary(
-            s,
-            detected,
-            detected.unwrap_or(o.timeout),
-            o.target,
-            &outcome
-        )
+        super::sites::summary(&judge, detected, o.timeout, o.target, &outcome)
     );
     Ok(outcome)
 }

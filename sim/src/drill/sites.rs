@@ -253,6 +253,39 @@ impl SiteJudge {
     }
 }
 
+/// The one human line that ends a site drill, e.g. `site-link-cut: L2
+/// site_link a<->b raised, no L3: raised at every observer 7.0 s after the
+/// fault (target 30 s): PASS`.
+pub fn summary(
+    judge: &SiteJudge,
+    detected: Option<Duration>,
+    timeout: Duration,
+    target: Duration,
+    outcome: &super::Outcome,
+) -> String {
+    let when = match detected {
+        Some(d) => format!(
+            "raised at every observer {} after the fault (target {})",
+            super::seconds(d),
+            super::limit(target)
+        ),
+        None => format!(
+            "not raised within {} (target {})",
+            super::limit(timeout),
+            super::limit(target)
+        ),
+    };
+    let verdict = match outcome {
+        super::Outcome::Pass => "PASS".to_owned(),
+        super::Outcome::Fail(why) => format!("FAIL ({})", why.join("; ")),
+    };
+    format!(
+        "{}: {}: {when}: {verdict}",
+        judge.scenario,
+        judge.expectation()
+    )
+}
+
 /// A peer as `/api/v1/peers` lists it: (collector name, its site).
 pub type Peer = (String, String);
 
@@ -466,6 +499,29 @@ mod tests {
         assert!(SiteJudge::new(Scenario::SiteLinkCut, "a", None, abw(), &[]).is_err());
         assert!(SiteJudge::new(Scenario::SiteLinkCut, "a", Some("a"), abw(), &[]).is_err());
         assert!(SiteJudge::new(Scenario::PowerLoss, "a", None, abw(), &[]).is_err());
+    }
+
+    #[test]
+    fn the_summary_says_what_was_expected_and_when_it_came_at_every_observer() {
+        let j = SiteJudge::new(Scenario::SiteLinkCut, "a", Some("b"), abw(), &[]).unwrap();
+        let t = Duration::from_secs(30);
+        assert_eq!(
+            summary(
+                &j,
+                Some(Duration::from_millis(7_040)),
+                t,
+                t,
+                &super::super::Outcome::Pass
+            ),
+            "site-link-cut: L2 site_link a<->b raised, no L3: raised at every observer \
+             7.0 s after the fault (target 30 s): PASS"
+        );
+        let fail = super::super::Outcome::Fail(vec!["wrong signal: L3 network a".into()]);
+        assert_eq!(
+            summary(&j, None, Duration::from_secs(45), t, &fail),
+            "site-link-cut: L2 site_link a<->b raised, no L3: not raised within 45 s \
+             (target 30 s): FAIL (wrong signal: L3 network a)"
+        );
     }
 
     #[test]

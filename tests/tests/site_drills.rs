@@ -10,6 +10,8 @@
 //!
 //! Skipped (with a message) where network namespaces cannot be made.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::time::Duration;
 
 use sitewatch_tests::deployment::Deployment;

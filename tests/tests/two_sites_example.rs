@@ -7,6 +7,8 @@
 //! `/var/lib/sitewatch/...`: the test points those at a temporary directory
 //! holding certificates made with `openssl` (check-config opens every file).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -1,9 +1,10 @@
-//! The two-site deployment with a witness, as `packaging/topology/` ships it,
-//! in network namespaces (see [`crate::netns`]): sites `a` and `b` with three
-//! agents each, dual-homed to their own site's broker and the other site's, and
-//! a witness `w` with no agents; a collector in each site consuming every
-//! site's broker. Site `a`'s broker is a mosquitto of its own (so that it can
-//! die alone); `b`'s and `w`'s are their collectors' embedded brokers. Every
+//! The two-site deployment with a witness, the shape of
+//! `packaging/examples/two-sites/` (without its TLS), in network namespaces
+//! (see [`crate::netns`]): sites `a` and `b` with three agents each,
+//! dual-homed to their own site's broker and the other site's, and a witness
+//! `w` with no agents; a collector in each site consuming every site's
+//! broker. Site `a`'s broker is a mosquitto of its own (so that it can die
+//! alone); `b`'s and `w`'s are their collectors' embedded brokers. Every
 //! collector pushes to one real Alertmanager in the test's namespace.
 
 use std::collections::BTreeMap;

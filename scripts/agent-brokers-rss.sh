@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/sitewatch-target}"
 seconds="${1:-60}"
-cargo build -q --release -p sitewatch-agent
+[ -n "${NO_BUILD:-}" ] || cargo build -q --release -p sitewatch-agent   # NO_BUILD=1: use the one built
 agent="$CARGO_TARGET_DIR/release/sitewatch-agent"
 work="$(mktemp -d)"
 pids=()

@@ -1,6 +1,11 @@
 //! Decode and ingest throughput: a 100-reading batch, decoded by the protocol crate
 //! and applied to the state (steady state: every series exists already).
 //!
+//! `paths/`: the same traffic arriving through one broker path, and through two
+//! (a dual-homed deployment: every batch twice, the second copy decoded and
+//! dropped by `(boot, seq)`). Throughput counts the distinct readings, so the
+//! ratio of the two is the cost of the second path.
+//!
 //! `cargo bench -p sitewatch-collector --bench ingest`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -65,6 +70,33 @@ fn benches(c: &mut Criterion) {
             state.apply(&m, false, T0)
         })
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("paths");
+    g.throughput(Throughput::Elements(READINGS_PER_HOST as u64));
+    g.measurement_time(Duration::from_secs(5));
+    for paths in [1u8, 2] {
+        let mut state = warm_state();
+        let wires: Vec<_> = (0..HOSTS).map(|h| wire(h, 1, 4.0)).collect();
+        let mut seqs = vec![1u64; HOSTS];
+        let mut i = 0;
+        g.bench_function(format!("decode_and_ingest_{paths}"), |b| {
+            b.iter(|| {
+                let h = i % HOSTS;
+                i += 1;
+                seqs[h] += 1;
+                let (topic, bytes) = &wires[h];
+                for path in 0..paths {
+                    // Each copy is decoded: the sequence number is inside.
+                    let mut m = decode(topic, bytes).unwrap();
+                    if let Body::Readings(r) = &mut m.body {
+                        r.seq = seqs[h];
+                    }
+                    black_box(state.apply_from(path, &m, false, T0));
+                }
+            })
+        });
+    }
     g.finish();
 }
 

@@ -15,10 +15,18 @@
 //! | `single-host-loss` | one agent stopped or killed, or `--fault-cmd` | L2 `host_hardware` for it, no L3 |
 //! | `disk-failure` | `--fault-cmd` only | L2 `storage` |
 //! | `psu-failure` | `--fault-cmd` only | L2 `host_hardware` |
+//! | `site-down` | `--fault-cmd` only (a site's power) | L3 for the site from the other collectors |
+//! | `site-isolated` | `--fault-cmd` only (every link of the site) | that, and `vantage_isolated` from the site's own collector |
+//! | `site-link-cut` | `--fault-cmd` only (the link between two sites) | L2 `site_link` for the pair, no L3 |
+//!
+//! The site drills watch several collectors at once; their judgement is in
+//! [`sites`], their run in [`site_run`].
 
 pub mod http;
 pub mod inject;
 pub mod run;
+pub mod site_run;
+pub mod sites;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -40,6 +48,9 @@ pub enum Scenario {
     SingleHostLoss,
     DiskFailure,
     PsuFailure,
+    SiteDown,
+    SiteLinkCut,
+    SiteIsolated,
 }
 
 /// How a scenario's fault is put in place.
@@ -54,7 +65,7 @@ pub enum Injection {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::PowerLoss,
         Scenario::PowerBlip,
         Scenario::CoolingFailure,
@@ -62,6 +73,9 @@ impl Scenario {
         Scenario::SingleHostLoss,
         Scenario::DiskFailure,
         Scenario::PsuFailure,
+        Scenario::SiteDown,
+        Scenario::SiteLinkCut,
+        Scenario::SiteIsolated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +87,9 @@ impl Scenario {
             Scenario::SingleHostLoss => "single-host-loss",
             Scenario::DiskFailure => "disk-failure",
             Scenario::PsuFailure => "psu-failure",
+            Scenario::SiteDown => "site-down",
+            Scenario::SiteLinkCut => "site-link-cut",
+            Scenario::SiteIsolated => "site-isolated",
         }
     }
 
@@ -90,6 +107,8 @@ impl Scenario {
             Scenario::NetworkCut => Some(Cause::Network),
             Scenario::SingleHostLoss | Scenario::PsuFailure => Some(Cause::HostHardware),
             Scenario::DiskFailure => Some(Cause::Storage),
+            Scenario::SiteDown | Scenario::SiteIsolated => Some(Cause::Network),
+            Scenario::SiteLinkCut => Some(Cause::SiteLink),
         }
     }
 
@@ -105,7 +124,11 @@ impl Scenario {
                 Injection::Devices
             }
             Scenario::NetworkCut | Scenario::SingleHostLoss => Injection::Agents,
-            Scenario::DiskFailure | Scenario::PsuFailure => Injection::External,
+            Scenario::DiskFailure
+            | Scenario::PsuFailure
+            | Scenario::SiteDown
+            | Scenario::SiteLinkCut
+            | Scenario::SiteIsolated => Injection::External,
         }
     }
 
@@ -132,6 +155,14 @@ impl Scenario {
             Scenario::CoolingFailure => &["cooling", "environment"],
             _ => &[],
         }
+    }
+
+    /// A drill of a whole site, watched from several collectors ([`sites`]).
+    pub fn is_site(self) -> bool {
+        matches!(
+            self,
+            Scenario::SiteDown | Scenario::SiteLinkCut | Scenario::SiteIsolated
+        )
     }
 
     /// What the scenario expects, in words, for the report.

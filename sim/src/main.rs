@@ -74,20 +74,30 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct DrillArgs {
     /// power-loss, power-blip, cooling-failure, network-cut, single-host-loss,
-    /// disk-failure or psu-failure.
+    /// disk-failure, psu-failure, site-down, site-link-cut or site-isolated.
     scenario: String,
-    /// The collector's HTTP address.
-    #[arg(long, default_value = "http://127.0.0.1:9184")]
-    collector: String,
+    /// The collector's HTTP address. The site drills take several (repeat):
+    /// the observers, each `URL` or `SITE=URL` (the site it stands in; else
+    /// learnt from the peers the others list).
+    #[arg(
+        long = "collector",
+        value_name = "[SITE=]URL",
+        default_value = "http://127.0.0.1:9184"
+    )]
+    collectors: Vec<String>,
     /// A simulator's control address (repeat); each is asked its class.
     #[arg(long = "control", value_name = "ADDR")]
     controls: Vec<String>,
     /// The first control address of `sitewatch-sim site`: its five devices.
     #[arg(long, value_name = "ADDR")]
     control_base: Option<String>,
-    /// The site drilled (default: the collector's only site).
+    /// The site drilled (default: the collector's only site; the site drills
+    /// need it).
     #[arg(long)]
     site: Option<String>,
+    /// site-link-cut: the site at the other end of the cut link.
+    #[arg(long)]
+    peer_site: Option<String>,
     /// The host expected in an L2 drill's signal.
     #[arg(long)]
     host: Option<String>,
@@ -147,9 +157,20 @@ impl DrillArgs {
                 controls.push(offset(base, *by)?);
             }
         }
+        let observers = self
+            .collectors
+            .iter()
+            .map(|c| drill::run::Observer::parse(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let collector = observers
+            .first()
+            .map(|o| o.url.clone())
+            .context("give a --collector")?;
         Ok(drill::run::Options {
             scenario,
-            collector: drill::http::CollectorUrl::parse(&self.collector)?,
+            collector,
+            observers,
+            peer_site: self.peer_site,
             controls,
             site: self.site,
             host: self.host,

@@ -1,9 +1,10 @@
-//! The two-site deployment with a witness, as `packaging/topology/` ships it,
-//! in network namespaces (see [`crate::netns`]): sites `a` and `b` with three
-//! agents each, dual-homed to their own site's broker and the other site's, and
-//! a witness `w` with no agents; a collector in each site consuming every
-//! site's broker. Site `a`'s broker is a mosquitto of its own (so that it can
-//! die alone); `b`'s and `w`'s are their collectors' embedded brokers. Every
+//! The two-site deployment with a witness, the shape of
+//! `packaging/examples/two-sites/` (without its TLS), in network namespaces
+//! (see [`crate::netns`]): sites `a` and `b` with three agents each,
+//! dual-homed to their own site's broker and the other site's, and a witness
+//! `w` with no agents; a collector in each site consuming every site's
+//! broker. Site `a`'s broker is a mosquitto of its own (so that it can die
+//! alone); `b`'s and `w`'s are their collectors' embedded brokers. Every
 //! collector pushes to one real Alertmanager in the test's namespace.
 
 use std::collections::BTreeMap;
@@ -283,6 +284,42 @@ impl Deployment {
             ));
         }
         out
+    }
+
+    /// `--collector SITE=URL` for every running collector: a site drill's observers.
+    pub fn observer_args(&self) -> Vec<String> {
+        ["a", "b", "w"]
+            .iter()
+            .flat_map(|site| {
+                [
+                    "--collector".to_owned(),
+                    format!("{site}=http://{}", self.http(site)),
+                ]
+            })
+            .collect()
+    }
+
+    /// The process ids of everything running in a site (collector, broker,
+    /// agents), for a `kill` in an operator's fault command.
+    pub fn site_pids(&self, site: &str) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .collectors
+            .get(site)
+            .map(Proc::pid)
+            .into_iter()
+            .collect();
+        if site == "a"
+            && let Some(b) = &self.broker_a
+        {
+            pids.push(b.pid());
+        }
+        pids.extend(
+            self.agents
+                .iter()
+                .filter(|(s, _)| s == site)
+                .map(|(_, p)| p.pid()),
+        );
+        pids
     }
 
     /// A command inside a site, for an operator's fault.

@@ -182,8 +182,13 @@ impl Net {
 
     /// Brings every inter-site link of a site down or up (not its management link).
     pub fn set_site_links(&self, site: &str, up: bool) {
-        let others: Vec<String> = self
-            .links
+        for o in self.neighbours(site) {
+            self.set_link(site, &o, up);
+        }
+    }
+
+    fn neighbours(&self, site: &str) -> Vec<String> {
+        self.links
             .iter()
             .filter_map(|l| {
                 if l.a == site {
@@ -194,10 +199,37 @@ impl Net {
                     None
                 }
             })
-            .collect();
-        for o in others {
-            self.set_link(site, &o, up);
+            .collect()
+    }
+
+    /// [`Net::set_link`] as a shell command, for an operator's `--fault-cmd`.
+    pub fn link_cmd(&self, a: &str, b: &str, up: bool) -> String {
+        let state = if up { "up" } else { "down" };
+        let mut cmds = Vec::new();
+        for l in &self.links {
+            if (l.a == a && l.b == b) || (l.a == b && l.b == a) {
+                cmds.push(format!(
+                    "ip -n {} link set {} {state}",
+                    self.ns(&l.a),
+                    l.dev_a
+                ));
+                cmds.push(format!(
+                    "ip -n {} link set {} {state}",
+                    self.ns(&l.b),
+                    l.dev_b
+                ));
+            }
         }
+        cmds.join(" && ")
+    }
+
+    /// [`Net::set_site_links`] as a shell command.
+    pub fn site_links_cmd(&self, site: &str, up: bool) -> String {
+        self.neighbours(site)
+            .iter()
+            .map(|o| self.link_cmd(site, o, up))
+            .collect::<Vec<_>>()
+            .join(" && ")
     }
 
     /// A command run inside a site: `ip netns exec <ns> program`.

@@ -244,8 +244,10 @@ fn restarts_of_single_collectors_and_brokers_raise_no_l3() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut d = Deployment::start(dir.path());
-    // A minute and a half of churn (the ten-minute version is the soak in
-    // BENCHMARKS.md): each step restarts one collector or a's broker.
+    // SITEWATCH_CHURN_SECS of churn, 90 s by default so that the suite stays
+    // fast (the ten minutes is the soak recorded in BENCHMARKS.md):
+    // each step restarts one collector or a's broker, in an order shuffled
+    // from the clock so that runs differ.
     let steps: [&dyn Fn(&mut Deployment); 4] = [
         &|d| {
             d.kill_collector("b");
@@ -267,10 +269,25 @@ fn restarts_of_single_collectors_and_brokers_raise_no_l3() {
             d.start_collector("a");
         },
     ];
-    let end = Instant::now() + Duration::from_secs(90);
+    let secs = std::env::var("SITEWATCH_CHURN_SECS")
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .expect("SITEWATCH_CHURN_SECS is whole seconds")
+        })
+        .unwrap_or(90);
+    let started = Instant::now();
+    let end = started + Duration::from_secs(secs);
+    let mut rng = churn_seed();
+    eprintln!("churn for {secs} s, seed {rng}");
     let mut i = 0;
     while Instant::now() < end {
-        steps[i % steps.len()](&mut d);
+        // xorshift64: a different order each run, the seed printed to replay it.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let step = usize::try_from(rng % steps.len() as u64).unwrap_or(0);
+        steps[step](&mut d);
         i += 1;
         let until = Instant::now() + Duration::from_secs(20);
         while Instant::now() < until {
@@ -286,4 +303,21 @@ fn restarts_of_single_collectors_and_brokers_raise_no_l3() {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+    eprintln!(
+        "churn: {i} restarts in {:?}, no L3 or L4 at any collector",
+        started.elapsed()
+    );
+}
+
+/// The churn's seed: SITEWATCH_CHURN_SEED to replay a run, else the clock.
+fn churn_seed() -> u64 {
+    std::env::var("SITEWATCH_CHURN_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        })
 }

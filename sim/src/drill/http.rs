@@ -138,6 +138,26 @@ impl CollectorUrl {
         })
     }
 
+    /// `GET /api/v1/peers`: the other collectors of the topology as (name, site).
+    pub async fn peers(&self) -> Result<Vec<(String, String)>, HttpError> {
+        let path = "/api/v1/peers";
+        let body = self.get(path).await?;
+        let peers: Vec<serde_json::Value> =
+            serde_json::from_str(&body).map_err(|source| HttpError::Json {
+                url: self.url(path),
+                source,
+            })?;
+        Ok(peers
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p["name"].as_str()?.to_owned(),
+                    p["site"].as_str()?.to_owned(),
+                ))
+            })
+            .collect())
+    }
+
     /// The sites of `GET /api/v1/hosts`, to pick the one site of a small stack.
     pub async fn sites(&self) -> Result<Vec<String>, HttpError> {
         let path = "/api/v1/hosts";

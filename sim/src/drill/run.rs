@@ -17,7 +17,13 @@ use super::{BLIP_TAKEOVER, Injection, Judge, Outcome, Scenario, signal_json};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub scenario: Scenario,
+    /// The first `--collector`: the one a single-site drill polls.
     pub collector: CollectorUrl,
+    /// Every `--collector`, with its site when given (`SITE=URL`): the
+    /// observers of a site drill.
+    pub observers: Vec<Observer>,
+    /// `site-link-cut`: the other end of the link.
+    pub peer_site: Option<String>,
     /// Simulator control ports; their class decides what each is told.
     pub controls: Vec<String>,
     /// Default: the collector's only site.
@@ -43,6 +49,34 @@ pub struct Options {
     pub margin: Duration,
     pub generator_start: Duration,
     pub poll: Duration,
+}
+
+/// A collector a site drill watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observer {
+    pub url: CollectorUrl,
+    pub site: Option<String>,
+}
+
+impl Observer {
+    /// `http://HOST:PORT`, or `SITE=http://HOST:PORT` to say where it stands.
+    pub fn parse(arg: &str) -> Result<Observer, HttpError> {
+        let (site, url) = match arg.split_once('=') {
+            Some((site, url)) if !site.contains("://") && !site.is_empty() => {
+                (Some(site.to_owned()), url)
+            }
+            _ => (None, arg),
+        };
+        Ok(Observer {
+            url: CollectorUrl::parse(url)?,
+            site,
+        })
+    }
+
+    /// How the report names it.
+    pub fn label(&self) -> String {
+        format!("http://{}{}", self.url.authority, self.url.prefix)
+    }
 }
 
 /// Why a drill could not run at all (nothing was injected, or the injection
@@ -71,13 +105,13 @@ impl DrillError {
 }
 
 /// The drill's JSON lines.
-struct Log {
-    drill: &'static str,
-    fault_at: Option<Instant>,
+pub(super) struct Log {
+    pub(super) drill: &'static str,
+    pub(super) fault_at: Option<Instant>,
 }
 
 impl Log {
-    fn step(&self, step: &str, fields: Value) {
+    pub(super) fn step(&self, step: &str, fields: Value) {
         let mut line = Map::new();
         line.insert("drill".into(), json!(self.drill));
         line.insert("step".into(), json!(step));
@@ -98,7 +132,7 @@ impl Log {
     }
 }
 
-fn ms(d: Duration) -> u64 {
+pub(super) fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
@@ -115,6 +149,15 @@ struct Watch {
 
 /// Runs the drill; `Ok` is its outcome, `Err` means it could not run.
 pub async fn drill(o: &Options) -> Result<Outcome, DrillError> {
+    if o.scenario.is_site() {
+        return super::site_run::drill(o).await;
+    }
+    if o.observers.len() > 1 {
+        return Err(DrillError::NotAvailable(format!(
+            "{} watches one collector: give one --collector (several are for the site drills)",
+            o.scenario
+        )));
+    }
     let mut log = Log {
         drill: o.scenario.name(),
         fault_at: None,
@@ -323,7 +366,7 @@ fn touched(s: Scenario, devices: &[Device]) -> Vec<Device> {
         .collect()
 }
 
-async fn inject_fault(
+pub(super) async fn inject_fault(
     o: &Options,
     touched: &[Device],
     fault_signal: &str,
@@ -444,7 +487,12 @@ async fn watch(
 
 /// Takes the fault away; false when it cannot be (agents killed, no restore
 /// command), so there is no clear to wait for.
-async fn restore(o: &Options, touched: &[Device], fault_signal: &str, log: &Log) -> bool {
+pub(super) async fn restore(
+    o: &Options,
+    touched: &[Device],
+    fault_signal: &str,
+    log: &Log,
+) -> bool {
     let mut actions = Vec::new();
     let mut restorable = true;
     for d in touched {
@@ -502,5 +550,21 @@ async fn wait_clear(o: &Options, judge: &Judge) -> Option<()> {
             _ = tokio::time::sleep(o.poll) => {}
             _ = &mut ctrl_c => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_observer_is_a_url_or_a_site_and_a_url() {
+        let o = Observer::parse("bj1=http://10.1.0.11:9184").unwrap();
+        assert_eq!(o.site.as_deref(), Some("bj1"));
+        assert_eq!(o.label(), "http://10.1.0.11:9184");
+        let o = Observer::parse("http://10.1.0.11:9184/sw").unwrap();
+        assert_eq!(o.site, None);
+        assert_eq!(o.label(), "http://10.1.0.11:9184/sw");
+        assert_eq!(Observer::parse("bj1=ftp://x").unwrap_err().kind(), "url");
     }
 }

@@ -86,7 +86,7 @@ fn success(source: &mut ModbusSource, runtime: &tokio::runtime::Runtime) -> bool
     polled
         .readings
         .iter()
-        .any(|r| r.dev == "modbus/dut" && r.q == "poll_success" && r.value == Some(1.0))
+        .any(|r| r.dev == "modbus/dut" && r.q == "agent_poll_success" && r.value == Some(1.0))
 }
 
 fn main() {

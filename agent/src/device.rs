@@ -10,9 +10,10 @@
 //!   row, reads are skipped (no I/O, its points reported unknown) for a
 //!   jittered, doubling delay, up to [`Settings::backoff_max`];
 //! - gives every device the same health readings (`src = "agent"`,
-//!   `dev = "<source>/<device>"`): `poll_success` (1 or 0, with an `error`
-//!   label naming the error kind when 0), `poll_duration_seconds`, `polls`,
-//!   `poll_errors`, `poll_timeouts`, and the device's own counters;
+//!   `dev = "<source>/<device>"`): `agent_poll_success` (1 or 0, with an
+//!   `error` label naming the error kind when 0), `agent_poll_duration_seconds`,
+//!   `agent_polls_total`, `agent_poll_errors_total`, `agent_poll_timeouts_total`,
+//!   and the device's own counters (names from [`selfmetrics::q`]);
 //! - logs a device's errors when their kind changes, again every
 //!   [`REPEAT_LOG_EVERY`] while it persists, and once on recovery.
 //!
@@ -107,7 +108,7 @@ pub trait Device: Send + 'static {
     }
 
     /// The device's own counters beyond the shared ones, e.g.
-    /// `("modbus_exceptions", 3.0)`: added to its health readings.
+    /// `(selfmetrics::q::MODBUS_EXCEPTIONS, 3.0)`: added to its health readings.
     fn counters(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
@@ -370,20 +371,11 @@ impl Member {
     fn health_readings(&self, source: &str) -> Vec<Reading> {
         let dev = format!("{source}/{}", self.name);
         let h = &self.health;
-        let r = |q: &str, v: f64| {
-            Reading::new(
-                selfmetrics::SRC,
-                dev.clone(),
-                q,
-                q,
-                Some(v),
-                ReadingState::Ok,
-            )
-        };
+        let r = |q: &str, v: f64| selfmetrics::reading(dev.clone(), q, v);
         let mut success = Reading::new(
             selfmetrics::SRC,
             dev.clone(),
-            selfmetrics::q::POLL_SUCCESS,
+            selfmetrics::name(selfmetrics::q::POLL_SUCCESS),
             selfmetrics::q::POLL_SUCCESS,
             Some(f64::from(u8::from(h.last_error.is_none()))),
             if h.last_error.is_none() {

@@ -12,58 +12,108 @@ use crate::{
 };
 
 /// The `src` of the agent's own readings.
-pub const SRC: &str = "agent";
+pub const SRC: &str = sitewatch_protocol::quantity::SELF_SRC;
 
 /// The label naming the broker of an `mqtt` reading.
 pub const BROKER_LABEL: &str = "broker";
 
-/// Every self-metric quantity, in one place.
+/// Every self-metric quantity, in one place: the agent's own, the device
+/// layer's health readings and the sources' counters about their own work.
+///
+/// They are `agent_<what>` ([`sitewatch_protocol::quantity::is_reserved`]
+/// lets `src = "agent"` use the prefix), exposed by the collector as
+/// `sitewatch_agent_<what>`; counters end in `_total`, gauges do not.
 pub mod q {
-    /// Duration of the source's last poll (`dev` = source).
-    pub const POLL_DURATION_SECONDS: &str = "poll_duration_seconds";
+    /// Duration of the source's (or device's) last poll (`dev` = source).
+    pub const POLL_DURATION_SECONDS: &str = "agent_poll_duration_seconds";
     /// 1 when the source's last poll succeeded, 0 when it failed or timed out.
-    pub const POLL_SUCCESS: &str = "poll_success";
+    pub const POLL_SUCCESS: &str = "agent_poll_success";
     /// Polls of the source since start.
-    pub const POLLS: &str = "polls";
+    pub const POLLS: &str = "agent_polls_total";
     /// Failed polls of the source since start, timeouts excluded.
-    pub const POLL_ERRORS: &str = "poll_errors";
+    pub const POLL_ERRORS: &str = "agent_poll_errors_total";
     /// Polls of the source that hit their timeout since start.
-    pub const POLL_TIMEOUTS: &str = "poll_timeouts";
+    pub const POLL_TIMEOUTS: &str = "agent_poll_timeouts_total";
     /// Readings acknowledged by the broker since start (`dev` = `mqtt`, per broker).
-    pub const READINGS_PUBLISHED: &str = "readings_published";
+    pub const READINGS_PUBLISHED: &str = "agent_readings_published_total";
     /// Messages acknowledged by the broker since start.
-    pub const MESSAGES_PUBLISHED: &str = "messages_published";
+    pub const MESSAGES_PUBLISHED: &str = "agent_messages_published_total";
     /// Connections established after the first one.
-    pub const MQTT_RECONNECTS: &str = "mqtt_reconnects";
+    pub const MQTT_RECONNECTS: &str = "agent_mqtt_reconnects_total";
     /// Failed connection attempts and lost connections since start.
-    pub const MQTT_CONNECTION_ERRORS: &str = "mqtt_connection_errors";
+    pub const MQTT_CONNECTION_ERRORS: &str = "agent_mqtt_connection_errors_total";
     /// 1 while connected to the broker.
-    pub const MQTT_CONNECTED: &str = "mqtt_connected";
+    pub const MQTT_CONNECTED: &str = "agent_mqtt_connected";
     /// Messages the broker still has to acknowledge (its backlog).
-    pub const MQTT_BACKLOG_MESSAGES: &str = "mqtt_backlog_messages";
+    pub const MQTT_BACKLOG_MESSAGES: &str = "agent_mqtt_backlog_messages";
     /// Bytes of that backlog.
-    pub const MQTT_BACKLOG_BYTES: &str = "mqtt_backlog_bytes";
+    pub const MQTT_BACKLOG_BYTES: &str = "agent_mqtt_backlog_bytes";
     /// Messages dropped from the buffer (full) before this broker had them.
-    pub const MQTT_DROPPED_MESSAGES: &str = "mqtt_dropped_messages";
+    pub const MQTT_DROPPED_MESSAGES: &str = "agent_mqtt_dropped_messages_total";
     /// Messages waiting in the store-and-forward buffer for some broker (`dev` = `buffer`).
-    pub const BUFFER_MESSAGES: &str = "buffer_messages";
+    pub const BUFFER_MESSAGES: &str = "agent_buffer_messages";
     /// Bytes held by the buffer: its disk files and what it keeps in memory.
-    pub const BUFFER_BYTES: &str = "buffer_bytes";
+    pub const BUFFER_BYTES: &str = "agent_buffer_bytes";
     /// Messages dropped because the buffer was full, since start.
-    pub const BUFFER_DROPPED_MESSAGES: &str = "buffer_dropped_messages";
+    pub const BUFFER_DROPPED_MESSAGES: &str = "agent_buffer_dropped_messages_total";
     /// 1 while new messages go to the disk buffer, 0 in memory (by
     /// configuration, or fallen back after a disk error).
-    pub const BUFFER_ON_DISK: &str = "buffer_on_disk";
+    pub const BUFFER_ON_DISK: &str = "agent_buffer_on_disk";
     /// Disk buffer writes, reads and fsyncs that failed since start.
-    pub const BUFFER_DISK_ERRORS: &str = "buffer_disk_errors";
+    pub const BUFFER_DISK_ERRORS: &str = "agent_buffer_disk_errors_total";
     /// Messages the disk buffer held at start, due to some broker.
-    pub const BUFFER_RECOVERED_MESSAGES: &str = "buffer_recovered_messages";
+    pub const BUFFER_RECOVERED_MESSAGES: &str = "agent_buffer_recovered_messages_total";
     /// Segments whose torn or corrupt tail was cut off at start.
-    pub const BUFFER_TRUNCATED_SEGMENTS: &str = "buffer_truncated_segments";
+    pub const BUFFER_TRUNCATED_SEGMENTS: &str = "agent_buffer_truncated_segments_total";
     /// Duration of the last fsync of the disk buffer.
-    pub const BUFFER_FSYNC_SECONDS: &str = "buffer_fsync_seconds";
+    pub const BUFFER_FSYNC_SECONDS: &str = "agent_buffer_fsync_seconds";
     /// Source checkpoints (SEL cursors) that could not be written.
-    pub const CHECKPOINT_ERRORS: &str = "checkpoint_errors";
+    pub const CHECKPOINT_ERRORS: &str = "agent_checkpoint_errors_total";
+
+    /// Requests a Modbus device answered with an exception since start
+    /// (`dev` = `modbus/<device>`).
+    pub const MODBUS_EXCEPTIONS: &str = "agent_modbus_exceptions_total";
+
+    /// Requests sent to an SNMP device since start (GET, GETBULK, GETNEXT).
+    pub const SNMP_REQUESTS: &str = "agent_snmp_requests_total";
+    /// Values of the wrong type (or unparsable) since start: each a failed
+    /// read of that point only.
+    pub const SNMP_MALFORMED_VALUES: &str = "agent_snmp_malformed_values_total";
+    /// Times the device was switched from GETBULK to GETNEXT.
+    pub const SNMP_BULK_FALLBACKS: &str = "agent_snmp_bulk_fallbacks_total";
+    /// Traps and informs the receiver took in (`dev` = `snmp/traps`).
+    pub const SNMP_TRAPS_RECEIVED: &str = "agent_snmp_traps_received_total";
+    /// Notifications from an address that is no configured device.
+    pub const SNMP_TRAPS_UNKNOWN_SENDER: &str = "agent_snmp_traps_unknown_sender_total";
+    /// Undecodable notifications, wrong communities, USM failures.
+    pub const SNMP_TRAPS_REJECTED: &str = "agent_snmp_traps_rejected_total";
+    /// The same notification again within the dedup window.
+    pub const SNMP_TRAPS_REPEATED: &str = "agent_snmp_traps_repeated_total";
+
+    /// Duration of a BMC's last sensor sweep (`dev` = `ipmi/<bmc>`).
+    pub const IPMI_SWEEP_DURATION_SECONDS: &str = "agent_ipmi_sweep_duration_seconds";
+    /// Sensors the last SDR load found unreadable (other controllers,
+    /// non-linear, LUNs other than 0): a gauge, it restarts at each load.
+    pub const IPMI_SENSORS_SKIPPED: &str = "agent_ipmi_sensors_skipped";
+    /// SDR records the last load could not use.
+    pub const IPMI_CORRUPT_SDRS: &str = "agent_ipmi_corrupt_sdrs";
+    /// Malformed answers from the BMC since start.
+    pub const IPMI_MALFORMED_RESPONSES: &str = "agent_ipmi_malformed_responses_total";
+}
+
+/// A self reading's `name` (the collector's `sensor` label): its quantity
+/// without the `agent_` prefix and the `_total` suffix (`polls` for
+/// `agent_polls_total`), so the label says what is counted, once.
+pub fn name(q: &str) -> &str {
+    let short = q
+        .strip_prefix(sitewatch_protocol::quantity::SELF_PREFIX)
+        .unwrap_or(q);
+    sitewatch_protocol::quantity::counter_base(short).unwrap_or(short)
+}
+
+/// A self reading: `src = "agent"`, state ok.
+pub fn reading(dev: impl Into<String>, q: &str, value: f64) -> Reading {
+    Reading::new(SRC, dev, name(q), q, Some(value), ReadingState::Ok)
 }
 
 /// One broker's connection as the self-metrics report it.
@@ -117,12 +167,9 @@ impl SelfMetrics {
 
     /// The current values as readings.
     pub fn readings(&self, store: &StoreStats, brokers: &[BrokerReport<'_>]) -> Vec<Reading> {
-        let reading = |dev: &str, q: &'static str, value: f64| {
-            Reading::new(SRC, dev, q, q, Some(value), ReadingState::Ok)
-        };
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut out = Vec::new();
-        for (source, s) in &self.sources {
+        for (&source, s) in &self.sources {
             out.push(reading(
                 source,
                 q::POLL_DURATION_SECONDS,
@@ -176,6 +223,8 @@ impl SelfMetrics {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn value(readings: &[Reading], dev: &str, q: &str) -> Option<f64> {
@@ -202,6 +251,66 @@ mod tests {
         assert_eq!(value(&r, "host", q::POLLS), Some(3.0));
         assert_eq!(value(&r, "host", q::POLL_TIMEOUTS), Some(1.0));
         assert_eq!(value(&r, "host", q::POLL_ERRORS), Some(1.0));
+    }
+
+    #[test]
+    fn self_readings_are_agent_quantities_with_counters_ending_in_total() {
+        let mut m = SelfMetrics::default();
+        m.record_poll("host", Duration::from_millis(20), None);
+        let brokers = [BrokerReport {
+            name: "bj1:1883",
+            connected: true,
+            connects: 1,
+            connection_errors: 0,
+            delivery: DeliveryStats::default(),
+        }];
+        let r = m.readings(&StoreStats::default(), &brokers);
+        for x in &r {
+            assert!(x.q.starts_with("agent_"), "{x:?}");
+            assert!(
+                !sitewatch_protocol::quantity::is_reserved(&x.src, &x.q),
+                "{x:?}"
+            );
+        }
+        let counters: BTreeSet<&str> = r
+            .iter()
+            .map(|x| x.q.as_str())
+            .filter(|q| sitewatch_protocol::quantity::is_counter(q))
+            .collect();
+        for q in [
+            q::POLLS,
+            q::POLL_ERRORS,
+            q::POLL_TIMEOUTS,
+            q::READINGS_PUBLISHED,
+            q::MESSAGES_PUBLISHED,
+            q::MQTT_RECONNECTS,
+            q::MQTT_CONNECTION_ERRORS,
+            q::MQTT_DROPPED_MESSAGES,
+            q::BUFFER_DROPPED_MESSAGES,
+            q::BUFFER_DISK_ERRORS,
+            q::CHECKPOINT_ERRORS,
+        ] {
+            assert!(counters.contains(q), "{q} is not a counter in {counters:?}");
+        }
+        for gauge in [
+            q::POLL_SUCCESS,
+            q::MQTT_CONNECTED,
+            q::BUFFER_BYTES,
+            q::BUFFER_ON_DISK,
+        ] {
+            assert!(!counters.contains(gauge), "{gauge}");
+        }
+    }
+
+    #[test]
+    fn a_self_reading_is_named_without_prefix_and_counter_suffix() {
+        assert_eq!(name(q::POLLS), "polls");
+        assert_eq!(name(q::BUFFER_BYTES), "buffer_bytes");
+        let r = reading("modbus/ups-a", q::MODBUS_EXCEPTIONS, 3.0);
+        assert_eq!(
+            (r.src.as_str(), r.name.as_str()),
+            ("agent", "modbus_exceptions")
+        );
     }
 
     #[test]

@@ -184,7 +184,7 @@ async fn agent_values_and_states_equal_ipmitool_sensor_by_sensor() {
     // The nodes' sensors (owned by other controllers) are counted as skipped.
     let skipped = r
         .iter()
-        .find(|x| x.dev == "marvell" && x.q == "sensors_skipped")
+        .find(|x| x.dev == "ipmi/marvell" && x.q == "agent_ipmi_sensors_skipped")
         .unwrap();
     assert_eq!(skipped.value, Some(6.0 * 13.0), "{skipped:?}");
     // Chassis status read; DCMI refused by ipmi_sim (C1h) and no error for it.

@@ -108,7 +108,13 @@ fn find<'a>(readings: &'a [Reading], dev: &str, name: &str) -> &'a Reading {
 }
 
 fn stat(readings: &[Reading], dev: &str, q: &str) -> f64 {
-    find(readings, &format!("modbus/{dev}"), q).value.unwrap()
+    let dev = format!("modbus/{dev}");
+    readings
+        .iter()
+        .find(|r| r.src == "agent" && r.dev == dev && r.q == q)
+        .unwrap_or_else(|| panic!("no self reading {dev}/{q}"))
+        .value
+        .unwrap()
 }
 
 /// Polls until `ready` holds of the latest reading of every series (the peer
@@ -206,8 +212,8 @@ async fn reads_two_ups_units_behind_one_tcp_address() {
     );
     assert_eq!(b("battery_runtime_remaining").value, Some(900.0));
     for dev in ["ups-a", "ups-b"] {
-        assert_eq!(stat(&r, dev, "poll_success"), 1.0);
-        assert_eq!(stat(&r, dev, "modbus_exceptions"), 0.0);
+        assert_eq!(stat(&r, dev, "agent_poll_success"), 1.0);
+        assert_eq!(stat(&r, dev, "agent_modbus_exceptions_total"), 0.0);
     }
 }
 
@@ -237,7 +243,7 @@ async fn a_device_refusing_reads_across_gaps_gets_its_plan_split() {
         unknown.is_empty(),
         "still unknown after splitting: {unknown:?}"
     );
-    assert!(stat(&r, "ups", "modbus_exceptions") > 0.0);
+    assert!(stat(&r, "ups", "agent_modbus_exceptions_total") > 0.0);
     assert_eq!(find(&r, "ups", "battery_charge").value, Some(1.0));
 }
 
@@ -256,19 +262,20 @@ async fn exceptions_leave_readings_unknown_while_the_device_answers() {
         "[[devices]]\nname = \"probe\"\naddress = \"tcp://127.0.0.1:{port}\"\nprofile = \"generic-xy-md02\"\n"
     ));
     let r = poll_until(&mut src, |r| {
-        r.iter()
-            .any(|x| x.dev == "modbus/probe" && x.q == "modbus_exceptions" && x.value > Some(0.0))
+        r.iter().any(|x| {
+            x.dev == "modbus/probe" && x.q == "agent_modbus_exceptions_total" && x.value > Some(0.0)
+        })
     })
     .await;
     let t = find(&r, "probe", "temperature");
     assert_eq!((t.value, t.state), (None, ReadingState::Unknown));
     assert_eq!(
-        stat(&r, "probe", "poll_success"),
+        stat(&r, "probe", "agent_poll_success"),
         1.0,
         "the device answered"
     );
     // One refused block, split in two, both halves refused.
-    assert_eq!(stat(&r, "probe", "modbus_exceptions"), 3.0);
+    assert_eq!(stat(&r, "probe", "agent_modbus_exceptions_total"), 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,8 +286,8 @@ async fn a_refused_connection_gives_unknown_readings_and_backs_off() {
     ));
     let r = src.poll().await.unwrap().readings;
     assert_eq!(find(&r, "gone", "temperature").state, ReadingState::Unknown);
-    assert_eq!(stat(&r, "gone", "poll_success"), 0.0);
-    assert_eq!(stat(&r, "gone", "poll_errors"), 1.0);
+    assert_eq!(stat(&r, "gone", "agent_poll_success"), 0.0);
+    assert_eq!(stat(&r, "gone", "agent_poll_errors_total"), 1.0);
     // Not due again before its interval: the next poll reads nothing of it.
     let r = src.poll().await.unwrap().readings;
     assert!(r.is_empty(), "{r:#?}");
@@ -360,9 +367,9 @@ async fn several_units_share_one_rtu_bus_and_a_dead_one_does_not_stall_the_other
     assert_eq!(find(&r, "probe", "temperature").value, Some(22.5));
     let dead = find(&r, "dead", "temperature");
     assert_eq!((dead.value, dead.state), (None, ReadingState::Unknown));
-    assert_eq!(stat(&r, "dead", "poll_success"), 0.0);
-    assert!(stat(&r, "dead", "poll_timeouts") >= 1.0);
+    assert_eq!(stat(&r, "dead", "agent_poll_success"), 0.0);
+    assert!(stat(&r, "dead", "agent_poll_timeouts_total") >= 1.0);
     // The dead unit costs one request timeout per poll, not more.
-    assert!(stat(&r, "dead", "poll_duration_seconds") < 0.9);
-    assert_eq!(stat(&r, "probe", "poll_success"), 1.0);
+    assert!(stat(&r, "dead", "agent_poll_duration_seconds") < 0.9);
+    assert_eq!(stat(&r, "probe", "agent_poll_success"), 1.0);
 }

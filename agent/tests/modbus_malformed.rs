@@ -35,7 +35,7 @@ fn device_toml(name: &str, address: &str) -> String {
 fn stat(readings: &[Reading], dev: &str, q: &str) -> Option<f64> {
     readings
         .iter()
-        .find(|r| r.dev == format!("modbus/{dev}") && r.name == q)
+        .find(|r| r.src == "agent" && r.dev == format!("modbus/{dev}") && r.q == q)
         .and_then(|r| r.value)
 }
 
@@ -49,12 +49,12 @@ fn assert_failed_poll(readings: &[Reading], dev: &str) {
         assert_eq!((r.value, r.state), (None, ReadingState::Unknown), "{r:?}");
     }
     assert_eq!(
-        stat(readings, dev, "poll_success"),
+        stat(readings, dev, "agent_poll_success"),
         Some(0.0),
         "{readings:#?}"
     );
-    let errors = stat(readings, dev, "poll_errors").unwrap_or(0.0);
-    let timeouts = stat(readings, dev, "poll_timeouts").unwrap_or(0.0);
+    let errors = stat(readings, dev, "agent_poll_errors_total").unwrap_or(0.0);
+    let timeouts = stat(readings, dev, "agent_poll_timeouts_total").unwrap_or(0.0);
     assert_eq!(errors + timeouts, 1.0, "{readings:#?}");
 }
 

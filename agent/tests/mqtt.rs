@@ -295,8 +295,8 @@ async fn birth_is_retained_and_readings_batches_have_increasing_seq() {
     for (src, q) in [
         ("host", "cpu_usage_ratio"),
         ("host", "memory_usage_ratio"),
-        ("agent", "poll_success"),
-        ("agent", "buffer_messages"),
+        ("agent", "agent_poll_success"),
+        ("agent", "agent_buffer_messages"),
     ] {
         assert!(
             quantities.contains(&(src.to_owned(), q.to_owned())),

@@ -153,12 +153,14 @@ async fn every_shipped_profile_reads_its_recording_as_expected() {
             .collect();
         assert_eq!(got, want, "{f}");
         assert_eq!(
-            stat(&readings, f, "poll_success").unwrap().value,
+            stat(&readings, f, "agent_poll_success").unwrap().value,
             Some(1.0),
             "{f}"
         );
         assert_eq!(
-            stat(&readings, f, "snmp_malformed_values").unwrap().value,
+            stat(&readings, f, "agent_snmp_malformed_values_total")
+                .unwrap()
+                .value,
             Some(0.0),
             "{f}"
         );
@@ -263,9 +265,14 @@ async fn a_ups_going_on_battery_is_followed_and_a_mistyped_value_is_one_unknown_
     );
     let charge = find(&r, "ups", "battery_charge").unwrap();
     assert_eq!((charge.value, charge.state), (None, ReadingState::Unknown));
-    assert!(stat(&r, "ups", "snmp_malformed_values").unwrap().value >= Some(1.0));
+    assert!(
+        stat(&r, "ups", "agent_snmp_malformed_values_total")
+            .unwrap()
+            .value
+            >= Some(1.0)
+    );
     assert_eq!(
-        stat(&r, "ups", "poll_success").unwrap().value,
+        stat(&r, "ups", "agent_poll_success").unwrap().value,
         Some(1.0),
         "a bad value is not a failed poll"
     );
@@ -300,8 +307,8 @@ async fn v3_auth_priv_reads_with_the_right_keys_and_fails_clearly_with_wrong_one
         v3_device(agent.port, dir.path(), "sitewatch", "wrongpass99"),
     ));
     let r = poll_until(&mut src, |r| {
-        stat(r, "sw-authpass123", "poll_success").is_some_and(|x| x.value == Some(1.0))
-            && stat(r, "sw-wrongpass99", "polls").is_some_and(|x| x.value >= Some(3.0))
+        stat(r, "sw-authpass123", "agent_poll_success").is_some_and(|x| x.value == Some(1.0))
+            && stat(r, "sw-wrongpass99", "agent_polls_total").is_some_and(|x| x.value >= Some(3.0))
     })
     .await;
     // The loopback is skipped (softwareLoopback); the VM's own NIC is read.
@@ -314,7 +321,7 @@ async fn v3_auth_priv_reads_with_the_right_keys_and_fails_clearly_with_wrong_one
         up.iter()
             .all(|x| x.labels.get("port").is_none_or(|p| p != "lo"))
     );
-    let wrong = stat(&r, "sw-wrongpass99", "poll_success").unwrap();
+    let wrong = stat(&r, "sw-wrongpass99", "agent_poll_success").unwrap();
     assert_eq!(wrong.value, Some(0.0));
     assert!(
         // async-snmp drops the agent's unauthenticated wrongDigest Report, so
@@ -324,7 +331,7 @@ async fn v3_auth_priv_reads_with_the_right_keys_and_fails_clearly_with_wrong_one
     );
     // Backed off: after the first failures, polls go on without requests.
     let requests = |r: &[Reading]| {
-        stat(r, "sw-wrongpass99", "snmp_requests")
+        stat(r, "sw-wrongpass99", "agent_snmp_requests_total")
             .unwrap()
             .value
             .unwrap()
@@ -335,8 +342,8 @@ async fn v3_auth_priv_reads_with_the_right_keys_and_fails_clearly_with_wrong_one
         later = src.poll().await.unwrap().readings;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let after =
-        stat(&later, "sw-wrongpass99", "snmp_requests").map_or(before, |x| x.value.unwrap());
+    let after = stat(&later, "sw-wrongpass99", "agent_snmp_requests_total")
+        .map_or(before, |x| x.value.unwrap());
     assert!(
         after - before <= 4.0,
         "not backed off: {before} -> {after} requests in 10 polls"
@@ -369,8 +376,13 @@ async fn a_silent_agent_never_delays_another() {
         find(&r, "alive", "battery_charge").unwrap().value,
         Some(0.97)
     );
-    assert!(stat(&r, "alive", "poll_duration_seconds").unwrap().value < Some(0.4));
-    let dead = stat(&r, "silent", "poll_success").unwrap();
+    assert!(
+        stat(&r, "alive", "agent_poll_duration_seconds")
+            .unwrap()
+            .value
+            < Some(0.4)
+    );
+    let dead = stat(&r, "silent", "agent_poll_success").unwrap();
     assert_eq!(
         (dead.value, dead.labels["error"].as_str()),
         (Some(0.0), "timeout")
@@ -405,10 +417,15 @@ async fn a_device_breaking_on_getbulk_is_read_through_getnext() {
     );
     assert_eq!(find(&r, "sw", "in_errors.4").unwrap().value, Some(1402.0));
     assert_eq!(
-        stat(&r, "sw", "snmp_bulk_fallbacks").unwrap().value,
+        stat(&r, "sw", "agent_snmp_bulk_fallbacks_total")
+            .unwrap()
+            .value,
         Some(1.0)
     );
-    assert_eq!(stat(&r, "sw", "poll_success").unwrap().value, Some(1.0));
+    assert_eq!(
+        stat(&r, "sw", "agent_poll_success").unwrap().value,
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,7 +448,7 @@ async fn a_malformed_response_is_a_counted_failed_read() {
         ),
     ));
     let r = src.poll().await.unwrap().readings;
-    let up = stat(&r, "ups", "poll_success").unwrap();
+    let up = stat(&r, "ups", "agent_poll_success").unwrap();
     assert_eq!(up.value, Some(0.0));
     // async-snmp drops an undecodable datagram and waits for a good one: the
     // request then times out.
@@ -439,8 +456,14 @@ async fn a_malformed_response_is_a_counted_failed_read() {
         ["decode", "timeout", "malformed_response"].contains(&up.labels["error"].as_str()),
         "{up:?}"
     );
-    let failed = stat(&r, "ups", "poll_errors").unwrap().value.unwrap()
-        + stat(&r, "ups", "poll_timeouts").unwrap().value.unwrap();
+    let failed = stat(&r, "ups", "agent_poll_errors_total")
+        .unwrap()
+        .value
+        .unwrap()
+        + stat(&r, "ups", "agent_poll_timeouts_total")
+            .unwrap()
+            .value
+            .unwrap();
     assert_eq!(failed, 1.0);
     assert!(
         r.iter()
@@ -510,7 +533,7 @@ async fn a_trap_is_one_event_and_the_device_is_polled_within_a_second() {
     let repeated = again
         .readings
         .iter()
-        .find(|r| r.dev == "snmp/traps" && r.q == "snmp_traps_repeated")
+        .find(|r| r.dev == "snmp/traps" && r.q == "agent_snmp_traps_repeated_total")
         .unwrap();
     assert_eq!(repeated.value, Some(1.0));
     // From a community the receiver does not accept: nothing.
@@ -553,7 +576,7 @@ async fn a_pdu_that_stops_answering_reports_its_rows_unknown_with_its_labels() {
     // The PDU's card dies with its inlet.
     drop(sim);
     let r = poll_until(&mut src, |r| {
-        stat(r, "pdu-r12-a", "poll_success").is_some_and(|x| x.value == Some(0.0))
+        stat(r, "pdu-r12-a", "agent_poll_success").is_some_and(|x| x.value == Some(0.0))
     })
     .await;
     let feed = find(&r, "pdu-r12-a", "phase_feed.1").unwrap();
@@ -617,7 +640,7 @@ async fn a_v3_trap_is_accepted_with_the_devices_keys_and_refused_with_others() {
     let rejected = polled
         .readings
         .iter()
-        .find(|r| r.dev == "snmp/traps" && r.q == "snmp_traps_rejected")
+        .find(|r| r.dev == "snmp/traps" && r.q == "agent_snmp_traps_rejected_total")
         .unwrap();
     assert!(rejected.value >= Some(1.0), "{rejected:?}");
 }

@@ -73,7 +73,19 @@ fn scrape_passes_promtool_check_metrics() {
         "sitewatch_cpu_usage_ratio",
         &[("host", "lint")],
     );
+    // The agent's own readings come as `sitewatch_agent_*`, counters typed so.
+    collector.wait_for(
+        Duration::from_secs(15),
+        "sitewatch_agent_polls_total",
+        &[("host", "lint"), ("src", "agent"), ("dev", "host")],
+    );
     let body = scrape::get(collector.http_port, "/metrics").unwrap().body;
+    assert!(body.contains("# TYPE sitewatch_agent_polls_total counter"));
+    assert!(body.contains("sitewatch_agent_buffer_bytes{"));
+    assert!(
+        !body.contains("sitewatch_polls{"),
+        "an old self-metric name"
+    );
     scrape::assert_promtool_accepts(&body);
 }
 

@@ -94,24 +94,24 @@ async fn a_hung_device_times_out_without_delaying_another() {
     let (polled, outcomes) = fleet.poll().await;
     // The poll lasts the hung device's timeout, not its read.
     assert_eq!(started.elapsed(), Duration::from_millis(1000));
-    let hung_up = health(&polled, "test/hung", "poll_success");
+    let hung_up = health(&polled, "test/hung", "agent_poll_success");
     assert_eq!(hung_up.value, Some(0.0));
     assert_eq!(hung_up.labels["error"], "timeout");
     assert_eq!(
-        health(&polled, "test/hung", "poll_timeouts").value,
+        health(&polled, "test/hung", "agent_poll_timeouts_total").value,
         Some(1.0)
     );
     assert_eq!(
-        health(&polled, "test/quick", "poll_success").value,
+        health(&polled, "test/quick", "agent_poll_success").value,
         Some(1.0)
     );
     assert!(
-        !health(&polled, "test/quick", "poll_success")
+        !health(&polled, "test/quick", "agent_poll_success")
             .labels
             .contains_key("error")
     );
     assert_eq!(
-        health(&polled, "test/quick", "poll_duration_seconds").value,
+        health(&polled, "test/quick", "agent_poll_duration_seconds").value,
         Some(0.01)
     );
     // The hung device's points are reported unknown; the quick one's read.
@@ -151,7 +151,7 @@ async fn a_dead_device_is_backed_off_and_reported_unknown_until_it_answers() {
         let p = fleet.poll().await.0;
         if !p.readings.is_empty() {
             reported += 1;
-            let up = health(&p, "test/d", "poll_success");
+            let up = health(&p, "test/d", "agent_poll_success");
             assert_eq!(
                 (up.value, up.labels["error"].as_str()),
                 (Some(0.0), "refused")
@@ -170,7 +170,7 @@ async fn a_dead_device_is_backed_off_and_reported_unknown_until_it_answers() {
     // Every interval is reported (unknown), read or skipped.
     assert_eq!(reported, 40);
     assert_eq!(
-        health(&last, "test/d", "poll_errors").value,
+        health(&last, "test/d", "agent_poll_errors_total").value,
         Some(reads as f64)
     );
     assert_eq!(
@@ -184,7 +184,7 @@ async fn a_dead_device_is_backed_off_and_reported_unknown_until_it_answers() {
         let p = fleet.poll().await.0;
         if p.readings
             .iter()
-            .any(|r| r.q == "poll_success" && r.value == Some(1.0))
+            .any(|r| r.q == "agent_poll_success" && r.value == Some(1.0))
         {
             back = true;
             break;

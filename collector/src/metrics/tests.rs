@@ -326,7 +326,7 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
 
 const RX_TOTAL: &str = r#"{"src":"host","dev":"eth0","name":"eth0","q":"network_receive_bytes_total","value":123456,"state":"ok"}"#;
 const POLLS_TOTAL: &str =
-    r#"{"src":"agent","dev":"host","name":"polls","q":"polls_total","value":7,"state":"ok"}"#;
+    r#"{"src":"agent","dev":"host","name":"polls","q":"agent_polls_total","value":7,"state":"ok"}"#;
 
 fn shared_with(readings_json: &str) -> Arc<Shared> {
     let shared = shared_at(T0);
@@ -364,10 +364,10 @@ fn a_total_quantity_is_a_counter_with_its_unit() {
         ]
     );
     assert_eq!(
-        lines_of(&text, "sitewatch_polls_total")[1..],
+        lines_of(&text, "sitewatch_agent_polls_total")[1..],
         [
-            "# TYPE sitewatch_polls_total counter",
-            r#"sitewatch_polls_total{site="bj1",host="web-01",src="agent",dev="host",sensor="polls"} 7.0"#,
+            "# TYPE sitewatch_agent_polls_total counter",
+            r#"sitewatch_agent_polls_total{site="bj1",host="web-01",src="agent",dev="host",sensor="polls"} 7.0"#,
         ]
     );
 
@@ -376,11 +376,11 @@ fn a_total_quantity_is_a_counter_with_its_unit() {
         "# TYPE sitewatch_network_receive_bytes counter",
         "# UNIT sitewatch_network_receive_bytes bytes",
         r#"sitewatch_network_receive_bytes_total{site="bj1",host="web-01",src="host",dev="eth0",sensor="eth0"} 123456.0"#,
-        "# TYPE sitewatch_polls counter",
+        "# TYPE sitewatch_agent_polls counter",
     ] {
         assert!(om.lines().any(|l| l == line), "{line} missing from\n{om}");
     }
-    assert!(!om.contains("# UNIT sitewatch_polls "), "{om}");
+    assert!(!om.contains("# UNIT sitewatch_agent_polls "), "{om}");
 }
 
 #[test]

@@ -293,7 +293,9 @@ pub fn event(bmc: &str, record: &[u8; 16], sensor: Option<&SensorRecord>) -> Eve
             severity = Severity::Low;
         }
         labels.insert("sensor_type".into(), format!("{sensor_type:#04x}"));
-        labels.insert("sensor".into(), name);
+        // Not `sensor`: the collector sets that label key itself and refuses
+        // events that carry it.
+        labels.insert("sensor_name".into(), name);
         (message, severity)
     } else {
         (
@@ -350,6 +352,28 @@ mod tests {
             data[1],
             data[2],
         ]
+    }
+
+    #[test]
+    fn a_decoded_entry_is_an_event_the_collector_accepts() {
+        let psu = event(
+            "bmc",
+            &rec(3, 0x6000_0000, 0x08, 8, 0x6f, [0x01, 0xff, 0xff]),
+            None,
+        );
+        assert!(psu.labels.contains_key("sensor_name"), "{:?}", psu.labels);
+        let payload = sitewatch_protocol::payload::EventsPayload {
+            v: 1,
+            seq: 1,
+            ts: 1,
+            events: vec![psu],
+            boot: Some("b1".into()),
+            site: None,
+            host: None,
+        };
+        let text = serde_json::to_vec(&payload).unwrap();
+        let decoded = sitewatch_protocol::decode("sitewatch/v1/bj1/web-01/events", &text);
+        assert!(decoded.is_ok(), "{decoded:?}");
     }
 
     #[test]

@@ -26,10 +26,6 @@ pub mod q {
     pub const CHASSIS_COOLING_FAULT: &str = "chassis_cooling_fault";
     pub const CHASSIS_DRIVE_FAULT: &str = "chassis_drive_fault";
     pub const CHASSIS_INTRUSION: &str = "chassis_intrusion";
-    pub const SWEEP_DURATION_SECONDS: &str = "sweep_duration_seconds";
-    pub const SENSORS_SKIPPED: &str = "sensors_skipped";
-    pub const MALFORMED_RESPONSES: &str = "malformed_responses";
-    pub const CORRUPT_SDRS: &str = "corrupt_sdrs";
 }
 
 // IPMI sensor type codes (table 42-3).

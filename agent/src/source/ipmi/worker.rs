@@ -24,7 +24,7 @@ use super::{
     sensor::{self, Plan, Thresholds, q},
     transport::{Link, LinkError, LocalLink, RmcpLink, call, close_session},
 };
-use crate::source::Checkpoint;
+use crate::{selfmetrics, source::Checkpoint};
 
 /// The BMC's own IPMB address: sensors owned by other controllers would need
 /// bridged requests, which this source does not send.
@@ -238,26 +238,23 @@ impl Bmc {
             out.error = Some(e);
         }
         out.readings.push(bmc_up);
-        let stat = |q: &str, v: f64| {
-            Reading::new(
-                NAME,
-                self.name.clone(),
-                "sweep",
-                q,
-                Some(v),
-                ReadingState::Ok,
-            )
-        };
-        out.readings.push(stat(
-            q::SWEEP_DURATION_SECONDS,
-            started.elapsed().as_secs_f64(),
-        ));
-        out.readings
-            .push(stat(q::SENSORS_SKIPPED, self.skipped as f64));
-        out.readings
-            .push(stat(q::CORRUPT_SDRS, self.corrupt_sdrs as f64));
-        out.readings
-            .push(stat(q::MALFORMED_RESPONSES, self.malformed as f64));
+        // How the sweep went is about the agent's work, not the BMC: self
+        // readings on the device layer's `dev` for this BMC.
+        let dev = format!("{NAME}/{}", self.name);
+        for (q, v) in [
+            (
+                selfmetrics::q::IPMI_SWEEP_DURATION_SECONDS,
+                started.elapsed().as_secs_f64(),
+            ),
+            (selfmetrics::q::IPMI_SENSORS_SKIPPED, self.skipped as f64),
+            (selfmetrics::q::IPMI_CORRUPT_SDRS, self.corrupt_sdrs as f64),
+            (
+                selfmetrics::q::IPMI_MALFORMED_RESPONSES,
+                self.malformed as f64,
+            ),
+        ] {
+            out.readings.push(selfmetrics::reading(dev.clone(), q, v));
+        }
         out
     }
 
@@ -647,7 +644,7 @@ mod tests {
         assert_eq!(first.error, None);
         // The air-inlet entity (37h) makes it an inlet temperature.
         assert_eq!(value(&first, "inlet_temperature_celsius"), Some(24.0));
-        assert_eq!(value(&first, "corrupt_sdrs"), Some(1.0));
+        assert_eq!(value(&first, "agent_ipmi_corrupt_sdrs"), Some(1.0));
         assert_eq!(value(&first, "bmc_up"), Some(1.0));
         assert_eq!(value(&first, "chassis_power_on"), Some(1.0));
         let calls = script.lock().unwrap().get_sdr_calls;
@@ -681,7 +678,7 @@ mod tests {
         let mut bmc = scripted(&script, None);
         let s = bmc.sweep(later());
         assert_eq!(s.error, None);
-        assert_eq!(value(&s, "malformed_responses"), Some(1.0));
+        assert_eq!(value(&s, "agent_ipmi_malformed_responses_total"), Some(1.0));
         assert!(
             s.readings
                 .iter()

@@ -10,14 +10,9 @@ use sitewatch_protocol::Reading;
 use super::bus::SharedBus;
 use crate::{
     device::{self, DeviceError, Read},
+    selfmetrics,
     source::Polled,
 };
-
-/// Quantities of the per-device self-metrics beyond the agent's shared ones.
-pub mod q {
-    /// Requests answered with a Modbus exception since start.
-    pub const MODBUS_EXCEPTIONS: &str = "modbus_exceptions";
-}
 
 /// How one read of a device ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +131,7 @@ impl device::Device for Device {
     }
 
     fn counters(&self) -> Vec<(&'static str, f64)> {
-        vec![(q::MODBUS_EXCEPTIONS, self.exceptions as f64)]
+        vec![(selfmetrics::q::MODBUS_EXCEPTIONS, self.exceptions as f64)]
     }
 }
 

@@ -49,7 +49,7 @@ pub struct SnmpSourceConfig {
     pub interval: Duration,
     /// How long one poll of every device may take; each device's read gets
     /// 90 % of it, and a device whose read is not done by then reads
-    /// `poll_success 0` (`error="timeout"`) without delaying the others.
+    /// `agent_poll_success 0` (`error="timeout"`) without delaying the others.
     #[serde(default = "default_poll_timeout", with = "duration")]
     pub timeout: Duration,
     /// The trap and inform receiver; absent = no receiver.

@@ -14,19 +14,9 @@ use super::{
 };
 use crate::{
     device::{self, DeviceError, Read},
+    selfmetrics,
     source::Polled,
 };
-
-/// Quantities of the per-device self-metrics beyond the agent's shared ones.
-pub mod q {
-    /// Requests sent since start (GET, GETBULK, GETNEXT).
-    pub const SNMP_REQUESTS: &str = "snmp_requests";
-    /// Values of the wrong type (or unparsable) since start: each a failed
-    /// read of that point only.
-    pub const SNMP_MALFORMED_VALUES: &str = "snmp_malformed_values";
-    /// Times the device was switched from GETBULK to GETNEXT.
-    pub const SNMP_BULK_FALLBACKS: &str = "snmp_bulk_fallbacks";
-}
 
 /// The most requests one table walk may take: a device looping on the same
 /// OIDs cannot hold a poll for ever.
@@ -506,9 +496,9 @@ impl device::Device for SnmpDevice {
 
     fn counters(&self) -> Vec<(&'static str, f64)> {
         vec![
-            (q::SNMP_REQUESTS, self.requests as f64),
-            (q::SNMP_MALFORMED_VALUES, self.malformed as f64),
-            (q::SNMP_BULK_FALLBACKS, self.fallbacks as f64),
+            (selfmetrics::q::SNMP_REQUESTS, self.requests as f64),
+            (selfmetrics::q::SNMP_MALFORMED_VALUES, self.malformed as f64),
+            (selfmetrics::q::SNMP_BULK_FALLBACKS, self.fallbacks as f64),
         ]
     }
 }

@@ -24,7 +24,7 @@ pub mod traps;
 
 use std::{net::ToSocketAddrs, path::Path, sync::Arc};
 
-use sitewatch_protocol::{Reading, ReadingState};
+use sitewatch_protocol::Reading;
 use sitewatch_snmp_profile::{Profile, shipped};
 use tokio::sync::Notify;
 
@@ -211,22 +211,16 @@ fn v3_user(d: &config::SnmpDeviceConfig) -> Result<traps::V3User, SourceError> {
 fn trap_readings(stats: &traps::TrapStats) -> Vec<Reading> {
     let dev = format!("{NAME}/traps");
     [
-        ("snmp_traps_received", stats.received),
-        ("snmp_traps_unknown_sender", stats.unknown_sender),
-        ("snmp_traps_rejected", stats.rejected),
-        ("snmp_traps_repeated", stats.repeated),
+        (selfmetrics::q::SNMP_TRAPS_RECEIVED, stats.received),
+        (
+            selfmetrics::q::SNMP_TRAPS_UNKNOWN_SENDER,
+            stats.unknown_sender,
+        ),
+        (selfmetrics::q::SNMP_TRAPS_REJECTED, stats.rejected),
+        (selfmetrics::q::SNMP_TRAPS_REPEATED, stats.repeated),
     ]
     .into_iter()
-    .map(|(q, v)| {
-        Reading::new(
-            selfmetrics::SRC,
-            dev.clone(),
-            q,
-            q,
-            Some(v as f64),
-            ReadingState::Ok,
-        )
-    })
+    .map(|(q, v)| selfmetrics::reading(dev.clone(), q, v as f64))
     .collect()
 }
 

@@ -880,6 +880,10 @@ mod tests {
         assert_eq!(c.region_of("bj1"), Some("cn-north"));
         assert_eq!(c.maintenance.len(), 1);
         assert_eq!(c.topology.collectors.len(), 3);
+        let power = &c.sites["bj1"].power;
+        assert_eq!(power.devices.len(), 5);
+        assert!(c.sites["bj1"].senses_utility("ats-1"));
+        assert!(!c.sites["bj1"].senses_utility("pdu-r12"));
         c.sites.clear();
         c.maintenance.clear();
         c.topology.collectors.clear();

@@ -45,7 +45,9 @@ fn shipped() -> &'static [Profile] {
 }
 
 const TABLES: [&str; 4] = ["coil", "discrete", "holding", "input"];
-const TYPES: [&str; 10] = ["bool", "u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "string"];
+const TYPES: [&str; 10] = [
+    "bool", "u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "string",
+];
 const ORDERS: [&str; 4] = ["ABCD", "CDAB", "BADC", "DCBA"];
 
 /// A profile file written from the input: the planner and decoder see every
@@ -166,14 +168,33 @@ fuzz_target!(|data: &[u8]| {
         }
         index += 1;
     }
-    let device = Device::new("fuzz".into(), 1, Arc::new(profile.clone()), Duration::from_secs(1));
+    let device = Device::new(
+        "fuzz".into(),
+        1,
+        Arc::new(profile.clone()),
+        Duration::from_secs(1),
+    );
     for r in device.readings(&image) {
         let _ = r.value;
     }
     let _ = profile.decode(&image);
     // The word codec on its own, every type and order over what is left.
-    let rest: Vec<u16> = b.0.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
-    for t in [DataType::Bool, DataType::U16, DataType::I16, DataType::U32, DataType::I32, DataType::U64, DataType::I64, DataType::F32, DataType::F64, DataType::String] {
+    let rest: Vec<u16> =
+        b.0.chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+            .collect();
+    for t in [
+        DataType::Bool,
+        DataType::U16,
+        DataType::I16,
+        DataType::U32,
+        DataType::I32,
+        DataType::U64,
+        DataType::I64,
+        DataType::F32,
+        DataType::F64,
+        DataType::String,
+    ] {
         for o in [Order::Abcd, Order::Cdab, Order::Badc, Order::Dcba] {
             let _ = decode_words(&rest, t, o);
         }

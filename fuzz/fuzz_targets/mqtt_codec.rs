@@ -14,7 +14,11 @@ fuzz_target!(|input: &[u8]| {
     };
     let max = [16, 256, 4096, 1 << 20][usize::from(selector >> 1 & 3)];
     let _ = connect_version(stream, max);
-    let version = if selector & 1 == 0 { Version::V311 } else { Version::V5 };
+    let version = if selector & 1 == 0 {
+        Version::V311
+    } else {
+        Version::V5
+    };
     let codec = Codec::new(version, max);
     // Arrives in two reads, split where the selector says.
     let cut = usize::from(selector >> 3) * stream.len() / 32;

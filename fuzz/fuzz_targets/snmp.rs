@@ -70,7 +70,8 @@ impl Bytes<'_> {
 }
 
 fn ber(profile: &Arc<Profile>, data: &[u8]) {
-    let Ok(decoded) = CommunityMessage::decode(bytes::Bytes::copy_from_slice(data), DecodeConfig::default())
+    let Ok(decoded) =
+        CommunityMessage::decode(bytes::Bytes::copy_from_slice(data), DecodeConfig::default())
     else {
         return;
     };

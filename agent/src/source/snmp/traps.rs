@@ -199,7 +199,8 @@ pub fn notification_key(varbinds: &[async_snmp::VarBind]) -> String {
         .iter()
         .filter(|vb| {
             let o = vb.oid.arcs();
-            !o.starts_with(&[1, 3, 6, 1, 2, 1, 1, 3]) && !o.starts_with(&[1, 3, 6, 1, 6, 3, 1, 1, 4])
+            !o.starts_with(&[1, 3, 6, 1, 2, 1, 1, 3])
+                && !o.starts_with(&[1, 3, 6, 1, 6, 3, 1, 1, 4])
         })
         .map(|vb| format!("{}={:?}", oid_string(vb.oid.arcs()), vb.value))
         .collect::<Vec<_>>()

@@ -317,6 +317,25 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_snmp::{Oid as SnmpOid, Value as SnmpValue, VarBind};
+
+    #[test]
+    fn a_notification_key_leaves_out_uptime_and_the_trap_oid() {
+        let vb = |arcs: &[u32], value| VarBind::new(SnmpOid::from_slice(arcs), value);
+        let ifindex = [1, 3, 6, 1, 2, 1, 2, 2, 1, 1, 3];
+        let trap =
+            SnmpValue::ObjectIdentifier(SnmpOid::from_slice(&[1, 3, 6, 1, 6, 3, 1, 1, 5, 3]));
+        let at = |uptime| {
+            notification_key(&[
+                vb(&[1, 3, 6, 1, 2, 1, 1, 3, 0], SnmpValue::TimeTicks(uptime)),
+                vb(&[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0], trap.clone()),
+                vb(&ifindex, SnmpValue::Integer(3)),
+            ])
+        };
+        assert_eq!(at(100), at(200));
+        assert!(at(100).starts_with("1.3.6.1.2.1.2.2.1.1.3="));
+        assert!(!at(100).contains(';'));
+    }
 
     fn sender(device: &str, ip: &str, profile: &str) -> Sender {
         Sender {

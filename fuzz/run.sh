@@ -24,5 +24,5 @@ for t in "${targets[@]}"; do
     nice -n 10 "$TARGET_DIR/fuzz/x86_64-unknown-linux-gnu/release/$t" "corpus/$t" \
         -runs="$RUNS" -max_total_time="$SECONDS_MAX" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
-        2>&1 | tee "logs/$t.log" | grep -E '^#[0-9]+ +(DONE|INITED)|^stat::|^==|panicked|SUMMARY' || true
+        2>&1 | tee "logs/$t.log" | grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)|^stat::|^==|panicked|SUMMARY' || true
 done

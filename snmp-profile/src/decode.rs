@@ -329,12 +329,17 @@ fn decode_table(t: &Table, walked: &Walked, src: &str, dev: &str, out: &mut Deco
             let exponent = c.entity_scale.as_ref().map_or(Some(0), |(s, p)| {
                 let scale = code(walked.at(s, &suffix))?;
                 let precision = code(walked.at(p, &suffix))?;
-                i32::try_from(3 * (scale - 9) - precision).ok()
+                // Any INTEGER on the wire: a lying agent's extremes are no number, not an overflow.
+                let exponent = scale
+                    .checked_sub(9)?
+                    .checked_mul(3)?
+                    .checked_sub(precision)?;
+                i32::try_from(exponent).ok()
             });
             let exponent = match (&c.decimals, exponent) {
                 (Some(d), Some(e)) => code(walked.at(d, &suffix))
                     .and_then(|digits| i32::try_from(digits).ok())
-                    .map(|digits| e - digits),
+                    .and_then(|digits| e.checked_sub(digits)),
                 (_, e) => e,
             };
             let (v, text) = match (raw(value, &c.rules, true), exponent) {

@@ -179,6 +179,39 @@ fn entity_sensors_are_scaled_and_named_by_their_type_and_parts() {
     assert!(d.malformed.is_empty());
 }
 
+/// Found by `fuzz/` (target `snmp`): entPhySensorScale and Precision are any
+/// INTEGER on the wire, and `3 * (scale - 9) - precision` overflowed on an
+/// agent's extreme values. Such a sensor has no number; the decode goes on.
+#[test]
+fn entity_sensor_scales_out_of_range_are_no_value_not_an_overflow() {
+    let p = shipped::load("entity-sensor").unwrap().unwrap();
+    let s = |col: u32| {
+        let mut o = oid("1.3.6.1.2.1.99.1.1.1");
+        o.extend([col, 1]);
+        o
+    };
+    for (scale, precision) in [
+        (i64::MIN, 0),
+        (i64::MAX, 0),
+        (9, i64::MIN),
+        (i64::from(i32::MAX), -i64::from(i32::MAX)),
+    ] {
+        let mut w = Walked::default();
+        w.insert(s(1), Value::Int(8)); // celsius
+        w.insert(s(2), Value::Int(scale));
+        w.insert(s(3), Value::Int(precision));
+        w.insert(s(4), Value::Int(415));
+        w.insert(s(5), Value::Int(1));
+        let d = p.decode(&w, "snmp", "sw1");
+        let t = d
+            .readings
+            .iter()
+            .find(|r| r.q == "temperature_celsius")
+            .unwrap();
+        assert_eq!(t.value, None, "scale {scale}, precision {precision}");
+    }
+}
+
 #[test]
 fn alarm_tables_and_present_flags_become_flags() {
     let ups = shipped::load("ups-mib").unwrap().unwrap();

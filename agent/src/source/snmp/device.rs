@@ -178,7 +178,7 @@ fn arcs(oid: &async_snmp::Oid) -> Oid {
 }
 
 /// The value as the profile sees it.
-fn convert(v: &SnmpValue) -> Value {
+pub fn convert(v: &SnmpValue) -> Value {
     match v {
         SnmpValue::Integer(i) => Value::Int(i64::from(*i)),
         SnmpValue::Counter32(u)

@@ -191,6 +191,22 @@ pub struct V3User {
     pub privacy: Option<(async_snmp::PrivProtocol, String)>,
 }
 
+/// What a notification is about, for telling a repeat apart: its varbinds
+/// without sysUpTime and snmpTrapOID, which are in every notification (the
+/// rest says which port, which alarm).
+pub fn notification_key(varbinds: &[async_snmp::VarBind]) -> String {
+    varbinds
+        .iter()
+        .filter(|vb| {
+            let o = vb.oid.arcs();
+            !o.starts_with(&[1, 3, 6, 1, 2, 1, 1, 3])
+                && !o.starts_with(&[1, 3, 6, 1, 6, 3, 1, 1, 4])
+        })
+        .map(|vb| format!("{}={:?}", oid_string(vb.oid.arcs()), vb.value))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// Binds the receiver and runs it until the process ends.
 pub async fn run(
     listen: String,
@@ -276,20 +292,7 @@ pub async fn run(
             continue;
         };
         let trap: Oid = trap.arcs().to_vec();
-        // sysUpTime and snmpTrapOID are in every notification; the rest is
-        // what it is about (which port, which alarm).
-        let key: String = received
-            .notification
-            .varbinds()
-            .iter()
-            .filter(|vb| {
-                let o = vb.oid.arcs();
-                !o.starts_with(&[1, 3, 6, 1, 2, 1, 1, 3])
-                    && !o.starts_with(&[1, 3, 6, 1, 6, 3, 1, 1, 4])
-            })
-            .map(|vb| format!("{}={:?}", oid_string(vb.oid.arcs()), vb.value))
-            .collect::<Vec<_>>()
-            .join(";");
+        let key = notification_key(received.notification.varbinds());
         let ip = received.source.ip().to_canonical();
         match classifier.classify(ip, &trap, &key, Instant::now()) {
             Verdict::UnknownSender => {
@@ -314,6 +317,25 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_snmp::{Oid as SnmpOid, Value as SnmpValue, VarBind};
+
+    #[test]
+    fn a_notification_key_leaves_out_uptime_and_the_trap_oid() {
+        let vb = |arcs: &[u32], value| VarBind::new(SnmpOid::from_slice(arcs), value);
+        let ifindex = [1, 3, 6, 1, 2, 1, 2, 2, 1, 1, 3];
+        let trap =
+            SnmpValue::ObjectIdentifier(SnmpOid::from_slice(&[1, 3, 6, 1, 6, 3, 1, 1, 5, 3]));
+        let at = |uptime| {
+            notification_key(&[
+                vb(&[1, 3, 6, 1, 2, 1, 1, 3, 0], SnmpValue::TimeTicks(uptime)),
+                vb(&[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0], trap.clone()),
+                vb(&ifindex, SnmpValue::Integer(3)),
+            ])
+        };
+        assert_eq!(at(100), at(200));
+        assert!(at(100).starts_with("1.3.6.1.2.1.2.2.1.1.3="));
+        assert!(!at(100).contains(';'));
+    }
 
     fn sender(device: &str, ip: &str, profile: &str) -> Sender {
         Sender {

@@ -1,0 +1,15 @@
+//! The replay/record line parser and the engine run behind it
+//! (`sitewatch-collector replay`): any bytes are a replay file whose broken
+//! lines are skipped, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sitewatch_collector::replay::{payload_value, replay_all};
+use sitewatch_collector::state::StateConfig;
+use sitewatch_signals::SignalsConfig;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = replay_all(data, StateConfig::default(), &SignalsConfig::default());
+    // The recorder's side: a payload as received becomes the line's value.
+    let _ = payload_value(data);
+});

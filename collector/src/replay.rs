@@ -40,6 +40,10 @@ use crate::{Clock, Error, Shared};
 pub const FIXED_EPOCH_MS: i64 = 1_764_080_000_000;
 /// The engine's tick on the simulated clock, as live ([`crate::signals::TICK`]).
 pub const TICK_MS: u64 = 1_000;
+/// The longest recording a replay runs: every simulated second is an engine
+/// evaluation, so one line years ahead (found by fuzzing) would run for ever.
+/// Seven days is `[state] forget_after`'s default, longer than any grace.
+pub const MAX_SPAN_MS: u64 = 7 * 86_400_000;
 
 /// A line of the file that could not be replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +119,17 @@ pub fn replay<R: BufRead>(
                 reason: format!(
                     "t_ms {} is before the previous record's {}: records must be in time order",
                     record.t_ms, run.last_t
+                ),
+            }));
+            continue;
+        }
+        if record.t_ms > MAX_SPAN_MS {
+            emit(ReplayEvent::Skipped(LineError {
+                line: n,
+                reason: format!(
+                    "t_ms {} is more than 7 days into the recording: a replay evaluates every \
+                     simulated second, so a longer span (a broken or hostile line) would run for ever",
+                    record.t_ms
                 ),
             }));
             continue;
@@ -347,6 +362,35 @@ fn write_records(rx: Receiver<ReplayRecord>, mut out: impl Write, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_years_into_the_recording_is_skipped_not_simulated() {
+        let input = concat!(
+            r#"{"t_ms":0,"topic":"sitewatch/v1/bj1/gw-01/state","payload":{"v":1,"status":"online"}}"#,
+            "\n",
+            r#"{"t_ms":101064080200,"topic":"sitewatch/v1/bj1/gw-01/state","payload":{"v":1,"status":"online"}}"#,
+            "\n",
+        );
+        let mut skipped = Vec::new();
+        replay(
+            input.as_bytes(),
+            StateConfig::default(),
+            &SignalsConfig::default(),
+            |e| {
+                if let ReplayEvent::Skipped(e) = e {
+                    skipped.push(e);
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].line, 2);
+        assert!(
+            skipped[0].reason.contains("more than 7 days"),
+            "{}",
+            skipped[0].reason
+        );
+    }
 
     #[test]
     fn payloads_that_are_not_json_objects_are_kept_raw() {

@@ -38,6 +38,9 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
+# A TERM or Ctrl-C runs the EXIT trap too (bash skips it on a signal it does not trap).
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 mqtt_port=$(free_port)
 mosquitto_conf
@@ -63,6 +66,7 @@ echo "broker down from t=$(awk -v a="$start" -v b="$down" 'BEGIN { printf "%.1f"
 wait "$load_pid"
 load_pid=""
 sleep 5
+scrape
 gaps=$(metric sitewatch_collector_sequence_gaps_total)
 readings=$(metric sitewatch_collector_readings_total)
 duplicates=$(metric sitewatch_collector_duplicate_messages_total)

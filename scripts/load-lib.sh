@@ -66,10 +66,15 @@ start_collector() {
   return 1
 }
 
-# The value of a sample without labels (sum over labels otherwise) on /metrics.
+# Fetches the collector's /metrics once into $work/metrics.txt (with many
+# hosts it is megabytes: one scrape per sample, not one per number).
+scrape() {
+  curl -sf "http://127.0.0.1:$http_port/metrics" > "$work/metrics.txt" || : > "$work/metrics.txt"
+}
+
+# The value of a sample without labels (sum over labels otherwise) in the last scrape.
 metric() {
-  curl -sf "http://127.0.0.1:$http_port/metrics" |
-    awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $NF; found = 1 } END { if (found) print s; else print "NA" }'
+  awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $NF; found = 1 } END { if (found) print s; else print "NA" }' "$work/metrics.txt"
 }
 
 # RSS (KiB) and CPU ticks (utime + stime) of a process: "rss ticks".

@@ -50,6 +50,9 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
+# A TERM or Ctrl-C runs the EXIT trap too (bash skips it on a signal it does not trap).
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 mqtt_port=$(free_port)
 mosquitto_conf
@@ -94,6 +97,7 @@ while :; do
     last_ticks[$name.$pid]=$ticks
     echo "$now,$name,$pid,$rss,$cpu" >> "$out/samples.csv"
   done
+  scrape
   echo "$now,$(metric sitewatch_collector_sequence_gaps_total),$(metric sitewatch_collector_messages_total),$(metric sitewatch_collector_readings_total),$(metric sitewatch_collector_duplicate_messages_total),$(metric sitewatch_collector_hosts)" >> "$out/collector.csv"
   if [ "$now" -ge "$next_restart" ] && [ "$now" -lt "$(( load_for - 30 ))" ]; then
     echo "soak: t=${now}s restarting the broker"
@@ -109,6 +113,7 @@ done
 wait "$load_pid" || echo "soak: the load exited with $?"
 load_pid=""
 sleep 10
+scrape
 gaps=$(metric sitewatch_collector_sequence_gaps_total)
 echo "soak: broker restarts $restarts, collector sequence gaps $gaps"
 echo "soak: load summary $(cat "$out/load-summary.json")"

@@ -94,15 +94,16 @@ fn child(dir: &Path, policy: FsyncPolicy, rate: u64) {
             FsyncPolicy::Always => true,
             FsyncPolicy::Every(d) => last_start.elapsed() >= d,
         };
-        if running.is_none() && due {
-            if let Some(job) = store.sync_job(Instant::now(), true, false) {
-                let tx = done_tx.clone();
-                running = Some(seq);
-                last_start = Instant::now();
-                std::thread::spawn(move || {
-                    let _ = tx.send((seq, job.run()));
-                });
-            }
+        if running.is_none()
+            && due
+            && let Some(job) = store.sync_job(Instant::now(), true, false)
+        {
+            let tx = done_tx.clone();
+            running = Some(seq);
+            last_start = Instant::now();
+            std::thread::spawn(move || {
+                let _ = tx.send((seq, job.run()));
+            });
         }
         out.flush().unwrap();
     }

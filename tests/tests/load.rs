@@ -123,8 +123,14 @@ fn a_broker_restart_costs_the_collector_no_sequence_gap() {
     let mut broker = Mosquitto::start(dir.path(), None);
     let collector = Collector::start(dir.path(), Broker::External(broker.url()), &[]);
     let mut load = start_load(dir.path(), &broker.url(), 30, "6s");
-    wait::until(Duration::from_secs(10), "readings flowing", || {
-        metric(&collector, "sitewatch_collector_readings_total").filter(|n| *n > 0.0)
+    // Every agent is connected and heard before the broker goes away.
+    wait::until(Duration::from_secs(10), "all 30 agents up", || {
+        let metrics = collector.metrics();
+        let up = scrape::find(&metrics, "sitewatch_agent_up", &[("site", "loadtest")])
+            .iter()
+            .filter(|s| s.value == 1.0)
+            .count();
+        (up == 30).then_some(())
     });
     broker.stop();
     // The outage: batches keep being made, and wait in each agent.

@@ -14,12 +14,15 @@
 //! - [`site`]: a simulated machine room on consecutive ports.
 //! - [`drill`]: disaster drills against a running stack: inject, time the
 //!   signal against the DR plan's 30 s, restore, wait for the clear.
+//! - [`load`]: many simulated agents publishing v1 traffic to a broker
+//!   (`sitewatch-sim load`), for load tests, soaks and reconnect storms.
 //! - `main.rs`: the `sitewatch-sim` command line.
 
 pub mod control;
 pub mod device;
 pub mod drill;
 pub mod fault;
+pub mod load;
 pub mod serve;
 pub mod site;
 

@@ -69,6 +69,80 @@ enum Command {
     /// signal against the DR plan's target, restore, wait for the clear. Exit 0
     /// pass, 1 fail, 2 could not run.
     Drill(Box<DrillArgs>),
+    /// Simulate many agents publishing v1 traffic to a broker (each its own
+    /// connection, will and birth), for a bounded time; print a JSON summary.
+    Load(Box<LoadArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// The broker: mqtt://HOST:PORT (plain TCP).
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    mqtt: String,
+    #[arg(long, default_value = "load")]
+    site: String,
+    /// Hosts are named <prefix>-00001, <prefix>-00002, ...
+    #[arg(long, default_value = "load")]
+    host_prefix: String,
+    /// How many simulated agents (connections).
+    #[arg(long, default_value_t = 100)]
+    agents: usize,
+    /// Readings per batch.
+    #[arg(long, default_value_t = 10)]
+    series: usize,
+    /// Each agent's batch interval (its heartbeat).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// How long the agents send, after the ramp.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// The first connections are spread over this (default: the interval).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ramp: Option<Duration>,
+    /// After the duration, how long to wait for outstanding acknowledgements.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    keepalive: Duration,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// Reconnect backoff: full jitter over base * 2^attempt, capped.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    backoff_base: Duration,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    backoff_max: Duration,
+    /// Batches an agent keeps while disconnected before dropping the oldest.
+    #[arg(long, default_value_t = 1000)]
+    max_buffered: usize,
+    #[arg(long)]
+    username: Option<String>,
+    /// A file whose first line is the password.
+    #[arg(long, requires = "username")]
+    password_file: Option<PathBuf>,
+}
+
+impl From<LoadArgs> for sitewatch_sim::load::Options {
+    fn from(a: LoadArgs) -> Self {
+        sitewatch_sim::load::Options {
+            broker: a.mqtt,
+            site: a.site,
+            host_prefix: a.host_prefix,
+            agents: a.agents,
+            series: a.series,
+            ramp: a.ramp.unwrap_or(a.interval),
+            interval: a.interval,
+            duration: a.duration,
+            drain: a.drain,
+            keepalive: a.keepalive,
+            connect_timeout: a.connect_timeout,
+            backoff_base: a.backoff_base,
+            backoff_max: a.backoff_max,
+            // Below the 65,535 packet ids, so that no two pending batches share one.
+            max_buffered: a.max_buffered.clamp(1, 60_000),
+            username: a.username,
+            password_file: a.password_file,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -310,6 +384,11 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Image { profile } => {
             announce(&image_json(&load_profile(&profile)?)?)?;
+            return Ok(());
+        }
+        Command::Load(args) => {
+            let summary = sitewatch_sim::load::load((*args).into()).await?;
+            announce(&summary.to_string())?;
             return Ok(());
         }
         Command::Drill(args) => {

@@ -87,6 +87,18 @@ async fn poll_until(source: &mut SnmpSource, ready: impl Fn(&[Reading]) -> bool)
     }
 }
 
+/// Waits until something listens on UDP `port` of 127.0.0.1 (binding it
+/// ourselves fails).
+async fn wait_udp_bound(port: u16) {
+    for _ in 0..200 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing bound UDP port {port} within 5 s");
+}
+
 fn state(s: &str) -> ReadingState {
     serde_json::from_value(serde_json::Value::String(s.into())).unwrap()
 }
@@ -609,6 +621,9 @@ async fn a_v3_trap_is_accepted_with_the_devices_keys_and_refused_with_others() {
     };
     let _tasks = scheduler::spawn(vec![(src, schedule)], tx, stop_rx);
     rx.recv().await.unwrap().result.unwrap();
+    // The receiver binds as the source starts, possibly after the first poll:
+    // a trap sent before would be lost, not refused.
+    wait_udp_bound(trap_port).await;
     // Wrong passphrase: refused, no poll.
     peers::snmptrap_v3(
         trap_port,

@@ -242,7 +242,11 @@ TARGETS = ["wire_decode", "replay_line", "smartctl", "modbus", "ipmi", "snmp", "
 
 def main():
     if not os.path.isdir(SHARED):
-        print(f"note: {SHARED} not present; seeding from the repository alone", file=sys.stderr)
+        print(
+            f"SKIPPED: the seeds from ../shared/testdata ({SHARED} not present); "
+            "seeding from the repository alone",
+            file=sys.stderr,
+        )
     for target in sys.argv[1:] or TARGETS:
         out = os.path.join(FUZZ, "corpus", target)
         os.makedirs(out, exist_ok=True)

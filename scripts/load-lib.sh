@@ -52,9 +52,10 @@ wait_port() {
   return 1
 }
 
+# $collector_config, when set, is the collector's --config.
 start_collector() {
   http_port=$(free_port)
-  "$bin/sitewatch-collector" --listen "127.0.0.1:$http_port" --mqtt "mqtt://127.0.0.1:$mqtt_port" \
+  "$bin/sitewatch-collector" ${collector_config:+--config "$collector_config"} --listen "127.0.0.1:$http_port" --mqtt "mqtt://127.0.0.1:$mqtt_port" \
     > "$work/collector.log" 2>&1 &
   collector_pid=$!
   local i

@@ -180,7 +180,12 @@ fn build_sources(
 async fn once(sources: &SourcesConfig) -> Result<ExitCode, CliError> {
     let polls = build_sources(sources)?
         .into_iter()
-        .map(|(mut source, schedule)| {
+        .map(|(source, schedule)| {
+            // One poll right after start: no 200 ms CPU sampling wait.
+            let mut source = match source {
+                Source::Host(host) => Source::Host(host.without_cpu_wait()),
+                other => other,
+            };
             tokio::spawn(async move { scheduler::poll_once(&mut source, schedule.timeout).await })
         })
         .collect::<Vec<_>>();

@@ -55,6 +55,12 @@ fn once_prints_host_readings_as_json_lines() {
         .collect();
     assert!(lines.iter().all(|r| r["src"] == "host" && r["ts"].is_i64()));
     assert!(lines.iter().any(|r| r["q"] == "memory_usage_ratio"));
+    // A CPU share needs two samples 200 ms apart: `once` does not wait for
+    // the second, it leaves the share out (`run` has it from the first batch).
+    assert!(
+        !lines.iter().any(|r| r["q"] == "cpu_usage_ratio"),
+        "once waited for a CPU sample: {lines:?}"
+    );
 }
 
 #[test]

@@ -236,22 +236,34 @@ impl Probe {
         })
     }
 
-    fn snapshot(&mut self) -> Snapshot {
+    /// `wait_for_cpu`: on a poll closer than sysinfo's minimum interval to the
+    /// previous one (the first poll after start), wait for it (`run`: the first
+    /// batch has its CPU share, 200 ms late) or report no CPU share (`once`,
+    /// which is not held up by a sampling wait; as Telegraf's cpu input, whose
+    /// first gather has no usage either).
+    fn snapshot(&mut self, wait_for_cpu: bool) -> Snapshot {
         // CPU usage is the busy share between two refreshes; closer than sysinfo's
         // minimum interval (a poll right after start) it would be noise.
         let since = self.cpu_refreshed_at.elapsed();
-        if since < sysinfo::MINIMUM_CPU_UPDATE_INTERVAL {
+        let cpu_measured = if since >= sysinfo::MINIMUM_CPU_UPDATE_INTERVAL {
+            true
+        } else if wait_for_cpu {
             std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL - since);
+            true
+        } else {
+            false
+        };
+        if cpu_measured {
+            self.system.refresh_cpu_usage();
+            self.cpu_refreshed_at = Instant::now();
         }
-        self.system.refresh_cpu_usage();
-        self.cpu_refreshed_at = Instant::now();
         self.system.refresh_memory();
         self.disks.refresh(true);
         self.networks.refresh(true);
         if let Some(components) = &mut self.components {
             components.refresh(true);
         }
-        let has_cpus = !self.system.cpus().is_empty();
+        let has_cpus = cpu_measured && !self.system.cpus().is_empty();
         Snapshot {
             cpu_usage: has_cpus.then(|| f64::from(self.system.global_cpu_usage()) / 100.0),
             memory_total_bytes: self.system.total_memory(),
@@ -302,6 +314,8 @@ impl Probe {
 pub struct HostSource {
     probe: Arc<Mutex<Probe>>,
     config: Arc<HostSourceConfig>,
+    /// See [`Probe::snapshot`]; `once` turns it off.
+    wait_for_cpu: bool,
 }
 
 impl std::fmt::Debug for HostSource {
@@ -315,7 +329,15 @@ impl HostSource {
         Ok(HostSource {
             probe: Arc::new(Mutex::new(Probe::new()?)),
             config: Arc::new(config),
+            wait_for_cpu: true,
         })
+    }
+
+    /// A poll closer than 200 ms to the previous one (or to the start) reports
+    /// no CPU share instead of waiting for one: for `once`.
+    pub fn without_cpu_wait(mut self) -> Self {
+        self.wait_for_cpu = false;
+        self
     }
 }
 
@@ -327,6 +349,7 @@ impl Poll for HostSource {
     async fn poll(&mut self) -> Result<Polled, SourceError> {
         let probe = Arc::clone(&self.probe);
         let config = Arc::clone(&self.config);
+        let wait_for_cpu = self.wait_for_cpu;
         tokio::task::spawn_blocking(move || {
             let mut probe = match probe.try_lock() {
                 Ok(guard) => guard,
@@ -334,7 +357,7 @@ impl Poll for HostSource {
                 Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                 Err(TryLockError::WouldBlock) => return Err(SourceError::Busy),
             };
-            Ok(readings(&probe.snapshot(), &config).into())
+            Ok(readings(&probe.snapshot(wait_for_cpu), &config).into())
         })
         .await
         .map_err(|e| SourceError::Crashed(e.to_string()))?
@@ -375,6 +398,20 @@ mod tests {
             receive_errors: 1,
             transmit_errors: 2,
         }
+    }
+
+    #[test]
+    fn a_poll_right_after_start_waits_for_the_cpu_share_or_leaves_it_out() {
+        let Ok(mut probe) = Probe::new() else {
+            return; // no /proc here
+        };
+        assert_eq!(probe.snapshot(false).cpu_usage, None);
+        if probe.system.cpus().is_empty() {
+            return;
+        }
+        assert!(probe.snapshot(true).cpu_usage.is_some());
+        // Right after that refresh again: without waiting there is no share.
+        assert_eq!(probe.snapshot(false).cpu_usage, None);
     }
 
     #[test]

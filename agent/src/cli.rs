@@ -182,10 +182,12 @@ async fn once(sources: &SourcesConfig) -> Result<ExitCode, CliError> {
         .into_iter()
         .map(|(source, schedule)| {
             // One poll right after start: no 200 ms CPU sampling wait.
-            let mut source = match source {
-                Source::Host(host) => Source::Host(host.without_cpu_wait()),
-                other => other,
-            };
+            let mut source = source;
+            #[cfg(feature = "host")]
+            #[allow(irrefutable_let_patterns)] // a build with the host source only
+            if let Source::Host(host) = &mut source {
+                host.skip_cpu_wait();
+            }
             tokio::spawn(async move { scheduler::poll_once(&mut source, schedule.timeout).await })
         })
         .collect::<Vec<_>>();

@@ -8,10 +8,15 @@
 //! entry in the table at the end of this file: the [`Source`] variant and the
 //! [`SourcesConfig`] field come from it together.
 
+#[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "ipmi")]
 pub mod ipmi;
+#[cfg(feature = "modbus")]
 pub mod modbus;
+#[cfg(feature = "net")]
 pub mod net;
+#[cfg(feature = "smart")]
 pub mod smart;
 #[cfg(feature = "snmp")]
 pub mod snmp;
@@ -156,6 +161,7 @@ macro_rules! sources {
             /// Every enabled table's files ([`Section::check_files`]).
             pub fn check_files(&self) -> Result<(), FileError> {
                 $(
+                    $(#[cfg(feature = $feature)])?
                     if let Some(c) = Field::present(&self.$field).filter(|c| Section::enabled(*c)) {
                         Section::check_files(c)?;
                     }
@@ -246,27 +252,42 @@ impl SourceError {
     }
 }
 
+#[cfg(not(any(
+    feature = "host",
+    feature = "smart",
+    feature = "modbus",
+    feature = "net",
+    feature = "ipmi",
+    feature = "snmp"
+)))]
+compile_error!("sitewatch-agent needs at least one source feature (Cargo.toml [features])");
+
+// Every source is behind a cargo feature of the same name, named first.
 sources! {
+    @feature "host"
     /// `[sources.host]`: this machine's CPU, memory, filesystems, network, load,
     /// uptime and temperatures. Enabled by default.
     #[serde(default)]
     host: host::config::HostSourceConfig => Host(host::HostSource),
+    @feature "smart"
     /// `[sources.smart]`: disk health through smartctl. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     smart: Option<smart::config::SmartSourceConfig> => Smart(smart::SmartSource),
+    @feature "modbus"
     /// `[sources.modbus]`: UPS, generator, cooling and environment devices over
     /// Modbus TCP/RTU, each read through a profile. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     modbus: Option<modbus::config::ModbusSourceConfig> => Modbus(modbus::ModbusSource),
+    @feature "net"
     /// `[sources.net]`: ICMP echo and TCP connect probes to switches, routers,
     /// uplinks, peer sites and services. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     net: Option<net::config::NetSourceConfig> => Net(net::NetSource),
+    @feature "ipmi"
     /// `[sources.ipmi]`: BMC sensors, SEL, chassis status and DCMI power over
     /// RMCP+ and/or the local `/dev/ipmi0`. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ipmi: Option<ipmi::config::IpmiSourceConfig> => Ipmi(ipmi::IpmiSource),
-    // A source behind a cargo feature names it first.
     @feature "snmp"
     /// `[sources.snmp]`: UPS network cards, rack PDUs, environment monitors
     /// and switches over SNMP v1/v2c/v3, each read through a profile

@@ -335,9 +335,8 @@ impl HostSource {
 
     /// A poll closer than 200 ms to the previous one (or to the start) reports
     /// no CPU share instead of waiting for one: for `once`.
-    pub fn without_cpu_wait(mut self) -> Self {
+    pub fn skip_cpu_wait(&mut self) {
         self.wait_for_cpu = false;
-        self
     }
 }
 

@@ -13,6 +13,8 @@ pub mod ipmi;
 pub mod modbus;
 pub mod net;
 pub mod smart;
+#[cfg(feature = "nut")]
+pub mod nut;
 #[cfg(feature = "snmp")]
 pub mod snmp;
 
@@ -156,6 +158,7 @@ macro_rules! sources {
             /// Every enabled table's files ([`Section::check_files`]).
             pub fn check_files(&self) -> Result<(), FileError> {
                 $(
+                    $(#[cfg(feature = $feature)])?
                     if let Some(c) = Field::present(&self.$field).filter(|c| Section::enabled(*c)) {
                         Section::check_files(c)?;
                     }
@@ -273,4 +276,9 @@ sources! {
     /// (`firmware-config/snmp/`), and a trap receiver. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     snmp: Option<snmp::config::SnmpSourceConfig> => Snmp(snmp::SnmpSource),
+    @feature "nut"
+    /// `[sources.nut]`: UPSes served by Network UPS Tools' upsd (RFC 9271),
+    /// as hosts, hypervisors and NAS boxes read them. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nut: Option<nut::config::NutSourceConfig> => Nut(nut::NutSource),
 }

@@ -67,7 +67,10 @@ pub mod config;
 pub mod device;
 pub mod endpoint;
 pub mod files;
+pub mod latest;
 pub mod logging;
+#[cfg(feature = "nut")]
+pub mod nutd;
 pub mod pattern;
 pub mod publisher;
 pub mod scheduler;

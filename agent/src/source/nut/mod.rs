@@ -273,7 +273,8 @@ impl NutServer {
         }
     }
 
-    async fn converse(&mut self) -> Result<Vec<Reading>, Failure> {
+    /// The readings, and a UPS's failure that did not stop the others.
+    async fn converse(&mut self) -> Result<(Vec<Reading>, Option<Failure>), Failure> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| Failure::Connect(format!("connecting: {e}")))?;
@@ -338,14 +339,7 @@ impl NutServer {
             }
         }
         let _ = s.send(&["LOGOUT"]).await;
-        match failed {
-            Some(f) => {
-                let e = self.error(f);
-                tracing::debug!(server = %self.name, error = %e, "a UPS could not be read");
-                Ok(readings)
-            }
-            None => Ok(readings),
-        }
+        Ok((readings, failed))
     }
 }
 
@@ -365,7 +359,11 @@ fn unknown(readings: &[Reading]) -> Vec<Reading> {
 impl Device for NutServer {
     async fn read(&mut self) -> Read {
         match self.converse().await {
-            Ok(readings) => Read::ok(readings.into()),
+            Ok((readings, None)) => Read::ok(readings.into()),
+            Ok((readings, Some(f))) => {
+                let e = self.error(f);
+                Read::failed(readings.into(), e)
+            }
             Err(f) => {
                 let e = self.error(f);
                 Read::failed(self.unknown_all().into(), e)

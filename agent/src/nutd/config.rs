@@ -119,6 +119,22 @@ impl Default for FsdConfig {
     }
 }
 
+impl Default for NutServerConfig {
+    /// Loopback, no users, no FSD policy: what an empty `[nut_server]` says.
+    fn default() -> Self {
+        NutServerConfig {
+            enabled: true,
+            listen: default_listen(),
+            users_file: None,
+            stale_after: default_stale_after(),
+            idle_timeout: default_idle_timeout(),
+            max_clients: default_max_clients(),
+            ups: Vec::new(),
+            fsd: FsdConfig::default(),
+        }
+    }
+}
+
 fn default_listen() -> Vec<String> {
     vec!["127.0.0.1:3493".into()]
 }
@@ -231,6 +247,7 @@ mod tests {
     #[test]
     fn listens_on_loopback_by_default_without_a_threshold() {
         let c = parse("");
+        assert_eq!(c, NutServerConfig::default());
         assert_eq!(c.listen, ["127.0.0.1:3493"]);
         assert_eq!(c.fsd, FsdConfig::default());
         c.validate().unwrap();

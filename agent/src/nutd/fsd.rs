@@ -4,7 +4,9 @@
 //! A condition (on battery with the runtime left below `runtime_below`, or on
 //! battery for `on_battery_for`) must hold for `grace` before FSD is raised.
 //! FSD stays raised (the servers are already going down) until the UPS is back
-//! on mains; a primary upsmon's `FSD` is kept the same way. In a dry run the
+//! on mains; a primary upsmon's `FSD` is kept the same way, and one sent while
+//! the UPS is on mains (a planned shutdown) until the agent restarts or the
+//! next battery episode ends. In a dry run the
 //! policy says what it would raise and the status stays as it is.
 
 use std::time::Duration;
@@ -56,8 +58,14 @@ impl Tracker {
     ) -> Option<Change> {
         if !on_battery {
             let was = self.fsd();
-            *self = Tracker::default();
-            return was.then_some(Change::Cleared);
+            // A primary's FSD sent while on mains (a planned shutdown) stays;
+            // one of a battery episode ends with it.
+            let by_primary = self.by_primary && self.on_battery_since.is_none();
+            *self = Tracker {
+                by_primary,
+                ..Tracker::default()
+            };
+            return (was && !self.fsd()).then_some(Change::Cleared);
         }
         let since = *self.on_battery_since.get_or_insert(now);
         let low_runtime = match (policy.runtime_below, runtime) {
@@ -171,6 +179,11 @@ mod tests {
         let now = Instant::now();
         assert_eq!(t.observe(&FsdConfig::default(), now, true, Some(1.0)), None);
         t.set_by_primary();
+        assert!(t.fsd());
+        assert_eq!(t.observe(&FsdConfig::default(), now, false, None), Some(Change::Cleared));
+        // Sent on mains: it stays.
+        t.set_by_primary();
+        assert_eq!(t.observe(&FsdConfig::default(), now, false, None), None);
         assert!(t.fsd());
     }
 }

@@ -490,3 +490,89 @@ fn get(facade: &Facade, sub: &str, w: &[&str]) -> String {
         _ => err("INVALID-ARGUMENT"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sitewatch_protocol::{Reading, ReadingState};
+
+    fn reading(name: &str, q: &str, nut: &str, v: f64) -> Reading {
+        Reading::new("modbus", "ups-a", name, q, Some(v), ReadingState::Ok).with_label(NUT_LABEL, nut)
+    }
+
+    fn facade(users: &str) -> (Arc<Facade>, Arc<Latest>) {
+        let latest = Latest::new();
+        let mut f = Facade::new(NutServerConfig::default(), Arc::clone(&latest)).unwrap();
+        Arc::get_mut(&mut f).unwrap().users = Users::parse(users).unwrap();
+        latest.update(&[
+            reading("online", "ups_online", "ups.status:OL", 1.0),
+            reading("on_battery", "ups_on_battery", "ups.status:OB", 0.0),
+            reading("battery_charge", "ups_battery_charge_ratio", "battery.charge", 0.97),
+            reading("runtime", "ups_battery_runtime_seconds", "battery.runtime", 1800.0),
+        ]);
+        (f, latest)
+    }
+
+    fn say(f: &Facade, s: &mut Session, line: &str) -> String {
+        let words = proto::split_words(line.as_bytes()).unwrap();
+        respond(f, s, &words).0
+    }
+
+    #[tokio::test]
+    async fn serves_lists_and_values_with_nut_names() {
+        let (f, _) = facade("");
+        let mut s = Session::default();
+        assert_eq!(
+            say(&f, &mut s, "LIST UPS"),
+            "BEGIN LIST UPS\nUPS ups-a \"sitewatch modbus/ups-a\"\nEND LIST UPS\n"
+        );
+        assert_eq!(
+            say(&f, &mut s, "LIST VAR ups-a"),
+            "BEGIN LIST VAR ups-a\nVAR ups-a battery.charge \"97\"\nVAR ups-a battery.runtime \"1800\"\n\
+             VAR ups-a device.type \"ups\"\nVAR ups-a ups.status \"OL\"\nEND LIST VAR ups-a\n"
+        );
+        assert_eq!(say(&f, &mut s, "get var ups-a ups.status"), "VAR ups-a ups.status \"OL\"\n");
+        assert_eq!(say(&f, &mut s, "GET VAR ups-b ups.status"), "ERR UNKNOWN-UPS\n");
+        assert_eq!(say(&f, &mut s, "NETVER"), "1.3\n");
+        assert_eq!(say(&f, &mut s, "SET VAR ups-a x 1"), "ERR ACCESS-DENIED\n");
+        assert_eq!(say(&f, &mut s, "FROB"), "ERR UNKNOWN-COMMAND\n");
+        assert_eq!(respond(&f, &mut s, &["LOGOUT".into()]), ("OK Goodbye\n".into(), true));
+    }
+
+    #[tokio::test]
+    async fn logins_follow_upsd_and_only_a_primary_raises_fsd() {
+        let (f, _) = facade("[mon]\npassword = s\nupsmon secondary\n[boss]\npassword = b\nupsmon primary\n");
+        let mut s = Session::default();
+        assert_eq!(say(&f, &mut s, "LOGIN ups-a"), "ERR USERNAME-REQUIRED\n");
+        assert_eq!(say(&f, &mut s, "USERNAME mon"), "OK\n");
+        assert_eq!(say(&f, &mut s, "USERNAME mon"), "ERR ALREADY-SET-USERNAME\n");
+        assert_eq!(say(&f, &mut s, "PASSWORD s"), "OK\n");
+        assert_eq!(say(&f, &mut s, "LOGIN ups-a"), "OK\n");
+        assert_eq!(say(&f, &mut s, "GET NUMLOGINS ups-a"), "NUMLOGINS ups-a 1\n");
+        assert_eq!(say(&f, &mut s, "PRIMARY ups-a"), "ERR ACCESS-DENIED\n");
+        assert_eq!(say(&f, &mut s, "FSD ups-a"), "ERR ACCESS-DENIED\n");
+        let mut p = Session::default();
+        say(&f, &mut p, "USERNAME boss");
+        say(&f, &mut p, "PASSWORD b");
+        assert_eq!(say(&f, &mut p, "MASTER ups-a"), "OK MASTER-GRANTED\n");
+        assert_eq!(say(&f, &mut p, "FSD ups-a"), "OK FSD-SET\n");
+        assert_eq!(say(&f, &mut s, "GET VAR ups-a ups.status"), "VAR ups-a ups.status \"OL FSD\"\n");
+        let mut wrong = Session::default();
+        say(&f, &mut wrong, "USERNAME boss");
+        say(&f, &mut wrong, "PASSWORD guess");
+        assert_eq!(say(&f, &mut wrong, "LOGIN ups-a"), "ERR ACCESS-DENIED\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn old_or_unknown_readings_are_stale() {
+        let (f, latest) = facade("");
+        let mut s = Session::default();
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(say(&f, &mut s, "GET VAR ups-a ups.status"), "ERR DATA-STALE\n");
+        assert_eq!(say(&f, &mut s, "LIST VAR ups-a"), "ERR DATA-STALE\n");
+        let mut unknown = reading("online", "ups_online", "ups.status:OL", 1.0);
+        unknown.value = None;
+        latest.update(&[unknown]);
+        assert_eq!(say(&f, &mut s, "GET VAR ups-a ups.status"), "ERR DATA-STALE\n");
+    }
+}

@@ -289,6 +289,11 @@ pub fn variables(readings: &[Reading], extra_status: &[&str]) -> Option<BTreeMap
             status.push(w);
         }
     }
+    // NUT's OL and OB exclude each other; a device whose "online" bit lags
+    // its "on battery" bit is on battery.
+    if status.contains(&"OB") {
+        status.retain(|w| *w != "OL");
+    }
     // The canonical order (OL before OB, LB after them, ...).
     status.sort_by_key(|w| {
         STATUS_FLAGS
@@ -376,6 +381,8 @@ mod tests {
         }
         let fsd = variables(&m.readings, &["FSD"]).unwrap();
         assert_eq!(fsd["ups.status"], "OL CHRG FSD");
+        let both = readings("nut", "u", &vars(&[("ups.status", "OL OB LB")]));
+        assert_eq!(variables(&both.readings, &[]).unwrap()["ups.status"], "OB LB");
     }
 
     #[test]

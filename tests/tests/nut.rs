@@ -19,6 +19,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -90,10 +91,36 @@ fn gateway(dir: &Path, mqtt_port: u16, modbus_port: u16, nut_port: u16, fsd: &st
     agent
 }
 
+/// upsmon keeps its pid file in the compiled-in /run/nut (whatever
+/// NUT_ALTPIDPATH says) and refuses to start while the pid there lives: one
+/// upsmon at a time in this binary.
+static ONE_UPSMON: Mutex<()> = Mutex::new(());
+
+/// A running upsmon, stopped with SIGTERM (so that it removes its pid file)
+/// before the next one starts.
+struct Upsmon {
+    proc: peers::Proc,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Upsmon {
+    fn drop(&mut self) {
+        // Its own process group: the monitoring child it forks goes too.
+        let group = format!("-{}", self.proc.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.proc.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    }
+}
+
 /// Debian's upsmon watching `ups-a` on the facade as a secondary, with the
 /// shipped upsmon.conf: only the address, the commands and the timings
-/// replaced. Returns the process and the file its SHUTDOWNCMD writes.
-fn upsmon(dir: &Path, nut_port: u16) -> (peers::Proc, PathBuf) {
+/// replaced. Returns upsmon and the file its SHUTDOWNCMD writes.
+fn upsmon(dir: &Path, nut_port: u16) -> (Upsmon, PathBuf) {
+    let turn = ONE_UPSMON.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let conf_dir = dir.join("upsmon");
     std::fs::create_dir_all(&conf_dir).unwrap();
     let record = conf_dir.join("shutdown-called");
@@ -103,7 +130,7 @@ fn upsmon(dir: &Path, nut_port: u16) -> (peers::Proc, PathBuf) {
         format!("#!/bin/sh\ndate +%s.%N >> {}\n", record.display()),
     )
     .unwrap();
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::{fs::PermissionsExt, process::CommandExt};
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let shipped = std::fs::read_to_string(example("upsmon.conf")).unwrap();
     let mut conf = String::new();
@@ -130,18 +157,37 @@ fn upsmon(dir: &Path, nut_port: u16) -> (peers::Proc, PathBuf) {
     let path = conf_dir.join("upsmon.conf");
     std::fs::write(&path, conf).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The previous upsmon of this binary is gone (the lock), so a pid file
+    // naming no upsmon is stale (a pid reused since would make this one refuse
+    // to start); one naming a live upsmon is the machine's own: hands off.
+    let pid_file = Path::new("/run/nut/upsmon.pid");
+    if let Ok(pid) = std::fs::read_to_string(pid_file) {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap_or_default();
+        assert!(
+            comm.trim() != "upsmon",
+            "this machine runs its own upsmon (pid {}): the test cannot start another",
+            pid.trim()
+        );
+        let _ = std::fs::remove_file(pid_file);
+    }
     let mut cmd = Command::new(peers::UPSMON);
+    cmd.process_group(0);
     cmd.args(["-F", "-u", "root"])
         .env("NUT_CONFPATH", &conf_dir)
         .env("NUT_STATEPATH", &conf_dir)
         .env("NUT_ALTPIDPATH", &conf_dir);
-    let proc = peers::Proc::spawn(cmd, conf_dir.join("upsmon.log"));
+    let mut proc = peers::Proc::spawn(cmd, conf_dir.join("upsmon.log"));
     // Logged in: the facade counts it.
     wait::until(Duration::from_secs(15), "upsmon logged in", || {
+        assert!(
+            proc.child.try_wait().unwrap().is_none(),
+            "upsmon exited:\n{}",
+            proc.log_text()
+        );
         let answer = peers::converse(nut_port, &["GET NUMLOGINS ups-a"], 1);
         (answer.first().map(String::as_str) == Some("NUMLOGINS ups-a 1")).then_some(())
     });
-    (proc, record)
+    (Upsmon { proc, _turn: turn }, record)
 }
 
 fn called(record: &Path) -> bool {
@@ -223,8 +269,12 @@ fn upsmon_shuts_down_when_the_simulated_ups_is_on_battery_and_low_and_not_before
     });
     // On battery alone: upsmon waits (a generator may come, the battery holds).
     std::thread::sleep(Duration::from_secs(5));
-    assert!(!called(&record), "shut down on OB alone:\n{}", mon.log_text());
-    assert!(mon.child.try_wait().unwrap().is_none(), "upsmon exited:\n{}", mon.log_text());
+    assert!(!called(&record), "shut down on OB alone:\n{}", mon.proc.log_text());
+    assert!(
+        mon.proc.child.try_wait().unwrap().is_none(),
+        "upsmon exited:\n{}",
+        mon.proc.log_text()
+    );
     control_at(control, "battery_low");
     let low = Instant::now();
     wait::until(Duration::from_secs(15), "upsmon's SHUTDOWNCMD", || {
@@ -232,7 +282,7 @@ fn upsmon_shuts_down_when_the_simulated_ups_is_on_battery_and_low_and_not_before
     });
     // Agent poll (1 s) + upsmon's POLLFREQALERT (1 s) + its FINALDELAY (0).
     assert!(low.elapsed() < Duration::from_secs(6), "{:?}", low.elapsed());
-    assert!(mon.log_text().contains("ups-a"), "{}", mon.log_text());
+    assert!(mon.proc.log_text().contains("ups-a"), "{}", mon.proc.log_text());
 }
 
 #[test]

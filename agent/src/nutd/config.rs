@@ -60,6 +60,20 @@ pub struct NutServerConfig {
     /// When the facade raises FSD by itself.
     #[serde(default)]
     pub fsd: FsdConfig,
+    /// STARTTLS for clients that ask (upsmon's `CERTVERIFY`/`FORCESSL`);
+    /// absent: `STARTTLS` answers `ERR FEATURE-NOT-CONFIGURED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<FacadeTls>,
+}
+
+/// `[nut_server.tls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacadeTls {
+    /// PEM certificate chain the facade presents.
+    pub cert: PathBuf,
+    /// Its PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[[nut_server.ups]]`
@@ -131,6 +145,7 @@ impl Default for NutServerConfig {
             max_clients: default_max_clients(),
             ups: Vec::new(),
             fsd: FsdConfig::default(),
+            tls: None,
         }
     }
 }
@@ -226,6 +241,13 @@ impl NutServerConfig {
     /// The users file reads and holds valid users.
     pub fn check_files(&self) -> Result<(), crate::files::FileError> {
         use crate::files::{FileError, FileProblem, readable_file};
+        if let Some(t) = &self.tls {
+            readable_file(&t.cert).map_err(|e| FileError::new("nut_server.tls.cert", &t.cert, e))?;
+            readable_file(&t.key).map_err(|e| FileError::new("nut_server.tls.key", &t.key, e))?;
+            crate::tls::server_config(&t.cert, &t.key).map_err(|e| {
+                FileError::new("nut_server.tls.cert", &t.cert, FileProblem::Invalid(e.to_string()))
+            })?;
+        }
         if let Some(p) = &self.users_file {
             readable_file(p).map_err(|e| FileError::new("nut_server.users_file", p, e))?;
             super::users::Users::load(p).map_err(|e| {

@@ -6,9 +6,9 @@
 //! Commands: `VER`, `NETVER` (`PROTVER`), `HELP`, `LIST UPS`, `LIST VAR`,
 //! `LIST CMD`, `LIST RW`, `LIST ENUM`, `LIST RANGE`, `LIST CLIENT`, `GET VAR`,
 //! `GET UPSDESC`, `GET NUMLOGINS`, `GET TYPE`, `GET DESC`, `USERNAME`,
-//! `PASSWORD`, `LOGIN`, `LOGOUT`, `PRIMARY` (`MASTER`), `FSD`; `STARTTLS`
-//! answers `ERR FEATURE-NOT-CONFIGURED` (TLS is not served yet), `SET` and
-//! `INSTCMD` `ERR ACCESS-DENIED`.
+//! `PASSWORD`, `LOGIN`, `LOGOUT`, `PRIMARY` (`MASTER`), `FSD`, and
+//! `STARTTLS` with `[nut_server.tls]` (else `ERR FEATURE-NOT-CONFIGURED`);
+//! `SET` and `INSTCMD` answer `ERR ACCESS-DENIED`.
 //!
 //! The UPS list comes from [`crate::latest::Latest`], the readings the
 //! publisher already has: every device with a reading labelled
@@ -66,6 +66,8 @@ pub enum FacadeError {
     },
     #[error("nut_server.users_file: {0}")]
     Users(String),
+    #[error("nut_server.tls: {0}")]
+    Tls(String),
 }
 
 /// One UPS as served.
@@ -86,6 +88,7 @@ pub struct Facade {
     fsd: Mutex<BTreeMap<String, fsd::Tracker>>,
     logins: Mutex<BTreeMap<String, u32>>,
     clients: AtomicUsize,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Facade {
@@ -94,7 +97,15 @@ impl Facade {
             Some(p) => Users::load(p).map_err(|e| FacadeError::Users(format!("{}: {e}", p.display())))?,
             None => Users::default(),
         };
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => Some(
+                crate::tls::server_config(&t.cert, &t.key)
+                    .map_err(|e| FacadeError::Tls(e.to_string()))?,
+            ),
+        };
         Ok(Arc::new(Facade {
+            tls,
             config,
             users,
             latest,
@@ -308,22 +319,77 @@ async fn serve(stream: TcpStream, facade: &Facade, mut shutdown: watch::Receiver
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut session = Session::default();
+    let next = lines(&mut reader, &mut w, facade, &mut session, &mut shutdown, true).await;
+    if next == Next::StartTls
+        && let Some(config) = &facade.tls
+        // A client that sent more after STARTTLS is not doing TLS.
+        && reader.buffer().is_empty()
+        && let Ok(tcp) = reader.into_inner().reunite(w)
+    {
+        match tokio_rustls::TlsAcceptor::from(Arc::clone(config)).accept(tcp).await {
+            Ok(tls) => {
+                let (r, mut w) = tokio::io::split(tls);
+                let mut reader = BufReader::new(r);
+                lines(&mut reader, &mut w, facade, &mut session, &mut shutdown, false).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "nut server: TLS handshake failed"),
+        }
+    }
+    if let Some(ups) = session.logged_in.take() {
+        facade.login(&ups, -1);
+    }
+}
+
+/// How a run of lines ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Closed,
+    /// `OK STARTTLS` was sent: the handshake comes next.
+    StartTls,
+}
+
+/// Answers commands until the client leaves, idles out, or asks for TLS
+/// (`plain`: not in TLS yet).
+async fn lines<R, W>(
+    reader: &mut R,
+    w: &mut W,
+    facade: &Facade,
+    session: &mut Session,
+    shutdown: &mut watch::Receiver<bool>,
+    plain: bool,
+) -> Next
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let mut line = Vec::new();
     loop {
         let read = tokio::select! {
-            r = tokio::time::timeout(facade.config.idle_timeout, read_line(&mut reader, &mut line)) => r,
-            _ = shutdown.wait_for(|s| *s) => break,
+            r = tokio::time::timeout(facade.config.idle_timeout, read_line(reader, &mut line)) => r,
+            _ = shutdown.wait_for(|s| *s) => return Next::Closed,
         };
         let answer = match read {
             // Idle, closed, or a line that cannot be framed (too long, cut
             // short): the conversation is over.
-            Err(_) | Ok(Ok(None)) | Ok(Err(_)) => break,
+            Err(_) | Ok(Ok(None)) | Ok(Err(_)) => return Next::Closed,
             Ok(Ok(Some(()))) => match proto::split_words(&line) {
+                Ok(words) if words.len() == 1 && words[0].eq_ignore_ascii_case("STARTTLS") => {
+                    match (plain, facade.tls.is_some()) {
+                        (true, true) => {
+                            if w.write_all(b"OK STARTTLS\n").await.is_err() {
+                                return Next::Closed;
+                            }
+                            return Next::StartTls;
+                        }
+                        (false, _) => err("ALREADY-SSL-MODE"),
+                        (true, false) => err("FEATURE-NOT-CONFIGURED"),
+                    }
+                }
                 Ok(words) => {
-                    let (answer, close) = respond(facade, &mut session, &words);
+                    let (answer, close) = respond(facade, session, &words);
                     if close {
                         let _ = w.write_all(answer.as_bytes()).await;
-                        break;
+                        return Next::Closed;
                     }
                     answer
                 }
@@ -331,11 +397,8 @@ async fn serve(stream: TcpStream, facade: &Facade, mut shutdown: watch::Receiver
             },
         };
         if w.write_all(answer.as_bytes()).await.is_err() {
-            break;
+            return Next::Closed;
         }
-    }
-    if let Some(ups) = session.logged_in.take() {
-        facade.login(&ups, -1);
     }
 }
 

@@ -59,6 +59,16 @@ pub struct NutServerConfig {
     /// A file holding the password (its first line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// STARTTLS before anything else, trusting only this CA (PEM): the
+    /// server's certificate must chain to it and name `tls_server_name`.
+    /// A server that does not offer TLS is then an error, never read in
+    /// the clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must hold; default the address's
+    /// host (an IP address is checked against the certificate's IP SANs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
     /// Only these UPSes (names as in `LIST UPS`); empty: every UPS it lists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ups: Vec<String>,
@@ -142,6 +152,12 @@ impl crate::source::Section for NutSourceConfig {
                     ),
                 ));
             }
+            if s.tls_server_name.is_some() && s.tls_ca.is_none() {
+                return Err((
+                    "sources.nut.servers.tls_server_name",
+                    format!("{:?}: needs tls_ca", s.name),
+                ));
+            }
             if let Some(t) = s.timeout
                 && (t.is_zero() || t > self.timeout)
             {
@@ -160,6 +176,16 @@ impl crate::source::Section for NutSourceConfig {
     fn check_files(&self) -> Result<(), crate::files::FileError> {
         use crate::files::{FileError, FileProblem, readable_file};
         for (i, s) in self.servers.iter().enumerate() {
+            if let Some(ca) = &s.tls_ca {
+                let key = format!("sources.nut.servers[{i}].tls_ca");
+                readable_file(ca).map_err(|e| FileError::new(key.clone(), ca, e))?;
+                crate::tls::client_config(&crate::config::TlsConfig {
+                    ca: ca.clone(),
+                    cert: None,
+                    key: None,
+                })
+                .map_err(|e| FileError::new(key, ca, FileProblem::Invalid(e.to_string())))?;
+            }
             if let Some(p) = &s.password_file {
                 let key = format!("sources.nut.servers[{i}].password_file");
                 readable_file(p).map_err(|e| FileError::new(key.clone(), p, e))?;

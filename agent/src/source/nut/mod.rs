@@ -20,11 +20,11 @@ pub mod config;
 pub mod map;
 pub mod proto;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use sitewatch_protocol::Reading;
 use tokio::{
-    io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf},
     net::TcpStream,
 };
 
@@ -97,6 +97,32 @@ pub enum ReadLineError {
     Line(LineError),
 }
 
+/// A connection, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Reads one line without reading past it (before a TLS handshake nothing
+/// after the line may be taken from the socket).
+pub async fn read_line_unbuffered<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Vec<u8>, ReadLineError> {
+    let mut line = Vec::new();
+    loop {
+        let mut byte = [0u8; 1];
+        let n = reader.read(&mut byte).await.map_err(ReadLineError::Io)?;
+        if n == 0 {
+            return Err(ReadLineError::CutShort);
+        }
+        if byte[0] == b'\n' {
+            return Ok(line);
+        }
+        line.push(byte[0]);
+        if line.len() > proto::MAX_LINE {
+            return Err(ReadLineError::Line(LineError::TooLong));
+        }
+    }
+}
+
 /// The device kinds of a failed read (`agent_poll_success{error=...}`).
 mod kind {
     pub const CONNECT: &str = "connect";
@@ -104,6 +130,7 @@ mod kind {
     pub const CREDENTIALS: &str = "credentials";
     pub const SERVER: &str = "server_error";
     pub const MALFORMED: &str = "malformed";
+    pub const TLS: &str = "tls";
 }
 
 /// One upsd server.
@@ -113,6 +140,8 @@ pub struct NutServer {
     host: String,
     port: u16,
     credentials: Option<(String, String)>,
+    /// STARTTLS: the client configuration and the name to check.
+    tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
     only: Vec<String>,
     /// The latest readings of each UPS, reported unknown when unread.
     last: BTreeMap<String, Vec<Reading>>,
@@ -124,14 +153,15 @@ pub struct NutServer {
 
 /// A conversation with one upsd.
 struct Session {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    reader: BufReader<ReadHalf<Box<dyn Io>>>,
+    writer: WriteHalf<Box<dyn Io>>,
     line: Vec<u8>,
 }
 
 /// Why one exchange failed.
 enum Failure {
     Connect(String),
+    Tls(String),
     Io(String),
     /// `ERR <code>` from the server, with the command.
     Server(String, String),
@@ -224,11 +254,34 @@ impl NutServer {
             )),
             _ => None,
         };
+        let tls = match &config.tls_ca {
+            None => None,
+            Some(ca) => {
+                let client = crate::tls::client_config(&crate::config::TlsConfig {
+                    ca: ca.clone(),
+                    cert: None,
+                    key: None,
+                })
+                .map_err(|e| SourceError::Read {
+                    what: "nut tls_ca",
+                    message: format!("server {:?}: {e}", config.name),
+                })?;
+                let name = config.tls_server_name.clone().unwrap_or_else(|| host.clone());
+                let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+                    SourceError::Read {
+                        what: "nut tls_server_name",
+                        message: format!("server {:?}: {name:?}: {e}", config.name),
+                    }
+                })?;
+                Some((client, name))
+            }
+        };
         Ok(NutServer {
             name: config.name.clone(),
             host,
             port,
             credentials,
+            tls,
             only: config.ups.clone(),
             last: BTreeMap::new(),
             malformed_answers: 0,
@@ -249,6 +302,7 @@ impl NutServer {
     fn error(&mut self, failure: Failure) -> DeviceError {
         match failure {
             Failure::Connect(m) => DeviceError::new(kind::CONNECT, m),
+            Failure::Tls(m) => DeviceError::new(kind::TLS, m),
             Failure::Io(m) => DeviceError::new(kind::IO, m),
             Failure::Malformed(m) => {
                 self.malformed_answers += 1;
@@ -273,13 +327,53 @@ impl NutServer {
         }
     }
 
+    /// `STARTTLS`, then the handshake: a server that does not offer TLS is an
+    /// error, never a fall back to the clear.
+    async fn starttls(
+        mut stream: TcpStream,
+        config: &Arc<rustls::ClientConfig>,
+        name: &rustls::pki_types::ServerName<'static>,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+        stream
+            .write_all(b"STARTTLS\n")
+            .await
+            .map_err(|e| Failure::Io(format!("sending STARTTLS: {e}")))?;
+        let line = read_line_unbuffered(&mut stream).await.map_err(|e| match e {
+            ReadLineError::Io(e) => Failure::Io(format!("reading the answer to STARTTLS: {e}")),
+            e => Failure::Malformed(format!("answer to STARTTLS: {e}")),
+        })?;
+        match proto::answer(&line) {
+            Ok(Answer::Ok(_)) => {}
+            Ok(Answer::Err(code)) => {
+                return Err(Failure::Tls(format!(
+                    "the server refused STARTTLS (ERR {code}): it offers no TLS"
+                )));
+            }
+            Ok(Answer::Line(l)) => {
+                return Err(Failure::Malformed(format!("STARTTLS answered {:?}", l.join(" "))));
+            }
+            Err(e) => return Err(Failure::Malformed(format!("answer to STARTTLS: {e}"))),
+        }
+        tokio_rustls::TlsConnector::from(Arc::clone(config))
+            .connect(name.clone(), stream)
+            .await
+            .map_err(|e| {
+                let hint = crate::tls::rustls_cause(&e).map(crate::tls::hint).unwrap_or("");
+                Failure::Tls(format!("TLS handshake: {e} {hint}").trim_end().to_owned())
+            })
+    }
+
     /// The readings, and a UPS's failure that did not stop the others.
     async fn converse(&mut self) -> Result<(Vec<Reading>, Option<Failure>), Failure> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| Failure::Connect(format!("connecting: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
+        let io: Box<dyn Io> = match &self.tls {
+            None => Box::new(stream),
+            Some((config, name)) => Box::new(Self::starttls(stream, config, name).await?),
+        };
+        let (r, w) = tokio::io::split(io);
         let mut s = Session {
             reader: BufReader::new(r),
             writer: w,

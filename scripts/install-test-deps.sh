@@ -52,6 +52,9 @@ declare -A PACKAGES=(
   # upsc and upsmon (the facade's clients).
   [nut-server]=/lib/nut/dummy-ups
   [nut-client]=/lib/nut/upsmon
+  # NSS's certutil and pk12util: NUT's TLS keeps its certificates in an NSS
+  # database (upsd's CERTPATH/CERTIDENT, upsmon's CERTPATH).
+  [libnss3-tools]=/usr/bin/certutil
 )
 
 missing=()

@@ -301,3 +301,59 @@ async fn malformed_answers_are_counted_failed_reads_never_a_panic() {
         }
     }
 }
+
+/// Skips (passes) without NSS's tools, unless `SITEWATCH_REQUIRE_SHARED` is set.
+macro_rules! require_nss {
+    () => {
+        if !peers::nss_tools_present() {
+            assert!(
+                std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+                "certutil/pk12util not installed (libnss3-tools, scripts/install-test-deps.sh)"
+            );
+            println!("SKIPPED: libnss3-tools not installed (scripts/install-test-deps.sh)");
+            return;
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_a_upsd_over_starttls_trusting_only_its_ca_and_never_falls_back_to_the_clear() {
+    require_nut!();
+    require_nss!();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = peers::make_certs(dir.path(), "upsd");
+    let (other_ca, _, _) = peers::make_certs(dir.path(), "other");
+    let db = peers::nss_db(dir.path(), &ca, Some((&cert, &key)));
+    let tls = Upsd::start_with(
+        &[DummyUps { name: "ups1", dev: ONLINE }],
+        USERS,
+        &format!("CERTPATH {}\nCERTIDENT \"upsd\" \"dbpass\"\n", db.display()),
+    );
+    let plain = Upsd::start(&[DummyUps { name: "ups1", dev: ONLINE }], USERS);
+    let password = dir.path().join("password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let with_ca = |ca: &std::path::Path| {
+        format!(
+            "tls_ca = \"{}\"\nusername = \"mon\"\npassword_file = \"{}\"",
+            ca.display(),
+            password.display()
+        )
+    };
+    let mut src = source(&format!(
+        "{}{}{}",
+        server("tls", tls.port, &with_ca(&ca)),
+        server("wrong_ca", tls.port, &with_ca(&other_ca)),
+        server("no_tls", plain.port, &with_ca(&ca)),
+    ));
+    let r = src.poll().await.unwrap().readings;
+    // Over TLS, with a login: read.
+    assert_eq!(find(&r, "ups1@tls", "battery.charge").value, Some(0.97));
+    assert_eq!(stat(&r, "tls", "agent_poll_success").value, Some(1.0));
+    // A certificate from another CA, and a server that offers no TLS: a
+    // clear `tls` error, and nothing read (no password sent in the clear).
+    for s in ["wrong_ca", "no_tls"] {
+        let p = stat(&r, s, "agent_poll_success");
+        assert_eq!((p.value, p.labels["error"].as_str()), (Some(0.0), "tls"), "{s}");
+        assert!(!r.iter().any(|x| x.dev == format!("ups1@{s}")), "{s}");
+    }
+}

@@ -82,6 +82,9 @@ fn check_config_names_every_unusable_nut_file_and_invalid_key() {
     let writable = d.join("writable.users");
     std::fs::write(&writable, "[a]\npassword = x\nactions = SET\n").unwrap();
     let writable = writable.display().to_string();
+    let not_pem = d.join("not.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let not_pem = not_pem.display().to_string();
     let site = "site = \"bj1\"\n";
     let server = |extra: &str| {
         format!(
@@ -112,6 +115,30 @@ fn check_config_names_every_unusable_nut_file_and_invalid_key() {
             "sources.nut.servers[0].password_file",
             empty.clone(),
             "is empty",
+        ),
+        (
+            server(&format!("tls_ca = \"{gone}\"\n")),
+            "sources.nut.servers[0].tls_ca",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            server(&format!("tls_ca = \"{not_pem}\"\n")),
+            "sources.nut.servers[0].tls_ca",
+            not_pem.clone(),
+            "no PEM certificate",
+        ),
+        (
+            format!("{site}[nut_server.tls]\ncert = \"{not_pem}\"\nkey = \"{gone}\"\n"),
+            "nut_server.tls.key",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            format!("{site}[nut_server.tls]\ncert = \"{not_pem}\"\nkey = \"{not_pem}\"\n"),
+            "nut_server.tls.cert",
+            not_pem.clone(),
+            "no PEM certificate",
         ),
     ];
     let path = d.join("agent.toml");
@@ -145,6 +172,10 @@ fn check_config_names_every_unusable_nut_file_and_invalid_key() {
         ),
         (server("username = \"u\"\n"), "sources.nut.servers.password_file"),
         (server("address = \"x\"\n"), "address"),
+        (
+            server("tls_server_name = \"nas\"\n"),
+            "sources.nut.servers.tls_server_name",
+        ),
         (
             format!("{site}[sources.nut]\ninterval = \"1s\"\ntimeout = \"2s\"\n"),
             "sources.nut.timeout",

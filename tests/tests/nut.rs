@@ -73,6 +73,18 @@ fn sim_ups(dir: &Path) -> (Proc, u16, SocketAddr) {
 /// The gateway agent: the simulated UPS over Modbus, the facade on `nut_port`
 /// with `fsd` as its `[nut_server.fsd]` body.
 fn gateway(dir: &Path, mqtt_port: u16, modbus_port: u16, nut_port: u16, fsd: &str) -> Proc {
+    gateway_with(dir, mqtt_port, modbus_port, nut_port, fsd, "")
+}
+
+/// The same with more tables after `[nut_server.fsd]` (`[nut_server.tls]`).
+fn gateway_with(
+    dir: &Path,
+    mqtt_port: u16,
+    modbus_port: u16,
+    nut_port: u16,
+    fsd: &str,
+    more: &str,
+) -> Proc {
     let users = dir.join("nut-upsd.users");
     std::fs::write(&users, USERS).unwrap();
     let extra = format!(
@@ -80,7 +92,7 @@ fn gateway(dir: &Path, mqtt_port: u16, modbus_port: u16, nut_port: u16, fsd: &st
          address = \"tcp://127.0.0.1:{modbus_port}\"\nprofile = \"apc-smart-ups\"\ntimeout = \"500ms\"\n\n\
          [nut_server]\nlisten = [\"127.0.0.1:{nut_port}\"]\nusers_file = \"{}\"\nstale_after = \"5s\"\n\n\
          [[nut_server.ups]]\nname = \"ups-a\"\ndevice = \"modbus/ups-a\"\ndescription = \"bj1 room 1, feed A\"\n\n\
-         [nut_server.fsd]\n{fsd}\n",
+         [nut_server.fsd]\n{fsd}\n{more}\n",
         users.display()
     );
     let mut agent = start_agent(dir, "gw-01", &agent_config(SITE, "gw-01", mqtt_port, &extra));
@@ -120,6 +132,11 @@ impl Drop for Upsmon {
 /// shipped upsmon.conf: only the address, the commands and the timings
 /// replaced. Returns upsmon and the file its SHUTDOWNCMD writes.
 fn upsmon(dir: &Path, nut_port: u16) -> (Upsmon, PathBuf) {
+    upsmon_with(dir, nut_port, "")
+}
+
+/// The same with more upsmon.conf lines (`CERTPATH`, `FORCESSL`).
+fn upsmon_with(dir: &Path, nut_port: u16, more: &str) -> (Upsmon, PathBuf) {
     let turn = ONE_UPSMON.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let conf_dir = dir.join("upsmon");
     std::fs::create_dir_all(&conf_dir).unwrap();
@@ -154,6 +171,7 @@ fn upsmon(dir: &Path, nut_port: u16) -> (Upsmon, PathBuf) {
         conf.push('\n');
     }
     assert!(conf.contains(&format!("MONITOR ups-a@127.0.0.1:{nut_port} 1 upsmon-servers servers-secret secondary")), "{conf}");
+    conf.push_str(more);
     let path = conf_dir.join("upsmon.conf");
     std::fs::write(&path, conf).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -462,4 +480,48 @@ fn the_readme_power_cut_second_by_second() {
         "{shut:?}"
     );
     assert!(upsc_var(nut_port, "ups-a", "ups.status").unwrap().contains("FSD"));
+}
+
+#[test]
+fn upsmon_forcing_tls_logs_in_to_the_facade_over_starttls_and_acts_on_fsd() {
+    if !peers::peers_present() || !peers::nss_tools_present() {
+        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-client or libnss3-tools missing");
+        println!("SKIPPED: nut-client or libnss3-tools not installed (scripts/install-test-deps.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = peers::make_certs(dir.path(), "facade");
+    let db = peers::nss_db(dir.path(), &ca, None);
+    let (_sim, modbus, control) = sim_ups(dir.path());
+    let nut_port = free_port();
+    let _agent = gateway_with(
+        dir.path(),
+        free_port(),
+        modbus,
+        nut_port,
+        "runtime_below = \"30m\"\ngrace = \"1s\"",
+        &format!(
+            "[nut_server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    // FORCESSL: upsmon refuses a server that does not do TLS; CERTVERIFY: the
+    // facade's certificate must chain to the CA in the NSS database.
+    let (mon, record) = upsmon_with(
+        dir.path(),
+        nut_port,
+        &format!("CERTPATH {}\nCERTVERIFY 1\nFORCESSL 1\n", db.display()),
+    );
+    let log = mon.proc.log_text();
+    assert!(log.contains("SSL handshake done successfully"), "{log}");
+    control_at(control, "mains_lost");
+    wait::until(Duration::from_secs(15), "upsmon's SHUTDOWNCMD", || {
+        called(&record).then_some(())
+    });
+    // The facade answers STARTTLS once; again inside TLS is refused as upsd does.
+    assert_eq!(
+        peers::converse(nut_port, &["STARTTLS"], 1),
+        ["OK STARTTLS"]
+    );
 }

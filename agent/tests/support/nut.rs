@@ -104,6 +104,11 @@ impl Upsd {
     /// Starts a driver per UPS and upsd with `users` (upsd.users text),
     /// and waits until upsd lists every UPS with data.
     pub fn start(upses: &[DummyUps<'_>], users: &str) -> Upsd {
+        Upsd::start_with(upses, users, "")
+    }
+
+    /// The same, with more upsd.conf lines (`CERTPATH`, `CERTIDENT`).
+    pub fn start_with(upses: &[DummyUps<'_>], users: &str, conf: &str) -> Upsd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let mut ups_conf = String::new();
@@ -118,7 +123,7 @@ impl Upsd {
         let port = free_port();
         fs::write(
             d.join("upsd.conf"),
-            format!("LISTEN 127.0.0.1 {port}\nMAXAGE 15\n"),
+            format!("LISTEN 127.0.0.1 {port}\nMAXAGE 15\n{conf}"),
         )
         .unwrap();
         fs::write(d.join("upsd.users"), users).unwrap();
@@ -188,6 +193,59 @@ impl Upsd {
     pub fn stop_upsd(&mut self) {
         self.upsd = None;
     }
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 and localhost, made
+/// with `openssl`: (ca.pem, server.pem, server.key) in `dir`.
+pub fn make_certs(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    fs::write(
+        dir.join(format!("{name}-ext.cnf")),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ca = format!("{name}-ca.pem");
+    let ca_key = format!("{name}-ca.key");
+    let key = format!("{name}-server.key");
+    let csr = format!("{name}-server.csr");
+    let cert = format!("{name}-server.pem");
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj", &format!("/CN={name} test CA")]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
+    run(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-out", &cert, "-days", "2", "-extfile", &format!("{name}-ext.cnf")]);
+    (dir.join(ca), dir.join(cert), dir.join(key))
+}
+
+/// Whether NSS's certutil and pk12util are there (Debian `libnss3-tools`):
+/// NUT's TLS (upsd's and upsmon's) keeps certificates in an NSS database.
+pub fn nss_tools_present() -> bool {
+    Path::new("/usr/bin/certutil").exists() && Path::new("/usr/bin/pk12util").exists()
+}
+
+/// An NSS database in `dir/nss` trusting `ca`, with `server` (cert, key)
+/// under the nickname `upsd` when given; its password is `dbpass`.
+pub fn nss_db(dir: &Path, ca: &Path, server: Option<(&Path, &Path)>) -> PathBuf {
+    let db = dir.join("nss");
+    fs::create_dir_all(&db).unwrap();
+    let pw = dir.join("nss.pw");
+    fs::write(&pw, "dbpass\n").unwrap();
+    let run = |tool: &str, args: &[&str]| {
+        let out = Command::new(tool).args(args).output().unwrap();
+        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let sql = format!("sql:{}", db.display());
+    let pw_s = pw.display().to_string();
+    run("certutil", &["-N", "-d", &sql, "-f", &pw_s]);
+    run("certutil", &["-A", "-d", &sql, "-n", "test-ca", "-t", "CT,,", "-i", ca.to_str().unwrap(), "-f", &pw_s]);
+    if let Some((cert, key)) = server {
+        let p12 = dir.join("server.p12");
+        run("openssl", &["pkcs12", "-export", "-in", cert.to_str().unwrap(), "-inkey", key.to_str().unwrap(), "-name", "upsd", "-out", p12.to_str().unwrap(), "-passout", "pass:p12"]);
+        run("pk12util", &["-i", p12.to_str().unwrap(), "-d", &sql, "-k", &pw_s, "-W", "p12"]);
+    }
+    db
 }
 
 /// `upsc ups@127.0.0.1:port var`: the value, `None` on an error.

@@ -81,7 +81,11 @@ fn upsc(port: u16, n: usize) -> Vec<Duration> {
                 .output()
                 .unwrap();
             let d = t.elapsed();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             d
         })
         .collect()
@@ -92,8 +96,17 @@ fn main() {
         println!("SKIPPED: nut-server/nut-client not installed (scripts/install-test-deps.sh)");
         return;
     }
-    let n: usize = std::env::var("POLLS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let upsd = Upsd::start(&[DummyUps { name: "ups1", dev: DEV }], "");
+    let n: usize = std::env::var("POLLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let upsd = Upsd::start(
+        &[DummyUps {
+            name: "ups1",
+            dev: DEV,
+        }],
+        "",
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -726,7 +726,8 @@ impl Config {
             .map_err(|(key, message)| invalid(key, message))?;
         #[cfg(feature = "nut")]
         if let Some(n) = &self.nut_server {
-            n.validate().map_err(|(key, message)| invalid(key, message))?;
+            n.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
         }
         for source in self.sources.enabled() {
             let s = source.schedule();

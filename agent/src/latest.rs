@@ -83,7 +83,14 @@ mod tests {
     use sitewatch_protocol::ReadingState;
 
     fn r(dev: &str, name: &str, nut: Option<&str>, v: f64) -> Reading {
-        let r = Reading::new("modbus", dev, name, "ups_on_battery", Some(v), ReadingState::Ok);
+        let r = Reading::new(
+            "modbus",
+            dev,
+            name,
+            "ups_on_battery",
+            Some(v),
+            ReadingState::Ok,
+        );
         match nut {
             Some(n) => r.with_label(NUT_LABEL, n),
             None => r,

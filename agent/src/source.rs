@@ -12,9 +12,9 @@ pub mod host;
 pub mod ipmi;
 pub mod modbus;
 pub mod net;
-pub mod smart;
 #[cfg(feature = "nut")]
 pub mod nut;
+pub mod smart;
 #[cfg(feature = "snmp")]
 pub mod snmp;
 

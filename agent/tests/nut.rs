@@ -54,7 +54,13 @@ fn stat(readings: &[Reading], server: &str, q: &str) -> Reading {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_every_mapped_variable_of_a_dummy_ups_as_upsc_does() {
     require_nut!();
-    let upsd = Upsd::start(&[DummyUps { name: "ups1", dev: ONLINE }], USERS);
+    let upsd = Upsd::start(
+        &[DummyUps {
+            name: "ups1",
+            dev: ONLINE,
+        }],
+        USERS,
+    );
     let mut src = source(&server("gw", upsd.port, ""));
     let r = src.poll().await.unwrap().readings;
     let dev = "ups1@gw";
@@ -65,7 +71,12 @@ async fn reads_every_mapped_variable_of_a_dummy_ups_as_upsc_does() {
         ("battery.charge", "ups_battery_charge_ratio", 0.01, None),
         ("battery.runtime", "ups_battery_runtime_seconds", 1.0, None),
         ("battery.voltage", "voltage_volts", 1.0, Some("battery")),
-        ("battery.temperature", "temperature_celsius", 1.0, Some("battery")),
+        (
+            "battery.temperature",
+            "temperature_celsius",
+            1.0,
+            Some("battery"),
+        ),
         ("input.voltage", "voltage_volts", 1.0, Some("input")),
         ("input.frequency", "frequency_hertz", 1.0, Some("input")),
         ("output.voltage", "voltage_volts", 1.0, Some("output")),
@@ -82,7 +93,11 @@ async fn reads_every_mapped_variable_of_a_dummy_ups_as_upsc_does() {
         let got = reading.value.unwrap();
         assert!((got - want * scale).abs() < 1e-9, "{var}: {got} vs {want}");
         assert_eq!(reading.labels["nut"], *var);
-        assert_eq!(reading.labels.get("part").map(String::as_str), *part, "{var}");
+        assert_eq!(
+            reading.labels.get("part").map(String::as_str),
+            *part,
+            "{var}"
+        );
     }
     let flags: BTreeMap<&str, (f64, &str)> = [
         ("online", 1.0, "OL"),
@@ -129,7 +144,8 @@ async fn follows_the_dev_file_from_online_to_on_battery_to_low_within_an_interva
     ));
     let r = src.poll().await.unwrap().readings;
     assert_eq!(find(&r, "ups1@gw", "on_battery").value, Some(0.0));
-    for (status, on_battery, low) in [("OB", 1.0, 0.0), ("OB LB", 1.0, 1.0), ("OL CHRG", 0.0, 0.0)] {
+    for (status, on_battery, low) in [("OB", 1.0, 0.0), ("OB LB", 1.0, 1.0), ("OL CHRG", 0.0, 0.0)]
+    {
         upsd.set_dev(
             "ups1",
             &format!("ups.status: {status}\nbattery.charge: 40\nbattery.runtime: 200\n"),
@@ -143,10 +159,7 @@ async fn follows_the_dev_file_from_online_to_on_battery_to_low_within_an_interva
             if find(&r, "ups1@gw", "on_battery").value == Some(on_battery)
                 && find(&r, "ups1@gw", "battery_low").value == Some(low)
             {
-                assert_eq!(
-                    find(&r, "ups1@gw", "battery.runtime").value,
-                    Some(200.0)
-                );
+                assert_eq!(find(&r, "ups1@gw", "battery.runtime").value, Some(200.0));
                 break;
             }
             assert!(
@@ -162,7 +175,13 @@ async fn follows_the_dev_file_from_online_to_on_battery_to_low_within_an_interva
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_a_clear_counted_error_and_right_ones_read() {
     require_nut!();
-    let upsd = Upsd::start(&[DummyUps { name: "ups1", dev: ONLINE }], USERS);
+    let upsd = Upsd::start(
+        &[DummyUps {
+            name: "ups1",
+            dev: ONLINE,
+        }],
+        USERS,
+    );
     let good = upsd.path().join("good.password");
     let bad = upsd.path().join("bad.password");
     std::fs::write(&good, "secret\n").unwrap();
@@ -198,7 +217,13 @@ async fn wrong_credentials_are_a_clear_counted_error_and_right_ones_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_upsd_is_a_counted_connect_error_and_its_ups_reads_unknown() {
     require_nut!();
-    let mut upsd = Upsd::start(&[DummyUps { name: "ups1", dev: ONLINE }], USERS);
+    let mut upsd = Upsd::start(
+        &[DummyUps {
+            name: "ups1",
+            dev: ONLINE,
+        }],
+        USERS,
+    );
     let mut src = source(&format!(
         "interval = \"1s\"\ntimeout = \"1s\"\n{}",
         server("gw", upsd.port, "")
@@ -221,7 +246,13 @@ async fn a_dead_upsd_is_a_counted_connect_error_and_its_ups_reads_unknown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_upsd_that_never_answers_never_delays_the_first() {
     require_nut!();
-    let upsd = Upsd::start(&[DummyUps { name: "ups1", dev: ONLINE }], USERS);
+    let upsd = Upsd::start(
+        &[DummyUps {
+            name: "ups1",
+            dev: ONLINE,
+        }],
+        USERS,
+    );
     let (_silent, silent_port) = peers::silent_server();
     let mut src = source(&format!(
         "interval = \"2s\"\ntimeout = \"2s\"\n{}{}",
@@ -230,7 +261,9 @@ async fn a_second_upsd_that_never_answers_never_delays_the_first() {
     ));
     let r = src.poll().await.unwrap().readings;
     assert_eq!(find(&r, "ups1@alive", "battery.charge").value, Some(0.97));
-    let alive = stat(&r, "alive", "agent_poll_duration_seconds").value.unwrap();
+    let alive = stat(&r, "alive", "agent_poll_duration_seconds")
+        .value
+        .unwrap();
     assert!(alive < 0.4, "the alive server's read took {alive} s");
     let dead = stat(&r, "silent", "agent_poll_success");
     assert_eq!(
@@ -276,7 +309,10 @@ async fn malformed_answers_are_counted_failed_reads_never_a_panic() {
     ]);
     // A list that never closes but for garbage, then the close.
     let garbage = peers::scripted_server(vec![
-        ("LIST UPS", "BEGIN LIST UPS\nUPS u \"d\" extra words\nUPS \"unclosed\nEND LIST UPS\n"),
+        (
+            "LIST UPS",
+            "BEGIN LIST UPS\nUPS u \"d\" extra words\nUPS \"unclosed\nEND LIST UPS\n",
+        ),
         ("LIST VAR", "OK\n"),
     ]);
     let mut src = source(&format!(
@@ -325,11 +361,20 @@ async fn reads_a_upsd_over_starttls_trusting_only_its_ca_and_never_falls_back_to
     let (other_ca, _, _) = peers::make_certs(dir.path(), "other");
     let db = peers::nss_db(dir.path(), &ca, Some((&cert, &key)));
     let tls = Upsd::start_with(
-        &[DummyUps { name: "ups1", dev: ONLINE }],
+        &[DummyUps {
+            name: "ups1",
+            dev: ONLINE,
+        }],
         USERS,
         &format!("CERTPATH {}\nCERTIDENT \"upsd\" \"dbpass\"\n", db.display()),
     );
-    let plain = Upsd::start(&[DummyUps { name: "ups1", dev: ONLINE }], USERS);
+    let plain = Upsd::start(
+        &[DummyUps {
+            name: "ups1",
+            dev: ONLINE,
+        }],
+        USERS,
+    );
     let password = dir.path().join("password");
     std::fs::write(&password, "secret\n").unwrap();
     let with_ca = |ca: &std::path::Path| {
@@ -353,7 +398,11 @@ async fn reads_a_upsd_over_starttls_trusting_only_its_ca_and_never_falls_back_to
     // clear `tls` error, and nothing read (no password sent in the clear).
     for s in ["wrong_ca", "no_tls"] {
         let p = stat(&r, s, "agent_poll_success");
-        assert_eq!((p.value, p.labels["error"].as_str()), (Some(0.0), "tls"), "{s}");
+        assert_eq!(
+            (p.value, p.labels["error"].as_str()),
+            (Some(0.0), "tls"),
+            "{s}"
+        );
         assert!(!r.iter().any(|x| x.dev == format!("ups1@{s}")), "{s}");
     }
 }

@@ -40,7 +40,11 @@ fn the_shipped_gateway_example_passes_check_config_with_its_users_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["[nut_server]", "runtime_below = \"5m\"", "[[nut_server.ups]]"] {
+    for key in [
+        "[nut_server]",
+        "runtime_below = \"5m\"",
+        "[[nut_server.ups]]",
+    ] {
         assert!(stdout.contains(key), "{key} not in:\n{stdout}");
     }
 }
@@ -65,7 +69,10 @@ fn the_shipped_upsmon_conf_logs_in_as_a_secondary_of_the_shipped_users_file() {
         .unwrap_or_else(|| panic!("no [{}] in the users file", monitor[3]));
     let section = section.split('[').next().unwrap();
     assert!(section.contains("upsmon secondary"), "{section}");
-    assert!(section.contains(&format!("password = {}", monitor[4])), "{section}");
+    assert!(
+        section.contains(&format!("password = {}", monitor[4])),
+        "{section}"
+    );
     // The example names the UPS the gateway example serves.
     let gateway = std::fs::read_to_string(example("gateway-agent.toml")).unwrap();
     assert!(gateway.contains("name = \"ups-a\"\ndevice = \"modbus/ups-a\""));
@@ -170,7 +177,10 @@ fn check_config_names_every_unusable_nut_file_and_invalid_key() {
             format!("{site}[nut_server.fsd]\non_battery_for = \"0s\"\n"),
             "nut_server.fsd.on_battery_for",
         ),
-        (server("username = \"u\"\n"), "sources.nut.servers.password_file"),
+        (
+            server("username = \"u\"\n"),
+            "sources.nut.servers.password_file",
+        ),
         (server("address = \"x\"\n"), "address"),
         (
             server("tls_server_name = \"nas\"\n"),

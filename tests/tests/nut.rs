@@ -95,7 +95,11 @@ fn gateway_with(
          [nut_server.fsd]\n{fsd}\n{more}\n",
         users.display()
     );
-    let mut agent = start_agent(dir, "gw-01", &agent_config(SITE, "gw-01", mqtt_port, &extra));
+    let mut agent = start_agent(
+        dir,
+        "gw-01",
+        &agent_config(SITE, "gw-01", mqtt_port, &extra),
+    );
     wait::until(Duration::from_secs(15), "the facade serving ups-a", || {
         assert!(agent.running(), "the agent exited:\n{}", agent.log());
         upsc_var(nut_port, "ups-a", "ups.status").filter(|s| s == "OL")
@@ -137,7 +141,9 @@ fn upsmon(dir: &Path, nut_port: u16) -> (Upsmon, PathBuf) {
 
 /// The same with more upsmon.conf lines (`CERTPATH`, `FORCESSL`).
 fn upsmon_with(dir: &Path, nut_port: u16, more: &str) -> (Upsmon, PathBuf) {
-    let turn = ONE_UPSMON.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let turn = ONE_UPSMON
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let conf_dir = dir.join("upsmon");
     std::fs::create_dir_all(&conf_dir).unwrap();
     let record = conf_dir.join("shutdown-called");
@@ -170,7 +176,12 @@ fn upsmon_with(dir: &Path, nut_port: u16, more: &str) -> (Upsmon, PathBuf) {
         conf.push_str(&replaced);
         conf.push('\n');
     }
-    assert!(conf.contains(&format!("MONITOR ups-a@127.0.0.1:{nut_port} 1 upsmon-servers servers-secret secondary")), "{conf}");
+    assert!(
+        conf.contains(&format!(
+            "MONITOR ups-a@127.0.0.1:{nut_port} 1 upsmon-servers servers-secret secondary"
+        )),
+        "{conf}"
+    );
     conf.push_str(more);
     let path = conf_dir.join("upsmon.conf");
     std::fs::write(&path, conf).unwrap();
@@ -180,7 +191,8 @@ fn upsmon_with(dir: &Path, nut_port: u16, more: &str) -> (Upsmon, PathBuf) {
     // to start); one naming a live upsmon is the machine's own: hands off.
     let pid_file = Path::new("/run/nut/upsmon.pid");
     if let Ok(pid) = std::fs::read_to_string(pid_file) {
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap_or_default();
+        let comm =
+            std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap_or_default();
         assert!(
             comm.trim() != "upsmon",
             "this machine runs its own upsmon (pid {}): the test cannot start another",
@@ -215,7 +227,10 @@ fn called(record: &Path) -> bool {
 #[test]
 fn upsc_lists_the_variables_of_a_ups_the_agent_reads_over_modbus() {
     if !peers::peers_present() {
-        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-client missing");
+        assert!(
+            std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+            "nut-client missing"
+        );
         println!("SKIPPED: nut-server/nut-client not installed (scripts/install-test-deps.sh)");
         return;
     }
@@ -239,7 +254,10 @@ fn upsc_lists_the_variables_of_a_ups_the_agent_reads_over_modbus() {
     assert_eq!(vars["device.type"], "ups");
     assert_eq!(vars["battery.runtime"], "1500");
     let charge: f64 = vars["battery.charge"].parse().unwrap();
-    assert!((charge - sim("battery_charge") * 100.0).abs() < 0.01, "{charge}");
+    assert!(
+        (charge - sim("battery_charge") * 100.0).abs() < 0.01,
+        "{charge}"
+    );
     for (var, point) in [
         ("battery.voltage", "battery_voltage"),
         ("battery.temperature", "battery_temperature"),
@@ -255,7 +273,15 @@ fn upsc_lists_the_variables_of_a_ups_the_agent_reads_over_modbus() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ups-a");
     assert_eq!(
-        peers::converse(nut_port, &["GET UPSDESC ups-a", "GET VAR ups-a no.such", "GET VAR ghost ups.status"], 3),
+        peers::converse(
+            nut_port,
+            &[
+                "GET UPSDESC ups-a",
+                "GET VAR ups-a no.such",
+                "GET VAR ghost ups.status"
+            ],
+            3
+        ),
         [
             "UPSDESC ups-a \"bj1 room 1, feed A\"",
             "ERR VAR-NOT-SUPPORTED",
@@ -264,7 +290,11 @@ fn upsc_lists_the_variables_of_a_ups_the_agent_reads_over_modbus() {
     );
     // Wrong credentials are refused at LOGIN, as upsd does.
     assert_eq!(
-        peers::converse(nut_port, &["USERNAME upsmon-servers", "PASSWORD guess", "LOGIN ups-a"], 3),
+        peers::converse(
+            nut_port,
+            &["USERNAME upsmon-servers", "PASSWORD guess", "LOGIN ups-a"],
+            3
+        ),
         ["OK", "OK", "ERR ACCESS-DENIED"]
     );
 }
@@ -272,7 +302,10 @@ fn upsc_lists_the_variables_of_a_ups_the_agent_reads_over_modbus() {
 #[test]
 fn upsmon_shuts_down_when_the_simulated_ups_is_on_battery_and_low_and_not_before() {
     if !peers::peers_present() {
-        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-client missing");
+        assert!(
+            std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+            "nut-client missing"
+        );
         println!("SKIPPED: nut-server/nut-client not installed (scripts/install-test-deps.sh)");
         return;
     }
@@ -287,7 +320,11 @@ fn upsmon_shuts_down_when_the_simulated_ups_is_on_battery_and_low_and_not_before
     });
     // On battery alone: upsmon waits (a generator may come, the battery holds).
     std::thread::sleep(Duration::from_secs(5));
-    assert!(!called(&record), "shut down on OB alone:\n{}", mon.proc.log_text());
+    assert!(
+        !called(&record),
+        "shut down on OB alone:\n{}",
+        mon.proc.log_text()
+    );
     assert!(
         mon.proc.child.try_wait().unwrap().is_none(),
         "upsmon exited:\n{}",
@@ -299,14 +336,25 @@ fn upsmon_shuts_down_when_the_simulated_ups_is_on_battery_and_low_and_not_before
         called(&record).then_some(())
     });
     // Agent poll (1 s) + upsmon's POLLFREQALERT (1 s) + its FINALDELAY (0).
-    assert!(low.elapsed() < Duration::from_secs(6), "{:?}", low.elapsed());
-    assert!(mon.proc.log_text().contains("ups-a"), "{}", mon.proc.log_text());
+    assert!(
+        low.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        low.elapsed()
+    );
+    assert!(
+        mon.proc.log_text().contains("ups-a"),
+        "{}",
+        mon.proc.log_text()
+    );
 }
 
 #[test]
 fn fsd_raised_by_the_facade_makes_upsmon_shut_down_at_once() {
     if !peers::peers_present() {
-        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-client missing");
+        assert!(
+            std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+            "nut-client missing"
+        );
         println!("SKIPPED: nut-server/nut-client not installed (scripts/install-test-deps.sh)");
         return;
     }
@@ -334,13 +382,20 @@ fn fsd_raised_by_the_facade_makes_upsmon_shut_down_at_once() {
     wait::until(Duration::from_secs(10), "upsmon's SHUTDOWNCMD", || {
         called(&record).then_some(())
     });
-    assert!(cut.elapsed() - fsd_at < Duration::from_secs(4), "{:?}", cut.elapsed());
+    assert!(
+        cut.elapsed() - fsd_at < Duration::from_secs(4),
+        "{:?}",
+        cut.elapsed()
+    );
 }
 
 #[test]
 fn a_primary_raises_fsd_through_the_facade_and_a_secondary_cannot() {
     if !peers::peers_present() {
-        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-client missing");
+        assert!(
+            std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+            "nut-client missing"
+        );
         println!("SKIPPED: nut-server/nut-client not installed (scripts/install-test-deps.sh)");
         return;
     }
@@ -352,7 +407,12 @@ fn a_primary_raises_fsd_through_the_facade_and_a_secondary_cannot() {
     assert_eq!(
         peers::converse(
             nut_port,
-            &["USERNAME upsmon-servers", "PASSWORD servers-secret", "LOGIN ups-a", "FSD ups-a"],
+            &[
+                "USERNAME upsmon-servers",
+                "PASSWORD servers-secret",
+                "LOGIN ups-a",
+                "FSD ups-a"
+            ],
             4
         ),
         ["OK", "OK", "OK", "ERR ACCESS-DENIED"]
@@ -361,10 +421,19 @@ fn a_primary_raises_fsd_through_the_facade_and_a_secondary_cannot() {
     assert!(!called(&record));
     let granted = peers::converse(
         nut_port,
-        &["USERNAME upsmon-primary", "PASSWORD primary-secret", "LOGIN ups-a", "PRIMARY ups-a", "FSD ups-a"],
+        &[
+            "USERNAME upsmon-primary",
+            "PASSWORD primary-secret",
+            "LOGIN ups-a",
+            "PRIMARY ups-a",
+            "FSD ups-a",
+        ],
         5,
     );
-    assert_eq!(granted, ["OK", "OK", "OK", "OK PRIMARY-GRANTED", "OK FSD-SET"]);
+    assert_eq!(
+        granted,
+        ["OK", "OK", "OK", "OK PRIMARY-GRANTED", "OK FSD-SET"]
+    );
     wait::until(Duration::from_secs(10), "upsmon's SHUTDOWNCMD", || {
         called(&record).then_some(())
     });
@@ -387,7 +456,10 @@ fn l3_power(stack: &Stack) -> Option<Value> {
 #[test]
 fn a_nut_ups_on_battery_with_no_generator_raises_l3_power_at_the_collector() {
     if !peers::peers_present() {
-        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-server missing");
+        assert!(
+            std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+            "nut-server missing"
+        );
         println!("SKIPPED: nut-server/nut-client not installed (scripts/install-test-deps.sh)");
         return;
     }
@@ -421,19 +493,29 @@ fn a_nut_ups_on_battery_with_no_generator_raises_l3_power_at_the_collector() {
     );
     std::thread::sleep(Duration::from_secs(3));
     assert!(l3_power(&stack).is_none(), "an L3 with the UPS on mains");
-    upsd.set_dev("ups", "ups.status: OB\nbattery.charge: 90\nbattery.runtime: 1500\n");
+    upsd.set_dev(
+        "ups",
+        "ups.status: OB\nbattery.charge: 90\nbattery.runtime: 1500\n",
+    );
     let cut = Instant::now();
     let l3 = wait::until(Duration::from_secs(25), "L3 power", || l3_power(&stack));
     assert_eq!(l3["severity"], "critical", "{l3}");
     assert!(l3.to_string().contains("ups@nas"), "{l3}");
     // dummy-ups (2 s) + the agent (1 s) + the 2 s grace, and the pipeline.
-    assert!(cut.elapsed() >= Duration::from_secs(2), "{:?}", cut.elapsed());
+    assert!(
+        cut.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        cut.elapsed()
+    );
 }
 
 #[test]
 fn the_readme_power_cut_second_by_second() {
     if !peers::peers_present() {
-        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-client missing");
+        assert!(
+            std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+            "nut-client missing"
+        );
         println!("SKIPPED: nut-server/nut-client not installed (scripts/install-test-deps.sh)");
         return;
     }
@@ -479,14 +561,23 @@ fn the_readme_power_cut_second_by_second() {
         shut >= Duration::from_secs(2) && shut < Duration::from_secs(8),
         "{shut:?}"
     );
-    assert!(upsc_var(nut_port, "ups-a", "ups.status").unwrap().contains("FSD"));
+    assert!(
+        upsc_var(nut_port, "ups-a", "ups.status")
+            .unwrap()
+            .contains("FSD")
+    );
 }
 
 #[test]
 fn upsmon_forcing_tls_logs_in_to_the_facade_over_starttls_and_acts_on_fsd() {
     if !peers::peers_present() || !peers::nss_tools_present() {
-        assert!(std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(), "nut-client or libnss3-tools missing");
-        println!("SKIPPED: nut-client or libnss3-tools not installed (scripts/install-test-deps.sh)");
+        assert!(
+            std::env::var_os("SITEWATCH_REQUIRE_SHARED").is_none(),
+            "nut-client or libnss3-tools missing"
+        );
+        println!(
+            "SKIPPED: nut-client or libnss3-tools not installed (scripts/install-test-deps.sh)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -520,8 +611,5 @@ fn upsmon_forcing_tls_logs_in_to_the_facade_over_starttls_and_acts_on_fsd() {
         called(&record).then_some(())
     });
     // The facade answers STARTTLS once; again inside TLS is refused as upsd does.
-    assert_eq!(
-        peers::converse(nut_port, &["STARTTLS"], 1),
-        ["OK STARTTLS"]
-    );
+    assert_eq!(peers::converse(nut_port, &["STARTTLS"], 1), ["OK STARTTLS"]);
 }

@@ -201,16 +201,16 @@ impl NutServerConfig {
             if !valid_ups_name(&u.name) {
                 return Err((
                     "nut_server.ups.name",
-                    format!(
-                        "{:?}: 1-64 of letters, digits, '_', '-' and '.'",
-                        u.name
-                    ),
+                    format!("{:?}: 1-64 of letters, digits, '_', '-' and '.'", u.name),
                 ));
             }
             if !names.insert(&u.name) {
                 return Err(("nut_server.ups.name", format!("{:?} is used twice", u.name)));
             }
-            if u.device.split_once('/').is_none_or(|(s, d)| s.is_empty() || d.is_empty()) {
+            if u.device
+                .split_once('/')
+                .is_none_or(|(s, d)| s.is_empty() || d.is_empty())
+            {
                 return Err((
                     "nut_server.ups.device",
                     format!("{:?}: expected src/dev, e.g. modbus/ups-a", u.device),
@@ -242,17 +242,21 @@ impl NutServerConfig {
     pub fn check_files(&self) -> Result<(), crate::files::FileError> {
         use crate::files::{FileError, FileProblem, readable_file};
         if let Some(t) = &self.tls {
-            readable_file(&t.cert).map_err(|e| FileError::new("nut_server.tls.cert", &t.cert, e))?;
+            readable_file(&t.cert)
+                .map_err(|e| FileError::new("nut_server.tls.cert", &t.cert, e))?;
             readable_file(&t.key).map_err(|e| FileError::new("nut_server.tls.key", &t.key, e))?;
             crate::tls::server_config(&t.cert, &t.key).map_err(|e| {
-                FileError::new("nut_server.tls.cert", &t.cert, FileProblem::Invalid(e.to_string()))
+                FileError::new(
+                    "nut_server.tls.cert",
+                    &t.cert,
+                    FileProblem::Invalid(e.to_string()),
+                )
             })?;
         }
         if let Some(p) = &self.users_file {
             readable_file(p).map_err(|e| FileError::new("nut_server.users_file", p, e))?;
-            super::users::Users::load(p).map_err(|e| {
-                FileError::new("nut_server.users_file", p, FileProblem::Invalid(e))
-            })?;
+            super::users::Users::load(p)
+                .map_err(|e| FileError::new("nut_server.users_file", p, FileProblem::Invalid(e)))?;
         }
         Ok(())
     }

@@ -124,18 +124,33 @@ mod tests {
         let mut t = Tracker::default();
         let t0 = Instant::now();
         assert_eq!(t.observe(&p, t0, true, Some(600.0)), None);
-        assert_eq!(t.observe(&p, t0 + Duration::from_secs(10), true, Some(200.0)), None);
+        assert_eq!(
+            t.observe(&p, t0 + Duration::from_secs(10), true, Some(200.0)),
+            None
+        );
         // A dip that recovers restarts the grace.
-        assert_eq!(t.observe(&p, t0 + Duration::from_secs(20), true, Some(400.0)), None);
-        assert_eq!(t.observe(&p, t0 + Duration::from_secs(30), true, Some(200.0)), None);
-        assert_eq!(t.observe(&p, t0 + Duration::from_secs(59), true, Some(190.0)), None);
+        assert_eq!(
+            t.observe(&p, t0 + Duration::from_secs(20), true, Some(400.0)),
+            None
+        );
+        assert_eq!(
+            t.observe(&p, t0 + Duration::from_secs(30), true, Some(200.0)),
+            None
+        );
+        assert_eq!(
+            t.observe(&p, t0 + Duration::from_secs(59), true, Some(190.0)),
+            None
+        );
         assert!(!t.fsd());
         assert!(matches!(
             t.observe(&p, t0 + Duration::from_secs(60), true, Some(180.0)),
             Some(Change::Raised(_))
         ));
         assert!(t.fsd());
-        assert_eq!(t.observe(&p, t0 + Duration::from_secs(61), true, Some(500.0)), None);
+        assert_eq!(
+            t.observe(&p, t0 + Duration::from_secs(61), true, Some(500.0)),
+            None
+        );
         assert!(t.fsd(), "FSD stays until the mains return");
         assert_eq!(
             t.observe(&p, t0 + Duration::from_secs(70), false, Some(500.0)),
@@ -153,7 +168,10 @@ mod tests {
             t.observe(&p, t0, true, Some(100.0)),
             Some(Change::WouldRaise(_))
         ));
-        assert_eq!(t.observe(&p, t0 + Duration::from_secs(1), true, Some(90.0)), None);
+        assert_eq!(
+            t.observe(&p, t0 + Duration::from_secs(1), true, Some(90.0)),
+            None
+        );
         assert!(!t.fsd());
     }
 
@@ -180,7 +198,10 @@ mod tests {
         assert_eq!(t.observe(&FsdConfig::default(), now, true, Some(1.0)), None);
         t.set_by_primary();
         assert!(t.fsd());
-        assert_eq!(t.observe(&FsdConfig::default(), now, false, None), Some(Change::Cleared));
+        assert_eq!(
+            t.observe(&FsdConfig::default(), now, false, None),
+            Some(Change::Cleared)
+        );
         // Sent on mains: it stays.
         t.set_by_primary();
         assert_eq!(t.observe(&FsdConfig::default(), now, false, None), None);

@@ -94,7 +94,9 @@ pub struct Facade {
 impl Facade {
     pub fn new(config: NutServerConfig, latest: Arc<Latest>) -> Result<Arc<Self>, FacadeError> {
         let users = match &config.users_file {
-            Some(p) => Users::load(p).map_err(|e| FacadeError::Users(format!("{}: {e}", p.display())))?,
+            Some(p) => {
+                Users::load(p).map_err(|e| FacadeError::Users(format!("{}: {e}", p.display())))?
+            }
             None => Users::default(),
         };
         let tls = match &config.tls {
@@ -246,10 +248,12 @@ pub async fn start(
                 address: address.clone(),
                 source,
             })?;
-        let local = listener.local_addr().map_err(|source| FacadeError::Listen {
-            address: address.clone(),
-            source,
-        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| FacadeError::Listen {
+                address: address.clone(),
+                source,
+            })?;
         // Tests read the port chosen for `:0` here.
         tracing::info!(listen = %local, "nut server listening");
         bound.push(local);
@@ -310,7 +314,9 @@ pub struct Session {
 
 impl Session {
     fn role(&self, facade: &Facade) -> Option<Option<Role>> {
-        facade.users.check(self.username.as_deref()?, self.password.as_deref()?)
+        facade
+            .users
+            .check(self.username.as_deref()?, self.password.as_deref()?)
     }
 }
 
@@ -319,18 +325,37 @@ async fn serve(stream: TcpStream, facade: &Facade, mut shutdown: watch::Receiver
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut session = Session::default();
-    let next = lines(&mut reader, &mut w, facade, &mut session, &mut shutdown, true).await;
+    let next = lines(
+        &mut reader,
+        &mut w,
+        facade,
+        &mut session,
+        &mut shutdown,
+        true,
+    )
+    .await;
     if next == Next::StartTls
         && let Some(config) = &facade.tls
         // A client that sent more after STARTTLS is not doing TLS.
         && reader.buffer().is_empty()
         && let Ok(tcp) = reader.into_inner().reunite(w)
     {
-        match tokio_rustls::TlsAcceptor::from(Arc::clone(config)).accept(tcp).await {
+        match tokio_rustls::TlsAcceptor::from(Arc::clone(config))
+            .accept(tcp)
+            .await
+        {
             Ok(tls) => {
                 let (r, mut w) = tokio::io::split(tls);
                 let mut reader = BufReader::new(r);
-                lines(&mut reader, &mut w, facade, &mut session, &mut shutdown, false).await;
+                lines(
+                    &mut reader,
+                    &mut w,
+                    facade,
+                    &mut session,
+                    &mut shutdown,
+                    false,
+                )
+                .await;
             }
             Err(e) => tracing::warn!(error = %e, "nut server: TLS handshake failed"),
         }
@@ -419,7 +444,10 @@ pub fn respond(facade: &Facade, session: &mut Session, words: &[String]) -> (Str
             env!("CARGO_PKG_VERSION")
         ),
         ("NETVER" | "PROTVER", 1) => format!("{NETVER}\n"),
-        ("HELP", 1) => "Commands: HELP VER NETVER GET LIST USERNAME PASSWORD LOGIN LOGOUT PRIMARY FSD\n".to_owned(),
+        ("HELP", 1) => {
+            "Commands: HELP VER NETVER GET LIST USERNAME PASSWORD LOGIN LOGOUT PRIMARY FSD\n"
+                .to_owned()
+        }
         ("STARTTLS", 1) => err("FEATURE-NOT-CONFIGURED"),
         ("LOGOUT", 1) => return ("OK Goodbye\n".to_owned(), true),
         ("USERNAME", 2) => {
@@ -440,7 +468,11 @@ pub fn respond(facade: &Facade, session: &mut Session, words: &[String]) -> (Str
         }
         ("LOGIN", 2) => login(facade, session, w[1]),
         ("PRIMARY" | "MASTER", 2) => {
-            let granted = if cmd == "MASTER" { "OK MASTER-GRANTED\n" } else { "OK PRIMARY-GRANTED\n" };
+            let granted = if cmd == "MASTER" {
+                "OK MASTER-GRANTED\n"
+            } else {
+                "OK PRIMARY-GRANTED\n"
+            };
             match (facade.ups(w[1]), session.role(facade)) {
                 (None, _) => err("UNKNOWN-UPS"),
                 (Some(_), Some(Some(Role::Primary))) => {
@@ -493,7 +525,11 @@ fn list(facade: &Facade, sub: &str, w: &[&str]) -> String {
         ("UPS", 2) => {
             let mut out = proto::list_begin(&["UPS"]);
             for u in facade.upses() {
-                out.push_str(&format!("UPS {} {}\n", u.name, proto::quote(&u.description)));
+                out.push_str(&format!(
+                    "UPS {} {}\n",
+                    u.name,
+                    proto::quote(&u.description)
+                ));
             }
             out.push_str(&proto::list_end(&["UPS"]));
             out
@@ -501,7 +537,11 @@ fn list(facade: &Facade, sub: &str, w: &[&str]) -> String {
         ("VAR", 3) => match facade.ups(w[2]) {
             None => err("UNKNOWN-UPS"),
             Some(Ups { vars: None, .. }) => err("DATA-STALE"),
-            Some(Ups { vars: Some(vars), name, .. }) => {
+            Some(Ups {
+                vars: Some(vars),
+                name,
+                ..
+            }) => {
                 let mut out = proto::list_begin(&["VAR", &name]);
                 for (k, v) in vars {
                     out.push_str(&format!("VAR {name} {k} {}\n", proto::quote(&v)));
@@ -531,7 +571,11 @@ fn list(facade: &Facade, sub: &str, w: &[&str]) -> String {
 
 fn get(facade: &Facade, sub: &str, w: &[&str]) -> String {
     let Some(ups) = w.get(2).and_then(|n| facade.ups(n)) else {
-        return if w.len() < 3 { err("INVALID-ARGUMENT") } else { err("UNKNOWN-UPS") };
+        return if w.len() < 3 {
+            err("INVALID-ARGUMENT")
+        } else {
+            err("UNKNOWN-UPS")
+        };
     };
     let name = &ups.name;
     match (sub, w.len()) {
@@ -560,7 +604,8 @@ mod tests {
     use sitewatch_protocol::{Reading, ReadingState};
 
     fn reading(name: &str, q: &str, nut: &str, v: f64) -> Reading {
-        Reading::new("modbus", "ups-a", name, q, Some(v), ReadingState::Ok).with_label(NUT_LABEL, nut)
+        Reading::new("modbus", "ups-a", name, q, Some(v), ReadingState::Ok)
+            .with_label(NUT_LABEL, nut)
     }
 
     fn facade(users: &str) -> (Arc<Facade>, Arc<Latest>) {
@@ -570,8 +615,18 @@ mod tests {
         latest.update(&[
             reading("online", "ups_online", "ups.status:OL", 1.0),
             reading("on_battery", "ups_on_battery", "ups.status:OB", 0.0),
-            reading("battery_charge", "ups_battery_charge_ratio", "battery.charge", 0.97),
-            reading("runtime", "ups_battery_runtime_seconds", "battery.runtime", 1800.0),
+            reading(
+                "battery_charge",
+                "ups_battery_charge_ratio",
+                "battery.charge",
+                0.97,
+            ),
+            reading(
+                "runtime",
+                "ups_battery_runtime_seconds",
+                "battery.runtime",
+                1800.0,
+            ),
         ]);
         (f, latest)
     }
@@ -594,24 +649,40 @@ mod tests {
             "BEGIN LIST VAR ups-a\nVAR ups-a battery.charge \"97\"\nVAR ups-a battery.runtime \"1800\"\n\
              VAR ups-a device.type \"ups\"\nVAR ups-a ups.status \"OL\"\nEND LIST VAR ups-a\n"
         );
-        assert_eq!(say(&f, &mut s, "get var ups-a ups.status"), "VAR ups-a ups.status \"OL\"\n");
-        assert_eq!(say(&f, &mut s, "GET VAR ups-b ups.status"), "ERR UNKNOWN-UPS\n");
+        assert_eq!(
+            say(&f, &mut s, "get var ups-a ups.status"),
+            "VAR ups-a ups.status \"OL\"\n"
+        );
+        assert_eq!(
+            say(&f, &mut s, "GET VAR ups-b ups.status"),
+            "ERR UNKNOWN-UPS\n"
+        );
         assert_eq!(say(&f, &mut s, "NETVER"), "1.3\n");
         assert_eq!(say(&f, &mut s, "SET VAR ups-a x 1"), "ERR ACCESS-DENIED\n");
         assert_eq!(say(&f, &mut s, "FROB"), "ERR UNKNOWN-COMMAND\n");
-        assert_eq!(respond(&f, &mut s, &["LOGOUT".into()]), ("OK Goodbye\n".into(), true));
+        assert_eq!(
+            respond(&f, &mut s, &["LOGOUT".into()]),
+            ("OK Goodbye\n".into(), true)
+        );
     }
 
     #[tokio::test]
     async fn logins_follow_upsd_and_only_a_primary_raises_fsd() {
-        let (f, _) = facade("[mon]\npassword = s\nupsmon secondary\n[boss]\npassword = b\nupsmon primary\n");
+        let (f, _) =
+            facade("[mon]\npassword = s\nupsmon secondary\n[boss]\npassword = b\nupsmon primary\n");
         let mut s = Session::default();
         assert_eq!(say(&f, &mut s, "LOGIN ups-a"), "ERR USERNAME-REQUIRED\n");
         assert_eq!(say(&f, &mut s, "USERNAME mon"), "OK\n");
-        assert_eq!(say(&f, &mut s, "USERNAME mon"), "ERR ALREADY-SET-USERNAME\n");
+        assert_eq!(
+            say(&f, &mut s, "USERNAME mon"),
+            "ERR ALREADY-SET-USERNAME\n"
+        );
         assert_eq!(say(&f, &mut s, "PASSWORD s"), "OK\n");
         assert_eq!(say(&f, &mut s, "LOGIN ups-a"), "OK\n");
-        assert_eq!(say(&f, &mut s, "GET NUMLOGINS ups-a"), "NUMLOGINS ups-a 1\n");
+        assert_eq!(
+            say(&f, &mut s, "GET NUMLOGINS ups-a"),
+            "NUMLOGINS ups-a 1\n"
+        );
         assert_eq!(say(&f, &mut s, "PRIMARY ups-a"), "ERR ACCESS-DENIED\n");
         assert_eq!(say(&f, &mut s, "FSD ups-a"), "ERR ACCESS-DENIED\n");
         let mut p = Session::default();
@@ -619,7 +690,10 @@ mod tests {
         say(&f, &mut p, "PASSWORD b");
         assert_eq!(say(&f, &mut p, "MASTER ups-a"), "OK MASTER-GRANTED\n");
         assert_eq!(say(&f, &mut p, "FSD ups-a"), "OK FSD-SET\n");
-        assert_eq!(say(&f, &mut s, "GET VAR ups-a ups.status"), "VAR ups-a ups.status \"OL FSD\"\n");
+        assert_eq!(
+            say(&f, &mut s, "GET VAR ups-a ups.status"),
+            "VAR ups-a ups.status \"OL FSD\"\n"
+        );
         let mut wrong = Session::default();
         say(&f, &mut wrong, "USERNAME boss");
         say(&f, &mut wrong, "PASSWORD guess");
@@ -631,11 +705,17 @@ mod tests {
         let (f, latest) = facade("");
         let mut s = Session::default();
         tokio::time::advance(Duration::from_secs(31)).await;
-        assert_eq!(say(&f, &mut s, "GET VAR ups-a ups.status"), "ERR DATA-STALE\n");
+        assert_eq!(
+            say(&f, &mut s, "GET VAR ups-a ups.status"),
+            "ERR DATA-STALE\n"
+        );
         assert_eq!(say(&f, &mut s, "LIST VAR ups-a"), "ERR DATA-STALE\n");
         let mut unknown = reading("online", "ups_online", "ups.status:OL", 1.0);
         unknown.value = None;
         latest.update(&[unknown]);
-        assert_eq!(say(&f, &mut s, "GET VAR ups-a ups.status"), "ERR DATA-STALE\n");
+        assert_eq!(
+            say(&f, &mut s, "GET VAR ups-a ups.status"),
+            "ERR DATA-STALE\n"
+        );
     }
 }

@@ -47,7 +47,10 @@ impl Users {
          -> Result<(), String> {
             if let Some((name, password, role)) = entry {
                 let password = password.ok_or_else(|| format!("user {name:?} has no password"))?;
-                if users.insert(name.clone(), User { password, role }).is_some() {
+                if users
+                    .insert(name.clone(), User { password, role })
+                    .is_some()
+                {
                     return Err(format!("user {name:?} is defined twice"));
                 }
             }
@@ -152,9 +155,21 @@ mod tests {
 
     #[test]
     fn refuses_what_it_does_not_serve() {
-        assert!(Users::parse("[a]\nupsmon primary\n").unwrap_err().contains("no password"));
-        assert!(Users::parse("[a]\npassword = x\nactions = SET\n").unwrap_err().contains("read-only"));
-        assert!(Users::parse("password = x\n").unwrap_err().contains("before the first"));
+        assert!(
+            Users::parse("[a]\nupsmon primary\n")
+                .unwrap_err()
+                .contains("no password")
+        );
+        assert!(
+            Users::parse("[a]\npassword = x\nactions = SET\n")
+                .unwrap_err()
+                .contains("read-only")
+        );
+        assert!(
+            Users::parse("password = x\n")
+                .unwrap_err()
+                .contains("before the first")
+        );
         assert!(Users::parse("[a]\npassword = x\nupsmon boss\n").is_err());
     }
 }

@@ -139,7 +139,11 @@ impl Upsd {
         for u in upses {
             let socket = d.join(format!("dummy-ups-{}", u.name));
             while !socket.exists() {
-                assert!(Instant::now() < deadline, "dummy-ups {} never made its socket", u.name);
+                assert!(
+                    Instant::now() < deadline,
+                    "dummy-ups {} never made its socket",
+                    u.name
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -199,8 +203,16 @@ impl Upsd {
 /// with `openssl`: (ca.pem, server.pem, server.key) in `dir`.
 pub fn make_certs(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     fs::write(
         dir.join(format!("{name}-ext.cnf")),
@@ -213,9 +225,50 @@ pub fn make_certs(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let key = format!("{name}-server.key");
     let csr = format!("{name}-server.csr");
     let cert = format!("{name}-server.pem");
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj", &format!("/CN={name} test CA")]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
-    run(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-out", &cert, "-days", "2", "-extfile", &format!("{name}-ext.cnf")]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name} test CA"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        &format!("{name}-ext.cnf"),
+    ]);
     (dir.join(ca), dir.join(cert), dir.join(key))
 }
 
@@ -234,16 +287,63 @@ pub fn nss_db(dir: &Path, ca: &Path, server: Option<(&Path, &Path)>) -> PathBuf 
     fs::write(&pw, "dbpass\n").unwrap();
     let run = |tool: &str, args: &[&str]| {
         let out = Command::new(tool).args(args).output().unwrap();
-        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let sql = format!("sql:{}", db.display());
     let pw_s = pw.display().to_string();
     run("certutil", &["-N", "-d", &sql, "-f", &pw_s]);
-    run("certutil", &["-A", "-d", &sql, "-n", "test-ca", "-t", "CT,,", "-i", ca.to_str().unwrap(), "-f", &pw_s]);
+    run(
+        "certutil",
+        &[
+            "-A",
+            "-d",
+            &sql,
+            "-n",
+            "test-ca",
+            "-t",
+            "CT,,",
+            "-i",
+            ca.to_str().unwrap(),
+            "-f",
+            &pw_s,
+        ],
+    );
     if let Some((cert, key)) = server {
         let p12 = dir.join("server.p12");
-        run("openssl", &["pkcs12", "-export", "-in", cert.to_str().unwrap(), "-inkey", key.to_str().unwrap(), "-name", "upsd", "-out", p12.to_str().unwrap(), "-passout", "pass:p12"]);
-        run("pk12util", &["-i", p12.to_str().unwrap(), "-d", &sql, "-k", &pw_s, "-W", "p12"]);
+        run(
+            "openssl",
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                cert.to_str().unwrap(),
+                "-inkey",
+                key.to_str().unwrap(),
+                "-name",
+                "upsd",
+                "-out",
+                p12.to_str().unwrap(),
+                "-passout",
+                "pass:p12",
+            ],
+        );
+        run(
+            "pk12util",
+            &[
+                "-i",
+                p12.to_str().unwrap(),
+                "-d",
+                &sql,
+                "-k",
+                &pw_s,
+                "-W",
+                "p12",
+            ],
+        );
     }
     db
 }
@@ -262,7 +362,10 @@ pub fn upsc_var(port: u16, ups: &str, var: &str) -> Option<String> {
 }
 
 /// `upsc ups@127.0.0.1:port`: every variable, `(status, name -> value)`.
-pub fn upsc_all(port: u16, ups: &str) -> (bool, std::collections::BTreeMap<String, String>, String) {
+pub fn upsc_all(
+    port: u16,
+    ups: &str,
+) -> (bool, std::collections::BTreeMap<String, String>, String) {
     let out = Command::new(UPSC)
         .arg(format!("{ups}@127.0.0.1:{port}"))
         .output()

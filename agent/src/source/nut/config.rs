@@ -129,10 +129,7 @@ impl crate::source::Section for NutSourceConfig {
             if s.name.is_empty() || s.name.len() > 64 || s.name.contains(['/', '@', ' ']) {
                 return Err((
                     "sources.nut.servers.name",
-                    format!(
-                        "{:?}: 1-64 characters without '/', '@' or spaces",
-                        s.name
-                    ),
+                    format!("{:?}: 1-64 characters without '/', '@' or spaces", s.name),
                 ));
             }
             if !names.insert(s.name.as_str()) {
@@ -146,10 +143,7 @@ impl crate::source::Section for NutSourceConfig {
             if s.username.is_some() != s.password_file.is_some() {
                 return Err((
                     "sources.nut.servers.password_file",
-                    format!(
-                        "{:?}: username and password_file go together",
-                        s.name
-                    ),
+                    format!("{:?}: username and password_file go together", s.name),
                 ));
             }
             if s.tls_server_name.is_some() && s.tls_ca.is_none() {
@@ -217,7 +211,10 @@ mod tests {
     #[test]
     fn refuses_a_username_without_a_password_file_and_twice_a_name() {
         let c = parse("[[servers]]\nname = \"a\"\naddress = \"h\"\nusername = \"u\"\n");
-        assert_eq!(c.validate().unwrap_err().0, "sources.nut.servers.password_file");
+        assert_eq!(
+            c.validate().unwrap_err().0,
+            "sources.nut.servers.password_file"
+        );
         let c = parse(
             "[[servers]]\nname = \"a\"\naddress = \"h\"\n[[servers]]\nname = \"a\"\naddress = \"g\"\n",
         );

@@ -278,7 +278,11 @@ pub fn variables(readings: &[Reading], extra_status: &[&str]) -> Option<BTreeMap
             continue;
         };
         // The vocabulary's ratios are NUT's percentages.
-        let v = if r.q.ends_with("_ratio") { v * 100.0 } else { v };
+        let v = if r.q.ends_with("_ratio") {
+            v * 100.0
+        } else {
+            v
+        };
         vars.insert(nut.clone(), number(v));
     }
     if !is_ups {
@@ -382,13 +386,23 @@ mod tests {
         let fsd = variables(&m.readings, &["FSD"]).unwrap();
         assert_eq!(fsd["ups.status"], "OL CHRG FSD");
         let both = readings("nut", "u", &vars(&[("ups.status", "OL OB LB")]));
-        assert_eq!(variables(&both.readings, &[]).unwrap()["ups.status"], "OB LB");
+        assert_eq!(
+            variables(&both.readings, &[]).unwrap()["ups.status"],
+            "OB LB"
+        );
     }
 
     #[test]
     fn a_device_without_status_flags_is_no_ups() {
-        let r = Reading::new("modbus", "crac", "t", q::TEMPERATURE_CELSIUS, Some(20.0), ReadingState::Ok)
-            .with_label(NUT_LABEL, "ambient.temperature");
+        let r = Reading::new(
+            "modbus",
+            "crac",
+            "t",
+            q::TEMPERATURE_CELSIUS,
+            Some(20.0),
+            ReadingState::Ok,
+        )
+        .with_label(NUT_LABEL, "ambient.temperature");
         assert_eq!(variables(&[r], &[]), None);
     }
 }

@@ -24,7 +24,10 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use sitewatch_protocol::Reading;
 use tokio::{
-    io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf},
+    io::{
+        AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
+        BufReader, ReadHalf, WriteHalf,
+    },
     net::TcpStream,
 };
 
@@ -141,7 +144,10 @@ pub struct NutServer {
     port: u16,
     credentials: Option<(String, String)>,
     /// STARTTLS: the client configuration and the name to check.
-    tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     only: Vec<String>,
     /// The latest readings of each UPS, reported unknown when unread.
     last: BTreeMap<String, Vec<Reading>>,
@@ -183,7 +189,9 @@ impl Session {
             Ok(None) => Err(Failure::Malformed(format!(
                 "the server closed the connection before answering {what}"
             ))),
-            Err(ReadLineError::Io(e)) => Err(Failure::Io(format!("reading the answer to {what}: {e}"))),
+            Err(ReadLineError::Io(e)) => {
+                Err(Failure::Io(format!("reading the answer to {what}: {e}")))
+            }
             Err(e) => Err(Failure::Malformed(format!("answer to {what}: {e}"))),
         }
     }
@@ -266,7 +274,10 @@ impl NutServer {
                     what: "nut tls_ca",
                     message: format!("server {:?}: {e}", config.name),
                 })?;
-                let name = config.tls_server_name.clone().unwrap_or_else(|| host.clone());
+                let name = config
+                    .tls_server_name
+                    .clone()
+                    .unwrap_or_else(|| host.clone());
                 let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
                     SourceError::Read {
                         what: "nut tls_server_name",
@@ -338,10 +349,12 @@ impl NutServer {
             .write_all(b"STARTTLS\n")
             .await
             .map_err(|e| Failure::Io(format!("sending STARTTLS: {e}")))?;
-        let line = read_line_unbuffered(&mut stream).await.map_err(|e| match e {
-            ReadLineError::Io(e) => Failure::Io(format!("reading the answer to STARTTLS: {e}")),
-            e => Failure::Malformed(format!("answer to STARTTLS: {e}")),
-        })?;
+        let line = read_line_unbuffered(&mut stream)
+            .await
+            .map_err(|e| match e {
+                ReadLineError::Io(e) => Failure::Io(format!("reading the answer to STARTTLS: {e}")),
+                e => Failure::Malformed(format!("answer to STARTTLS: {e}")),
+            })?;
         match proto::answer(&line) {
             Ok(Answer::Ok(_)) => {}
             Ok(Answer::Err(code)) => {
@@ -350,7 +363,10 @@ impl NutServer {
                 )));
             }
             Ok(Answer::Line(l)) => {
-                return Err(Failure::Malformed(format!("STARTTLS answered {:?}", l.join(" "))));
+                return Err(Failure::Malformed(format!(
+                    "STARTTLS answered {:?}",
+                    l.join(" ")
+                )));
             }
             Err(e) => return Err(Failure::Malformed(format!("answer to STARTTLS: {e}"))),
         }
@@ -358,7 +374,9 @@ impl NutServer {
             .connect(name.clone(), stream)
             .await
             .map_err(|e| {
-                let hint = crate::tls::rustls_cause(&e).map(crate::tls::hint).unwrap_or("");
+                let hint = crate::tls::rustls_cause(&e)
+                    .map(crate::tls::hint)
+                    .unwrap_or("");
                 Failure::Tls(format!("TLS handshake: {e} {hint}").trim_end().to_owned())
             })
     }

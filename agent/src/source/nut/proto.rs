@@ -254,7 +254,10 @@ mod tests {
         }
         assert_eq!(command(&["USERNAME", "mon"]), "USERNAME mon\n");
         assert_eq!(command(&["PASSWORD", "a b"]), "PASSWORD \"a b\"\n");
-        assert_eq!(words(command(&["PASSWORD", r#"p"\"#]).trim_end())[1], r#"p"\"#);
+        assert_eq!(
+            words(command(&["PASSWORD", r#"p"\"#]).trim_end())[1],
+            r#"p"\"#
+        );
     }
 
     #[test]
@@ -268,6 +271,9 @@ mod tests {
             Answer::Err("ACCESS-DENIED".into())
         );
         assert_eq!(answer(b"ERR").unwrap(), Answer::Err(String::new()));
-        assert!(matches!(answer(b"BEGIN LIST UPS").unwrap(), Answer::Line(_)));
+        assert!(matches!(
+            answer(b"BEGIN LIST UPS").unwrap(),
+            Answer::Line(_)
+        ));
     }
 }

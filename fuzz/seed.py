@@ -210,6 +210,22 @@ def ipmi_seeds():
     return seeds
 
 
+def nut_seeds():
+    """upsd answers and client commands as Debian's upsd 2.8 and upsmon send them."""
+    answers = (
+        b"BEGIN LIST UPS\nUPS ups1 \"test UPS\"\nEND LIST UPS\n"
+        b"BEGIN LIST VAR ups1\nVAR ups1 battery.charge \"100\"\nVAR ups1 battery.runtime \"1800\"\n"
+        b"VAR ups1 ups.status \"OB LB\"\nVAR ups1 ups.load \"23\"\nVAR ups1 input.voltage \"230.4\"\n"
+        b"VAR ups1 device.model \"Smart \\\"1500\\\"\"\nEND LIST VAR ups1\n"
+    )
+    commands = (
+        b"VER\nNETVER\nUSERNAME upsmon\nPASSWORD \"a secret\"\nLOGIN ups1\nPRIMARY ups1\n"
+        b"GET VAR ups1 ups.status\nGET NUMLOGINS ups1\nGET UPSDESC ups1\nLIST VAR ups1\nFSD ups1\nLOGOUT\n"
+    )
+    errors = b"ERR ACCESS-DENIED\nERR DATA-STALE\nERR GREMLINS\nOK Goodbye\nVAR ups1 x \"cut"
+    return [answers, commands, errors]
+
+
 # --- targets ------------------------------------------------------------
 
 
@@ -228,6 +244,8 @@ def seeds_for(target):
         return snmp_seeds()
     if target == "mqtt_codec":
         return mqtt_seeds()
+    if target == "nut_line":
+        return nut_seeds()
     if target == "config_agent":
         return [read(p) for p in files("agent/examples/*.toml", "packaging/config/agent.toml", "firmware-config/gateway/*.toml", "agent/tests/**/*.toml")]
     if target == "config_collector":
@@ -237,7 +255,7 @@ def seeds_for(target):
     raise SystemExit(f"unknown target {target}")
 
 
-TARGETS = ["wire_decode", "replay_line", "smartctl", "modbus", "ipmi", "snmp", "mqtt_codec", "config_agent", "config_collector", "profiles_toml"]
+TARGETS = ["wire_decode", "replay_line", "smartctl", "modbus", "ipmi", "snmp", "mqtt_codec", "nut_line", "config_agent", "config_collector", "profiles_toml"]
 
 
 def main():

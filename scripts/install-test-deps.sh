@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what sitewatch's tests talk to, when it is missing: real peers
 # (mosquitto, Prometheus and promtool, Alertmanager, OpenIPMI's ipmi_sim,
-# ipmitool, smartctl, socat, pymodbus, htpasswd, curl), packaging tools and
+# ipmitool, smartctl, socat, pymodbus, htpasswd, curl, NUT's upsd, dummy-ups,
+# upsc and upsmon), packaging tools and
 # checkers (cargo-deb, cargo-generate-rpm, lintian, rpm, systemd-analyze), cross
 # toolchains and qemu-user, and the Rust components and targets. Safe to run
 # again: it only installs what is not there.
@@ -47,6 +48,13 @@ declare -A PACKAGES=(
   [snmp]=/usr/bin/snmpget
   [snmpsim]=/usr/bin/snmpsimd
   [prometheus-snmp-exporter]=/usr/bin/prometheus-snmp-exporter
+  # Network UPS Tools: upsd and the dummy-ups driver (the nut source's peer),
+  # upsc and upsmon (the facade's clients).
+  [nut-server]=/lib/nut/dummy-ups
+  [nut-client]=/lib/nut/upsmon
+  # NSS's certutil and pk12util: NUT's TLS keeps its certificates in an NSS
+  # database (upsd's CERTPATH/CERTIDENT, upsmon's CERTPATH).
+  [libnss3-tools]=/usr/bin/certutil
 )
 
 missing=()

@@ -85,6 +85,9 @@ pub enum CliError {
     },
     #[error("{failed} source(s) failed")]
     SourcesFailed { failed: usize },
+    #[cfg(feature = "nut")]
+    #[error(transparent)]
+    NutServer(crate::nutd::FacadeError),
 }
 
 impl CliError {
@@ -95,6 +98,8 @@ impl CliError {
             CliError::Publisher(e) => e.kind(),
             CliError::Io { .. } => "io",
             CliError::SourcesFailed { .. } => "sources_failed",
+            #[cfg(feature = "nut")]
+            CliError::NutServer(_) => "nut_server",
         }
     }
 
@@ -264,9 +269,21 @@ async fn run(config: Config) -> Result<ExitCode, CliError> {
             )
         })
         .collect();
+    #[allow(unused_mut)]
+    let mut latest = None;
+    #[cfg(feature = "nut")]
+    if let Some(n) = config.nut_server.as_ref().filter(|n| n.enabled) {
+        let view = crate::latest::Latest::new();
+        let facade = crate::nutd::Facade::new(n.clone(), std::sync::Arc::clone(&view))
+            .map_err(CliError::NutServer)?;
+        crate::nutd::start(facade, stop_rx.clone())
+            .await
+            .map_err(CliError::NutServer)?;
+        latest = Some(view);
+    }
     let (tx, rx) = mpsc::channel(OUTCOME_CHANNEL);
     let tasks = scheduler::spawn(sources, tx, stop_rx.clone());
-    publisher::run(&config, Announcement::new(announced), rx, stop_rx).await?;
+    publisher::run(&config, Announcement::new(announced), rx, stop_rx, latest).await?;
     for task in tasks {
         task.abort();
     }

@@ -56,6 +56,11 @@ pub struct Config {
     /// The sources, one table each.
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// `[nut_server]`: the upsd facade serving the UPSes the agent reads to
+    /// `upsmon`, `upsc` and other NUT clients. Absent = not served.
+    #[cfg(feature = "nut")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nut_server: Option<crate::nutd::config::NutServerConfig>,
 }
 
 /// `[mqtt]`: one broker (`url` and its credentials here), or several
@@ -407,6 +412,8 @@ impl Config {
             mqtt: MqttConfig::default(),
             buffer: BufferConfig::default(),
             sources: SourcesConfig::default(),
+            #[cfg(feature = "nut")]
+            nut_server: None,
         }
     }
 
@@ -602,7 +609,12 @@ impl Config {
                 fail(FileError::new(key, &path, FileProblem::Invalid(message)))
             })?;
         }
-        self.sources.check_files().map_err(fail)
+        self.sources.check_files().map_err(fail)?;
+        #[cfg(feature = "nut")]
+        if let Some(n) = self.nut_server.as_ref().filter(|n| n.enabled) {
+            n.check_files().map_err(fail)?;
+        }
+        Ok(())
     }
 
     /// The rules serde cannot express.
@@ -712,6 +724,11 @@ impl Config {
         self.sources
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        #[cfg(feature = "nut")]
+        if let Some(n) = &self.nut_server {
+            n.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
+        }
         for source in self.sources.enabled() {
             let s = source.schedule();
             if s.interval < Duration::from_millis(100) {

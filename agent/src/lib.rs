@@ -15,7 +15,7 @@
 //! - [`source`]: the [`source::Poll`] trait, the [`source::Source`] enum and
 //!   the `sources!` registry; one folder per source ([`source::host`],
 //!   [`source::smart`], [`source::modbus`], [`source::net`], [`source::ipmi`],
-//!   `source::snmp`).
+//!   `source::snmp`, `source::nut`).
 //! - [`device`]: the shared device layer: one task per device, its timeout,
 //!   interval, backoff from dead devices, health readings and rate-limited
 //!   error logs.
@@ -27,6 +27,8 @@
 //! - [`backoff`]: reconnect delays with full jitter (pure).
 //! - [`publisher`]: the task that owns the MQTT event loop.
 //! - [`selfmetrics`]: the agent's own readings (`src = "agent"`).
+//! - [`latest`]: the latest readings with a `nut` label, shared with the facade.
+//! - `nutd` (feature `nut`): the upsd facade (`[nut_server]`) and its FSD policy.
 //! - [`tls`]: rustls configuration for `mqtts://`.
 //! - [`files`]: what check-config says about a file the configuration names.
 //! - [`logging`]: `tracing` to stderr, text or JSON.
@@ -67,7 +69,10 @@ pub mod config;
 pub mod device;
 pub mod endpoint;
 pub mod files;
+pub mod latest;
 pub mod logging;
+#[cfg(feature = "nut")]
+pub mod nutd;
 pub mod pattern;
 pub mod publisher;
 pub mod scheduler;

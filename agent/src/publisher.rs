@@ -241,6 +241,8 @@ struct Publisher {
     checkpoints: Checkpoints,
     sync_job: Option<JoinHandle<SyncOutcome>>,
     checkpoint_job: Option<JoinHandle<Written>>,
+    /// The latest NUT readings, for the upsd facade (when it runs).
+    latest: Option<Arc<crate::latest::Latest>>,
 }
 
 /// Runs until `shutdown` turns true, then stops cleanly (see
@@ -250,6 +252,7 @@ pub async fn run(
     announcement: Announcement,
     mut outcomes: mpsc::Receiver<PollOutcome>,
     mut shutdown: watch::Receiver<bool>,
+    latest: Option<Arc<crate::latest::Latest>>,
 ) -> Result<(), PublisherError> {
     let brokers = config.brokers();
     let mut links = Vec::new();
@@ -315,6 +318,7 @@ pub async fn run(
         checkpoints: Checkpoints::default(),
         sync_job: None,
         checkpoint_job: None,
+        latest,
     };
     tracing::info!(
         brokers = ?brokers.iter().map(|b| format!("{}={}", b.name, b.url)).collect::<Vec<_>>(),
@@ -463,6 +467,9 @@ impl Publisher {
             outcome.result.as_ref().err(),
         );
         if let Ok(polled) = outcome.result {
+            if let Some(latest) = &self.latest {
+                latest.update(&polled.readings);
+            }
             self.enqueue(outcome.ts_ms, polled.readings);
             let mut last = None;
             match self.batcher.encode_events(outcome.ts_ms, polled.events) {

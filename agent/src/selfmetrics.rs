@@ -90,6 +90,16 @@ pub mod q {
     /// The same notification again within the dedup window.
     pub const SNMP_TRAPS_REPEATED: &str = "agent_snmp_traps_repeated_total";
 
+    /// upsd answers that did not decode since start (a line cut short, an
+    /// unknown `ERR`, a list that does not close; `dev` = `nut/<server>`).
+    pub const NUT_MALFORMED_ANSWERS: &str = "agent_nut_malformed_answers_total";
+    /// Mapped NUT variables whose value was no number, since start.
+    pub const NUT_MALFORMED_VALUES: &str = "agent_nut_malformed_values_total";
+    /// NUT variables skipped as unknown, since start.
+    pub const NUT_UNKNOWN_VARIABLES: &str = "agent_nut_unknown_variables_total";
+    /// `ERR` answers from upsd since start (wrong credentials, a stale UPS).
+    pub const NUT_SERVER_ERRORS: &str = "agent_nut_server_errors_total";
+
     /// Duration of a BMC's last sensor sweep (`dev` = `ipmi/<bmc>`).
     pub const IPMI_SWEEP_DURATION_SECONDS: &str = "agent_ipmi_sweep_duration_seconds";
     /// Sensors the last SDR load found unreadable (other controllers,

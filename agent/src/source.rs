@@ -16,6 +16,8 @@ pub mod ipmi;
 pub mod modbus;
 #[cfg(feature = "net")]
 pub mod net;
+#[cfg(feature = "nut")]
+pub mod nut;
 #[cfg(feature = "smart")]
 pub mod smart;
 #[cfg(feature = "snmp")]
@@ -258,7 +260,8 @@ impl SourceError {
     feature = "modbus",
     feature = "net",
     feature = "ipmi",
-    feature = "snmp"
+    feature = "snmp",
+    feature = "nut"
 )))]
 compile_error!("sitewatch-agent needs at least one source feature (Cargo.toml [features])");
 
@@ -294,4 +297,9 @@ sources! {
     /// (`firmware-config/snmp/`), and a trap receiver. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     snmp: Option<snmp::config::SnmpSourceConfig> => Snmp(snmp::SnmpSource),
+    @feature "nut"
+    /// `[sources.nut]`: UPSes served by Network UPS Tools' upsd (RFC 9271),
+    /// as hosts, hypervisors and NAS boxes read them. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nut: Option<nut::config::NutSourceConfig> => Nut(nut::NutSource),
 }

@@ -87,6 +87,26 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// A server configuration from a PEM certificate chain and its key (the upsd
+/// facade's STARTTLS).
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = certificates(cert, "server certificate")?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Read {
+        path: key.display().to_string(),
+        what: "server key",
+        source,
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(TlsError::Setup)?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(TlsError::BadClientAuth)?;
+    Ok(Arc::new(config))
+}
+
 /// The rustls error behind a connection failure, if TLS is what failed.
 pub fn rustls_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(error);

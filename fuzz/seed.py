@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Fills fuzz/corpus/<target>/ with seeds made at run time from the project's
-own test data and from ../shared/testdata beside the checkout (read where it
-lies, never copied into the repository; SITEWATCH_SHARED_TESTDATA names it
-for a checkout elsewhere, such as a git worktree). Safe to rerun: seeds are named by
-their content's hash, and what libFuzzer added to a corpus is kept.
+"""Fills fuzz/seeds/<target>/ (git-ignored) with seeds made at run time from
+the project's own test data and from ../shared/testdata beside the checkout
+(read where it lies, never copied into the repository; SITEWATCH_SHARED_TESTDATA
+names it for a checkout elsewhere, such as a git worktree). Safe to rerun: seeds
+are named by their content's hash. The committed corpus is fuzz/corpus/ (see
+fuzz/cmin.sh), what a run grows is fuzz/work/.
 
     python3 fuzz/seed.py            # all targets
     python3 fuzz/seed.py ipmi snmp  # some
@@ -233,6 +234,9 @@ def seeds_for(target):
     if target == "wire_decode":
         return [r["topic"].encode() + b"\x00" + (r["payload"].encode() if isinstance(r["payload"], str) else json.dumps(r["payload"]).encode()) for r in replay_records()]
     if target == "replay_line":
+        recordings = [read(p) for p in files("collector/tests/replay/*.jsonl") if not p.endswith(".expected.jsonl")]
+        return [line for r in recordings for line in r.splitlines() if line.strip()] + recordings
+    if target == "replay_run":
         return [read(p) for p in files("collector/tests/replay/*.jsonl") if not p.endswith(".expected.jsonl")]
     if target == "smartctl":
         return [read(p) for p in files("smartctl-parser/tests/fixtures/*.json", "agent/tests/smart/fixtures/*.json", "smartctl/*.json")]
@@ -255,7 +259,7 @@ def seeds_for(target):
     raise SystemExit(f"unknown target {target}")
 
 
-TARGETS = ["wire_decode", "replay_line", "smartctl", "modbus", "ipmi", "snmp", "mqtt_codec", "nut_line", "config_agent", "config_collector", "profiles_toml"]
+TARGETS = ["wire_decode", "replay_line", "replay_run", "smartctl", "modbus", "ipmi", "snmp", "mqtt_codec", "nut_line", "config_agent", "config_collector", "profiles_toml"]
 
 
 def main():
@@ -266,7 +270,7 @@ def main():
             file=sys.stderr,
         )
     for target in sys.argv[1:] or TARGETS:
-        out = os.path.join(FUZZ, "corpus", target)
+        out = os.path.join(FUZZ, "seeds", target)
         os.makedirs(out, exist_ok=True)
         seeds = seeds_for(target)
         for s in seeds:

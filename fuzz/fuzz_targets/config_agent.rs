@@ -1,31 +1,4 @@
-//! The agent's configuration loader: TOML parse, the placeholder check, the
-//! command-line overrides and the whole validation, as `sitewatch-agent
-//! check-config` runs them (the file checks, which read the disk, excepted).
+//! `config_agent`: see `sitewatch_fuzz_targets::config_agent` (fuzz-targets/src/config_agent.rs).
 #![no_main]
 
-use std::path::Path;
-
-use libfuzzer_sys::fuzz_target;
-use sitewatch_agent::config::{Config, Overrides};
-use sitewatch_protocol::SiteName;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let path = Path::new("agent.toml");
-    if let Ok(config) = Config::parse(text, path, &Overrides::default()) {
-        let _ = config.brokers();
-        let _ = config.client_id();
-        // What `--print-config` writes.
-        let _ = config.to_toml();
-    }
-    // With `--site`, which is inserted before deserializing.
-    if let Ok(site) = SiteName::new("dc1") {
-        let overrides = Overrides {
-            site: Some(site),
-            ..Overrides::default()
-        };
-        let _ = Config::parse(text, path, &overrides);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sitewatch_fuzz_targets::config_agent::run(data));

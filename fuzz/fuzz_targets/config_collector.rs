@@ -1,20 +1,4 @@
-//! The collector's configuration loaders: the TOML file parsed and resolved
-//! into settings with every validation (as `sitewatch-collector check-config`,
-//! without the file checks that read the disk), and the exporter-toolkit web
-//! config (YAML) parsed.
+//! `config_collector`: see `sitewatch_fuzz_targets::config_collector` (fuzz-targets/src/config_collector.rs).
 #![no_main]
 
-use std::path::Path;
-
-use libfuzzer_sys::fuzz_target;
-use sitewatch_collector::config::{Overrides, Settings, parse};
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(file) = parse(Path::new("collector.toml"), text) {
-        let _ = Settings::resolve(&file, &Overrides::default(), "collector.toml");
-    }
-    let _ = sitewatch_collector::web::config::parse(text);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sitewatch_fuzz_targets::config_collector::run(data));

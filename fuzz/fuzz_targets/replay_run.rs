@@ -1,15 +1,4 @@
-//! The replay/record line parser and the engine run behind it
-//! (`sitewatch-collector replay`): any bytes are a replay file whose broken
-//! lines are skipped, never a panic.
+//! `replay_run`: see `sitewatch_fuzz_targets::replay_run` (fuzz-targets/src/replay_run.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use sitewatch_collector::replay::{payload_value, replay_all};
-use sitewatch_collector::state::StateConfig;
-use sitewatch_signals::SignalsConfig;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = replay_all(data, StateConfig::default(), &SignalsConfig::default());
-    // The recorder's side: a payload as received becomes the line's value.
-    let _ = payload_value(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sitewatch_fuzz_targets::replay_run::run(data));

@@ -1,20 +1,4 @@
-//! The wire decoder: one MQTT message as the collector receives it. The input
-//! is `topic NUL payload` (no NUL: all topic, empty payload), so that the seeds
-//! can be real topics and payloads side by side.
+//! `wire_decode`: see `sitewatch_fuzz_targets::wire_decode` (fuzz-targets/src/wire_decode.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use sitewatch_protocol::{Topic, decode};
-
-fuzz_target!(|data: &[u8]| {
-    let (topic, payload) = match data.iter().position(|b| *b == 0) {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (data, &[][..]),
-    };
-    let topic = String::from_utf8_lossy(topic);
-    let _ = Topic::parse(&topic);
-    if let Ok(message) = decode(&topic, payload) {
-        // Whatever was accepted must print (the collector logs and re-publishes it).
-        let _ = format!("{message:?}");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sitewatch_fuzz_targets::wire_decode::run(data));

@@ -16,7 +16,7 @@
 //! [`crate::source::nut::map::variables`]. Readings older than `stale_after`,
 //! or all unknown, answer `ERR DATA-STALE`.
 //!
-//! - [`config`]: `[nut_server]`.
+//! - [`config`]: the `[nut_server]` table.
 //! - [`users`]: the upsd.users subset.
 //! - [`fsd`]: the FSD policy.
 

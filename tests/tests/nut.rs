@@ -191,10 +191,18 @@ fn upsmon_with(dir: &Path, nut_port: u16, more: &str) -> (Upsmon, PathBuf) {
     // to start); one naming a live upsmon is the machine's own: hands off.
     let pid_file = Path::new("/run/nut/upsmon.pid");
     if let Ok(pid) = std::fs::read_to_string(pid_file) {
-        let comm =
-            std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap_or_default();
+        // A zombie (a killed upsmon child that init has not reaped, in a
+        // container) is as dead as a missing process.
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+        let live_upsmon = status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["Name:", "upsmon"]))
+            && !status
+                .lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'));
         assert!(
-            comm.trim() != "upsmon",
+            !live_upsmon,
             "this machine runs its own upsmon (pid {}): the test cannot start another",
             pid.trim()
         );

@@ -16,7 +16,7 @@
 //! [`crate::source::nut::map::variables`]. Readings older than `stale_after`,
 //! or all unknown, answer `ERR DATA-STALE`.
 //!
-//! - [`config`]: `[nut_server]`.
+//! - [`config`]: the `[nut_server]` table.
 //! - [`users`]: the upsd.users subset.
 //! - [`fsd`]: the FSD policy.
 
@@ -88,6 +88,8 @@ pub struct Facade {
     fsd: Mutex<BTreeMap<String, fsd::Tracker>>,
     logins: Mutex<BTreeMap<String, u32>>,
     clients: AtomicUsize,
+    /// Devices left out because another took their name, warned about once.
+    shadowed: Mutex<std::collections::BTreeSet<String>>,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -114,6 +116,7 @@ impl Facade {
             fsd: Mutex::new(BTreeMap::new()),
             logins: Mutex::new(BTreeMap::new()),
             clients: AtomicUsize::new(0),
+            shadowed: Mutex::new(std::collections::BTreeSet::new()),
         }))
     }
 
@@ -179,11 +182,36 @@ impl Facade {
     pub fn apply_policy(&self) {
         let now = Instant::now();
         let views = self.latest.snapshot();
+        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        for d in &views {
+            let key = format!("{}/{}", d.src, d.dev);
+            let (name, _) = self.name_of(d);
+            match taken.get(&name) {
+                Some(first)
+                    if self
+                        .shadowed
+                        .lock()
+                        .is_ok_and(|mut s| s.insert(key.clone())) =>
+                {
+                    tracing::warn!(ups = %name, served = %first, device = %key, "nut server: two devices take this UPS name; the second is not served (name it in [[nut_server.ups]])");
+                }
+                Some(_) => {}
+                None => {
+                    taken.insert(name, key);
+                }
+            }
+        }
         let Ok(mut trackers) = self.fsd.lock() else {
             return;
         };
         for d in &views {
             let (name, _) = self.name_of(d);
+            if taken
+                .get(&name)
+                .is_none_or(|k| *k != format!("{}/{}", d.src, d.dev))
+            {
+                continue;
+            }
             let flag = |nut: &str| {
                 d.readings
                     .iter()
@@ -698,6 +726,18 @@ mod tests {
         say(&f, &mut wrong, "USERNAME boss");
         say(&f, &mut wrong, "PASSWORD guess");
         assert_eq!(say(&f, &mut wrong, "LOGIN ups-a"), "ERR ACCESS-DENIED\n");
+    }
+
+    #[tokio::test]
+    async fn a_second_device_with_a_served_name_is_left_out() {
+        let (f, latest) = facade("");
+        let mut snmp = reading("online", "ups_online", "ups.status:OL", 0.0);
+        snmp.src = "snmp".into();
+        latest.update(&[snmp]);
+        f.apply_policy();
+        let upses = f.upses();
+        assert_eq!(upses.len(), 1);
+        assert_eq!(upses[0].description, "sitewatch modbus/ups-a");
     }
 
     #[tokio::test(start_paused = true)]

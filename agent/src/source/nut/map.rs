@@ -80,13 +80,14 @@ pub const STATUS_FLAGS: &[StatusFlag] = &[
     },
 ];
 
-/// A numeric variable: its quantity, the factor to it from NUT's unit, and
-/// the `part` label the profiles give it.
+/// A numeric variable: its quantity, the divisor to it from NUT's unit (100
+/// for a percentage: a division keeps 41 % at 0.41, where a product by 0.01
+/// gives 0.41000000000000003), and the `part` label the profiles give it.
 #[derive(Debug)]
 pub struct Numeric {
     pub var: &'static str,
     pub q: &'static str,
-    pub scale: f64,
+    pub per: f64,
     pub part: Option<&'static str>,
 }
 
@@ -94,79 +95,79 @@ pub const NUMERIC: &[Numeric] = &[
     Numeric {
         var: "battery.charge",
         q: q::UPS_BATTERY_CHARGE_RATIO,
-        scale: 0.01,
+        per: 100.0,
         part: None,
     },
     Numeric {
         var: "battery.runtime",
         q: q::UPS_BATTERY_RUNTIME_SECONDS,
-        scale: 1.0,
+        per: 1.0,
         part: None,
     },
     Numeric {
         var: "battery.voltage",
         q: q::VOLTAGE_VOLTS,
-        scale: 1.0,
+        per: 1.0,
         part: Some("battery"),
     },
     Numeric {
         var: "battery.temperature",
         q: q::TEMPERATURE_CELSIUS,
-        scale: 1.0,
+        per: 1.0,
         part: Some("battery"),
     },
     Numeric {
         var: "input.voltage",
         q: q::VOLTAGE_VOLTS,
-        scale: 1.0,
+        per: 1.0,
         part: Some("input"),
     },
     Numeric {
         var: "input.frequency",
         q: q::FREQUENCY_HERTZ,
-        scale: 1.0,
+        per: 1.0,
         part: Some("input"),
     },
     Numeric {
         var: "output.voltage",
         q: q::VOLTAGE_VOLTS,
-        scale: 1.0,
+        per: 1.0,
         part: Some("output"),
     },
     Numeric {
         var: "output.frequency",
         q: q::FREQUENCY_HERTZ,
-        scale: 1.0,
+        per: 1.0,
         part: Some("output"),
     },
     Numeric {
         var: "output.current",
         q: q::CURRENT_AMPERES,
-        scale: 1.0,
+        per: 1.0,
         part: Some("output"),
     },
     Numeric {
         var: "ups.load",
         q: q::UPS_LOAD_RATIO,
-        scale: 0.01,
+        per: 100.0,
         part: None,
     },
     Numeric {
         var: "ups.realpower",
         q: q::POWER_WATTS,
-        scale: 1.0,
+        per: 1.0,
         part: Some("output"),
     },
     Numeric {
         var: "ups.temperature",
         q: q::TEMPERATURE_CELSIUS,
-        scale: 1.0,
+        per: 1.0,
         part: Some("ups"),
     },
     Numeric {
         var: "ambient.temperature",
         q: q::TEMPERATURE_CELSIUS,
-        scale: 1.0,
+        per: 1.0,
         part: Some("ambient"),
     },
 ];
@@ -186,6 +187,10 @@ fn descriptive(var: &str) -> bool {
         || var.starts_with("ups.type")
         || var.starts_with("ups.beeper")
         || var.ends_with(".nominal")
+        // Thresholds and settings (battery.charge.low, input.transfer.high).
+        || var.ends_with(".low")
+        || var.ends_with(".high")
+        || var.ends_with(".warning")
         || var.contains(".date")
         || var.ends_with(".type")
 }
@@ -232,7 +237,7 @@ pub fn readings(src: &str, dev: &str, vars: &BTreeMap<String, String>) -> Mapped
             dev,
             n.var,
             n.q,
-            parsed.map(|v| v * n.scale),
+            parsed.map(|v| v / n.per),
             ReadingState::Ok,
         )
         .with_label(NUT_LABEL, n.var);

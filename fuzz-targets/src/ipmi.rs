@@ -45,7 +45,7 @@ pub fn run(input: &[u8]) {
     for s in &sensors {
         let thresholds = raw_thresholds.as_ref().map(|t| Thresholds::convert(t, s));
         if let Ok(plan) = sensor::plan(s) {
-            let _ = sensor::readings("bmc", s, &plan, reading.clone(), thresholds.as_ref());
+            let _ = sensor::readings("bmc", s, &plan, reading, thresholds.as_ref());
         }
     }
 

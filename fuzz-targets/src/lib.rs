@@ -19,8 +19,11 @@ pub mod smartctl;
 pub mod snmp;
 pub mod wire_decode;
 
+/// What a target runs on one input.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/corpus/<name>/` and the fuzz binaries name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config_agent", config_agent::run),
     ("config_collector", config_collector::run),
     ("ipmi", ipmi::run),

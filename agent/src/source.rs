@@ -12,6 +12,8 @@ pub mod host;
 pub mod ipmi;
 pub mod modbus;
 pub mod net;
+#[cfg(feature = "redfish")]
+pub mod redfish;
 pub mod smart;
 #[cfg(feature = "snmp")]
 pub mod snmp;
@@ -156,6 +158,7 @@ macro_rules! sources {
             /// Every enabled table's files ([`Section::check_files`]).
             pub fn check_files(&self) -> Result<(), FileError> {
                 $(
+                    $(#[cfg(feature = $feature)])?
                     if let Some(c) = Field::present(&self.$field).filter(|c| Section::enabled(*c)) {
                         Section::check_files(c)?;
                     }
@@ -273,4 +276,9 @@ sources! {
     /// (`firmware-config/snmp/`), and a trap receiver. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     snmp: Option<snmp::config::SnmpSourceConfig> => Snmp(snmp::SnmpSource),
+    @feature "redfish"
+    /// `[sources.redfish]`: server BMCs, rack PDUs and coolant distribution
+    /// units over Redfish (HTTPS), many endpoints per agent. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redfish: Option<redfish::config::RedfishSourceConfig> => Redfish(redfish::RedfishSource),
 }

@@ -418,6 +418,10 @@ fn tls_words(e: &std::io::Error) -> String {
         format!(
             "{text} (the certificate is not signed by the configured CA: set ca_file to the BMC's CA or certificate, or pin it with pinned_sha256)"
         )
+    } else if text.contains("CaUsedAsEndEntity") {
+        format!(
+            "{text} (the service presents a CA certificate as its own, as self-signed BMC certificates often do: pin it with pinned_sha256 instead of ca_file)"
+        )
     } else if text.contains("NotValidForName") {
         format!(
             "{text} (the certificate does not name this host: use the name it was issued for, or pin it with pinned_sha256)"
@@ -551,15 +555,22 @@ async fn exchange(
         })?;
         body
     } else {
+        // Delimited by the end of the connection (HTTP/1.0 servers). Many
+        // close without TLS close_notify: that end is the end too (a cut
+        // body shows as malformed JSON).
         keep = false;
         let mut body = Vec::new();
-        (&mut *conn)
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut body)
-            .await
-            .map_err(io)?;
-        if body.len() > MAX_BODY {
-            return Err(malformed(format!("a body over {MAX_BODY} bytes")));
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(io(e)),
+            }
+            if body.len() > MAX_BODY {
+                return Err(malformed(format!("a body over {MAX_BODY} bytes")));
+            }
         }
         body
     };

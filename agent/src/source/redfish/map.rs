@@ -95,10 +95,16 @@ fn excerpt(v: &Value, key: &str) -> Option<f64> {
     v.get(key).and_then(|e| num(e, "Reading"))
 }
 
-/// The resource's identifier for a reading's name or label: `Id`, else
-/// `MemberId`, else `Name`.
+/// The resource's identifier for a reading's name or label: the last segment
+/// of its `@odata.id` (unique within its collection, which `Id` is not in
+/// every service), else `Id`, `MemberId`, `Name`.
 pub fn id_of(v: &Value) -> Option<&str> {
-    str_of(v, "Id")
+    let from_path = str_of(v, "@odata.id")
+        .filter(|p| !p.contains('#'))
+        .and_then(|p| p.trim_end_matches('/').rsplit('/').next())
+        .filter(|s| !s.is_empty());
+    from_path
+        .or_else(|| str_of(v, "Id"))
         .or_else(|| str_of(v, "MemberId"))
         .or_else(|| str_of(v, "Name"))
         .filter(|s| !s.is_empty())
@@ -749,6 +755,29 @@ pub fn leak_detector(ctx: &Ctx<'_>, owner: (&str, &str), detector: &Value) -> Op
         state,
         &[owner, ("detector", id)],
     ))
+}
+
+/// The detector excerpts of a `LeakDetection`'s `LeakDetectorGroups`
+/// (`DetectorState` and the detector's link), for a service that links no
+/// `LeakDetectors` collection.
+pub fn leak_detector_groups(ctx: &Ctx<'_>, owner: (&str, &str), detection: &Value) -> Vec<Reading> {
+    let mut out = Vec::new();
+    for group in members(detection, "LeakDetectorGroups") {
+        for d in members(group, "Detectors") {
+            let id = str_of(d, "DataSourceUri")
+                .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
+                .or_else(|| str_of(d, "DeviceName"))
+                .filter(|s| !s.is_empty());
+            let Some(id) = id else { continue };
+            let mut as_detector = serde_json::Map::new();
+            as_detector.insert("Id".into(), Value::String(id.to_owned()));
+            if let Some(state) = d.get("DetectorState") {
+                as_detector.insert("DetectorState".into(), state.clone());
+            }
+            out.extend(leak_detector(ctx, owner, &Value::Object(as_detector)));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -96,6 +96,9 @@ impl RedfishSource {
     pub fn new(config: &RedfishSourceConfig) -> Result<Self, SourceError> {
         let mut fleet = Fleet::new(NAME);
         for e in &config.endpoints {
+            let mut e = e.clone();
+            e.request_timeout = e.request_timeout.min(config.timeout.mul_f64(0.9));
+            let e = &e;
             let endpoint = Endpoint::new(e, config.rediscover).map_err(|m| {
                 read_error("redfish endpoint", format!("endpoint {:?}: {m}", e.name))
             })?;
@@ -164,9 +167,23 @@ fn member_paths(collection: &Value) -> Vec<String> {
             m.iter()
                 .filter_map(|x| x.get("@odata.id").and_then(Value::as_str))
                 .map(clean)
-                .collect()
+                .fold(Vec::new(), |mut seen: Vec<String>, p| {
+                    // A member listed twice is read once.
+                    if !seen.contains(&p) {
+                        seen.push(p);
+                    }
+                    seen
+                })
         })
         .unwrap_or_default()
+}
+
+/// Whether a resource's `@odata.type` is `#<name>.v...` (or `#<name>`).
+fn type_is(v: &Value, name: &str) -> bool {
+    v.get("@odata.type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix('#'))
+        .is_some_and(|t| t == name || t.starts_with(&format!("{name}.")))
 }
 
 fn with_query(path: &str, query: &str) -> String {
@@ -290,9 +307,16 @@ impl Endpoint {
         let api = &self.api;
         let results = futures_util::future::join_all(paths.iter().map(|p| api.get(p))).await;
         let mut values = Vec::new();
-        for r in results {
+        for (r, path) in results.into_iter().zip(paths) {
             match r {
-                Ok(v) => values.push(v),
+                Ok(mut v) => {
+                    // Named by where it was found: some services copy a
+                    // resource's body, `@odata.id` and all, to a second path.
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("@odata.id".into(), Value::String(path.clone()));
+                    }
+                    values.push(v);
+                }
                 Err(e) => out.errors.push(e),
             }
         }
@@ -376,9 +400,11 @@ impl Endpoint {
         if let Some(pe) = link(&root, "PowerEquipment") {
             match self.structural(&pe).await {
                 Ok(pe) => {
-                    if let Some(pdus) = link(&pe, "RackPDUs") {
-                        for pdu in self.members(&pdus, &mut out).await {
-                            self.pdu(&pdu, &mut out).await;
+                    for (key, kind) in [("RackPDUs", "pdu"), ("PowerShelves", "power_shelf")] {
+                        if let Some(pdus) = link(&pe, key) {
+                            for pdu in self.members(&pdus, &mut out).await {
+                                self.pdu(&pdu, kind, &mut out).await;
+                            }
                         }
                     }
                 }
@@ -404,33 +430,67 @@ impl Endpoint {
         let Some(id) = map::id_of(chassis).map(str::to_owned) else {
             return;
         };
-        let sensors = link(chassis, "Sensors");
+        let base = chassis
+            .get("@odata.id")
+            .and_then(Value::as_str)
+            .map(clean)
+            .unwrap_or_default();
+        let mut sensors = link(chassis, "Sensors");
+        // Some services link a subsystem to the wrong resource (DMTF's power
+        // shelf mockup links PowerSubsystem to its Sensors): the resource's
+        // type decides, and the standard path is tried for the subsystem.
+        let mut subsystems = Vec::new();
+        for key in ["ThermalSubsystem", "PowerSubsystem"] {
+            let Some(path) = link(chassis, key) else {
+                subsystems.push(None);
+                continue;
+            };
+            let found = match self.api.get(&path).await {
+                Ok(v) if type_is(&v, key) => Some(v),
+                Ok(v) => {
+                    if sensors.is_none() && type_is(&v, "SensorCollection") {
+                        sensors = Some(path.clone());
+                    }
+                    let standard = format!("{}/{key}", base.trim_end_matches('/'));
+                    match self.api.get(&standard).await {
+                        Ok(v) if type_is(&v, key) => Some(v),
+                        Ok(_) => None,
+                        Err(e) => {
+                            out.errors.push(e);
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    out.errors.push(e);
+                    None
+                }
+            };
+            subsystems.push(found);
+        }
+        let power_subsystem = subsystems.pop().flatten();
+        let thermal_subsystem = subsystems.pop().flatten();
         let numeric = sensors.is_none();
         if let Some(s) = &sensors {
             for sensor in self.expanded_members(s, use_expand, out).await {
                 out.readings.extend(map::sensor(&self.ctx(), &id, &sensor));
             }
         }
-        if let Some(ts) = link(chassis, "ThermalSubsystem") {
-            match self.api.get(&ts).await {
-                Ok(ts) => {
-                    out.readings.extend(map::redundancy(
-                        &self.ctx(),
-                        &id,
-                        &ts,
-                        "FanRedundancy",
-                        "fan_redundancy",
-                    ));
-                    if let Some(fans) = link(&ts, "Fans") {
-                        for f in self.members(&fans, out).await {
-                            out.readings.extend(map::fan(&self.ctx(), &id, &f, numeric));
-                        }
-                    }
-                    if let Some(ld) = link(&ts, "LeakDetection") {
-                        self.leak_detection(&ld, ("chassis", &id), out).await;
-                    }
+        if let Some(ts) = thermal_subsystem {
+            out.readings.extend(map::redundancy(
+                &self.ctx(),
+                &id,
+                &ts,
+                "FanRedundancy",
+                "fan_redundancy",
+            ));
+            if let Some(fans) = link(&ts, "Fans") {
+                for f in self.members(&fans, out).await {
+                    out.readings.extend(map::fan(&self.ctx(), &id, &f, numeric));
                 }
-                Err(e) => out.errors.push(e),
+            }
+            if let Some(ld) = link(&ts, "LeakDetection") {
+                self.leak_detection(&ld, ("chassis", &id), out).await;
             }
         } else if let Some(t) = link(chassis, "Thermal") {
             match self.api.get(&t).await {
@@ -440,37 +500,32 @@ impl Endpoint {
                 Err(e) => out.errors.push(e),
             }
         }
-        if let Some(ps) = link(chassis, "PowerSubsystem") {
-            match self.api.get(&ps).await {
-                Ok(ps) => {
-                    out.readings.extend(map::redundancy(
-                        &self.ctx(),
-                        &id,
-                        &ps,
-                        "PowerSupplyRedundancy",
-                        "psu_redundancy",
-                    ));
-                    if let Some(supplies) = link(&ps, "PowerSupplies") {
-                        for p in self.members(&supplies, out).await {
-                            out.readings.extend(map::power_supply(&self.ctx(), &id, &p));
-                            if numeric
-                                && map::status_state(&p, false).is_some()
-                                && let (Some(m), Some(psu)) = (link(&p, "Metrics"), map::id_of(&p))
-                            {
-                                match self.api.get(&m).await {
-                                    Ok(m) => out.readings.extend(map::power_supply_metrics(
-                                        &self.ctx(),
-                                        &id,
-                                        psu,
-                                        &m,
-                                    )),
-                                    Err(e) => out.errors.push(e),
-                                }
-                            }
+        if let Some(ps) = power_subsystem {
+            out.readings.extend(map::redundancy(
+                &self.ctx(),
+                &id,
+                &ps,
+                "PowerSupplyRedundancy",
+                "psu_redundancy",
+            ));
+            if let Some(supplies) = link(&ps, "PowerSupplies") {
+                for p in self.members(&supplies, out).await {
+                    out.readings.extend(map::power_supply(&self.ctx(), &id, &p));
+                    if numeric
+                        && map::status_state(&p, false).is_some()
+                        && let (Some(m), Some(psu)) = (link(&p, "Metrics"), map::id_of(&p))
+                    {
+                        match self.api.get(&m).await {
+                            Ok(m) => out.readings.extend(map::power_supply_metrics(
+                                &self.ctx(),
+                                &id,
+                                psu,
+                                &m,
+                            )),
+                            Err(e) => out.errors.push(e),
                         }
                     }
                 }
-                Err(e) => out.errors.push(e),
             }
         } else if let Some(p) = link(chassis, "Power") {
             match self.api.get(&p).await {
@@ -489,26 +544,32 @@ impl Endpoint {
     }
 
     async fn leak_detection(&mut self, path: &str, owner: (&str, &str), out: &mut Gathered) {
-        match self.structural(path).await {
+        // Read every time: its groups carry the detectors' states.
+        match self.api.get(path).await {
             Ok(ld) => {
                 if let Some(detectors) = link(&ld, "LeakDetectors") {
                     for d in self.members(&detectors, out).await {
                         out.readings
                             .extend(map::leak_detector(&self.ctx(), owner, &d));
                     }
+                } else {
+                    out.readings
+                        .extend(map::leak_detector_groups(&self.ctx(), owner, &ld));
                 }
             }
             Err(e) => out.errors.push(e),
         }
     }
 
-    async fn pdu(&mut self, pdu: &Value, out: &mut Gathered) {
+    /// A `PowerDistribution` (a rack PDU, a power shelf): `kind` names its
+    /// health reading.
+    async fn pdu(&mut self, pdu: &Value, kind: &str, out: &mut Gathered) {
         let Some(id) = map::id_of(pdu).map(str::to_owned) else {
             return;
         };
         out.readings
-            .extend(map::health(&self.ctx(), "pdu", "pdu", pdu));
-        for (key, kind) in [
+            .extend(map::health(&self.ctx(), kind, "pdu", pdu));
+        for (key, circuit_kind) in [
             ("Mains", "mains"),
             ("Feeds", "feed"),
             ("Subfeeds", "subfeed"),
@@ -517,7 +578,7 @@ impl Endpoint {
             if let Some(c) = link(pdu, key) {
                 for circuit in self.members(&c, out).await {
                     out.readings
-                        .extend(map::circuit(&self.ctx(), &id, kind, &circuit));
+                        .extend(map::circuit(&self.ctx(), &id, circuit_kind, &circuit));
                 }
             }
         }

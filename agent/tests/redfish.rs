@@ -6,6 +6,8 @@
 
 #[path = "support/redfish.rs"]
 mod peers;
+#[path = "support/sushy.rs"]
+mod sushy;
 
 use std::{
     collections::BTreeMap,
@@ -13,7 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use peers::{Fault, certs, copy_tree, edit, fingerprint, redfish_server, sushy, sushy_present};
+use peers::{Fault, redfish_server};
+use sushy::{certs, copy_tree, edit, fingerprint, sushy, sushy_present};
 use sitewatch_agent::source::{
     Poll,
     redfish::{RedfishSource, config::RedfishSourceConfig, logout_all},
@@ -486,4 +489,56 @@ async fn expand_reads_the_same_sensors_in_fewer_requests() {
         rendered[&true].1,
         rendered[&false].1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_makes_the_agent_delete_the_session_of_every_endpoint() {
+    let Some(mockups) = mockups() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pw = password_file(dir.path(), PASSWORD);
+    let server = redfish_server(mockups.join("public-power-shelf"), USER, PASSWORD, true).await;
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let auth = format!("username = \"{USER}\"\npassword_file = \"{}\"", pw.display());
+    // No broker: the agent buffers and keeps polling.
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "site = \"lab\"\nhost = \"gw\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n\
+             [sources.host]\nenabled = false\n[sources.redfish]\ninterval = \"1s\"\ntimeout = \"1s\"\n{}{}",
+            sushy::free_port(),
+            endpoint("a", &url, &auth).replace("[[endpoints]]", "[[sources.redfish.endpoints]]"),
+            endpoint("b", &url, &auth).replace("[[endpoints]]", "[[sources.redfish.endpoints]]"),
+        ),
+    )
+    .unwrap();
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_sitewatch-agent"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.snapshot().0 < 2 {
+        assert!(Instant::now() < deadline, "the agent made no sessions: {:?}", server.snapshot());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(agent.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = agent.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the agent did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let (created, deleted, live, _) = server.snapshot();
+    assert_eq!((created, deleted, live), (2, 2, 0), "a session left behind");
 }

@@ -365,6 +365,18 @@ impl Client {
             .acquire()
             .await
             .map_err(|_| HttpError::Io("client closed".into()))?;
+        self.send_unlimited(method, path, headers, body).await
+    }
+
+    /// [`Client::send`] outside the concurrency limit: for the session
+    /// deletes at shutdown, which must not wait for reads still in flight.
+    pub async fn send_unlimited(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, HttpError> {
         let limit = self.timeout;
         tokio::time::timeout(limit, async {
             let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());

@@ -103,7 +103,7 @@ pub async fn logout_all(limit: Duration) {
 
 async fn delete(client: &Client, held: &Held) -> Result<(), FetchError> {
     let r = client
-        .send(
+        .send_unlimited(
             "DELETE",
             &held.location,
             &[("X-Auth-Token", &held.token)],

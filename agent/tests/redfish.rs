@@ -16,12 +16,12 @@ use std::{
 };
 
 use peers::{Fault, redfish_server};
-use sushy::{certs, copy_tree, edit, fingerprint, sushy, sushy_present};
 use sitewatch_agent::source::{
     Poll,
     redfish::{RedfishSource, config::RedfishSourceConfig, logout_all},
 };
 use sitewatch_protocol::{Reading, ReadingState};
+use sushy::{certs, copy_tree, edit, fingerprint, sushy, sushy_present};
 
 /// Skips (passes) when sushy-static or openssl is not installed.
 macro_rules! require_sushy {
@@ -498,7 +498,10 @@ async fn sigterm_makes_the_agent_delete_the_session_of_every_endpoint() {
     let pw = password_file(dir.path(), PASSWORD);
     let server = redfish_server(mockups.join("public-power-shelf"), USER, PASSWORD, true).await;
     let url = format!("http://127.0.0.1:{}", server.port);
-    let auth = format!("username = \"{USER}\"\npassword_file = \"{}\"", pw.display());
+    let auth = format!(
+        "username = \"{USER}\"\npassword_file = \"{}\"",
+        pw.display()
+    );
     // No broker: the agent buffers and keeps polling.
     let config = dir.path().join("agent.toml");
     std::fs::write(
@@ -522,7 +525,11 @@ async fn sigterm_makes_the_agent_delete_the_session_of_every_endpoint() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.snapshot().0 < 2 {
-        assert!(Instant::now() < deadline, "the agent made no sessions: {:?}", server.snapshot());
+        assert!(
+            Instant::now() < deadline,
+            "the agent made no sessions: {:?}",
+            server.snapshot()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     nix::sys::signal::kill(
@@ -535,7 +542,10 @@ async fn sigterm_makes_the_agent_delete_the_session_of_every_endpoint() {
         if let Some(s) = agent.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "the agent did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not stop on SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "{status:?}");

@@ -188,4 +188,3 @@ pub fn edit(root: &Path, path: &str, f: impl FnOnce(&mut serde_json::Value)) {
     std::fs::write(&tmp, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     std::fs::rename(tmp, file).unwrap();
 }
-

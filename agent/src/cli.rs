@@ -239,7 +239,7 @@ async fn once(sources: &SourcesConfig) -> Result<ExitCode, CliError> {
 /// never leaves one behind to exhaust the BMC's session table.
 async fn logout_sessions() {
     #[cfg(feature = "redfish")]
-    crate::source::redfish::logout_all(std::time::Duration::from_secs(5)).await;
+    crate::source::redfish::shutdown(std::time::Duration::from_secs(5)).await;
 }
 
 /// `run`: sources, scheduler and publisher until a signal.

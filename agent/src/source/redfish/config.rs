@@ -364,3 +364,95 @@ fn default_request_timeout() -> Duration {
 fn default_concurrency() -> usize {
     4
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn config(endpoint: &str) -> Result<(), (&'static str, String)> {
+        let c: RedfishSourceConfig =
+            toml::from_str(&format!("[[endpoints]]\nname = \"bmc\"\n{endpoint}\n")).unwrap();
+        c.validate()
+    }
+
+    #[test]
+    fn a_url_is_scheme_host_and_port_only() {
+        assert_eq!(
+            Url::parse("https://10.1.2.3").unwrap(),
+            Url {
+                tls: true,
+                host: "10.1.2.3".into(),
+                port: 443
+            }
+        );
+        assert_eq!(Url::parse("http://[::1]:8000/").unwrap().port, 8000);
+        for bad in [
+            "10.1.2.3",
+            "ftp://bmc",
+            "https://bmc/redfish/v1",
+            "https://user@bmc",
+            "https://",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_trust_setting_at_most_and_pins_are_64_hex_digits() {
+        assert!(config("url = \"https://bmc\"").is_ok());
+        let pin = "ab".repeat(32);
+        assert!(config(&format!("url = \"https://bmc\"\npinned_sha256 = \"{pin}\"")).is_ok());
+        let colons = vec!["AB"; 32].join(":");
+        assert!(
+            config(&format!(
+                "url = \"https://bmc\"\npinned_sha256 = \"{colons}\""
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            config("url = \"https://bmc\"\npinned_sha256 = \"abc\"")
+                .unwrap_err()
+                .0,
+            "sources.redfish.endpoints.pinned_sha256"
+        );
+        assert_eq!(
+            config(&format!(
+                "url = \"https://bmc\"\npinned_sha256 = \"{pin}\"\ninsecure_skip_verify = true"
+            ))
+            .unwrap_err()
+            .0,
+            "sources.redfish.endpoints.ca_file"
+        );
+        assert_eq!(
+            config("url = \"http://bmc\"\ninsecure_skip_verify = true")
+                .unwrap_err()
+                .0,
+            "sources.redfish.endpoints.url"
+        );
+    }
+
+    #[test]
+    fn a_username_needs_a_password_file_and_labels_keep_clear_of_the_sources_own() {
+        assert_eq!(
+            config("url = \"https://bmc\"\nusername = \"ro\"")
+                .unwrap_err()
+                .0,
+            "sources.redfish.endpoints.password_file"
+        );
+        assert_eq!(
+            config("url = \"https://bmc\"\nlabels = { chassis = \"x\" }")
+                .unwrap_err()
+                .0,
+            "sources.redfish.endpoints.labels"
+        );
+        assert!(config("url = \"https://bmc\"\nlabels = { rack = \"r1\" }").is_ok());
+    }
+
+    #[test]
+    fn the_pin_parses_to_its_bytes() {
+        let pin = parse_pin(&vec!["0F"; 32].join(":")).unwrap();
+        assert_eq!(pin, [0x0f; 32]);
+    }
+}

@@ -38,7 +38,7 @@ use crate::{
 use config::{AuthMode, RedfishEndpointConfig, RedfishSourceConfig};
 use session::{Api, Credentials, FetchError};
 
-pub use session::logout_all;
+pub use session::{logout_all, shutdown};
 
 /// The source's name and its readings' `src`.
 pub const NAME: &str = "redfish";

@@ -83,6 +83,16 @@ struct Live {
 
 static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Set by [`logout_all`]: no session is created after it (a read still in
+/// flight at the stop would otherwise leave one behind).
+static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The process is stopping: no new session from now on, and every session
+/// held is deleted ([`logout_all`]).
+pub async fn shutdown(limit: Duration) {
+    CLOSING.store(true, Ordering::SeqCst);
+    logout_all(limit).await;
+}
 
 /// Deletes every session the process holds (on shutdown), each within
 /// `limit`; logs the ones that could not be deleted.
@@ -179,7 +189,14 @@ impl Api {
             .lock()
             .map(|p| p.clone())
             .unwrap_or_else(|_| DEFAULT_SESSIONS.to_owned());
-        let body = serde_json::json!({ "UserName": user, "Password": password }).to_string();
+        // Two strings, JSON-escaped (serde_json's string encoder, without
+        // building a Value).
+        let quoted = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".to_owned());
+        let body = format!(
+            "{{\"UserName\":{},\"Password\":{}}}",
+            quoted(user),
+            quoted(password)
+        );
         let r = self
             .client
             .send("POST", &path, &[], Some(body.as_bytes()))
@@ -232,7 +249,18 @@ impl Api {
             *session = None;
             let _ = delete(&self.client, &held).await;
         }
+        if CLOSING.load(Ordering::SeqCst) {
+            return Err(FetchError::Http(HttpError::Io(
+                "the agent is stopping".into(),
+            )));
+        }
         let held = self.create(user, password).await?;
+        if CLOSING.load(Ordering::SeqCst) {
+            let _ = delete(&self.client, &held).await;
+            return Err(FetchError::Http(HttpError::Io(
+                "the agent is stopping".into(),
+            )));
+        }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut live) = LIVE.lock() {
             live.push(Live {

@@ -158,7 +158,8 @@ async fn every_mockup_reads_from_sushy_static_as_its_expected_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rack_server_without_its_subsystems_and_sensors_reads_through_legacy_thermal_and_power() {
+async fn the_rack_server_without_its_subsystems_and_sensors_reads_through_legacy_thermal_and_power()
+{
     require_sushy!();
     let Some(mockups) = mockups() else { return };
     let certs = certs();

@@ -254,12 +254,15 @@ def seeds_for(target):
         return [read(p) for p in files("agent/examples/*.toml", "packaging/config/agent.toml", "firmware-config/gateway/*.toml", "agent/tests/**/*.toml")]
     if target == "config_collector":
         return [read(p) for p in files("collector/config/*.toml", "packaging/config/collector*.toml", "collector/tests/replay/*.toml", "collector/tests/**/*web*.yml", "packaging/**/web*.yml")]
+    if target == "redfish":
+        # Every resource of DMTF's mockups as served, and the agent's expected files' mockups.
+        return [read(p) for p in files("redfish/dmtf-mockups-2025.4/*/**/index.json")]
     if target == "profiles_toml":
         return [read(p) for p in files("firmware-config/profiles/*/*.toml", "firmware-config/snmp/*.toml", "modbus/*.toml")]
     raise SystemExit(f"unknown target {target}")
 
 
-TARGETS = ["wire_decode", "replay_line", "replay_run", "smartctl", "modbus", "ipmi", "snmp", "mqtt_codec", "nut_line", "config_agent", "config_collector", "profiles_toml"]
+TARGETS = ["wire_decode", "replay_line", "replay_run", "smartctl", "modbus", "ipmi", "snmp", "mqtt_codec", "nut_line", "redfish", "config_agent", "config_collector", "profiles_toml"]
 
 
 def main():

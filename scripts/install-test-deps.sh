@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what sitewatch's tests talk to, when it is missing: real peers
 # (mosquitto, Prometheus and promtool, Alertmanager, OpenIPMI's ipmi_sim,
-# ipmitool, smartctl, socat, pymodbus, htpasswd, curl, NUT's upsd, dummy-ups,
-# upsc and upsmon), packaging tools and
+# ipmitool, smartctl, socat, pymodbus, sushy-tools, htpasswd, curl, NUT's upsd,
+# dummy-ups, upsc and upsmon), packaging tools and
 # checkers (cargo-deb, cargo-generate-rpm, lintian, rpm, systemd-analyze), cross
 # toolchains and qemu-user, and the Rust components and targets. Safe to run
 # again: it only installs what is not there.
@@ -86,6 +86,14 @@ if ! python3 -c 'import pymodbus, serial' 2>/dev/null; then
   echo "installing: pymodbus, pyserial"
   python3 -m pip install --quiet 'pymodbus>=3.6,<4' pyserial \
     || python3 -m pip install --quiet --break-system-packages 'pymodbus>=3.6,<4' pyserial
+fi
+
+# sushy-tools: sushy-static, the Redfish server the redfish tests serve DMTF's
+# mockups with (TLS; it checks no credentials, which the tests' own server does).
+if ! command -v sushy-static >/dev/null 2>&1; then
+  echo "installing: sushy-tools"
+  python3 -m pip install --quiet 'sushy-tools==2.2.0' \
+    || python3 -m pip install --quiet --break-system-packages 'sushy-tools==2.2.0'
 fi
 
 # The toolchain pinned in rust-toolchain.toml, with its components and the

@@ -222,6 +222,7 @@ async fn once(sources: &SourcesConfig) -> Result<ExitCode, CliError> {
                         Ok(()) => {}
                         // `once | head`: the reader has what it wanted.
                         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                            logout_sessions().await;
                             return Ok(ExitCode::SUCCESS);
                         }
                         Err(source) => {
@@ -239,10 +240,18 @@ async fn once(sources: &SourcesConfig) -> Result<ExitCode, CliError> {
             }
         }
     }
+    logout_sessions().await;
     if failed > 0 {
         return Err(CliError::SourcesFailed { failed });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes the sessions sources opened on devices (Redfish), so that a stop
+/// never leaves one behind to exhaust the BMC's session table.
+async fn logout_sessions() {
+    #[cfg(feature = "redfish")]
+    crate::source::redfish::shutdown(std::time::Duration::from_secs(5)).await;
 }
 
 /// `run`: sources, scheduler and publisher until a signal.
@@ -283,10 +292,12 @@ async fn run(config: Config) -> Result<ExitCode, CliError> {
     }
     let (tx, rx) = mpsc::channel(OUTCOME_CHANNEL);
     let tasks = scheduler::spawn(sources, tx, stop_rx.clone());
-    publisher::run(&config, Announcement::new(announced), rx, stop_rx, latest).await?;
+    let published = publisher::run(&config, Announcement::new(announced), rx, stop_rx, latest).await;
     for task in tasks {
         task.abort();
     }
+    logout_sessions().await;
+    published?;
     Ok(ExitCode::SUCCESS)
 }
 

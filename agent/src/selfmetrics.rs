@@ -109,6 +109,15 @@ pub mod q {
     pub const IPMI_CORRUPT_SDRS: &str = "agent_ipmi_corrupt_sdrs";
     /// Malformed answers from the BMC since start.
     pub const IPMI_MALFORMED_RESPONSES: &str = "agent_ipmi_malformed_responses_total";
+
+    /// HTTP requests sent to a Redfish service since start (`dev` = `redfish/<endpoint>`).
+    pub const REDFISH_REQUESTS: &str = "agent_redfish_requests_total";
+    /// Requests that failed (no answer, an error status, a malformed body).
+    pub const REDFISH_FAILED_REQUESTS: &str = "agent_redfish_failed_requests_total";
+    /// Redfish sessions the agent created (one per endpoint, again after a 401).
+    pub const REDFISH_SESSIONS_CREATED: &str = "agent_redfish_sessions_created_total";
+    /// TCP (and TLS) connections opened to the service.
+    pub const REDFISH_CONNECTIONS: &str = "agent_redfish_connections_total";
 }
 
 /// A self reading's `name` (the collector's `sensor` label): its quantity

@@ -18,6 +18,8 @@ pub mod modbus;
 pub mod net;
 #[cfg(feature = "nut")]
 pub mod nut;
+#[cfg(feature = "redfish")]
+pub mod redfish;
 #[cfg(feature = "smart")]
 pub mod smart;
 #[cfg(feature = "snmp")]
@@ -261,7 +263,8 @@ impl SourceError {
     feature = "net",
     feature = "ipmi",
     feature = "snmp",
-    feature = "nut"
+    feature = "nut",
+    feature = "redfish"
 )))]
 compile_error!("sitewatch-agent needs at least one source feature (Cargo.toml [features])");
 
@@ -302,4 +305,9 @@ sources! {
     /// as hosts, hypervisors and NAS boxes read them. Absent = disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nut: Option<nut::config::NutSourceConfig> => Nut(nut::NutSource),
+    @feature "redfish"
+    /// `[sources.redfish]`: server BMCs, rack PDUs and coolant distribution
+    /// units over Redfish (HTTPS), many endpoints per agent. Absent = disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redfish: Option<redfish::config::RedfishSourceConfig> => Redfish(redfish::RedfishSource),
 }

@@ -157,6 +157,12 @@ fn check_config_names_the_key_and_path_of_every_unusable_file() {
              address = \"tcp://10.0.0.2:502\"\nprofile = \"{profile}\"\n"
         )
     };
+    let redfish = |extra: &str| {
+        format!(
+            "{site}[sources.redfish]\n[[sources.redfish.endpoints]]\nname = \"bmc\"\n\
+             url = \"https://10.0.0.3\"\n{extra}"
+        )
+    };
     let cases: Vec<(String, &str, String, &str)> = vec![
         (
             format!("{site}[mqtt]\nusername = \"u\"\npassword_file = \"{gone}\"\n"),
@@ -230,6 +236,18 @@ fn check_config_names_the_key_and_path_of_every_unusable_file() {
             not_exec.clone(),
             "not executable",
         ),
+        (
+            redfish(&format!("username = \"ro\"\npassword_file = \"{gone}\"\n")),
+            "sources.redfish.endpoints[0].password_file",
+            gone.clone(),
+            "missing",
+        ),
+        (
+            redfish(&format!("ca_file = \"{p}\"\n")),
+            "sources.redfish.endpoints[0].ca_file",
+            p.clone(),
+            "holds no PEM certificate",
+        ),
     ];
     let path = d.join("agent.toml");
     let shown = path.display().to_string();
@@ -278,5 +296,24 @@ fn check_config_refuses_the_packaged_placeholder_site_saying_so() {
     assert!(
         err.contains("\"CHANGE-ME\" is the packaged placeholder") && err.contains("`site`"),
         "{err}"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_redfish_url_with_a_path_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(
+        &path,
+        "site = \"bj1\"\n[sources.redfish]\n[[sources.redfish.endpoints]]\nname = \"bmc\"\n\
+         url = \"https://10.0.0.3/redfish/v1\"\n",
+    )
+    .unwrap();
+    let out = agent(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("sources.redfish.endpoints.url") && stderr.contains("adds /redfish/v1/"),
+        "{stderr}"
     );
 }

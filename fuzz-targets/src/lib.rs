@@ -13,6 +13,7 @@ pub mod modbus;
 pub mod mqtt_codec;
 pub mod nut_line;
 pub mod profiles_toml;
+pub mod redfish;
 pub mod replay_line;
 pub mod replay_run;
 pub mod smartctl;
@@ -31,6 +32,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mqtt_codec", mqtt_codec::run),
     ("nut_line", nut_line::run),
     ("profiles_toml", profiles_toml::run),
+    ("redfish", redfish::run),
     ("replay_line", replay_line::run),
     ("replay_run", replay_run::run),
     ("smartctl", smartctl::run),

@@ -22,7 +22,11 @@ use std::path::{Path, PathBuf};
 /// Set to `1` to make a missing `../shared/testdata` a failure (CI does).
 pub const REQUIRE_VAR: &str = "SITEWATCH_REQUIRE_SHARED";
 
-/// `../shared/testdata` beside the checkout.
+/// Names the shared folder when it is not `../shared/testdata` beside the
+/// checkout (a worktree elsewhere); the fuzz seed script reads it too.
+pub const DIR_VAR: &str = "SITEWATCH_SHARED_TESTDATA";
+
+/// `$SITEWATCH_SHARED_TESTDATA`, else `../shared/testdata` beside the checkout.
 ///
 /// Found from the running test's package (cargo sets `CARGO_MANIFEST_DIR` for
 /// every test process; each package sits one level below the checkout), not
@@ -30,6 +34,9 @@ pub const REQUIRE_VAR: &str = "SITEWATCH_REQUIRE_SHARED";
 /// checkouts (a fresh clone reusing `/var/tmp/sitewatch-target`) may hold this
 /// crate compiled in the other one.
 pub fn root() -> PathBuf {
+    if let Some(dir) = std::env::var_os(DIR_VAR).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     let package = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     package.join("../../shared/testdata")

@@ -264,7 +264,7 @@ impl Default for HostHardwareConfig {
         HostHardwareConfig {
             enabled: true,
             hold_for: Duration::from_secs(10),
-            hardware_sources: vec!["ipmi".to_owned()],
+            hardware_sources: vec!["ipmi".to_owned(), "redfish".to_owned()],
             lost_hosts: true,
         }
     }

@@ -37,7 +37,7 @@
 //! | L1 | `host_resources` | `memory_usage_ratio` (`<host>:memory`) | > 90 % for 3 min, clears < 85 % | medium |
 //! | L1 | `host_resources` | `filesystem_usage_ratio` (`<host>:<mount>`) | > 95 % for 1 min, clears < 93 % | medium |
 //! | L1 | `host_resources` | warning variants | > 70 / 80 / 85 %, same for | low |
-//! | L2 | `host_hardware` | an `ipmi` reading critical, `psu_ok == 0`, `fan_speed_rpm == 0` not ok, host lost (`<host>`) | for 10 s | high |
+//! | L2 | `host_hardware` | an `ipmi` or `redfish` reading critical, `psu_ok == 0`, `fan_speed_rpm == 0` not ok, host lost (`<host>`) | for 10 s | high |
 //! | L2 | `storage` | `disk_smart_passed == 0`, a `smart` reading critical (NVMe critical warning), reallocated/pending sectors grown in the last 24 h (`<host>:<disk>`) | at once | high |
 //! | L2 | `network_device` | `probe_up == 0` from every agent probing a `role` = switch/router target (`<target>`) | for 10 s (3 probes at 5 s) | high |
 //! | L3 | `power` | mains lost and `generator_fault == 1` (`<site>`) | at once | critical |

@@ -227,6 +227,54 @@ def nut_seeds():
     return [answers, commands, errors]
 
 
+# --- Redfish resources, written from the DMTF schemas ---------------------
+
+
+def redfish_seeds():
+    ok = {"State": "Enabled", "Health": "OK"}
+    docs = [
+        {"@odata.type": "#ServiceRoot.v1_17_0.ServiceRoot", "Id": "RootService", "RedfishVersion": "1.17.0",
+         "ProtocolFeaturesSupported": {"ExpandQuery": {"ExpandAll": True, "Levels": True, "MaxLevels": 3, "NoLinks": True}},
+         "Chassis": {"@odata.id": "/redfish/v1/Chassis"}},
+        {"@odata.type": "#Sensor.v1_9_0.Sensor", "Id": "Intake", "Name": "Inlet", "ReadingType": "Temperature",
+         "ReadingUnits": "Cel", "Reading": 24.5, "PhysicalContext": "Intake", "Status": ok,
+         "Thresholds": {"UpperCaution": {"Reading": 35}, "UpperCritical": {"Reading": 40}, "LowerCritical": {"Reading": 5}}},
+        {"@odata.type": "#Sensor.v1_9_0.Sensor", "Id": "PS1Power", "ReadingType": "Power", "ReadingUnits": "W",
+         "Reading": 312.0, "PhysicalContext": "PowerSupply", "Status": {"State": "Enabled", "Health": "Warning"}},
+        {"@odata.type": "#Sensor.v1_9_0.Sensor", "Id": "Absent", "ReadingType": "Voltage", "Reading": None,
+         "Status": {"State": "Absent"}},
+        {"@odata.type": "#PowerSupply.v1_6_0.PowerSupply", "Id": "Bay1", "Name": "PSU 1",
+         "Status": {"State": "Enabled", "Health": "Critical"}, "PowerCapacityWatts": 800,
+         "Metrics": {"@odata.id": "/redfish/v1/Chassis/1U/PowerSubsystem/PowerSupplies/Bay1/Metrics"}},
+        {"@odata.type": "#PowerSupplyMetrics.v1_1_0.PowerSupplyMetrics", "Id": "Metrics",
+         "InputVoltage": {"Reading": 230.2}, "InputPowerWatts": {"Reading": 330}, "OutputPowerWatts": {"Reading": 300}},
+        {"@odata.type": "#Fan.v1_5_0.Fan", "Id": "Fan1", "Status": ok,
+         "SpeedPercent": {"Reading": 45, "SpeedRPM": 6200}},
+        {"@odata.type": "#Thermal.v1_7_0.Thermal", "Id": "Thermal",
+         "Temperatures": [{"Name": "Inlet", "ReadingCelsius": 23, "PhysicalContext": "Intake",
+                           "UpperThresholdCritical": 42, "Status": ok}],
+         "Fans": [{"Name": "Fan 1", "Reading": 5200, "ReadingUnits": "RPM", "Status": ok}],
+         "Redundancy": [{"Name": "Fans", "Mode": "N+m", "Status": ok}]},
+        {"@odata.type": "#Power.v1_7_0.Power", "Id": "Power",
+         "PowerSupplies": [{"Name": "PSU 2", "Status": {"State": "Enabled", "Health": "OK"}, "LineInputVoltage": 229}],
+         "Voltages": [{"Name": "12V", "ReadingVolts": 12.1, "Status": ok}],
+         "PowerControl": [{"PowerConsumedWatts": 410}]},
+        {"@odata.type": "#Outlet.v1_4_0.Outlet", "Id": "A1", "PowerState": "On", "Status": ok,
+         "CurrentAmps": {"Reading": 1.2}, "Voltage": {"Reading": 230}, "PowerWatts": {"Reading": 270},
+         "EnergykWh": {"Reading": 1234.5}},
+        {"@odata.type": "#Circuit.v1_7_0.Circuit", "Id": "Mains", "CircuitType": "Mains", "BreakerState": "Normal",
+         "Status": ok, "PolyPhaseCurrent": {"Line1": {"Reading": 10.1}, "Line2": {"Reading": 9.8}},
+         "PolyPhaseVoltage": {"Line1ToNeutral": {"Reading": 231}}},
+        {"@odata.type": "#Pump.v1_1_0.Pump", "Id": "1", "Status": ok, "PumpSpeedPercent": {"Reading": 60}},
+        {"@odata.type": "#LeakDetector.v1_3_0.LeakDetector", "Id": "Tray", "DetectorState": "Critical",
+         "Status": {"State": "Enabled", "Health": "Critical"}},
+        {"@odata.type": "#SensorCollection.SensorCollection", "Members@odata.count": 1,
+         "Members": [{"@odata.id": "/redfish/v1/Chassis/1U/Sensors/Intake", "ReadingType": "Temperature",
+                      "Reading": 22, "PhysicalContext": "Intake", "Status": ok}]},
+    ]
+    return [json.dumps(d).encode() for d in docs]
+
+
 # --- targets ------------------------------------------------------------
 
 
@@ -255,8 +303,9 @@ def seeds_for(target):
     if target == "config_collector":
         return [read(p) for p in files("collector/config/*.toml", "packaging/config/collector*.toml", "collector/tests/replay/*.toml", "collector/tests/**/*web*.yml", "packaging/**/web*.yml")]
     if target == "redfish":
-        # Every resource of DMTF's mockups as served, and the agent's expected files' mockups.
-        return [read(p) for p in files("redfish/dmtf-mockups-2025.4/*/**/index.json")]
+        # Every resource of DMTF's mockups as served, and resources of each kind
+        # the mapping reads, written here from the Redfish schemas.
+        return [read(p) for p in files("redfish/dmtf-mockups-2025.4/*/**/index.json")] + redfish_seeds()
     if target == "profiles_toml":
         return [read(p) for p in files("firmware-config/profiles/*/*.toml", "firmware-config/snmp/*.toml", "modbus/*.toml")]
     raise SystemExit(f"unknown target {target}")

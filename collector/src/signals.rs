@@ -83,6 +83,30 @@ pub fn regions(config: &SignalsConfig) -> BTreeMap<String, String> {
 #[derive(Debug)]
 pub struct Signals {
     engine: Engine,
+    /// The last snapshot of the live loop, reused while it is still true.
+    cached: Option<Cached>,
+}
+
+/// A snapshot and what it holds for: taken at `taken_at_ms` from the state at
+/// `generation` with these links, it is what [`snapshot`] would give at any
+/// `now` in `taken_at_ms..valid_until_ms` as long as neither moves (no message,
+/// no prune, no link change). Only the vantage (peers' views age) is taken
+/// again at every tick.
+#[derive(Debug)]
+struct Cached {
+    generation: u64,
+    links: Vec<PathState>,
+    taken_at_ms: i64,
+    valid_until_ms: i64,
+    snapshot: Snapshot,
+}
+
+impl Cached {
+    fn holds(&self, state: &State, links: &[PathState], now_ms: i64) -> bool {
+        self.generation == state.generation()
+            && self.links == links
+            && (self.taken_at_ms..self.valid_until_ms).contains(&now_ms)
+    }
 }
 
 impl Signals {
@@ -91,6 +115,7 @@ impl Signals {
     pub fn new(config: SignalsConfig, started_at_ms: i64) -> Self {
         Signals {
             engine: Engine::new(config, started_at_ms),
+            cached: None,
         }
     }
 
@@ -103,6 +128,55 @@ impl Signals {
     pub fn evaluate(&mut self, state: &State, links: &[PathState], now_ms: i64) -> Evaluation {
         let snapshot = snapshot(state, links, self.engine.started_at_ms(), now_ms);
         self.engine.evaluate(&snapshot, now_ms)
+    }
+
+    /// One tick of the live loop: [`Signals::evaluate`]'s result, without
+    /// copying the state again when nothing it shows has changed since the
+    /// last tick ([`Signals::refresh`], then [`Signals::evaluate_refreshed`]).
+    pub fn tick(&mut self, state: &State, links: &[PathState], now_ms: i64) -> Evaluation {
+        self.refresh(state, links, now_ms);
+        self.evaluate_refreshed(now_ms)
+    }
+
+    /// Brings the kept snapshot to `now_ms` (under the state's read lock): taken
+    /// again only if a message, a prune or a link changed the state since, or a
+    /// heartbeat deadline or a series' staleness fell due; the vantage always.
+    pub fn refresh(&mut self, state: &State, links: &[PathState], now_ms: i64) {
+        let started = self.engine.started_at_ms();
+        match &mut self.cached {
+            Some(c) if c.holds(state, links, now_ms) => {
+                c.snapshot.vantage =
+                    state
+                        .peers()
+                        .vantage(links, &state.config().rules, started, now_ms);
+            }
+            _ => {
+                let (snapshot, valid_until_ms) = snapshot_until(state, links, started, now_ms);
+                self.cached = Some(Cached {
+                    generation: state.generation(),
+                    links: links.to_vec(),
+                    taken_at_ms: now_ms,
+                    valid_until_ms,
+                    snapshot,
+                });
+            }
+        }
+    }
+
+    /// Evaluates the snapshot [`Signals::refresh`] brought to `now_ms` (outside
+    /// the state's lock). Before any refresh: an empty snapshot.
+    pub fn evaluate_refreshed(&mut self, now_ms: i64) -> Evaluation {
+        match &self.cached {
+            Some(c) => self.engine.evaluate(&c.snapshot, now_ms),
+            None => self.engine.evaluate(&Snapshot::default(), now_ms),
+        }
+    }
+
+    /// The vantage of the snapshot last refreshed.
+    pub fn vantage(&self) -> Option<&sitewatch_signals::Vantage> {
+        self.cached
+            .as_ref()
+            .and_then(|c| c.snapshot.vantage.as_ref())
     }
 
     /// When the collector (or replay) started: the grace counts from there.
@@ -122,6 +196,19 @@ impl Signals {
 /// labels, and its series not expired at `now_ms`; with a topology, where this
 /// collector stands among its peers.
 pub fn snapshot(state: &State, links: &[PathState], started_at_ms: i64, now_ms: i64) -> Snapshot {
+    snapshot_until(state, links, started_at_ms, now_ms).0
+}
+
+/// [`snapshot`], and the first instant at which time alone makes it untrue:
+/// a host's heartbeat deadline passing, or a series going stale (`i64::MAX`
+/// when none can).
+fn snapshot_until(
+    state: &State,
+    links: &[PathState],
+    started_at_ms: i64,
+    now_ms: i64,
+) -> (Snapshot, i64) {
+    let mut valid_until = i64::MAX;
     let strings = state.strings();
     // (site, host) -> host; BTreeMaps so that the snapshot's order, and with it
     // everything downstream, does not depend on hash or slot order.
@@ -130,11 +217,15 @@ pub fn snapshot(state: &State, links: &[PathState], started_at_ms: i64, now_ms: 
         let site = strings.resolve(h.site);
         let host = strings.resolve(h.host);
         let liveness = state.observed(h, links, now_ms).observed;
+        if let Some(at) = state.observed_changes_at(h, links, now_ms) {
+            valid_until = valid_until.min(at);
+        }
         let mut snap = HostSnapshot::new(host, liveness);
         snap.labels.clone_from(&h.labels);
         sites.entry(site).or_default().insert(host, snap);
     }
     for r in state.readings(now_ms) {
+        valid_until = valid_until.min(r.stale_at_ms);
         let Some(host) = sites.get_mut(r.site).and_then(|s| s.get_mut(r.host)) else {
             continue;
         };
@@ -171,7 +262,7 @@ pub fn snapshot(state: &State, links: &[PathState], started_at_ms: i64, now_ms: 
             .collect(),
     );
     snapshot.vantage = vantage;
-    snapshot
+    (snapshot, valid_until)
 }
 
 /// The input of the Alertmanager tasks: the active signals at an instant.
@@ -211,8 +302,10 @@ pub async fn run(
         let started = Instant::now();
         let now = shared.clock.now_ms();
         let (links, _) = shared.path_view();
-        let snapshot = snapshot(&shared.read(), &links, signals.started_at_ms(), now);
-        let evaluation = signals.evaluate_snapshot(&snapshot, now);
+        // The lock is held only to bring the snapshot up to date (nothing
+        // copied when nothing changed); the engine runs without it.
+        signals.refresh(&shared.read(), &links, now);
+        let evaluation = signals.evaluate_refreshed(now);
         log_changes(&evaluation);
         let published = Arc::new(Published {
             evaluated_at_ms: Some(now),
@@ -225,7 +318,7 @@ pub async fn run(
             now_ms: now,
             evaluation: &evaluation,
             published: &published,
-            vantage: snapshot.vantage.as_ref(),
+            vantage: signals.vantage(),
         };
         for output in &mut outputs {
             output.publish(&round);
@@ -312,6 +405,67 @@ mod tests {
         // Three modbus intervals later the series has expired: not in the snapshot.
         let later = snapshot(&state, &[], t0, t0 + 16_000);
         assert!(later.site("bj1").unwrap().hosts[0].readings.is_empty());
+    }
+
+    /// The kept snapshot is, at every instant, what a fresh one would be: over
+    /// a heartbeat deadline, a series going stale, a new message and a link
+    /// going down.
+    #[test]
+    fn the_kept_snapshot_is_always_what_a_fresh_one_would_be() {
+        let t0 = 1_764_080_000_000;
+        let mut state = State::new(StateConfig::default());
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-01/state",
+            r#"{"v":1,"status":"online","ts":1764080000000,"interval_ms":5000,"sources":{"modbus":2000}}"#,
+            t0,
+        );
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-01/readings",
+            r#"{"v":1,"seq":1,"ts":1764080000000,"readings":[{"src":"modbus","dev":"ups-a","name":"on_battery","q":"ups_on_battery","value":0,"state":"ok"}]}"#,
+            t0,
+        );
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-02/state",
+            r#"{"v":1,"status":"online","ts":1764080000000,"interval_ms":1000}"#,
+            t0 + 300,
+        );
+        let mut signals = Signals::new(SignalsConfig::default(), t0);
+        let up = [PathState::ALWAYS];
+        let down = [PathState {
+            connected: false,
+            since_ms: 0,
+        }];
+        let mut rebuilt = 0;
+        let mut last_taken = None;
+        for step in 0..100 {
+            let now = t0 + step * 250;
+            if step == 40 {
+                apply(
+                    &mut state,
+                    "sitewatch/v1/bj1/web-02/state",
+                    r#"{"v":1,"status":"online","ts":1764080010000,"interval_ms":1000}"#,
+                    now,
+                );
+            }
+            let links: &[PathState] = if (60..70).contains(&step) { &down } else { &up };
+            signals.refresh(&state, links, now);
+            let kept = signals.cached.as_ref().unwrap();
+            assert_eq!(
+                kept.snapshot,
+                snapshot(&state, links, t0, now),
+                "at +{} ms",
+                now - t0
+            );
+            if last_taken != Some(kept.taken_at_ms) {
+                rebuilt += 1;
+                last_taken = Some(kept.taken_at_ms);
+            }
+        }
+        // Taken again only when something fell due or changed, not 100 times.
+        assert!((4..30).contains(&rebuilt), "{rebuilt} snapshots");
     }
 
     #[test]

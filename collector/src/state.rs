@@ -341,6 +341,9 @@ pub struct ReadingView<'a> {
     pub value: Option<f64>,
     pub state: ReadingState,
     pub ts_ms: i64,
+    /// The first instant at which the series is stale (hidden from readers)
+    /// unless a new value arrives.
+    pub stale_at_ms: i64,
 }
 
 /// Everything the collector knows.
@@ -363,6 +366,9 @@ pub struct State {
     scratch: Vec<(Id, Id)>,
     /// The other collectors of the topology.
     peers: crate::topology::Peers,
+    /// +1 at every change that a reader may see (a message applied, a host
+    /// forgotten, series or hosts pruned): see [`State::generation`].
+    generation: u64,
 }
 
 impl State {
@@ -431,6 +437,7 @@ impl State {
         retained: bool,
         now_ms: i64,
     ) -> Applied {
+        self.generation = self.generation.wrapping_add(1);
         let (site, host) = match &msg.topic {
             Topic::Host { site, host, .. } => (site.as_str(), host.as_str()),
             Topic::Signals { .. } => return Applied::Ignored,
@@ -778,6 +785,7 @@ impl State {
         let Some(&slot) = self.host_index.get(&(site, host)) else {
             return;
         };
+        self.generation = self.generation.wrapping_add(1);
         self.forget_slots(&[slot]);
     }
 
@@ -860,9 +868,35 @@ impl State {
         self.families.retain(|_, f| !f.series.is_empty());
         self.series_count -= removed;
         if removed > 0 || !silent.is_empty() {
+            self.generation = self.generation.wrapping_add(1);
             self.compact();
         }
         removed
+    }
+
+    /// Changes so far: two reads at the same generation saw the same hosts and
+    /// series (what is fresh at a given `now` still depends on `now`). The
+    /// signals tick reuses its snapshot while it has not moved.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The first instant after `now_ms` at which what `observed` says of this
+    /// host may change by time alone (a heartbeat deadline passing), or `None`
+    /// if only a message or a link can change it.
+    pub fn observed_changes_at(
+        &self,
+        host: &Host,
+        links: &[PathState],
+        now_ms: i64,
+    ) -> Option<i64> {
+        liveness::next_change_ms(
+            &host.paths,
+            links,
+            host.interval_ms,
+            &self.cfg.rules,
+            now_ms,
+        )
     }
 
     /// Sweeps the string and label-set tables when they have grown well past what
@@ -1029,7 +1063,8 @@ impl State {
         self.families.iter().flat_map(move |(q, family)| {
             family.series.iter().filter_map(move |(k, v)| {
                 let h = self.host(k.host)?;
-                if v.is_stale(self.stale_after_ms(h, k.src), now_ms) {
+                let stale_after = self.stale_after_ms(h, k.src);
+                if v.is_stale(stale_after, now_ms) {
                     return None;
                 }
                 Some(ReadingView {
@@ -1048,6 +1083,7 @@ impl State {
                     value: v.value(),
                     state: v.state,
                     ts_ms: v.ts_ms,
+                    stale_at_ms: v.stale_at_ms(stale_after),
                 })
             })
         })

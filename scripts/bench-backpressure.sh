@@ -117,11 +117,18 @@ load_pid=""
 summary=$(grep '^{' "$out/load-summary.json" | tail -1)
 acked_readings=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["readings_acked"])' "$summary")
 elapsed=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["elapsed_s"])' "$summary")
-# Ingest catches up on what is still in flight inside the collector.
-for _ in $(seq 1 120); do
+# Ingest catches up on what is still in flight inside the collector: until
+# every acknowledged reading is in, or the count stops moving (what is missing
+# then was lost), or 60 s.
+last=-1
+catch_up_end=$(( $(date +%s) + 60 ))
+while [ "$(date +%s)" -lt "$catch_up_end" ]; do
   scrape
-  [ "$(metric sitewatch_collector_readings_total)" = "$acked_readings" ] && break
-  sleep 0.5
+  n=$(metric sitewatch_collector_readings_total)
+  [ "$n" = "$acked_readings" ] && break
+  [ "$n" = "$last" ] && break
+  last=$n
+  sleep 2
 done
 done_at=$(date +%s.%N)
 scrape

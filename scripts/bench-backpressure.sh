@@ -117,18 +117,19 @@ load_pid=""
 summary=$(grep '^{' "$out/load-summary.json" | tail -1)
 acked_readings=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["readings_acked"])' "$summary")
 elapsed=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["elapsed_s"])' "$summary")
-# Ingest catches up on what is still in flight inside the collector: until
-# every acknowledged reading is in, or the count stops moving (what is missing
-# then was lost), or 60 s.
-last=-1
-catch_up_end=$(( $(date +%s) + 60 ))
+# Ingest catches up on what is still queued (at mosquitto, or inside the
+# collector): until every acknowledged reading is in, or the count has not
+# moved for 30 s (what is missing then was lost), or 10 minutes.
+last=-1 still=0
+catch_up_end=$(( $(date +%s) + 600 ))
 while [ "$(date +%s)" -lt "$catch_up_end" ]; do
   scrape
   n=$(metric sitewatch_collector_readings_total)
   [ "$n" = "$acked_readings" ] && break
-  [ "$n" = "$last" ] && break
+  if [ "$n" = "$last" ]; then still=$((still + 1)); else still=0; fi
+  [ "$still" -ge 6 ] && break
   last=$n
-  sleep 2
+  sleep 5
 done
 done_at=$(date +%s.%N)
 scrape

@@ -220,6 +220,50 @@ pub fn observe(
     }
 }
 
+/// The first instant after `now_ms` at which [`observe`] may say something
+/// else of these paths with nothing new heard and the links as they are: the
+/// earliest heartbeat deadline not yet passed. `None`: only a message or a
+/// link change can change it. Conservative: a deadline on one path may change
+/// nothing while another path is online.
+pub fn next_change_ms(
+    paths: &[PathFacts],
+    links: &[PathState],
+    interval_ms: Option<u64>,
+    rules: &Rules,
+    now_ms: i64,
+) -> Option<i64> {
+    paths
+        .iter()
+        .filter(|p| matches!(p.reported, Reported::Online | Reported::Nothing))
+        .filter_map(|p| {
+            let link = links
+                .get(usize::from(p.path))
+                .copied()
+                .unwrap_or(PathState::ALWAYS);
+            if !link.connected || (rules.heartbeat_needs_readings && !p.readings_heard) {
+                return None;
+            }
+            let deadline = heartbeat_window_end(p, link, interval_ms, rules);
+            // Lost once now > deadline: the change happens at deadline + 1.
+            (deadline >= now_ms).then(|| deadline.saturating_add(1))
+        })
+        .min()
+}
+
+/// When the heartbeat window of a path ends: its last word plus the missed
+/// heartbeats tolerated.
+fn heartbeat_window_end(
+    p: &PathFacts,
+    link: PathState,
+    interval_ms: Option<u64>,
+    rules: &Rules,
+) -> i64 {
+    let interval = interval_ms.unwrap_or(rules.default_interval_ms);
+    let window = interval.saturating_mul(u64::from(rules.lost_after_missed_heartbeats));
+    let heard = p.last_heard_ms.max(link.since_ms);
+    heard.saturating_add(i64::try_from(window).unwrap_or(i64::MAX))
+}
+
 fn path_verdict(
     p: &PathFacts,
     link: PathState,
@@ -267,10 +311,7 @@ fn heartbeat_deadline(
     if rules.heartbeat_needs_readings && !p.readings_heard {
         return None;
     }
-    let interval = interval_ms.unwrap_or(rules.default_interval_ms);
-    let window = interval.saturating_mul(u64::from(rules.lost_after_missed_heartbeats));
-    let heard = p.last_heard_ms.max(link.since_ms);
-    let deadline = heard.saturating_add(i64::try_from(window).unwrap_or(i64::MAX));
+    let deadline = heartbeat_window_end(p, link, interval_ms, rules);
     // Lost once the deadline has passed: 3 intervals of silence are still tolerated
     // (the third heartbeat may be on its way), a moment more is not.
     (now_ms > deadline).then_some(deadline)

@@ -67,6 +67,14 @@ impl SeriesValue {
         let age = now_ms.saturating_sub(seen_ms);
         age > i64::try_from(stale_after_ms).unwrap_or(i64::MAX)
     }
+
+    /// The first instant at which [`Self::is_stale`] holds.
+    pub fn stale_at_ms(&self, stale_after_ms: u64) -> i64 {
+        let seen_ms = i64::from(self.seen_s) * 1000;
+        seen_ms
+            .saturating_add(i64::try_from(stale_after_ms).unwrap_or(i64::MAX))
+            .saturating_add(1)
+    }
 }
 
 /// Unix seconds, rounded up so that a series expires late rather than early, and

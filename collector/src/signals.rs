@@ -83,6 +83,112 @@ pub fn regions(config: &SignalsConfig) -> BTreeMap<String, String> {
 #[derive(Debug)]
 pub struct Signals {
     engine: Engine,
+    /// The last snapshot of the live loop, reused while it is still true.
+    cached: Option<Cached>,
+}
+
+/// The live loop's snapshot, kept between ticks and brought up to date host
+/// by host: a host is taken again only when a message touched it
+/// ([`crate::state::Host::changed_at`]) or time alone changed what it shows
+/// (its heartbeat deadline, one of its series going stale). Taken whole again
+/// when the set of hosts or the links changed. At every `now` it is what
+/// [`snapshot`] would give (`the_kept_snapshot_is_always_what_a_fresh_one_would_be`);
+/// only the vantage (peers' views age) is taken again at every tick.
+#[derive(Debug)]
+struct Cached {
+    /// The state's generation and host-set generation it was brought to.
+    generation: u64,
+    hosts_generation: u64,
+    links: Vec<PathState>,
+    taken_at_ms: i64,
+    /// The earliest `valid_until_ms` of its hosts.
+    valid_until_ms: i64,
+    snapshot: Snapshot,
+    /// By host slot: where the host sits in `snapshot` and what it was taken from.
+    placed: Vec<Option<Placed>>,
+}
+
+/// A host of the kept snapshot.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    site: usize,
+    host: usize,
+    changed_at: u64,
+    /// The first instant at which time alone makes it untrue.
+    valid_until_ms: i64,
+}
+
+impl Cached {
+    /// Nothing moved: the whole snapshot holds at `now_ms`.
+    fn holds(&self, state: &State, links: &[PathState], now_ms: i64) -> bool {
+        self.generation == state.generation()
+            && self.links == links
+            && (self.taken_at_ms..self.valid_until_ms).contains(&now_ms)
+    }
+
+    /// The same hosts in the same slots under the same links: it can be
+    /// brought up to date host by host.
+    fn same_hosts(&self, state: &State, links: &[PathState], now_ms: i64) -> bool {
+        self.hosts_generation == state.hosts_generation()
+            && self.links == links
+            && now_ms >= self.taken_at_ms
+    }
+
+    /// Takes again the hosts a message touched or whose deadline fell due.
+    fn update(&mut self, state: &State, links: &[PathState], now_ms: i64) {
+        let mut dirty = vec![false; self.placed.len()];
+        let mut any = false;
+        for (slot, h) in state.hosts() {
+            let Some(Some(p)) = self.placed.get(slot as usize) else {
+                continue;
+            };
+            if p.changed_at != h.changed_at || now_ms >= p.valid_until_ms {
+                let p = *p;
+                if let Some(d) = dirty.get_mut(slot as usize) {
+                    *d = true;
+                }
+                any = true;
+                let (fresh, until) = host_snapshot(state, h, links, now_ms);
+                if let Some(snap) = host_at(&mut self.snapshot, p) {
+                    *snap = fresh;
+                }
+                if let Some(Some(p)) = self.placed.get_mut(slot as usize) {
+                    p.changed_at = h.changed_at;
+                    p.valid_until_ms = until;
+                }
+            }
+        }
+        if any {
+            let dirty = &dirty;
+            let wanted = |slot: u32| dirty.get(slot as usize).copied().unwrap_or(false);
+            for (slot, r) in state.readings_of_hosts(now_ms, wanted) {
+                let Some(Some(p)) = self.placed.get_mut(slot as usize) else {
+                    continue;
+                };
+                p.valid_until_ms = p.valid_until_ms.min(r.stale_at_ms);
+                let p = *p;
+                if let Some(h) = host_at(&mut self.snapshot, p) {
+                    h.readings.push(series_snapshot(&r));
+                }
+            }
+            for (slot, d) in dirty.iter().enumerate() {
+                if let (true, Some(Some(p))) = (*d, self.placed.get(slot))
+                    && let Some(h) = host_at(&mut self.snapshot, *p)
+                {
+                    sort_readings(h);
+                }
+            }
+        }
+        self.valid_until_ms = self
+            .placed
+            .iter()
+            .flatten()
+            .map(|p| p.valid_until_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        self.generation = state.generation();
+        self.taken_at_ms = now_ms;
+    }
 }
 
 impl Signals {
@@ -91,6 +197,7 @@ impl Signals {
     pub fn new(config: SignalsConfig, started_at_ms: i64) -> Self {
         Signals {
             engine: Engine::new(config, started_at_ms),
+            cached: None,
         }
     }
 
@@ -103,6 +210,51 @@ impl Signals {
     pub fn evaluate(&mut self, state: &State, links: &[PathState], now_ms: i64) -> Evaluation {
         let snapshot = snapshot(state, links, self.engine.started_at_ms(), now_ms);
         self.engine.evaluate(&snapshot, now_ms)
+    }
+
+    /// One tick of the live loop: [`Signals::evaluate`]'s result, without
+    /// copying the state again when nothing it shows has changed since the
+    /// last tick ([`Signals::refresh`], then [`Signals::evaluate_refreshed`]).
+    pub fn tick(&mut self, state: &State, links: &[PathState], now_ms: i64) -> Evaluation {
+        self.refresh(state, links, now_ms);
+        self.evaluate_refreshed(now_ms)
+    }
+
+    /// Brings the kept snapshot to `now_ms` (under the state's read lock): taken
+    /// again only if a message, a prune or a link changed the state since, or a
+    /// heartbeat deadline or a series' staleness fell due; the vantage always.
+    pub fn refresh(&mut self, state: &State, links: &[PathState], now_ms: i64) {
+        let started = self.engine.started_at_ms();
+        match &mut self.cached {
+            Some(c) if c.holds(state, links, now_ms) => {}
+            Some(c) if c.same_hosts(state, links, now_ms) => c.update(state, links, now_ms),
+            _ => {
+                self.cached = Some(snapshot_placed(state, links, started, now_ms));
+                return;
+            }
+        }
+        if let Some(c) = &mut self.cached {
+            c.snapshot.vantage =
+                state
+                    .peers()
+                    .vantage(links, &state.config().rules, started, now_ms);
+        }
+    }
+
+    /// Evaluates the snapshot [`Signals::refresh`] brought to `now_ms` (outside
+    /// the state's lock). Before any refresh: an empty snapshot.
+    pub fn evaluate_refreshed(&mut self, now_ms: i64) -> Evaluation {
+        match &self.cached {
+            Some(c) => self.engine.evaluate(&c.snapshot, now_ms),
+            None => self.engine.evaluate(&Snapshot::default(), now_ms),
+        }
+    }
+
+    /// The vantage of the snapshot last refreshed.
+    pub fn vantage(&self) -> Option<&sitewatch_signals::Vantage> {
+        self.cached
+            .as_ref()
+            .and_then(|c| c.snapshot.vantage.as_ref())
     }
 
     /// When the collector (or replay) started: the grace counts from there.
@@ -122,56 +274,124 @@ impl Signals {
 /// labels, and its series not expired at `now_ms`; with a topology, where this
 /// collector stands among its peers.
 pub fn snapshot(state: &State, links: &[PathState], started_at_ms: i64, now_ms: i64) -> Snapshot {
+    snapshot_placed(state, links, started_at_ms, now_ms).snapshot
+}
+
+/// One host without its readings, and the first instant at which time alone
+/// changes what it shows (its heartbeat deadline; `i64::MAX`: none).
+fn host_snapshot(
+    state: &State,
+    h: &crate::state::Host,
+    links: &[PathState],
+    now_ms: i64,
+) -> (HostSnapshot, i64) {
+    let host = state.strings().resolve(h.host);
+    let liveness = state.observed(h, links, now_ms).observed;
+    let mut snap = HostSnapshot::new(host, liveness);
+    snap.labels.clone_from(&h.labels);
+    let until = state
+        .observed_changes_at(h, links, now_ms)
+        .unwrap_or(i64::MAX);
+    (snap, until)
+}
+
+fn series_snapshot(r: &crate::state::ReadingView<'_>) -> SeriesSnapshot {
+    SeriesSnapshot {
+        src: r.src.to_owned(),
+        dev: r.dev.to_owned(),
+        name: r.name.to_owned(),
+        q: r.q.to_owned(),
+        value: r.value,
+        state: r.state,
+        ts_ms: r.ts_ms,
+        labels: r
+            .labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+fn host_at(snapshot: &mut Snapshot, p: Placed) -> Option<&mut HostSnapshot> {
+    snapshot.sites.get_mut(p.site)?.hosts.get_mut(p.host)
+}
+
+/// A host's readings in a fixed order (by quantity, source, device, name, then
+/// labels), whatever order the state's tables gave them in.
+fn sort_readings(h: &mut HostSnapshot) {
+    h.readings.sort_by(|a, b| {
+        (&a.q, &a.src, &a.dev, &a.name, &a.labels).cmp(&(&b.q, &b.src, &b.dev, &b.name, &b.labels))
+    });
+}
+
+/// The whole snapshot, with where each host sits in it.
+fn snapshot_placed(state: &State, links: &[PathState], started_at_ms: i64, now_ms: i64) -> Cached {
     let strings = state.strings();
-    // (site, host) -> host; BTreeMaps so that the snapshot's order, and with it
-    // everything downstream, does not depend on hash or slot order.
-    let mut sites: BTreeMap<&str, BTreeMap<&str, HostSnapshot>> = BTreeMap::new();
-    for (_, h) in state.hosts() {
+    // (site, host) -> (slot, host); BTreeMaps so that the snapshot's order, and
+    // with it everything downstream, does not depend on hash or slot order.
+    let mut sites: BTreeMap<&str, BTreeMap<&str, (u32, HostSnapshot, i64)>> = BTreeMap::new();
+    let mut slots = 0;
+    for (slot, h) in state.hosts() {
         let site = strings.resolve(h.site);
         let host = strings.resolve(h.host);
-        let liveness = state.observed(h, links, now_ms).observed;
-        let mut snap = HostSnapshot::new(host, liveness);
-        snap.labels.clone_from(&h.labels);
-        sites.entry(site).or_default().insert(host, snap);
+        let (snap, until) = host_snapshot(state, h, links, now_ms);
+        sites
+            .entry(site)
+            .or_default()
+            .insert(host, (slot, snap, until));
+        slots = slots.max(slot as usize + 1);
     }
-    for r in state.readings(now_ms) {
-        let Some(host) = sites.get_mut(r.site).and_then(|s| s.get_mut(r.host)) else {
+    let mut placed: Vec<Option<Placed>> = vec![None; slots];
+    let mut site_snaps = Vec::with_capacity(sites.len());
+    for (si, (site, hosts)) in sites.into_iter().enumerate() {
+        let mut host_snaps = Vec::with_capacity(hosts.len());
+        for (hi, (slot, snap, until)) in hosts.into_values().enumerate() {
+            if let Some(p) = placed.get_mut(slot as usize) {
+                *p = Some(Placed {
+                    site: si,
+                    host: hi,
+                    changed_at: state.host(slot).map_or(0, |h| h.changed_at),
+                    valid_until_ms: until,
+                });
+            }
+            host_snaps.push(snap);
+        }
+        site_snaps.push(SiteSnapshot::new(site, host_snaps));
+    }
+    let mut snapshot = Snapshot::new(site_snaps);
+    for (slot, r) in state.readings_of_hosts(now_ms, |_| true) {
+        let Some(Some(p)) = placed.get_mut(slot as usize) else {
             continue;
         };
-        host.readings.push(SeriesSnapshot {
-            src: r.src.to_owned(),
-            dev: r.dev.to_owned(),
-            name: r.name.to_owned(),
-            q: r.q.to_owned(),
-            value: r.value,
-            state: r.state,
-            ts_ms: r.ts_ms,
-            labels: r
-                .labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        });
+        p.valid_until_ms = p.valid_until_ms.min(r.stale_at_ms);
+        let p = *p;
+        if let Some(h) = host_at(&mut snapshot, p) {
+            h.readings.push(series_snapshot(&r));
+        }
     }
-    let vantage = state
+    for site in &mut snapshot.sites {
+        for h in &mut site.hosts {
+            sort_readings(h);
+        }
+    }
+    snapshot.vantage = state
         .peers()
         .vantage(links, &state.config().rules, started_at_ms, now_ms);
-    let mut snapshot = Snapshot::new(
-        sites
-            .into_iter()
-            .map(|(site, hosts)| {
-                let mut hosts: Vec<HostSnapshot> = hosts.into_values().collect();
-                for h in &mut hosts {
-                    h.readings.sort_by(|a, b| {
-                        (&a.q, &a.src, &a.dev, &a.name).cmp(&(&b.q, &b.src, &b.dev, &b.name))
-                    });
-                }
-                SiteSnapshot::new(site, hosts)
-            })
-            .collect(),
-    );
-    snapshot.vantage = vantage;
-    snapshot
+    let valid_until_ms = placed
+        .iter()
+        .flatten()
+        .map(|p| p.valid_until_ms)
+        .min()
+        .unwrap_or(i64::MAX);
+    Cached {
+        generation: state.generation(),
+        hosts_generation: state.hosts_generation(),
+        links: links.to_vec(),
+        taken_at_ms: now_ms,
+        valid_until_ms,
+        snapshot,
+        placed,
+    }
 }
 
 /// The input of the Alertmanager tasks: the active signals at an instant.
@@ -211,8 +431,10 @@ pub async fn run(
         let started = Instant::now();
         let now = shared.clock.now_ms();
         let (links, _) = shared.path_view();
-        let snapshot = snapshot(&shared.read(), &links, signals.started_at_ms(), now);
-        let evaluation = signals.evaluate_snapshot(&snapshot, now);
+        // The lock is held only to bring the snapshot up to date (nothing
+        // copied when nothing changed); the engine runs without it.
+        signals.refresh(&shared.read(), &links, now);
+        let evaluation = signals.evaluate_refreshed(now);
         log_changes(&evaluation);
         let published = Arc::new(Published {
             evaluated_at_ms: Some(now),
@@ -225,7 +447,7 @@ pub async fn run(
             now_ms: now,
             evaluation: &evaluation,
             published: &published,
-            vantage: snapshot.vantage.as_ref(),
+            vantage: signals.vantage(),
         };
         for output in &mut outputs {
             output.publish(&round);
@@ -312,6 +534,149 @@ mod tests {
         // Three modbus intervals later the series has expired: not in the snapshot.
         let later = snapshot(&state, &[], t0, t0 + 16_000);
         assert!(later.site("bj1").unwrap().hosts[0].readings.is_empty());
+    }
+
+    /// The kept snapshot is, at every instant, what a fresh one would be: over
+    /// a heartbeat deadline, a series going stale, a new message and a link
+    /// going down.
+    #[test]
+    fn the_kept_snapshot_is_always_what_a_fresh_one_would_be() {
+        let t0 = 1_764_080_000_000;
+        let mut state = State::new(StateConfig::default());
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-01/state",
+            r#"{"v":1,"status":"online","ts":1764080000000,"interval_ms":5000,"sources":{"modbus":2000}}"#,
+            t0,
+        );
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-01/readings",
+            r#"{"v":1,"seq":1,"ts":1764080000000,"readings":[{"src":"modbus","dev":"ups-a","name":"on_battery","q":"ups_on_battery","value":0,"state":"ok"}]}"#,
+            t0,
+        );
+        apply(
+            &mut state,
+            "sitewatch/v1/bj1/web-02/state",
+            r#"{"v":1,"status":"online","ts":1764080000000,"interval_ms":1000}"#,
+            t0 + 300,
+        );
+        let mut signals = Signals::new(SignalsConfig::default(), t0);
+        let up = [PathState::ALWAYS];
+        let down = [PathState {
+            connected: false,
+            since_ms: 0,
+        }];
+        let mut rebuilt = 0;
+        let mut last_taken = None;
+        for step in 0..100 {
+            let now = t0 + step * 250;
+            if step == 40 {
+                apply(
+                    &mut state,
+                    "sitewatch/v1/bj1/web-02/state",
+                    r#"{"v":1,"status":"online","ts":1764080010000,"interval_ms":1000}"#,
+                    now,
+                );
+            }
+            let links: &[PathState] = if (60..70).contains(&step) { &down } else { &up };
+            signals.refresh(&state, links, now);
+            let kept = signals.cached.as_ref().unwrap();
+            assert_eq!(
+                kept.snapshot,
+                snapshot(&state, links, t0, now),
+                "at +{} ms",
+                now - t0
+            );
+            if last_taken != Some(kept.taken_at_ms) {
+                rebuilt += 1;
+                last_taken = Some(kept.taken_at_ms);
+            }
+        }
+        // Taken again only when something fell due or changed, not 100 times.
+        assert!((4..30).contains(&rebuilt), "{rebuilt} snapshots");
+    }
+
+    /// Host by host: 30 hosts on 3 sites, a few touched at each step (new
+    /// values, a will, a clean stop, a host forgotten, a new one), some series
+    /// going stale, the links flapping; the kept snapshot equals a fresh one
+    /// at every step.
+    #[test]
+    fn the_kept_snapshot_follows_each_host_it_was_told_about() {
+        let t0 = 1_764_080_000_000;
+        let mut state = State::new(StateConfig::default());
+        let readings = |seq: u64, v: f64, extra: bool| {
+            let more = if extra {
+                r#",{"src":"ipmi","dev":"bmc","name":"Inlet Temp","q":"temperature_celsius","value":24,"state":"ok"}"#
+            } else {
+                ""
+            };
+            format!(
+                r#"{{"v":1,"seq":{seq},"ts":1764080000000,"readings":[{{"src":"modbus","dev":"ups-a","name":"load","q":"ups_load_ratio","value":{v},"state":"ok","labels":{{"phase":"a"}}}},{{"src":"modbus","dev":"ups-a","name":"load","q":"ups_load_ratio","value":{v},"state":"ok","labels":{{"phase":"b"}}}}{more}]}}"#
+            )
+        };
+        for h in 0..30 {
+            let topic = format!("sitewatch/v1/s{}/h{h:02}/state", h % 3);
+            let interval = 1000 * (1 + h % 4);
+            apply(
+                &mut state,
+                &topic,
+                &format!(
+                    r#"{{"v":1,"status":"online","ts":1764080000000,"interval_ms":{interval},"sources":{{"modbus":{interval},"ipmi":500}}}}"#
+                ),
+                t0,
+            );
+            let topic = format!("sitewatch/v1/s{}/h{h:02}/readings", h % 3);
+            apply(&mut state, &topic, &readings(1, 0.1, h % 2 == 0), t0);
+        }
+        let mut signals = Signals::new(SignalsConfig::default(), t0);
+        let up = [PathState::ALWAYS];
+        let down = [PathState {
+            connected: false,
+            since_ms: 0,
+        }];
+        let mut seq = 1;
+        for step in 0..160i64 {
+            let now = t0 + step * 200;
+            seq += 1;
+            // Every step some hosts speak: which ones moves with the step.
+            for h in (0..30).filter(|h| (h * 7 + step) % 11 == 0) {
+                let topic = format!("sitewatch/v1/s{}/h{h:02}/readings", h % 3);
+                apply(
+                    &mut state,
+                    &topic,
+                    &readings(seq, step as f64 / 100.0, step % 3 == 0),
+                    now,
+                );
+            }
+            match step {
+                20 => apply(
+                    &mut state,
+                    "sitewatch/v1/s1/h04/state",
+                    r#"{"v":1,"status":"offline","reason":"lost"}"#,
+                    now,
+                ),
+                35 => apply(
+                    &mut state,
+                    "sitewatch/v1/s2/h05/state",
+                    r#"{"v":1,"status":"offline","reason":"shutdown"}"#,
+                    now,
+                ),
+                50 => state.forget("s0", "h03"),
+                70 => apply(
+                    &mut state,
+                    "sitewatch/v1/s0/h99/state",
+                    r#"{"v":1,"status":"online","ts":1764080014000,"interval_ms":1000}"#,
+                    now,
+                ),
+                _ => {}
+            }
+            let links: &[PathState] = if (90..95).contains(&step) { &down } else { &up };
+            signals.refresh(&state, links, now);
+            let kept = &signals.cached.as_ref().unwrap().snapshot;
+            let fresh = snapshot(&state, links, t0, now);
+            assert_eq!(kept, &fresh, "step {step} (+{} ms)", now - t0);
+        }
     }
 
     #[test]

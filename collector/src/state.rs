@@ -184,6 +184,10 @@ pub struct Host {
     event_ids: EventIds,
     /// The last [`RECENT_EVENTS`] events, oldest first, with their receipt time.
     pub recent_events: VecDeque<(i64, Event)>,
+    /// The state's [`State::generation`] when a message last touched this host:
+    /// what a reader saw of it before is still true while this has not moved
+    /// (and no deadline of time fell due).
+    pub changed_at: u64,
 }
 
 impl Host {
@@ -204,6 +208,7 @@ impl Host {
             seqs: Sequences::default(),
             event_ids: EventIds::default(),
             recent_events: VecDeque::new(),
+            changed_at: 0,
         }
     }
 
@@ -341,6 +346,9 @@ pub struct ReadingView<'a> {
     pub value: Option<f64>,
     pub state: ReadingState,
     pub ts_ms: i64,
+    /// The first instant at which the series is stale (hidden from readers)
+    /// unless a new value arrives.
+    pub stale_at_ms: i64,
 }
 
 /// Everything the collector knows.
@@ -363,6 +371,11 @@ pub struct State {
     scratch: Vec<(Id, Id)>,
     /// The other collectors of the topology.
     peers: crate::topology::Peers,
+    /// +1 at every change that a reader may see (a message applied, a host
+    /// forgotten, series or hosts pruned): see [`State::generation`].
+    generation: u64,
+    /// +1 whenever a host slot is filled, emptied or its names re-interned.
+    hosts_generation: u64,
 }
 
 impl State {
@@ -431,6 +444,7 @@ impl State {
         retained: bool,
         now_ms: i64,
     ) -> Applied {
+        self.generation = self.generation.wrapping_add(1);
         let (site, host) = match &msg.topic {
             Topic::Host { site, host, .. } => (site.as_str(), host.as_str()),
             Topic::Signals { .. } => return Applied::Ignored,
@@ -485,8 +499,10 @@ impl State {
         if let (Some(s), Some(h)) = (self.strings.get(site), self.strings.get(host))
             && let Some(&slot) = self.host_index.get(&(s, h))
         {
+            let generation = self.generation;
             if let Some(entry) = self.host_mut(slot) {
                 entry.last_message_ms = now_ms;
+                entry.changed_at = generation;
             }
             return Some(slot);
         }
@@ -512,6 +528,8 @@ impl State {
         let host = self.strings.intern(host);
         let mut entry = Host::new(site, host);
         entry.last_message_ms = now_ms;
+        entry.changed_at = self.generation;
+        self.hosts_generation = self.hosts_generation.wrapping_add(1);
         let slot = match self.free_hosts.pop() {
             Some(slot) => {
                 if let Some(s) = self.hosts.get_mut(slot as usize) {
@@ -778,6 +796,7 @@ impl State {
         let Some(&slot) = self.host_index.get(&(site, host)) else {
             return;
         };
+        self.generation = self.generation.wrapping_add(1);
         self.forget_slots(&[slot]);
     }
 
@@ -785,6 +804,7 @@ impl State {
         if slots.is_empty() {
             return;
         }
+        self.hosts_generation = self.hosts_generation.wrapping_add(1);
         let mut removed = 0;
         for family in self.families.values_mut() {
             let before = family.series.len();
@@ -860,9 +880,41 @@ impl State {
         self.families.retain(|_, f| !f.series.is_empty());
         self.series_count -= removed;
         if removed > 0 || !silent.is_empty() {
+            self.generation = self.generation.wrapping_add(1);
             self.compact();
         }
         removed
+    }
+
+    /// Changes so far: two reads at the same generation saw the same hosts and
+    /// series (what is fresh at a given `now` still depends on `now`). The
+    /// signals tick reuses its snapshot while it has not moved.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Changes to the set of hosts (a slot filled or emptied, names swept): a
+    /// reader that placed hosts by slot places them again when this moves.
+    pub fn hosts_generation(&self) -> u64 {
+        self.hosts_generation
+    }
+
+    /// The first instant after `now_ms` at which what `observed` says of this
+    /// host may change by time alone (a heartbeat deadline passing), or `None`
+    /// if only a message or a link can change it.
+    pub fn observed_changes_at(
+        &self,
+        host: &Host,
+        links: &[PathState],
+        now_ms: i64,
+    ) -> Option<i64> {
+        liveness::next_change_ms(
+            &host.paths,
+            links,
+            host.interval_ms,
+            &self.cfg.rules,
+            now_ms,
+        )
     }
 
     /// Sweeps the string and label-set tables when they have grown well past what
@@ -875,6 +927,7 @@ impl State {
         {
             return;
         }
+        self.hosts_generation = self.hosts_generation.wrapping_add(1);
         let mut live_sets = vec![false; self.labelsets.capacity()];
         let mut live = vec![false; self.strings.capacity()];
         let mut mark = |id: Id| {
@@ -1026,29 +1079,47 @@ impl State {
     /// Every reading not expired at `now_ms`, names resolved: what the signals
     /// engine's `evaluate(&state, now)` will read.
     pub fn readings(&self, now_ms: i64) -> impl Iterator<Item = ReadingView<'_>> {
+        self.readings_of_hosts(now_ms, |_| true).map(|(_, r)| r)
+    }
+
+    /// [`State::readings`] of the hosts whose slot `wanted` says, with the
+    /// slot; the others are skipped before anything is resolved.
+    pub fn readings_of_hosts(
+        &self,
+        now_ms: i64,
+        wanted: impl Fn(u32) -> bool + Copy,
+    ) -> impl Iterator<Item = (u32, ReadingView<'_>)> {
         self.families.iter().flat_map(move |(q, family)| {
             family.series.iter().filter_map(move |(k, v)| {
-                let h = self.host(k.host)?;
-                if v.is_stale(self.stale_after_ms(h, k.src), now_ms) {
+                if !wanted(k.host) {
                     return None;
                 }
-                Some(ReadingView {
-                    site: self.strings.resolve(h.site),
-                    host: self.strings.resolve(h.host),
-                    src: self.strings.resolve(k.src),
-                    dev: self.strings.resolve(k.dev),
-                    name: self.strings.resolve(k.name),
-                    q: self.strings.resolve(*q),
-                    labels: self
-                        .labelsets
-                        .resolve(k.labels)
-                        .iter()
-                        .map(|(k, v)| (self.strings.resolve(*k), self.strings.resolve(*v)))
-                        .collect(),
-                    value: v.value(),
-                    state: v.state,
-                    ts_ms: v.ts_ms,
-                })
+                let h = self.host(k.host)?;
+                let stale_after = self.stale_after_ms(h, k.src);
+                if v.is_stale(stale_after, now_ms) {
+                    return None;
+                }
+                Some((
+                    k.host,
+                    ReadingView {
+                        site: self.strings.resolve(h.site),
+                        host: self.strings.resolve(h.host),
+                        src: self.strings.resolve(k.src),
+                        dev: self.strings.resolve(k.dev),
+                        name: self.strings.resolve(k.name),
+                        q: self.strings.resolve(*q),
+                        labels: self
+                            .labelsets
+                            .resolve(k.labels)
+                            .iter()
+                            .map(|(k, v)| (self.strings.resolve(*k), self.strings.resolve(*v)))
+                            .collect(),
+                        value: v.value(),
+                        state: v.state,
+                        ts_ms: v.ts_ms,
+                        stale_at_ms: v.stale_at_ms(stale_after),
+                    },
+                ))
             })
         })
     }

@@ -81,4 +81,52 @@ fn a_network_subscriber_that_falls_behind_is_dropped_and_counted_and_slows_nobod
     let dropped = b.metric("sitewatch_broker_dropped_messages_total{reason=\"queue_full\"}");
     assert!((175.0..=180.0).contains(&dropped), "{dropped}");
     assert!(b.metric("sitewatch_broker_queued_messages") <= 20.0);
+    // Counted for that subscriber, by reason; the publisher lost nothing.
+    let metrics = b.metrics();
+    let mine = |reason: &str| {
+        sample(
+            &metrics,
+            &format!(
+                "sitewatch_broker_subscriber_dropped_messages_total{{client_id=\"stuck\",reason=\"{reason}\"}}"
+            ),
+        )
+    };
+    assert_eq!(mine("queue_full"), Some(dropped), "{metrics}");
+    assert_eq!(mine("offline_qos0"), Some(0.0));
+    assert!(
+        !metrics.contains("client_id=\"busy\""),
+        "a subscriber that lost nothing is not listed:\n{metrics}"
+    );
+}
+
+#[test]
+fn a_session_that_expires_with_messages_queued_counts_them_as_dropped() {
+    let b = Running::start(config());
+    // MQTT 5, clean start 0, Session Expiry Interval 1 s.
+    let mut body = mqtt_str(b"MQTT");
+    body.extend([5, 0x00, 0, 0]);
+    body.extend([5, 0x11, 0, 0, 0, 1]);
+    body.extend(mqtt_str(b"away"));
+    let mut away = Raw::connect(b.p());
+    away.send(&packet(0x10, &body));
+    assert_eq!(away.packet().0, 0x20);
+    let mut sub = vec![0, 1, 0];
+    sub.extend(mqtt_str(b"ex/#"));
+    sub.push(1);
+    away.send(&packet(0x82, &sub));
+    assert_eq!(away.packet(), (0x90, vec![0, 1, 0, 1]));
+    drop(away);
+    b.wait_metric("sitewatch_broker_connections", |v| v == 0.0);
+    // QoS 1 is queued for the session while its client is away ...
+    let mut publisher = Agent::connect(&b, b.p(), "busy", None, None, 100);
+    for i in 0..7 {
+        publisher.publish("ex/readings", &format!("m{i}"), false);
+    }
+    assert_eq!(b.metric("sitewatch_broker_queued_messages"), 7.0);
+    // ... and dropped, counted, when the session expires without it.
+    b.wait_metric(
+        "sitewatch_broker_dropped_messages_total{reason=\"session_expired\"}",
+        |v| v == 7.0,
+    );
+    assert_eq!(b.metric("sitewatch_broker_queued_messages"), 0.0);
 }

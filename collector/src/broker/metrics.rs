@@ -13,6 +13,10 @@
 //!   authorization (`acl.rs`).
 //! - `sitewatch_broker_dropped_messages_total{reason}`: deliveries not made
 //!   ([`DROP_REASONS`]).
+//! - `sitewatch_broker_subscriber_dropped_messages_total{client_id,reason}`:
+//!   the same for each subscriber the broker holds a session of that lost
+//!   something (the [`MAX_LISTED_SUBSCRIBERS`] that lost the most): which slow
+//!   consumer it was. The in-process link never loses anything (it waits).
 //! - `sitewatch_broker_protocol_errors_total{reason}`: connections closed for
 //!   what the client sent ([`PROTOCOL_ERRORS`]).
 //! - `sitewatch_broker_retained_messages`, `sitewatch_broker_queued_messages`
@@ -45,6 +49,7 @@ pub mod names {
     pub const SENT: &str = "sitewatch_broker_sent";
     pub const DENIED: &str = "sitewatch_broker_denied";
     pub const DROPPED: &str = "sitewatch_broker_dropped_messages";
+    pub const SUBSCRIBER_DROPPED: &str = "sitewatch_broker_subscriber_dropped_messages";
     pub const PROTOCOL_ERRORS: &str = "sitewatch_broker_protocol_errors";
     pub const RETAINED: &str = "sitewatch_broker_retained_messages";
     pub const QUEUED: &str = "sitewatch_broker_queued_messages";
@@ -67,17 +72,44 @@ pub const CONNECT_RESULTS: [&str; 12] = [
     "shutting_down",
 ];
 
-/// `dropped_messages_total{reason}`.
+/// Why a delivery to a subscriber was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A network subscriber's queue was full (`max_queued_messages`).
+    QueueFull = 0,
+    /// QoS 0 for a session whose client is away.
+    OfflineQos0 = 1,
+    /// Over an MQTT 5 client's Maximum Packet Size.
+    TooLargeForClient = 2,
+    /// Queued for a session that expired before its client came back.
+    SessionExpired = 3,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::OfflineQos0,
+        DropReason::TooLargeForClient,
+        DropReason::SessionExpired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        DROP_REASONS[self as usize]
+    }
+}
+
+/// `dropped_messages_total{reason}`, in [`DropReason`] order.
 pub const DROP_REASONS: [&str; 4] = [
-    // A network subscriber's queue was full (max_queued_messages).
     "queue_full",
-    // QoS 0 for a session whose client is away.
     "offline_qos0",
-    // Over an MQTT 5 client's Maximum Packet Size.
     "too_large_for_client",
-    // Queued for a session that expired before its client came back.
     "session_expired",
 ];
+
+/// At most this many subscribers are listed in
+/// `subscriber_dropped_messages_total` (those that lost the most): a bound on
+/// its series whatever connects.
+pub const MAX_LISTED_SUBSCRIBERS: usize = 100;
 
 /// `protocol_errors_total{reason}`: why a connection was closed for what it sent.
 pub const PROTOCOL_ERRORS: [&str; 10] = [
@@ -104,7 +136,7 @@ pub struct Counters<const N: usize> {
 }
 
 impl<const N: usize> Counters<N> {
-    fn new(labels: &'static [&'static str; N]) -> Self {
+    pub(crate) fn new(labels: &'static [&'static str; N]) -> Self {
         Counters {
             labels,
             values: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -180,6 +212,30 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts what routing one message dropped, and names (at most once per
+    /// [`LOG_PERIOD`]) a subscriber whose full queue dropped it.
+    pub fn count_routed(&self, routed: &super::router::Routed) {
+        self.dropped
+            .add(DropReason::QueueFull.as_str(), routed.dropped_full as u64);
+        self.dropped.add(
+            DropReason::OfflineQos0.as_str(),
+            routed.dropped_offline as u64,
+        );
+        if let Some(slow) = routed.full.first()
+            && let Some(suppressed) = self.should_log("subscriber_queue_full")
+        {
+            let dropped = slow.dropped()[DropReason::QueueFull as usize];
+            tracing::warn!(
+                client_id = &*slow.name,
+                dropped,
+                queued = slow.queue.len(),
+                suppressed,
+                "a subscriber that does not keep up: its queue is full and messages for it are dropped \
+                 (it alone; publishers and other subscribers go on)"
+            );
+        }
+    }
+
     /// `Some(suppressed)` when a problem with this key should be logged now
     /// (see `ingest::RateLimiter`).
     pub fn should_log(&self, key: &'static str) -> Option<u64> {
@@ -302,6 +358,24 @@ impl Collector for BrokerCollector {
             "reason",
             &m.dropped,
         )?;
+        let mut listed = self.sessions.subscriber_drops();
+        listed.sort_by(|a, b| {
+            let total = |d: &[u64; 4]| d.iter().sum::<u64>();
+            total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0))
+        });
+        listed.truncate(MAX_LISTED_SUBSCRIBERS);
+        let mut d = e.encode_descriptor(
+            names::SUBSCRIBER_DROPPED,
+            "Deliveries not made, by subscriber (sessions held that lost something, the most first) and reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (client_id, counts) in &listed {
+            for (reason, n) in DropReason::ALL.iter().zip(counts) {
+                d.encode_family(&[("client_id", &**client_id), ("reason", reason.as_str())])?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
         labeled(
             &mut e,
             names::PROTOCOL_ERRORS,

@@ -195,6 +195,7 @@ impl Broker {
         }
         let subscriber = Arc::new(Subscriber::new(
             self.core.next_id(),
+            "$in-process",
             Queue::new(
                 capacity,
                 Overflow::Wait,
@@ -249,9 +250,7 @@ impl Broker {
             properties: None,
             origin: Origin::Broker,
         }));
-        let m = &self.core.metrics;
-        m.dropped.add("queue_full", routed.dropped_full as u64);
-        m.dropped.add("offline_qos0", routed.dropped_offline as u64);
+        self.core.metrics.count_routed(&routed);
         Ok(())
     }
 

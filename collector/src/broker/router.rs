@@ -20,6 +20,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 
+use super::metrics::DropReason;
 use super::queue::{Pushed, Queue};
 use super::topic::{self, FilterError};
 
@@ -74,19 +75,39 @@ impl Queued {
 #[derive(Debug)]
 pub struct Subscriber {
     pub id: u64,
+    /// Who it is, for logs and `subscriber_dropped_messages_total{client_id}`:
+    /// the session's client id.
+    pub name: Arc<str>,
     pub queue: Queue,
     /// Whether a connection is attached. QoS 0 messages are not queued for a
     /// session that is away (as mosquitto's default `queue_qos0_messages false`).
     online: AtomicBool,
+    /// Deliveries not made to this subscriber, by reason ([`DropReason`] order).
+    dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl Subscriber {
-    pub fn new(id: u64, queue: Queue, online: bool) -> Self {
+    pub fn new(id: u64, name: &str, queue: Queue, online: bool) -> Self {
         Subscriber {
             id,
+            name: Arc::from(name),
             queue,
             online: AtomicBool::new(online),
+            dropped: std::array::from_fn(|_| AtomicU64::new(0)),
         }
+    }
+
+    /// Counts `n` deliveries to this subscriber not made for `reason`.
+    pub fn count_drop(&self, reason: DropReason, n: u64) {
+        if n > 0 {
+            self.dropped[reason as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Deliveries not made to this subscriber so far, by reason
+    /// ([`DropReason::ALL`] order).
+    pub fn dropped(&self) -> [u64; DropReason::ALL.len()] {
+        std::array::from_fn(|i| self.dropped[i].load(Ordering::Relaxed))
     }
 
     pub fn set_online(&self, online: bool) {
@@ -252,6 +273,8 @@ pub struct Routed {
     pub dropped_offline: usize,
     /// Queues now beyond their bound that the publisher must wait for.
     pub waits: Vec<Arc<Subscriber>>,
+    /// Subscribers whose full queue dropped this message (for the log).
+    pub full: Vec<Arc<Subscriber>>,
 }
 
 /// The routing tables.
@@ -454,6 +477,7 @@ fn deliver(root: &Node, msg: &Arc<Message>) -> Routed {
         let qos = msg.qos.min(opts.qos);
         if qos == 0 && !sub.is_online() {
             routed.dropped_offline += 1;
+            sub.count_drop(DropReason::OfflineQos0, 1);
             continue;
         }
         let retain = opts.retain_as_published && msg.retain;
@@ -463,7 +487,11 @@ fn deliver(root: &Node, msg: &Arc<Message>) -> Routed {
                 routed.delivered += 1;
                 routed.waits.push(Arc::clone(sub));
             }
-            Pushed::Dropped => routed.dropped_full += 1,
+            Pushed::Dropped => {
+                routed.dropped_full += 1;
+                sub.count_drop(DropReason::QueueFull, 1);
+                routed.full.push(Arc::clone(sub));
+            }
             Pushed::Closed => {}
         }
     }
@@ -479,6 +507,7 @@ mod tests {
     fn subscriber(id: u64, capacity: usize) -> Arc<Subscriber> {
         Arc::new(Subscriber::new(
             id,
+            &format!("s{id}"),
             Queue::new(capacity, Overflow::Drop, Arc::new(AtomicI64::new(0))),
             true,
         ))

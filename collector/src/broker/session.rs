@@ -33,6 +33,7 @@ use super::codec::{
     AckReason, Codec, ConnectCode, ConnectIn, Control, DecodeError, DisconnectReason, EncodeError,
     Incoming, PublishIn, SubCode, Version, WillIn,
 };
+use super::metrics::DropReason;
 use super::queue::{Overflow, Queue};
 use super::router::{Message, Origin, Queued, RetainHandling, SubOptions, Subscriber};
 use super::sessions::{Attached, ClientKey, Session, Stop, StopReason};
@@ -148,9 +149,11 @@ where
     let id = core.next_id();
     let capacity = core.config.max_queued_messages;
     let queued = Arc::clone(&core.metrics.queued);
+    let name = accepted.key.client_id().to_owned();
     let make = move || {
         Arc::new(Subscriber::new(
             id,
+            &name,
             Queue::new(capacity, Overflow::Drop, queued),
             false,
         ))
@@ -175,7 +178,8 @@ where
     };
     if *core.shutdown.borrow() {
         core.metrics.connects.inc("shutting_down");
-        core.sessions.detach(attached, &core.router, u32::MAX);
+        core.sessions
+            .detach(attached, &core.router, u32::MAX, &core.metrics);
         return;
     }
     core.metrics.connects.inc("accepted");
@@ -198,7 +202,8 @@ where
         max_packet_size: u32::try_from(max).unwrap_or(u32::MAX),
     };
     if codec.encode_control(&connack, &mut first).is_err() {
-        core.sessions.detach(attached, &core.router, u32::MAX);
+        core.sessions
+            .detach(attached, &core.router, u32::MAX, &core.metrics);
         return;
     }
 
@@ -262,8 +267,8 @@ where
     {
         publish_will(&core, &session, &attached, will, session_expiry);
     }
-    let dropped = core.sessions.detach(attached, &core.router, session_expiry);
-    core.metrics.dropped.add("session_expired", dropped as u64);
+    core.sessions
+        .detach(attached, &core.router, session_expiry, &core.metrics);
 }
 
 /// What CONNECT was accepted as.
@@ -482,12 +487,7 @@ fn publish_will(
 /// Routes a message the broker publishes itself (a will), without waiting.
 fn route(core: &Core, msg: Arc<Message>) {
     let routed = core.router.publish(msg);
-    core.metrics
-        .dropped
-        .add("queue_full", routed.dropped_full as u64);
-    core.metrics
-        .dropped
-        .add("offline_qos0", routed.dropped_offline as u64);
+    core.metrics.count_routed(&routed);
 }
 
 /// The reader's side of a connection.
@@ -660,12 +660,7 @@ impl Connection {
             origin: Origin::Session(self.session.subscriber.id),
         });
         let routed = self.core.router.publish(msg);
-        metrics
-            .dropped
-            .add("queue_full", routed.dropped_full as u64);
-        metrics
-            .dropped
-            .add("offline_qos0", routed.dropped_offline as u64);
+        metrics.count_routed(&routed);
         for slow in routed.waits {
             tokio::select! {
                 () = slow.queue.wait_for_space() => {}
@@ -916,7 +911,12 @@ fn deliver(
         Ok(()) => {
             metrics.messages_sent.fetch_add(1, Ordering::Relaxed);
         }
-        Err(EncodeError::TooLarge) => metrics.dropped.inc("too_large_for_client"),
+        Err(EncodeError::TooLarge) => {
+            metrics.dropped.inc(DropReason::TooLargeForClient.as_str());
+            session
+                .subscriber
+                .count_drop(DropReason::TooLargeForClient, 1);
+        }
         Err(EncodeError::Other(e)) => {
             if let Some(suppressed) = metrics.should_log("encode_error") {
                 tracing::error!(error = e, suppressed, "cannot encode a delivery");

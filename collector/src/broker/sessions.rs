@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
 
+use super::metrics::{DropReason, Metrics};
 use super::router::{Queued, Router, SubOptions, Subscriber};
 
 /// Who a session belongs to.
@@ -177,6 +178,20 @@ impl Sessions {
         self.map().len()
     }
 
+    /// Every held session's subscriber that lost a delivery: its client id
+    /// and what it lost, by reason (`DropReason::ALL` order).
+    pub fn subscriber_drops(&self) -> Vec<(Arc<str>, [u64; 4])> {
+        self.map()
+            .values()
+            .filter_map(|s| {
+                let d = s.subscriber.dropped();
+                d.iter()
+                    .any(|n| *n > 0)
+                    .then(|| (Arc::clone(&s.subscriber.name), d))
+            })
+            .collect()
+    }
+
     /// Attaches a connection to its client's session, taking it over from a
     /// connection that holds it. `make` builds the subscriber of a new session.
     /// `None` if the previous connection did not let go in time.
@@ -226,12 +241,15 @@ impl Sessions {
 
     /// Lets go of a session when its connection ends. `expiry`: seconds the
     /// session is kept (0: it ends now; `u32::MAX`: kept until a clean start).
-    /// Returns how many queued messages were dropped with an ending session.
+    /// Messages still queued when the session ends (now or at its expiry) are
+    /// dropped and counted (`session_expired`). Returns how many were dropped
+    /// now.
     pub fn detach(
         self: &Arc<Self>,
         attached: Attached,
         router: &Arc<Router>,
         expiry: u32,
+        metrics: &Arc<Metrics>,
     ) -> usize {
         let session = Arc::clone(&attached.session);
         session.current().take();
@@ -240,6 +258,7 @@ impl Sessions {
         if expiry == 0 {
             let mut map = self.map();
             dropped = session.clear(router);
+            count_expired(metrics, &session, dropped);
             // A takeover waiting for the slot gets the (now empty) session.
             if session.waiters.load(Ordering::Acquire) == 0
                 && map
@@ -252,9 +271,11 @@ impl Sessions {
             let sessions = Arc::clone(self);
             let router = Arc::clone(router);
             let generation = attached.generation;
+            let metrics = Arc::clone(metrics);
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
-                sessions.expire(&session, generation, &router);
+                let dropped = sessions.expire(&session, generation, &router);
+                count_expired(&metrics, &session, dropped);
             });
         }
         drop(attached);
@@ -290,6 +311,21 @@ impl Sessions {
     }
 }
 
+/// Counts (and logs) what an ending session still held for its client.
+fn count_expired(metrics: &Metrics, session: &Session, dropped: usize) {
+    if dropped == 0 {
+        return;
+    }
+    let reason = DropReason::SessionExpired;
+    metrics.dropped.add(reason.as_str(), dropped as u64);
+    session.subscriber.count_drop(reason, dropped as u64);
+    tracing::warn!(
+        client_id = session.key.client_id(),
+        dropped,
+        "session ended with messages still queued for its client: dropped"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +336,7 @@ mod tests {
         move || {
             Arc::new(Subscriber::new(
                 id,
+                "test",
                 Queue::new(10, Overflow::Drop, Arc::new(AtomicI64::new(0))),
                 false,
             ))
@@ -360,7 +397,7 @@ mod tests {
         // The first connection is told, then lets go.
         first_seen.changed().await.unwrap();
         assert_eq!(*first_seen.borrow(), Some(StopReason::TakenOver));
-        sessions.detach(first, &router, u32::MAX);
+        sessions.detach(first, &router, u32::MAX, &Arc::new(Metrics::default()));
         let second = second.await.unwrap().unwrap();
         assert!(second.present, "same session, resumed");
         assert_eq!(second.session.subscriber.id, 1);
@@ -383,7 +420,7 @@ mod tests {
             .state()
             .subscriptions
             .insert("t/#".into(), SubOptions::default());
-        sessions.detach(a, &router, 0);
+        sessions.detach(a, &router, 0, &Arc::new(Metrics::default()));
         assert_eq!(sessions.len(), 0);
         let b = sessions
             .attach(key, false, make(2), &router, stop())
@@ -402,14 +439,14 @@ mod tests {
             .attach(key.clone(), false, make(1), &router, stop())
             .await
             .unwrap();
-        sessions.detach(a, &router, 60);
+        sessions.detach(a, &router, 60, &Arc::new(Metrics::default()));
         tokio::time::sleep(Duration::from_secs(30)).await;
         let b = sessions
             .attach(key.clone(), false, make(2), &router, stop())
             .await
             .unwrap();
         assert!(b.present, "back within the expiry");
-        sessions.detach(b, &router, 60);
+        sessions.detach(b, &router, 60, &Arc::new(Metrics::default()));
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert_eq!(sessions.len(), 0, "expired");
         // The first timer, from an older connection, found the client back.

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use sitewatch_protocol::{Cause, Evidence, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, reading_evidence};
+use crate::snapshot::SeriesSnapshot;
 
 /// What one device says of the utility.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,27 @@ enum Mains {
 
 /// A power device: (host, src, dev).
 type Device<'a> = (&'a str, &'a str, &'a str);
+
+/// A reading that will be evidence if a condition comes of it: built only
+/// then (most sites, most of the time, have the mains and nothing to say).
+#[derive(Clone, Copy)]
+struct Fact<'a> {
+    what: &'static str,
+    host: &'a str,
+    r: &'a SeriesSnapshot,
+}
+
+impl Fact<'_> {
+    fn evidence(&self) -> Evidence {
+        let r = self.r;
+        let summary = format!("{}: {} {} on {}", self.what, r.dev, r.name, self.host);
+        reading_evidence(self.host, r, summary)
+    }
+}
+
+fn evidence_of(facts: &[Fact<'_>]) -> Vec<Evidence> {
+    facts.iter().map(Fact::evidence).collect()
+}
 
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.power;
@@ -61,9 +83,9 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let mut has_generator = false;
     let mut supplying = false;
     let mut faulted = false;
-    let mut evidence: Vec<Evidence> = Vec::new();
+    let mut evidence: Vec<Fact<'_>> = Vec::new();
     // Each sensing device's verdict, and the evidence behind it.
-    let mut sensors: BTreeMap<Device<'_>, (Mains, Vec<Evidence>)> = BTreeMap::new();
+    let mut sensors: BTreeMap<Device<'_>, (Mains, Vec<Fact<'_>>)> = BTreeMap::new();
     for host in &ctx.site.hosts {
         for r in host.readings() {
             let device = (host.name(), r.src.as_str(), r.dev.as_str());
@@ -97,8 +119,11 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
                 }
                 _ => continue,
             };
-            let summary = format!("{fact}: {} {} on {}", r.dev, r.name, host.name());
-            let ev = reading_evidence(host.name(), r, summary);
+            let ev = Fact {
+                what: fact,
+                host: host.name(),
+                r,
+            };
             if r.q == q::UPS_ON_BATTERY && r.is_flag(1.0) {
                 on_battery = true;
             }
@@ -151,9 +176,17 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         return lost
             .iter()
             .map(|d| {
-                let mut ev = sensors.get(*d).map(|s| s.1.clone()).unwrap_or_default();
+                let mut ev = sensors
+                    .get(*d)
+                    .map(|s| evidence_of(&s.1))
+                    .unwrap_or_default();
                 for p in &present {
-                    ev.extend(sensors.get(*p).map(|s| s.1.clone()).unwrap_or_default());
+                    ev.extend(
+                        sensors
+                            .get(*p)
+                            .map(|s| evidence_of(&s.1))
+                            .unwrap_or_default(),
+                    );
                 }
                 Condition {
                     cause: Cause::PowerDevice,
@@ -187,9 +220,9 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     };
     let mut all = vec![Evidence::Text(corroboration)];
     for (_, (_, ev)) in sensors {
-        all.extend(ev);
+        all.extend(evidence_of(&ev));
     }
-    all.extend(evidence);
+    all.extend(evidence_of(&evidence));
     let grace_ms = crate::config::ms(cfg.generator_start_grace);
     let (severity, summary, for_ms) = if faulted {
         (

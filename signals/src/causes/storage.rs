@@ -16,7 +16,18 @@ use super::{CauseSet, Condition, Ctx, cap_evidence, human_ms, reading_evidence};
 /// Per counter (host, dev, q): what the engine saw last.
 #[derive(Debug, Clone, Default)]
 pub struct Memory {
-    counters: BTreeMap<(String, String, String), Counter>,
+    /// Keyed by [`counter_key`] of (host, dev, q).
+    counters: BTreeMap<String, Counter>,
+    /// The key being looked up: a counter seen before costs no allocation.
+    scratch: String,
+}
+
+/// One string for (host, dev, q), unambiguous whatever the names hold: the
+/// first two length-prefixed.
+fn counter_key(out: &mut String, (host, dev, q): (&str, &str, &str)) {
+    use std::fmt::Write as _;
+    out.clear();
+    let _ = write!(out, "{}:{host}{}:{dev}{q}", host.len(), dev.len());
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -45,8 +56,18 @@ impl Memory {
 
     /// Records a value; returns when and from what it last grew.
     fn observe(&mut self, key: (&str, &str, &str), value: f64, now_ms: i64) -> Option<(i64, f64)> {
-        let owned = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
-        match self.counters.entry(owned) {
+        counter_key(&mut self.scratch, key);
+        if let Some(c) = self.counters.get_mut(self.scratch.as_str()) {
+            if value > c.value {
+                c.grew = Some((now_ms, c.value));
+            } else if value < c.value {
+                c.grew = None;
+            }
+            c.value = value;
+            c.seen_ms = now_ms;
+            return c.grew;
+        }
+        match self.counters.entry(self.scratch.clone()) {
             Entry::Vacant(v) => {
                 v.insert(Counter {
                     value,

@@ -292,7 +292,8 @@ async fn run(config: Config) -> Result<ExitCode, CliError> {
     }
     let (tx, rx) = mpsc::channel(OUTCOME_CHANNEL);
     let tasks = scheduler::spawn(sources, tx, stop_rx.clone());
-    let published = publisher::run(&config, Announcement::new(announced), rx, stop_rx, latest).await;
+    let published =
+        publisher::run(&config, Announcement::new(announced), rx, stop_rx, latest).await;
     for task in tasks {
         task.abort();
     }

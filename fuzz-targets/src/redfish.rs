@@ -37,8 +37,20 @@ pub fn run(data: &[u8]) {
         out.extend(map::legacy_thermal(&ctx, "1U", &v, numeric));
         out.extend(map::legacy_power(&ctx, "1U", &v, numeric));
     }
-    out.extend(map::redundancy(&ctx, "1U", &v, "PowerSupplyRedundancy", "psu_redundancy"));
-    out.extend(map::redundancy(&ctx, "1U", &v, "FanRedundancy", "fan_redundancy"));
+    out.extend(map::redundancy(
+        &ctx,
+        "1U",
+        &v,
+        "PowerSupplyRedundancy",
+        "psu_redundancy",
+    ));
+    out.extend(map::redundancy(
+        &ctx,
+        "1U",
+        &v,
+        "FanRedundancy",
+        "fan_redundancy",
+    ));
     out.extend(map::health(&ctx, "system", "system", &v));
     for kind in ["mains", "branch", "feed", "subfeed"] {
         out.extend(map::circuit(&ctx, "1", kind, &v));
@@ -53,7 +65,10 @@ pub fn run(data: &[u8]) {
     let _ = map::status_state(&v, true);
     // A collection's members, each mapped as a sensor (an expanded collection).
     if let Some(members) = v.get("Members").and_then(Value::as_array) {
-        let sensors: Vec<Reading> = members.iter().filter_map(|m| map::sensor(&ctx, "1U", m)).collect();
+        let sensors: Vec<Reading> = members
+            .iter()
+            .filter_map(|m| map::sensor(&ctx, "1U", m))
+            .collect();
         check(&sensors);
     }
 }

@@ -12,6 +12,10 @@ cd "$(dirname "$0")"
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none --target-dir "$TARGET_DIR/fuzz"
+shared=${SITEWATCH_SHARED_TESTDATA:-../../shared/testdata}
+if [ ! -d "$shared" ]; then
+    echo "cmin: SKIPPED: the shared seeds ($shared, ../shared/testdata) are not present: merging the repository's seeds and fuzz/work/ only" >&2
+fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
 for t in "${targets[@]}"; do

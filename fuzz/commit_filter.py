@@ -26,7 +26,11 @@ def shared_chunks():
 def main():
     folder = sys.argv[1]
     if not os.path.isdir(SHARED):
-        print(f"commit_filter: {SHARED} absent: nothing of it can be in the corpus", file=sys.stderr)
+        print(
+            f"commit_filter: SKIPPED: {SHARED} (../shared/testdata) not present: no seed came from it, "
+            "so no input can carry it; nothing filtered",
+            file=sys.stderr,
+        )
         return
     chunks = shared_chunks()
     dropped = 0

@@ -6,6 +6,8 @@
 //!   every tick cost before issue 18, and what `replay` does).
 //! - `idle`: [`Signals::tick`], a tick with nothing ingested since the last one.
 //! - `one_host`: [`Signals::tick`] after one host's batch of 100 readings.
+//! - `spread`: [`Signals::tick`] after a batch from every 25th host (what
+//!   200 ms of a fleet publishing every 5 s brings), every site changed.
 //!
 //! The fleet: hosts of 100 series (500 hosts a site), every value in its
 //! normal range, so that no condition holds: the cost of looking, not of
@@ -113,13 +115,30 @@ fn benches(c: &mut Criterion) {
             b.iter(|| signals.tick(state, &[], now))
         });
 
-        let mut signals = Signals::new(config, T0 - 3_600_000);
+        let mut signals = Signals::new(config.clone(), T0 - 3_600_000);
         signals.tick(&state, &[], now);
         let mut seq = 1;
         g.bench_function(BenchmarkId::new("one_host", series), |b| {
             b.iter(|| {
                 seq += 1;
                 state.apply(&message(seq as usize % hosts, seq, T0), false, T0);
+                signals.tick(&state, &[], now)
+            })
+        });
+
+        // What 200 ms of the fleet publishing every 5 s brings: 4 % of the
+        // hosts, spread over every site (each site changed at every tick).
+        let mut signals = Signals::new(config, T0 - 3_600_000);
+        signals.tick(&state, &[], now);
+        let step = 25;
+        let mut offset = 0;
+        g.bench_function(BenchmarkId::new("spread", series), |b| {
+            b.iter(|| {
+                offset = (offset + 1) % step;
+                for h in (offset..hosts).step_by(step) {
+                    seq += 1;
+                    state.apply(&message(h, seq, T0), false, T0);
+                }
                 signals.tick(&state, &[], now)
             })
         });

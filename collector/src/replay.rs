@@ -1,7 +1,7 @@
 //! Recorded traffic (`PROTOCOL.md`, "Recorded traffic"): [`Recorder`] writes what
 //! the collector receives as replay-file lines; [`replay`] runs such a file through
 //! the same decode, ingest ([`Ingestor::handle_at`]) and engine
-//! ([`Signals::evaluate`]) as the live collector, on a simulated clock, and
+//! ([`Signals::tick`]) as the live collector, on a simulated clock, and
 //! reports the signal timeline.
 //!
 //! # The simulated clock
@@ -246,8 +246,11 @@ impl Run {
     fn evaluate(&mut self, t: u64, emit: &mut impl FnMut(ReplayEvent)) {
         let now = self.now(t);
         // The recording's brokers were connected throughout (the file says
-        // nothing else): no link table, every path up.
-        let evaluation = self.signals.evaluate(&self.shared.read(), &[], now);
+        // nothing else): no link table, every path up. The live loop's tick:
+        // the kept snapshot and the incremental evaluation, which give what a
+        // fresh snapshot evaluated in full would (their tests), so a replay
+        // also checks them against the recorded timelines.
+        let evaluation = self.signals.tick(&self.shared.read(), &[], now);
         for change in &evaluation.changes {
             if let Some(entry) = change.timeline_entry(t) {
                 emit(ReplayEvent::Timeline(TimelineLine {

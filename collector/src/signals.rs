@@ -85,6 +85,8 @@ pub struct Signals {
     engine: Engine,
     /// The last snapshot of the live loop, reused while it is still true.
     cached: Option<Cached>,
+    /// The last site revision handed out (see [`Cached::revisions`]).
+    revision: u64,
 }
 
 /// The live loop's snapshot, kept between ticks and brought up to date host
@@ -106,6 +108,9 @@ struct Cached {
     snapshot: Snapshot,
     /// By host slot: where the host sits in `snapshot` and what it was taken from.
     placed: Vec<Option<Placed>>,
+    /// By site of `snapshot`: a number that changes whenever one of its hosts
+    /// is taken again, never reused ([`Engine::evaluate_incremental`]).
+    revisions: Vec<u64>,
 }
 
 /// A host of the kept snapshot.
@@ -134,8 +139,9 @@ impl Cached {
             && now_ms >= self.taken_at_ms
     }
 
-    /// Takes again the hosts a message touched or whose deadline fell due.
-    fn update(&mut self, state: &State, links: &[PathState], now_ms: i64) {
+    /// Takes again the hosts a message touched or whose deadline fell due,
+    /// giving their sites new revisions from `revision`.
+    fn update(&mut self, state: &State, links: &[PathState], now_ms: i64, revision: &mut u64) {
         let mut dirty = vec![false; self.placed.len()];
         let mut any = false;
         for (slot, h) in state.hosts() {
@@ -149,6 +155,10 @@ impl Cached {
                 }
                 any = true;
                 let (fresh, until) = host_snapshot(state, h, links, now_ms);
+                if let Some(r) = self.revisions.get_mut(p.site) {
+                    *revision += 1;
+                    *r = *revision;
+                }
                 if let Some(snap) = host_at(&mut self.snapshot, p) {
                     *snap = fresh;
                 }
@@ -198,6 +208,7 @@ impl Signals {
         Signals {
             engine: Engine::new(config, started_at_ms),
             cached: None,
+            revision: 0,
         }
     }
 
@@ -227,9 +238,18 @@ impl Signals {
         let started = self.engine.started_at_ms();
         match &mut self.cached {
             Some(c) if c.holds(state, links, now_ms) => {}
-            Some(c) if c.same_hosts(state, links, now_ms) => c.update(state, links, now_ms),
+            Some(c) if c.same_hosts(state, links, now_ms) => {
+                c.update(state, links, now_ms, &mut self.revision);
+            }
             _ => {
-                self.cached = Some(snapshot_placed(state, links, started, now_ms));
+                let mut c = snapshot_placed(state, links, started, now_ms);
+                c.revisions = (0..c.snapshot.sites.len())
+                    .map(|_| {
+                        self.revision += 1;
+                        self.revision
+                    })
+                    .collect();
+                self.cached = Some(c);
                 return;
             }
         }
@@ -245,7 +265,9 @@ impl Signals {
     /// the state's lock). Before any refresh: an empty snapshot.
     pub fn evaluate_refreshed(&mut self, now_ms: i64) -> Evaluation {
         match &self.cached {
-            Some(c) => self.engine.evaluate(&c.snapshot, now_ms),
+            Some(c) => self
+                .engine
+                .evaluate_incremental(&c.snapshot, &c.revisions, now_ms),
             None => self.engine.evaluate(&Snapshot::default(), now_ms),
         }
     }
@@ -391,6 +413,7 @@ fn snapshot_placed(state: &State, links: &[PathState], started_at_ms: i64, now_m
         valid_until_ms,
         snapshot,
         placed,
+        revisions: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ use sitewatch_protocol::{Cause, Evidence, Severity, payload::EvidenceDetail};
 
 use crate::{
     config::SignalsConfig,
+    incremental::Deadline,
     liveness::{Policy, Status},
     snapshot::{HostSnapshot, Labels, SeriesSnapshot},
 };
@@ -245,6 +246,8 @@ pub struct Ctx<'a> {
     pub held: &'a dyn Held,
     /// The vantage points' say on a network loss of this site.
     pub gate: &'a Gate,
+    /// Lowered by a cause whose answer would change with time alone.
+    pub deadline: &'a Deadline,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -341,6 +344,7 @@ pub(crate) mod test_support {
             site: &view,
             held: &NothingHeld,
             gate: &Gate::Alone,
+            deadline: &Deadline::default(),
         };
         f(&ctx)
     }

@@ -805,6 +805,17 @@ impl SignalsConfig {
                 }
         })
     }
+
+    /// The next instant after `now_ms` at which a maintenance window of `site`
+    /// opens or closes (`None`: none will).
+    pub fn next_maintenance_change(&self, site: &str, now_ms: i64) -> Option<i64> {
+        self.maintenance
+            .iter()
+            .filter(|w| w.site == site)
+            .flat_map(|w| [w.start.0, w.end.0])
+            .filter(|&t| t > now_ms)
+            .min()
+    }
 }
 
 fn check_usage(key: &str, t: &UsageThreshold, errors: &mut Vec<ConfigError>) {

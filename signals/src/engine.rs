@@ -33,6 +33,7 @@ use crate::{
         network, network_device, power, power_feed, region, storage, vantage,
     },
     config::{SignalsConfig, ms},
+    incremental::{Deadline, HeldPrint, SiteCache},
     liveness::Policy,
     snapshot::Snapshot,
     temporal::{FlapPolicy, Phase, Tracker, Transition},
@@ -289,6 +290,13 @@ pub struct Engine {
     keys: BTreeMap<SignalKey, KeyState>,
     memory: BTreeMap<String, SiteMemory>,
     last_prune_ms: i64,
+    /// Per site, its last quiet look ([`crate::incremental`]).
+    looks: BTreeMap<String, SiteCache>,
+    /// The previous evaluation's time.
+    last_evaluated_ms: Option<i64>,
+    /// Sites looked at in full, and looks reused, since the engine started.
+    full_looks: u64,
+    reused_looks: u64,
 }
 
 struct KeysHeld<'a> {
@@ -319,7 +327,17 @@ impl Engine {
             keys: BTreeMap::new(),
             memory: BTreeMap::new(),
             last_prune_ms: started_at_ms,
+            looks: BTreeMap::new(),
+            last_evaluated_ms: None,
+            full_looks: 0,
+            reused_looks: 0,
         }
+    }
+
+    /// Site evaluations done in full, and quiet looks reused
+    /// ([`Engine::evaluate_incremental`]), since the engine started.
+    pub fn looks(&self) -> (u64, u64) {
+        (self.full_looks, self.reused_looks)
     }
 
     pub fn config(&self) -> &SignalsConfig {
@@ -341,6 +359,22 @@ impl Engine {
     ///
     /// A site listed twice in the snapshot is evaluated from its first entry.
     pub fn evaluate(&mut self, snapshot: &Snapshot, now_ms: i64) -> Evaluation {
+        self.evaluate_incremental(snapshot, &[], now_ms)
+    }
+
+    /// [`Engine::evaluate`], looking again only at the sites whose picture
+    /// changed or whose last look time alone may have changed
+    /// ([`crate::incremental`]). `revisions` numbers each site of the snapshot
+    /// (by its index in `snapshot.sites`): the caller promises that a site
+    /// given the same number as at an earlier call has the same content. A
+    /// snapshot without them (empty, or not one per site) is looked at in full.
+    pub fn evaluate_incremental(
+        &mut self,
+        snapshot: &Snapshot,
+        revisions: &[u64],
+        now_ms: i64,
+    ) -> Evaluation {
+        let revisions = (revisions.len() == snapshot.sites.len()).then_some(revisions);
         let timing = Timing {
             clear_after_ms: ms(self.config.clear_after),
             flap: FlapPolicy {
@@ -358,16 +392,48 @@ impl Engine {
         let mut conditions: BTreeMap<SignalKey, Tiered> = BTreeMap::new();
         let mut site_reports = BTreeMap::new();
         let mut rulings = BTreeMap::new();
+        let mut held_prints = held_prints(&self.keys);
         for site in &sites {
-            let hosts = snapshot.site(site).map_or(&[][..], |s| &s.hosts[..]);
+            let index = snapshot.sites.iter().position(|s| s.site == *site);
+            let hosts = index.map_or(&[][..], |i| &snapshot.sites[i].hosts[..]);
+            // A configured site nobody reported to has one content: none.
+            let revision = revisions.map(|r| index.map_or(u64::MAX, |i| r[i]));
+            let held_print = held_prints.remove(site.as_str()).unwrap_or_default();
+            if let Some(revision) = revision
+                && let Some(look) = self.looks.get(site)
+                && look.holds(revision, &held_print, now_ms)
+            {
+                let ruling = match &standing {
+                    Some(st) => vantage::rule(st, site, &look.local, look.loss_started_ms),
+                    None => vantage::Ruling::default(),
+                };
+                if ruling == look.ruling {
+                    self.reused_looks += 1;
+                    site_reports.insert(site.clone(), look.local);
+                    rulings.insert(site.clone(), (look.local, ruling));
+                    if let Some(m) = self.memory.get_mut(site) {
+                        m.cooling.sample_again(now_ms);
+                    }
+                    continue;
+                }
+            }
+            // Looked at in full: the counters a reused look saw were seen at
+            // every evaluation until the last one.
+            if let (Some(look), Some(m), Some(last)) = (
+                self.looks.remove(site),
+                self.memory.get_mut(site),
+                self.last_evaluated_ms,
+            ) {
+                m.storage.seen_again(look.seen_at_ms, last);
+            }
+            self.full_looks += 1;
+            let deadline = Deadline::default();
             let mut view = SiteView::build(site, hosts, &policy, now_ms);
             let local = network::local_report(&view, &self.config.network);
             site_reports.insert(site.clone(), local);
+            let loss_started = view.lost.iter().map(|l| l.1).max();
             let ruling = match &standing {
-                Some(st) => {
-                    let loss_started = view.lost.iter().map(|l| l.1).max();
-                    vantage::rule(st, site, &local, loss_started)
-                }
+                Some(st) => vantage::rule(st, site, &local, loss_started),
                 None => vantage::Ruling::default(),
             };
             if ruling.suppress_lost {
@@ -383,6 +449,7 @@ impl Engine {
                 site: &view,
                 held: &held,
                 gate: &ruling.gate,
+                deadline: &deadline,
             };
             let memory = self.memory.entry(site.clone()).or_default();
             let mut found = host_resources::evaluate(&ctx);
@@ -393,6 +460,31 @@ impl Engine {
             found.extend(power::evaluate(&ctx));
             found.extend(cooling::evaluate(&ctx, &mut memory.cooling));
             found.extend(network::evaluate(&ctx));
+            if let Some(revision) = revision
+                && found.is_empty()
+            {
+                // What the view depends on besides its picture: the grace and
+                // the site's maintenance windows.
+                if !policy.grace_over(now_ms) {
+                    deadline.by(policy.grace_until_ms());
+                }
+                if let Some(at) = self.config.next_maintenance_change(site, now_ms) {
+                    deadline.by(at);
+                }
+                self.looks.insert(
+                    site.clone(),
+                    SiteCache {
+                        revision,
+                        held: held_print,
+                        ruling: ruling.clone(),
+                        local,
+                        loss_started_ms: loss_started,
+                        taken_at_ms: now_ms,
+                        valid_until_ms: deadline.get(),
+                        seen_at_ms: now_ms,
+                    },
+                );
+            }
             rulings.insert(site.clone(), (local, ruling));
             // The causes still ran, so that their memory stays current.
             if self.config.in_maintenance(site, None, now_ms) {
@@ -466,7 +558,14 @@ impl Engine {
         // 4-5. Inhibition, publication, changes.
         let mut evaluation = self.publish(&sites, now_ms);
         evaluation.site_reports = site_reports;
+        if revisions.is_none() {
+            self.looks.clear();
+        } else if self.looks.len() > sites.len() {
+            self.looks
+                .retain(|site, _| sites.binary_search(site).is_ok());
+        }
         self.prune(now_ms);
+        self.last_evaluated_ms = Some(now_ms);
         evaluation
     }
 
@@ -647,6 +746,13 @@ impl Engine {
         }
         self.last_prune_ms = now_ms;
         self.keys.retain(|_, s| !s.is_forgettable());
+        // A reused look saw its counters again (see `evaluate_incremental`).
+        for (site, look) in &mut self.looks {
+            if let Some(m) = self.memory.get_mut(site) {
+                m.storage.seen_again(look.seen_at_ms, now_ms);
+                look.seen_at_ms = now_ms;
+            }
+        }
         // A disk keeps its counters for a day past its growth hold: SMART is slow.
         let storage_age = ms(self.config.storage.growth_hold).saturating_add(86_400_000);
         let cooling_age = ms(self.config.cooling.rise_window).saturating_mul(2);
@@ -659,6 +765,23 @@ impl Engine {
             !m.storage.is_empty() || !m.cooling.is_empty() || configured.contains_key(site)
         });
     }
+}
+
+/// Per site, what [`KeysHeld`] would answer: each key's active tiers.
+fn held_prints(keys: &BTreeMap<SignalKey, KeyState>) -> BTreeMap<&str, HeldPrint> {
+    let mut prints: BTreeMap<&str, HeldPrint> = BTreeMap::new();
+    for (key, state) in keys {
+        let (alarm, advisory) = (state.alarm.is_active(), state.advisory.is_active());
+        if alarm || advisory {
+            prints.entry(key.site.as_str()).or_default().push((
+                key.cause,
+                key.subject.clone(),
+                alarm,
+                advisory,
+            ));
+        }
+    }
+    prints
 }
 
 fn change_kind(before: Shown, after: Shown) -> Option<ChangeKind> {

@@ -37,9 +37,32 @@ const SAMPLE_EVERY_MS: i64 = 10_000;
 #[derive(Debug, Clone, Default)]
 pub struct Memory {
     history: BTreeMap<String, VecDeque<(i64, f64)>>,
+    /// What the last evaluation sampled (subject, median, how long it keeps
+    /// samples): an evaluation that reuses a quiet look samples it again.
+    last: Vec<(String, f64, i64)>,
 }
 
 impl Memory {
+    /// Samples again what the last evaluation sampled, at `now_ms`: what an
+    /// evaluation of the same picture would record.
+    pub fn sample_again(&mut self, now_ms: i64) {
+        let last = std::mem::take(&mut self.last);
+        for (subject, value, keep_ms) in &last {
+            self.record(subject, now_ms, *value, *keep_ms);
+        }
+        self.last = last;
+    }
+
+    /// When the reference of [`Memory::reference`] next moves: the oldest
+    /// sample younger than `window_ms` comes of age.
+    fn next_reference_change(&self, subject: &str, now_ms: i64, window_ms: i64) -> Option<i64> {
+        self.history
+            .get(subject)?
+            .iter()
+            .find(|&&(t, _)| now_ms - t < window_ms)
+            .map(|&(t, _)| t.saturating_add(window_ms))
+    }
+
     fn record(&mut self, subject: &str, now_ms: i64, value: f64, keep_ms: i64) {
         let h = self.history.entry(subject.to_owned()).or_default();
         if h.back().is_none_or(|&(t, _)| now_ms - t >= SAMPLE_EVERY_MS) {
@@ -79,6 +102,7 @@ struct Group<'a> {
 
 pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
     let cfg = &ctx.cfg.cooling;
+    memory.last.clear();
     if !cfg.enabled {
         return Vec::new();
     }
@@ -129,12 +153,9 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
         };
         let subject = zone.map_or_else(|| site.to_owned(), |z| format!("{site}:{z}"));
         let reference = memory.reference(&subject, ctx.now_ms, window_ms);
-        memory.record(
-            &subject,
-            ctx.now_ms,
-            now_median,
-            window_ms + 2 * SAMPLE_EVERY_MS,
-        );
+        let keep_ms = window_ms + 2 * SAMPLE_EVERY_MS;
+        memory.record(&subject, ctx.now_ms, now_median, keep_ms);
+        memory.last.push((subject.clone(), now_median, keep_ms));
         let rise = reference.map(|r| now_median - r);
         let rising = rise.is_some_and(|d| d >= cfg.rise_celsius);
         let where_ = zone.map_or_else(|| site.to_owned(), |z| format!("{site} zone {z}"));
@@ -155,6 +176,12 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
             .map(|(_, e)| e.clone())
             .collect();
 
+        // With a unit in alarm, a rise may come of the window moving on alone.
+        if !zone_alarms.is_empty()
+            && let Some(at) = memory.next_reference_change(&subject, ctx.now_ms, window_ms)
+        {
+            ctx.deadline.by(at);
+        }
         let raised = |tier| ctx.held.is_raised(Cause::Cooling, &subject, tier);
         let over = |limit: f64, tier| {
             if raised(tier) {

@@ -48,6 +48,16 @@ impl Memory {
         self.counters.is_empty()
     }
 
+    /// Counts as seen at `now_ms` the counters the evaluation at `looked_at_ms`
+    /// saw: a reused look of an unchanged picture sees the same ones.
+    pub fn seen_again(&mut self, looked_at_ms: i64, now_ms: i64) {
+        for c in self.counters.values_mut() {
+            if c.seen_ms == looked_at_ms {
+                c.seen_ms = now_ms;
+            }
+        }
+    }
+
     /// Forgets counters not seen for `max_age_ms` (removed disks, gone hosts).
     pub fn prune(&mut self, now_ms: i64, max_age_ms: i64) {
         self.counters

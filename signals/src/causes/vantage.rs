@@ -67,7 +67,7 @@ impl<'a> Standing<'a> {
 }
 
 /// What the vantage points make of one site.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ruling {
     pub gate: Gate,
     /// Whether the hosts lost here count as unobserved.

@@ -110,6 +110,12 @@ impl Ingestor {
         retained: bool,
         now: i64,
     ) {
+        self.record(path, topic, payload, retained, now);
+        self.apply_and_notify(path, topic, payload, retained, now);
+    }
+
+    /// `--record`: every message as it arrived.
+    fn record(&self, path: PathId, topic: &str, payload: &[u8], retained: bool, now: i64) {
         if let Some(r) = &self.hooks.recorder {
             let name = (self.hooks.path_names.len() > 1)
                 .then(|| self.hooks.path_names.get(usize::from(path)))
@@ -117,10 +123,33 @@ impl Ingestor {
                 .map(String::as_str);
             r.record(topic, payload, retained, name, now);
         }
+    }
+
+    fn apply_and_notify(
+        &mut self,
+        path: PathId,
+        topic: &str,
+        payload: &[u8],
+        retained: bool,
+        now: i64,
+    ) {
         self.apply(path, topic, payload, retained, now);
         if let Some(n) = &self.hooks.ingested {
             n.notify_one();
         }
+    }
+
+    /// An ingestor for a decoding worker: the same state and wake-up, its own
+    /// log limiter, no recorder (the dispatcher records, in arrival order).
+    fn worker(&self) -> Ingestor {
+        Ingestor::with_hooks(
+            Arc::clone(&self.shared),
+            Hooks {
+                ingested: self.hooks.ingested.clone(),
+                recorder: None,
+                path_names: Vec::new(),
+            },
+        )
     }
 
     fn apply(&mut self, path: PathId, topic: &str, payload: &[u8], retained: bool, now: i64) {
@@ -164,12 +193,91 @@ impl Ingestor {
     }
 }
 
-/// Ingests what the links hand over until every link has stopped.
-pub async fn run(mut inbound: mpsc::Receiver<Inbound>, mut ingestor: Ingestor) {
-    while let Some(m) = inbound.recv().await {
-        let now = ingestor.shared.clock.now_ms();
-        ingestor.handle_at(m.path, &m.topic, &m.payload, m.retain, now);
+/// Messages waiting for each decoding worker: with the links' own bounded
+/// queue, a slow ingest slows the links (the messages wait at the broker,
+/// acknowledged only as they are taken) instead of piling up here.
+pub const WORKER_QUEUE: usize = 256;
+
+/// The most decoding workers, whatever the core count: past this the state's
+/// lock, not decoding, bounds ingest.
+pub const MAX_WORKERS: usize = 8;
+
+/// One worker per core, up to [`MAX_WORKERS`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(MAX_WORKERS)
+}
+
+/// Ingests what the links hand over until every link has stopped, decoding
+/// on [`default_workers`] tasks.
+pub async fn run(inbound: mpsc::Receiver<Inbound>, ingestor: Ingestor) {
+    run_with_workers(inbound, ingestor, default_workers()).await;
+}
+
+/// Ingests on `workers` decoding tasks. Decoding, most of ingest's cost, runs
+/// on every core; applying takes the state's lock only for the short update.
+/// Each host's messages go to one worker ([`worker_of`]), so they are applied
+/// in the order they arrived: its sequence numbers, births and wills keep
+/// their meaning. Messages of different hosts may be applied in another
+/// order than they arrived, which nothing depends on. With one worker,
+/// everything happens on this task.
+pub async fn run_with_workers(
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut ingestor: Ingestor,
+    workers: usize,
+) {
+    if workers <= 1 {
+        while let Some(m) = inbound.recv().await {
+            let now = ingestor.shared.clock.now_ms();
+            ingestor.handle_at(m.path, &m.topic, &m.payload, m.retain, now);
+        }
+        return;
     }
+    let mut queues = Vec::with_capacity(workers);
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, mut rx) = mpsc::channel::<(Inbound, i64)>(WORKER_QUEUE);
+        let mut worker = ingestor.worker();
+        tasks.push(tokio::spawn(async move {
+            while let Some((m, now)) = rx.recv().await {
+                worker.apply_and_notify(m.path, &m.topic, &m.payload, m.retain, now);
+            }
+        }));
+        queues.push(tx);
+    }
+    'links: while let Some(m) = inbound.recv().await {
+        let now = ingestor.shared.clock.now_ms();
+        ingestor.record(m.path, &m.topic, &m.payload, m.retain, now);
+        let Some(queue) = queues.get(worker_of(&m.topic, workers)) else {
+            continue;
+        };
+        if queue.send((m, now)).await.is_err() {
+            // A worker is gone (it cannot panic: decoding returns errors);
+            // stop taking messages rather than drop them.
+            tracing::error!("an ingest worker stopped; ingest stops");
+            break 'links;
+        }
+    }
+    drop(queues);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The worker of a topic: by its `sitewatch/v1/<site>/<host>` part (FNV-1a),
+/// so that every topic of one host goes to the same worker.
+pub fn worker_of(topic: &str, workers: usize) -> usize {
+    let host_part = topic
+        .match_indices('/')
+        .nth(3)
+        .map_or(topic, |(i, _)| &topic[..i]);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in host_part.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    usize::try_from(h % workers.max(1) as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -177,6 +285,65 @@ mod tests {
     use super::*;
     use crate::Clock;
     use crate::state::{State, StateConfig};
+
+    #[test]
+    fn every_topic_of_a_host_goes_to_the_same_worker() {
+        for host in ["web-01", "web-02", "gw-17", "db-3"] {
+            let topics =
+                ["readings", "state", "events"].map(|k| format!("sitewatch/v1/bj1/{host}/{k}"));
+            let w = worker_of(&topics[0], 4);
+            assert!(w < 4);
+            for t in &topics {
+                assert_eq!(worker_of(t, 4), w, "{t}");
+            }
+        }
+        // Hosts spread over the workers.
+        let used: std::collections::BTreeSet<usize> = (0..64)
+            .map(|i| worker_of(&format!("sitewatch/v1/bj1/host-{i:02}/readings"), 4))
+            .collect();
+        assert_eq!(used.len(), 4);
+        assert_eq!(worker_of("x", 0), 0);
+    }
+
+    /// Many hosts through four workers: every batch applied, none counted as
+    /// a gap or a restart (each host's order kept), the recorder in arrival
+    /// order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_ingest_applies_every_batch_of_every_host_in_order() {
+        let shared = Arc::new(Shared::new(
+            State::new(StateConfig::default()),
+            Clock::Fixed(1_764_080_000_000),
+        ));
+        let (tx, rx) = mpsc::channel(16);
+        let ingestor = Ingestor::new(Arc::clone(&shared));
+        let run = tokio::spawn(run_with_workers(rx, ingestor, 4));
+        let hosts = 41;
+        let batches = 50;
+        for seq in 1..=batches {
+            for h in 0..hosts {
+                let payload = format!(
+                    r#"{{"v":1,"seq":{seq},"ts":1764080000000,"readings":[{{"src":"host","dev":"cpu","name":"cpu","q":"cpu_usage_ratio","value":0.{seq},"state":"ok"}}]}}"#
+                );
+                tx.send(Inbound {
+                    path: 0,
+                    topic: format!("sitewatch/v1/bj1/host-{h:02}/readings"),
+                    payload: payload.into_bytes().into(),
+                    retain: false,
+                })
+                .await
+                .unwrap();
+            }
+        }
+        drop(tx);
+        run.await.unwrap();
+        let state = shared.read();
+        let c = state.counters();
+        assert_eq!(c.readings, hosts * batches);
+        assert_eq!(c.gaps, 0);
+        assert_eq!(c.sequence_restarts, 0);
+        assert_eq!(c.duplicates, 0);
+        assert_eq!(state.series_count(), hosts as usize);
+    }
 
     #[test]
     fn rate_limiter_logs_once_per_period_with_the_suppressed_count() {

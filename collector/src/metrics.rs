@@ -65,6 +65,7 @@ pub mod names {
     pub const SIGNAL_ACTIVE: &str = "sitewatch_signal_active";
     pub const SITE_INFO: &str = "sitewatch_site_info";
     pub const SIGNAL_EVALUATION: &str = "sitewatch_collector_signal_evaluation_seconds";
+    pub const SITE_EVALUATIONS: &str = "sitewatch_collector_site_evaluations";
     pub const ALERTMANAGER_ALERTS_SENT: &str = "sitewatch_collector_alertmanager_alerts_sent";
     pub const ALERTMANAGER_ERRORS: &str = "sitewatch_collector_alertmanager_errors";
     pub const REJECTED_MESSAGES: &str = "sitewatch_collector_rejected_messages";
@@ -742,6 +743,17 @@ fn encode_self(
             MetricType::Gauge,
         )?
         .encode_gauge(&signals.evaluation_seconds)?;
+    let mut m = encoder.encode_descriptor(
+        names::SITE_EVALUATIONS,
+        "Sites evaluated by the signals engine: in full, or a quiet look reused because nothing it depends on changed.",
+        None,
+        MetricType::Counter,
+    )?;
+    let (full, reused) = signals.site_looks;
+    for (look, n) in [("full", full), ("reused", reused)] {
+        m.encode_family(&[("look", look)])?
+            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+    }
     let mut m = encoder.encode_descriptor(
         names::REJECTED_MESSAGES,
         "Messages rejected by the protocol decoder, by reason.",

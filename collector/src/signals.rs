@@ -58,6 +58,9 @@ pub struct Published {
     pub regions: BTreeMap<String, String>,
     /// How long the last evaluation took (snapshot included).
     pub evaluation_seconds: f64,
+    /// Site evaluations since the start: looked at in full, and quiet looks
+    /// reused because nothing the site's causes depend on changed.
+    pub site_looks: (u64, u64),
 }
 
 impl Published {
@@ -279,6 +282,11 @@ impl Signals {
             .and_then(|c| c.snapshot.vantage.as_ref())
     }
 
+    /// Site evaluations in full and reused ([`Engine::looks`]).
+    pub fn looks(&self) -> (u64, u64) {
+        self.engine.looks()
+    }
+
     /// When the collector (or replay) started: the grace counts from there.
     pub fn started_at_ms(&self) -> i64 {
         self.engine.started_at_ms()
@@ -465,6 +473,7 @@ pub async fn run(
             disaster_level: evaluation.disaster_level.clone(),
             regions: regions.clone(),
             evaluation_seconds: started.elapsed().as_secs_f64(),
+            site_looks: signals.looks(),
         });
         let round = Round {
             now_ms: now,

@@ -287,6 +287,7 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
         disaster_level: [("bj1".to_owned(), 3), ("sh1".to_owned(), 0)].into(),
         regions: [("bj1".to_owned(), "cn-north".to_owned())].into(),
         evaluation_seconds: 0.001,
+        site_looks: (3, 40),
     }));
     assert_eq!(Level::L3.as_str(), "L3");
     let text = scrape(&shared, Format::Prometheus);
@@ -318,6 +319,8 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
     assert!(text.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
     assert!(text.contains(r#"sitewatch_collector_alertmanager_errors_total{kind="timeout"} 0"#));
     assert!(text.contains("sitewatch_collector_signal_evaluation_seconds 0.001"));
+    assert!(text.contains("sitewatch_collector_site_evaluations_total{look=\"full\"} 3"));
+    assert!(text.contains("sitewatch_collector_site_evaluations_total{look=\"reused\"} 40"));
     // OpenMetrics too.
     let om = render(&reg, Format::OpenMetrics).unwrap();
     assert!(om.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));

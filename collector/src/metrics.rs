@@ -170,12 +170,13 @@ impl Collector for StateCollector {
             links: &states,
             names: &names,
         };
-        // The read lock is held for the whole encoding: ingest waits, which at a
-        // million series is a fraction of a second (see benches/render.rs), and a
-        // scrape sees one consistent state.
+        // The readings take the read lock one family at a time, so that ingest
+        // goes on during a scrape of a million series (`encode_readings_locked`);
+        // the rest (per host, not per series) takes it once.
         let signals = self.shared.signals();
+        encode_readings_locked(&|| self.shared.read(), now, &mut encoder)?;
         let state = self.shared.read();
-        encode_state(&state, &signals, &judge, now, &mut encoder)?;
+        encode_hosts_and_self(&state, &signals, &judge, now, &mut encoder)?;
         encode_peers(
             &state,
             &states,
@@ -294,6 +295,17 @@ pub fn encode_state(
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
     encode_readings(state, now_ms, encoder)?;
+    encode_hosts_and_self(state, signals, judge, now_ms, encoder)
+}
+
+/// What follows the readings: the agents, the signals, the collector's own.
+fn encode_hosts_and_self(
+    state: &State,
+    signals: &Published,
+    judge: &Judge<'_>,
+    now_ms: i64,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
     encode_agents(state, judge, now_ms, encoder)?;
     encode_signals(state, signals, encoder)?;
     encode_self(state, signals, encoder)
@@ -304,27 +316,51 @@ fn encode_readings(
     now_ms: i64,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), fmt::Error> {
-    let strings = state.strings();
-    let labelsets = state.labelsets();
+    encode_readings_locked(&|| state, now_ms, encoder)
+}
+
+/// The readings' families, taking the state through `lock` once to list them
+/// and then once per family: a scrape at a million series then holds the
+/// state's lock for one family at a time (a few milliseconds), never for the
+/// whole encoding, so ingest goes on between families. Each family is
+/// consistent in itself; two families may be taken a batch apart, as two
+/// exporters' samples of one scrape are.
+fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
+    lock: &dyn Fn() -> G,
+    now_ms: i64,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), fmt::Error> {
     // Families sorted by name: a stable exposition is easier to read and diff.
-    let mut families: Vec<(&str, &crate::series::Family)> = state
-        .families()
-        .map(|(q, f)| (strings.resolve(q), f))
-        .collect();
-    families.sort_unstable_by_key(|(q, _)| *q);
-    let exposed = |kv| exposed(state, now_ms, kv);
-    let has_sample = |family: &crate::series::Family| has_sample(state, now_ms, family);
     // A gauge `q` and a counter `q_total` (an agent fleet halfway through the
     // counter rename) would make two families of one name, which OpenMetrics
     // forbids: the counter is exposed, the gauge's series are counted as shadowed.
-    let counter_families: std::collections::HashSet<String> = families
-        .iter()
-        .filter(|(q, f)| quantity::is_counter(q) && has_sample(f))
-        .map(|(q, _)| FamilyName::of(q).family())
-        .collect();
+    let (families, counter_families) = {
+        let state = lock();
+        let strings = state.strings();
+        let mut families: Vec<String> = state
+            .families()
+            .map(|(q, _)| strings.resolve(q).to_owned())
+            .collect();
+        families.sort_unstable();
+        let counter_families: std::collections::HashSet<String> = state
+            .families()
+            .filter(|(q, f)| {
+                quantity::is_counter(strings.resolve(*q)) && has_sample(&state, now_ms, f)
+            })
+            .map(|(q, _)| FamilyName::of(strings.resolve(q)).family())
+            .collect();
+        (families, counter_families)
+    };
     let mut shadowed = 0u64;
     let mut troubled = false;
-    for (q, family) in &families {
+    for q in &families {
+        let state = lock();
+        let Some(family) = state.family_named(q) else {
+            continue;
+        };
+        let strings = state.strings();
+        let labelsets = state.labelsets();
+        let exposed = |kv| exposed(&state, now_ms, kv);
         let name = FamilyName::of(q);
         let counter = name.metric_type == MetricType::Counter;
         let help = quantity::describe(q).map_or_else(
@@ -340,7 +376,7 @@ fn encode_readings(
         // A family whose readings are all null or expired has no sample, and then no
         // HELP/TYPE either. (This stops at the first sample in the usual case.)
         let clash = !counter && counter_families.contains(&name.family());
-        if clash || !has_sample(family) {
+        if clash || !has_sample(&state, now_ms, family) {
             for (_, v, _) in family.series.iter().filter_map(exposed) {
                 troubled |= v.state != ReadingState::Ok;
                 shadowed += u64::from(clash && v.value().is_some());
@@ -395,7 +431,13 @@ fn encode_readings(
         None,
         MetricType::Gauge,
     )?;
-    for (q, family) in &families {
+    for q in &families {
+        let state = lock();
+        let Some(family) = state.family_named(q) else {
+            continue;
+        };
+        let strings = state.strings();
+        let labelsets = state.labelsets();
         for (key, value) in &family.series {
             if value.state == ReadingState::Ok {
                 continue;
@@ -412,7 +454,7 @@ fn encode_readings(
                 ("src", strings.resolve(key.src)),
                 ("dev", strings.resolve(key.dev)),
                 ("sensor", strings.resolve(key.name)),
-                ("quantity", *q),
+                ("quantity", q.as_str()),
             ];
             let labels = Labels {
                 fixed: &fixed,

@@ -1071,6 +1071,11 @@ impl State {
         self.host_index.get(&(site, host)).copied()
     }
 
+    /// The family of quantity `q`, by name.
+    pub fn family_named(&self, q: &str) -> Option<&Family> {
+        self.families.get(&self.strings.get(q)?)
+    }
+
     /// The quantity families, as (q id, family), in no particular order.
     pub fn families(&self) -> impl Iterator<Item = (Id, &Family)> {
         self.families.iter().map(|(q, f)| (*q, f))

@@ -458,3 +458,68 @@ fn the_collectors_own_agent_metrics_are_reserved_even_for_an_agent() {
         assert!(names::is_reserved_quantity("agent", q), "{q}");
     }
 }
+
+/// The readings take the state's lock one family at a time: ingest applied
+/// between two families (here at every taking of the lock) gets in, and the
+/// exposition stays well formed, each family once.
+#[test]
+fn a_scrape_lets_ingest_in_between_families() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Encodes the readings, a batch applied before each taking of the lock.
+    #[derive(Debug)]
+    struct Interleaved {
+        shared: Arc<Shared>,
+        takes: Arc<AtomicU64>,
+    }
+    impl Collector for Interleaved {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+            let lock = || {
+                let n = self.takes.fetch_add(1, Ordering::SeqCst) + 1;
+                {
+                    let mut s = self.shared.write();
+                    apply(
+                        &mut s,
+                        "sitewatch/v1/bj1/a/readings",
+                        &readings(n + 1, &format!("{CPU},{DISK}")),
+                        false,
+                        T0,
+                    );
+                }
+                self.shared.read()
+            };
+            encode_readings_locked(&lock, T0, &mut encoder)
+        }
+    }
+
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        apply(&mut s, "sitewatch/v1/bj1/a/state", &birth("b1"), false, T0);
+        apply(
+            &mut s,
+            "sitewatch/v1/bj1/a/readings",
+            &readings(1, &format!("{CPU},{DISK}")),
+            false,
+            T0,
+        );
+    }
+    let takes = Arc::new(AtomicU64::new(0));
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Interleaved {
+        shared: Arc::clone(&shared),
+        takes: Arc::clone(&takes),
+    }));
+    let text = render(&registry, Format::Prometheus).unwrap();
+    // Once to list the families, once per family (cpu, disk), and once per
+    // family again for the reading states (the disk's is warning): each time
+    // a batch got in.
+    assert_eq!(takes.load(Ordering::SeqCst), 5);
+    assert_eq!(shared.read().counters().messages.iter().sum::<u64>(), 7);
+    assert_eq!(lines_of(&text, "sitewatch_reading_state").len(), 3, "{text}");
+    let mut seen = std::collections::HashSet::new();
+    for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert!(seen.insert(l.to_owned()), "family written twice: {l}");
+    }
+    assert_eq!(lines_of(&text, "sitewatch_cpu_usage_ratio").len(), 3, "{text}");
+}

@@ -335,6 +335,18 @@ impl Drop for Endpoint {
 struct Gathered {
     readings: Vec<Reading>,
     errors: Vec<FetchError>,
+    /// Sensors and detectors a PDU or CDU reading was made from: not read
+    /// again from a chassis (one reading per physical quantity).
+    covered: std::collections::HashSet<String>,
+}
+
+impl Gathered {
+    fn covers(&self, resource: &Value) -> bool {
+        resource
+            .get("@odata.id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| self.covered.contains(clean(id).trim_end_matches('/')))
+    }
 }
 
 impl Endpoint {
@@ -471,21 +483,6 @@ impl Endpoint {
             self.api.set_sessions_path(&sessions);
         }
         let use_expand = self.expand && offers_expand(&root);
-        if let Some(chassis) = link(&root, "Chassis") {
-            let paths = match self.structural(&chassis).await {
-                Ok(c) => member_paths(&c),
-                Err(e) => {
-                    out.errors.push(e);
-                    Vec::new()
-                }
-            };
-            for p in paths {
-                match self.structural(&p).await {
-                    Ok(c) => self.chassis(&c, use_expand, &mut out).await,
-                    Err(e) => out.errors.push(e),
-                }
-            }
-        }
         if let Some(systems) = link(&root, "Systems") {
             for s in self.members(&systems, &mut out).await {
                 out.readings
@@ -516,6 +513,22 @@ impl Endpoint {
                     }
                 }
                 Err(e) => out.errors.push(e),
+            }
+        }
+        // After the PDUs and CDUs: the sensors they were read from are known.
+        if let Some(chassis) = link(&root, "Chassis") {
+            let paths = match self.structural(&chassis).await {
+                Ok(c) => member_paths(&c),
+                Err(e) => {
+                    out.errors.push(e);
+                    Vec::new()
+                }
+            };
+            for p in paths {
+                match self.structural(&p).await {
+                    Ok(c) => self.chassis(&c, use_expand, &mut out).await,
+                    Err(e) => out.errors.push(e),
+                }
             }
         }
         out
@@ -568,6 +581,9 @@ impl Endpoint {
         let numeric = sensors.is_none();
         if let Some(s) = &sensors {
             for sensor in self.expanded_members(s, use_expand, out).await {
+                if out.covers(&sensor) {
+                    continue;
+                }
                 out.readings.extend(map::sensor(&self.ctx(), &id, &sensor));
             }
         }
@@ -632,6 +648,9 @@ impl Endpoint {
         }
         if let Some(ld) = link(chassis, "LeakDetectors") {
             for d in self.members(&ld, out).await {
+                if out.covers(&d) {
+                    continue;
+                }
                 out.readings
                     .extend(map::leak_detector(&self.ctx(), ("chassis", &id), &d));
             }
@@ -642,6 +661,7 @@ impl Endpoint {
         // Read every time: its groups carry the detectors' states.
         match self.api.get(path).await {
             Ok(ld) => {
+                map::detector_sources(&ld, &mut out.covered);
                 if let Some(detectors) = link(&ld, "LeakDetectors") {
                     for d in self.members(&detectors, out).await {
                         out.readings
@@ -672,6 +692,7 @@ impl Endpoint {
         ] {
             if let Some(c) = link(pdu, key) {
                 for circuit in self.members(&c, out).await {
+                    map::excerpt_sources(&circuit, &mut out.covered);
                     out.readings
                         .extend(map::circuit(&self.ctx(), &id, circuit_kind, &circuit));
                 }
@@ -679,6 +700,7 @@ impl Endpoint {
         }
         if let Some(o) = link(pdu, "Outlets") {
             for outlet in self.members(&o, out).await {
+                map::excerpt_sources(&outlet, &mut out.covered);
                 out.readings.extend(map::outlet(&self.ctx(), &id, &outlet));
             }
         }
@@ -701,6 +723,7 @@ impl Endpoint {
         ] {
             if let Some(c) = link(cdu, key) {
                 for connector in self.members(&c, out).await {
+                    map::excerpt_sources(&connector, &mut out.covered);
                     out.readings
                         .extend(map::coolant_connector(&self.ctx(), &id, side, &connector));
                 }

@@ -507,6 +507,36 @@ mod tests {
     }
 
     #[test]
+    fn events_default_on_and_their_bounds_are_checked() {
+        let c: RedfishSourceConfig =
+            toml::from_str("[[endpoints]]\nname = \"bmc\"\nurl = \"https://bmc\"\n").unwrap();
+        assert!(c.endpoints[0].events);
+        assert_eq!(c.event_silence, Duration::from_secs(600));
+        assert_eq!(c.log_entries_per_read, 100);
+        assert_eq!(c.state_dir, None);
+        let source = |top: &str, endpoint: &str| {
+            let c: RedfishSourceConfig = toml::from_str(&format!(
+                "{top}\n[[endpoints]]\nname = \"bmc\"\nurl = \"https://bmc\"\n{endpoint}\n"
+            ))
+            .unwrap();
+            c.validate().map_err(|e| e.0)
+        };
+        assert_eq!(
+            source("event_silence = \"1s\"", ""),
+            Err("sources.redfish.event_silence")
+        );
+        assert_eq!(
+            source("log_entries_per_read = 0", ""),
+            Err("sources.redfish.log_entries_per_read")
+        );
+        assert_eq!(
+            source("", "log_interval = \"10s\""),
+            Err("sources.redfish.endpoints.log_interval")
+        );
+        assert_eq!(source("", "events = false\nlog_interval = \"5m\""), Ok(()));
+    }
+
+    #[test]
     fn the_pin_parses_to_its_bytes() {
         let pin = parse_pin(&vec!["0F"; 32].join(":")).unwrap();
         assert_eq!(pin, [0x0f; 32]);

@@ -864,7 +864,12 @@ impl Endpoint {
 
     /// New entries of every log service, when the log interval is due: their
     /// events, and the cursors to save once those are delivered.
-    async fn read_logs(&mut self, out: &mut Gathered, polled: &mut Polled) {
+    async fn read_logs(
+        &mut self,
+        out: &mut Gathered,
+        polled: &mut Polled,
+        moved: &mut Vec<(String, logs::LogCursor)>,
+    ) {
         let Some(ev) = &mut self.events else { return };
         let now = Instant::now();
         let due = ev
@@ -888,16 +893,20 @@ impl Endpoint {
             }
         };
         for (svc, entries) in services {
-            self.read_log(&svc, &entries, out, polled).await;
+            self.read_log(&svc, &entries, out, polled, moved).await;
         }
     }
 
+    /// One log service's new entries; the cursor that covers them goes to
+    /// `moved`, applied once the read is complete (a read cut off by its
+    /// timeout drops its events, and must not have moved the cursor).
     async fn read_log(
         &mut self,
         svc: &str,
         entries: &str,
         out: &mut Gathered,
         polled: &mut Polled,
+        moved: &mut Vec<(String, logs::LogCursor)>,
     ) {
         let collection = match self.api.get(entries).await {
             Ok(c) => c,
@@ -999,7 +1008,7 @@ impl Endpoint {
                     }
                 }
             }
-            ev.cursors.insert(svc.to_owned(), next);
+            moved.push((svc.to_owned(), next));
         }
     }
 }
@@ -1035,9 +1044,14 @@ impl device::Device for Endpoint {
             // Their failures are failed requests, not a failed read: the
             // readings stand whatever the logs do.
             let mut side = Gathered::default();
+            let mut moved = Vec::new();
             self.start_stream(&mut side).await;
-            self.read_logs(&mut side, &mut events).await;
+            self.read_logs(&mut side, &mut events, &mut moved).await;
             self.note_event_errors(&side.errors);
+            // No await from here on: the events leave with this read.
+            if let Some(ev) = &mut self.events {
+                ev.cursors.extend(moved);
+            }
         }
         let error = device_error(&self.name, &gathered.errors);
         if error.is_some() {

@@ -399,6 +399,8 @@ pub async fn run(api: Arc<Api>, path: String, silence: Duration, shared: Arc<Sha
         let mut got_bytes = false;
         match opened {
             Err(e) => {
+                api.failed_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(source = NAME, endpoint = %endpoint, error = %e, "cannot open the event stream");
             }
             Ok(mut body) => {
@@ -437,7 +439,10 @@ pub async fn run(api: Arc<Api>, path: String, silence: Duration, shared: Arc<Sha
                             }
                         };
                         match outcome {
-                            Ok((events, _origins)) => {
+                            Ok((events, origins)) => {
+                                if !origins.is_empty() {
+                                    tracing::debug!(source = NAME, endpoint = %endpoint, ?origins, "event: reading the endpoint now");
+                                }
                                 if !events.is_empty() {
                                     shared.deliver(&endpoint, events);
                                 }

@@ -22,7 +22,8 @@ use sitewatch_protocol::Event;
 
 use super::{NAME, clean, sse};
 
-/// The keys of the entries handled, as the cursor file holds them.
+/// The `Id`s of the entries handled (of those still in the log), as the
+/// cursor file holds them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogCursor {
     pub seen: BTreeSet<String>,
@@ -39,8 +40,10 @@ impl LogCursor {
     }
 }
 
-/// An entry's key: its `Id` and its `Created` time, so that an id reused after
-/// the log was cleared is a new entry.
+/// An entry's identity in its event id: its `Id` and its `Created` time, so
+/// that an id reused after the log was cleared is another event. (The cursor
+/// holds `Id`s only: it is built from the collection's links, before any body
+/// is read.)
 pub fn entry_key(entry: &Value) -> Option<String> {
     let id = entry.get("Id").and_then(Value::as_str)?;
     let created = entry.get("Created").and_then(Value::as_str).unwrap_or("");

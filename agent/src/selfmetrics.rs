@@ -118,6 +118,16 @@ pub mod q {
     pub const REDFISH_SESSIONS_CREATED: &str = "agent_redfish_sessions_created_total";
     /// TCP (and TLS) connections opened to the service.
     pub const REDFISH_CONNECTIONS: &str = "agent_redfish_connections_total";
+    /// Whether the endpoint's event stream (SSE) is open now (1/0).
+    pub const REDFISH_SSE_OPEN: &str = "agent_redfish_sse_open";
+    /// Event streams opened since start (a reconnect counts).
+    pub const REDFISH_SSE_CONNECTS: &str = "agent_redfish_sse_connects_total";
+    /// Redfish events received on the stream.
+    pub const REDFISH_SSE_EVENTS: &str = "agent_redfish_sse_events_total";
+    /// Streams dropped and reopened for silence.
+    pub const REDFISH_SSE_SILENT_DROPS: &str = "agent_redfish_sse_silent_drops_total";
+    /// Stream events dropped as malformed, by `reason`.
+    pub const REDFISH_SSE_MALFORMED: &str = "agent_redfish_sse_malformed_total";
 }
 
 /// A self reading's `name` (the collector's `sensor` label): its quantity

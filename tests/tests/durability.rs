@@ -13,6 +13,9 @@
 // The agent's ipmi_sim rig, shared rather than copied.
 #[path = "../../agent/tests/support/ipmisim.rs"]
 mod ipmisim;
+// The Redfish peers (sushy-static, mockup copies), likewise.
+#[path = "../../agent/tests/support/sushy.rs"]
+mod sushy;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -494,6 +497,126 @@ fn a_sel_entry_read_before_a_sigkill_and_never_acknowledged_arrives_once_at_the_
         "every copy but the first dropped by its id"
     );
     // Delivered now: the second run moves the cursor on.
+    wait::until(Duration::from_secs(20), "the cursor to move", || {
+        (std::fs::read(&cursor).unwrap() != saved).then_some(())
+    });
+    assert!(agent.running(), "{}", agent.log());
+}
+
+/// Adds log entry `id` to a served copy of the rack-server mockup: its own
+/// resource and a member of the Entries collection (body inline, as the
+/// mockup's members are).
+fn add_redfish_log_entry(tree: &Path, id: &str) {
+    let log = "Systems/437XR1138R2/LogServices/Log1/Entries";
+    let path = format!("/redfish/v1/{log}/{id}");
+    let body = serde_json::json!({
+        "@odata.id": path,
+        "@odata.type": "#LogEntry.v1_21_0.LogEntry",
+        "Id": id,
+        "Name": format!("Log Entry {id}"),
+        "EntryType": "SEL",
+        "Severity": "Critical",
+        "Created": "2026-12-03T01:00:00Z",
+        "Message": "Power supply Bay1 failed",
+        "MessageId": "0x6F0108"
+    });
+    let dir = tree.join(log).join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.json"), body.to_string()).unwrap();
+    sushy::edit(tree, log, |c| {
+        c["Members"].as_array_mut().unwrap().push(body.clone());
+        c["Members@odata.count"] = c["Members"].as_array().unwrap().len().into();
+    });
+}
+
+#[test]
+fn a_redfish_log_entry_read_before_a_sigkill_and_never_acknowledged_arrives_once_at_the_collector()
+{
+    if !sushy::sushy_present() {
+        println!("SKIPPED: sushy-static or openssl not installed (scripts/install-test-deps.sh)");
+        return;
+    }
+    let Some(mockups) =
+        sitewatch_shared_testdata::dir("redfish/dmtf-mockups-2025.4", "DMTF Redfish mockups")
+    else {
+        return;
+    };
+    let host = "rflog";
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("rack");
+    sushy::copy_tree(&mockups.join("public-rackmount1"), &tree);
+    let certs = sushy::certs();
+    let bmc = sushy::sushy(&tree, &certs);
+    let mut broker = Mosquitto::start(dir.path(), None);
+    let collector = Collector::start(dir.path(), Broker::External(broker.url()), &[]);
+    let observer = Observer::start(
+        broker.port,
+        "observer-rflog",
+        &format!("sitewatch/v1/{SITE}/{host}/events"),
+    );
+    let state = dir.path().join("redfish-state");
+    let mut config = agent_config(host, &broker, &dir.path().join("buffer"), "always");
+    config.push_str(&format!(
+        "\n[sources.redfish]\ninterval = \"2s\"\ntimeout = \"2s\"\nstate_dir = \"{}\"\n\
+         [[sources.redfish.endpoints]]\nname = \"r1\"\nurl = \"https://127.0.0.1:{}\"\n\
+         ca_file = \"{}\"\n",
+        state.display(),
+        bmc.port,
+        certs.ca.display()
+    ));
+    let mut agent = start_agent(dir.path(), host, &config);
+    // The first read marks the log's two entries seen (history, not news)
+    // and saves the cursor.
+    let cursor = state.join("r1.log.Systems_437XR1138R2_LogServices_Log1.json");
+    wait::until(Duration::from_secs(30), "the log cursor file", || {
+        cursor.exists().then_some(())
+    });
+    let saved = std::fs::read(&cursor).unwrap();
+
+    // No broker to acknowledge it: the new entry is read and sent for
+    // nothing, and its cursor stays where it was.
+    broker.stop();
+    add_redfish_log_entry(&tree, "3");
+    std::thread::sleep(Duration::from_secs(5)); // reads at 2 s
+    sigkill(&mut agent);
+    assert_eq!(
+        std::fs::read(&cursor).unwrap(),
+        saved,
+        "the cursor moved before the broker acknowledged the entry"
+    );
+
+    let mut agent = start_agent(dir.path(), host, &config);
+    std::thread::sleep(Duration::from_secs(4)); // the second run reads it again
+    broker.restart();
+
+    let copies = wait::until(Duration::from_secs(60), "the entry from both runs", || {
+        let ids = event_ids(&observer.received());
+        let boots: BTreeSet<&String> = ids.iter().map(|(b, _)| b).collect();
+        (boots.len() == 2).then_some(ids)
+    });
+    let ids: BTreeSet<&String> = copies.iter().map(|(_, id)| id).collect();
+    assert_eq!(ids.len(), 1, "one log entry, one id: {copies:?}");
+    assert!(ids.iter().all(|id| id.starts_with("rfl.r1.")), "{ids:?}");
+    let ingested = wait::within(Duration::from_secs(20), || {
+        (collector_value(
+            &collector,
+            "sitewatch_collector_messages_total",
+            &[("kind", "events")],
+        )
+        .unwrap_or(0.0)
+            >= copies.len() as f64)
+            .then_some(())
+    });
+    assert!(ingested.is_some(), "the collector ingested every copy");
+    assert_eq!(
+        collector_value(
+            &collector,
+            "sitewatch_collector_duplicate_events_total",
+            &[]
+        ),
+        Some((copies.len() - 1) as f64),
+        "every copy but the first dropped by its id"
+    );
     wait::until(Duration::from_secs(20), "the cursor to move", || {
         (std::fs::read(&cursor).unwrap() != saved).then_some(())
     });

@@ -1,7 +1,11 @@
 //! The small Redfish server written for the agent's tests: it counts
 //! sessions, checks credentials, answers `$expand`, and breaks answers on
 //! request (malformed JSON, a 500, a truncated body, a delay); and a slow TCP
-//! proxy. It serves a mockup folder as sushy-static does.
+//! proxy. It serves a mockup folder as sushy-static does, and, at the path
+//! set with [`RedfishServer::serve_events`], a Server-Sent Events stream the
+//! test writes to ([`RedfishServer::send_event_bytes`]) or cuts
+//! ([`RedfishServer::drop_streams`]): no Redfish peer at hand serves SSE
+//! (sushy-static does not).
 
 #![allow(dead_code)] // each test binary uses a part
 
@@ -44,6 +48,12 @@ pub struct State {
     /// Paths requested, in order.
     pub paths: Vec<String>,
     pub expand: bool,
+    /// The SSE path, if any.
+    pub sse_path: Option<String>,
+    /// The `Last-Event-ID` of every stream opened, in order.
+    pub sse_opens: Vec<Option<String>>,
+    /// Feeds the open streams: bytes, or `None` to close them.
+    pub sse_feed: Option<tokio::sync::broadcast::Sender<Option<Vec<u8>>>>,
 }
 
 pub struct RedfishServer {
@@ -71,6 +81,33 @@ impl RedfishServer {
             Some(f) => s.faults.insert(path.to_owned(), f),
             None => s.faults.remove(path),
         };
+    }
+
+    /// Serves an SSE stream at `path` (the test also names it in the
+    /// EventService's `ServerSentEventUri`).
+    pub fn serve_events(&self, path: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.sse_path = Some(path.to_owned());
+        s.sse_feed = Some(tokio::sync::broadcast::channel(64).0);
+    }
+
+    /// Writes raw bytes to every open stream.
+    pub fn send_event_bytes(&self, bytes: &[u8]) {
+        if let Some(f) = &self.state.lock().unwrap().sse_feed {
+            let _ = f.send(Some(bytes.to_vec()));
+        }
+    }
+
+    /// Closes every open stream (the connection ends).
+    pub fn drop_streams(&self) {
+        if let Some(f) = &self.state.lock().unwrap().sse_feed {
+            let _ = f.send(None);
+        }
+    }
+
+    /// The `Last-Event-ID` of every stream opened so far.
+    pub fn sse_opens(&self) -> Vec<Option<String>> {
+        self.state.lock().unwrap().sse_opens.clone()
     }
 
     pub fn snapshot(&self) -> (u64, u64, usize, u64) {
@@ -201,6 +238,30 @@ async fn serve(
         };
         if let Some(Fault::Delay(d)) = &fault {
             tokio::time::sleep(*d).await;
+        }
+        let feed = {
+            let mut s = state.lock().unwrap();
+            match (&s.sse_path, &s.sse_feed) {
+                (Some(p), Some(f)) if *p == path && method == "GET" && authorized => {
+                    let rx = f.subscribe();
+                    s.sse_opens.push(headers.get("last-event-id").cloned());
+                    Some(rx)
+                }
+                _ => None,
+            }
+        };
+        if let Some(mut rx) = feed {
+            // Delimited by the connection's end, as SSE servers often are.
+            let stream = conn.get_mut();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n")
+                .await?;
+            stream.flush().await?;
+            while let Ok(Some(bytes)) = rx.recv().await {
+                stream.write_all(&bytes).await?;
+                stream.flush().await?;
+            }
+            return Ok(());
         }
         let sessions = "/redfish/v1/SessionService/Sessions";
         let (status, extra, body): (u16, Vec<(String, String)>, Vec<u8>) = if method == "POST"

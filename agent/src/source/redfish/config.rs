@@ -46,6 +46,20 @@ pub struct RedfishSourceConfig {
     /// every interval.
     #[serde(default = "default_rediscover", with = "duration")]
     pub rediscover: Duration,
+    /// A directory for the LogServices cursors, one file per endpoint and
+    /// log service, so that a restart sends no entry twice and misses none.
+    /// Without it the cursors live in memory only (a restart marks the logs'
+    /// entries seen again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// An event stream that carried nothing (not even a keep-alive comment)
+    /// for this long is dropped and reopened.
+    #[serde(default = "default_event_silence", with = "duration")]
+    pub event_silence: Duration,
+    /// The most new log entries read from one log service per read (the
+    /// rest come with the next reads).
+    #[serde(default = "default_log_entries_per_read")]
+    pub log_entries_per_read: usize,
     #[serde(default)]
     pub endpoints: Vec<RedfishEndpointConfig>,
 }
@@ -113,6 +127,19 @@ pub struct RedfishEndpointConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub interval: Option<Duration>,
+    /// Events: the EventService's SSE stream where the service offers it
+    /// (`ServerSentEventUri`), and new LogServices entries. `false` turns
+    /// both off.
+    #[serde(default = "default_true")]
+    pub events: bool,
+    /// How often the LogServices are read for new entries; default the
+    /// endpoint's interval.
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_interval: Option<Duration>,
     /// Labels on every reading of the endpoint (at most 3).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -204,6 +231,19 @@ impl RedfishSourceConfig {
                 "must be at least sources.redfish.interval".into(),
             ));
         }
+        if self.event_silence < Duration::from_secs(10) {
+            return Err((
+                "sources.redfish.event_silence",
+                "must be at least 10s (services send keep-alives every few seconds to minutes)"
+                    .into(),
+            ));
+        }
+        if !(1..=1000).contains(&self.log_entries_per_read) {
+            return Err((
+                "sources.redfish.log_entries_per_read",
+                "must be 1..=1000".into(),
+            ));
+        }
         let mut names = BTreeSet::new();
         for e in &self.endpoints {
             let name = &e.name;
@@ -285,6 +325,12 @@ impl RedfishSourceConfig {
                     format!("of {name:?} is shorter than the source's interval"),
                 ));
             }
+            if e.log_interval.is_some_and(|i| i < self.interval) {
+                return Err((
+                    "sources.redfish.endpoints.log_interval",
+                    format!("of {name:?} is shorter than the source's interval"),
+                ));
+            }
             if e.labels.len() > 3 {
                 return Err((
                     "sources.redfish.endpoints.labels",
@@ -332,6 +378,10 @@ impl crate::source::Section for RedfishSourceConfig {
 
     fn check_files(&self) -> Result<(), crate::files::FileError> {
         use crate::files::{FileError, FileProblem, readable_file};
+        if let Some(dir) = &self.state_dir {
+            crate::files::writable_dir(dir)
+                .map_err(|p| FileError::new("sources.redfish.state_dir", dir, p))?;
+        }
         for (i, e) in self.endpoints.iter().enumerate() {
             if let Some(f) = &e.password_file {
                 let key = format!("sources.redfish.endpoints[{i}].password_file");
@@ -351,6 +401,12 @@ impl crate::source::Section for RedfishSourceConfig {
 
 fn default_interval() -> Duration {
     Duration::from_secs(60)
+}
+fn default_event_silence() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_log_entries_per_read() -> usize {
+    100
 }
 fn default_poll_timeout() -> Duration {
     Duration::from_secs(50)
@@ -448,6 +504,36 @@ mod tests {
             "sources.redfish.endpoints.labels"
         );
         assert!(config("url = \"https://bmc\"\nlabels = { rack = \"r1\" }").is_ok());
+    }
+
+    #[test]
+    fn events_default_on_and_their_bounds_are_checked() {
+        let c: RedfishSourceConfig =
+            toml::from_str("[[endpoints]]\nname = \"bmc\"\nurl = \"https://bmc\"\n").unwrap();
+        assert!(c.endpoints[0].events);
+        assert_eq!(c.event_silence, Duration::from_secs(600));
+        assert_eq!(c.log_entries_per_read, 100);
+        assert_eq!(c.state_dir, None);
+        let source = |top: &str, endpoint: &str| {
+            let c: RedfishSourceConfig = toml::from_str(&format!(
+                "{top}\n[[endpoints]]\nname = \"bmc\"\nurl = \"https://bmc\"\n{endpoint}\n"
+            ))
+            .unwrap();
+            c.validate().map_err(|e| e.0)
+        };
+        assert_eq!(
+            source("event_silence = \"1s\"", ""),
+            Err("sources.redfish.event_silence")
+        );
+        assert_eq!(
+            source("log_entries_per_read = 0", ""),
+            Err("sources.redfish.log_entries_per_read")
+        );
+        assert_eq!(
+            source("", "log_interval = \"10s\""),
+            Err("sources.redfish.endpoints.log_interval")
+        );
+        assert_eq!(source("", "events = false\nlog_interval = \"5m\""), Ok(()));
     }
 
     #[test]

@@ -423,6 +423,192 @@ impl Client {
     }
 }
 
+/// A long-lived answer read as it comes (an SSE stream): its status, its
+/// headers, and its body in pieces.
+pub struct BodyStream {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    conn: Conn,
+    chunked: bool,
+    /// Bytes left in the current chunk (chunked), or of the whole body
+    /// (`Content-Length`); `None`: until the connection ends.
+    left: Option<usize>,
+    done: bool,
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The next bytes of the body, at most 16 KiB at a time; `None` at its end.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        let r = self.next_inner().await;
+        r.map_err(|f| match f {
+            Failure::Stale => HttpError::Io("the service closed the stream".into()),
+            Failure::Http(e) => e,
+        })
+    }
+
+    async fn next_inner(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.chunked && self.left.is_none_or(|n| n == 0) {
+            if self.left == Some(0) {
+                // The CRLF after a chunk's data.
+                let end = read_line(&mut self.conn)
+                    .await?
+                    .ok_or_else(|| malformed("the chunked body ends early"))?;
+                if !end.is_empty() {
+                    return Err(malformed("a chunk longer than its size"));
+                }
+            }
+            let line = read_line(&mut self.conn)
+                .await?
+                .ok_or_else(|| malformed("the chunked body ends early"))?;
+            let size_text = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| malformed(format!("chunk size {:?}", truncate(&line))))?;
+            if size == 0 {
+                self.done = true;
+                return Ok(None);
+            }
+            self.left = Some(size);
+        }
+        if self.left == Some(0) {
+            self.done = true;
+            return Ok(None);
+        }
+        let available = match self.conn.fill_buf().await {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && self.left.is_none() => {
+                self.done = true;
+                return Ok(None);
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if available.is_empty() {
+            self.done = true;
+            return match self.left {
+                None => Ok(None),
+                Some(_) => Err(malformed("the stream ends inside a chunk")),
+            };
+        }
+        let mut n = available.len().min(16 * 1024);
+        if let Some(left) = self.left {
+            n = n.min(left);
+        }
+        let bytes = available[..n].to_vec();
+        self.conn.consume(n);
+        if let Some(left) = &mut self.left {
+            *left -= n;
+        }
+        Ok(Some(bytes))
+    }
+}
+
+impl Client {
+    /// Opens a long-lived GET on a connection of its own (outside the pool
+    /// and the concurrency limit: it stays open), sending `headers`; the
+    /// connection, the request and the answer's headers within the request
+    /// timeout. The body is then read with [`BodyStream::next`].
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<BodyStream, HttpError> {
+        let limit = self.timeout;
+        tokio::time::timeout(limit, async {
+            let mut conn = self.connect().await?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut head = format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sitewatch-agent\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nOData-Version: 4.0\r\n",
+                self.authority
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let stream = conn.get_mut();
+            stream
+                .write_all(head.as_bytes())
+                .await
+                .map_err(|e| HttpError::Io(e.to_string()))?;
+            stream
+                .flush()
+                .await
+                .map_err(|e| HttpError::Io(e.to_string()))?;
+            let fail = |f: Failure| match f {
+                Failure::Stale => HttpError::Io("the service closed the connection without answering".into()),
+                Failure::Http(e) => e,
+            };
+            let status_line = read_line(&mut conn)
+                .await
+                .map_err(fail)?
+                .ok_or_else(|| HttpError::Io("the service closed the connection without answering".into()))?;
+            let mut parts = status_line.splitn(3, ' ');
+            let version = parts.next().unwrap_or("");
+            let status: u16 = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .filter(|s| (100..1000).contains(s) && version.starts_with("HTTP/1."))
+                .ok_or_else(|| HttpError::Malformed(format!("status line {:?}", truncate(&status_line))))?;
+            let mut response_headers = Vec::new();
+            loop {
+                let line = read_line(&mut conn)
+                    .await
+                    .map_err(fail)?
+                    .ok_or_else(|| HttpError::Malformed("the headers end early".into()))?;
+                if line.is_empty() {
+                    break;
+                }
+                if response_headers.len() >= MAX_HEADERS {
+                    return Err(HttpError::Malformed("too many headers".into()));
+                }
+                let (k, v) = line
+                    .split_once(':')
+                    .ok_or_else(|| HttpError::Malformed(format!("header line {:?}", truncate(&line))))?;
+                response_headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+            let mut body = BodyStream {
+                status,
+                headers: response_headers,
+                conn,
+                chunked: false,
+                left: None,
+                done: false,
+            };
+            body.chunked = body
+                .header("transfer-encoding")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+            if !body.chunked
+                && let Some(v) = body.header("content-length")
+            {
+                let n = v
+                    .parse::<usize>()
+                    .map_err(|_| HttpError::Malformed(format!("Content-Length {v:?}")))?;
+                body.left = Some(n);
+            }
+            Ok(body)
+        })
+        .await
+        .map_err(|_| HttpError::Timeout(limit))?
+    }
+}
+
 /// Plain words for the TLS failures an operator meets with BMCs.
 fn tls_words(e: &std::io::Error) -> String {
     let text = e.to_string();

@@ -780,6 +780,63 @@ pub fn leak_detector_groups(ctx: &Ctx<'_>, owner: (&str, &str), detection: &Valu
     out
 }
 
+/// The excerpt properties the PDU, outlet and coolant mappings read.
+const MAPPED_EXCERPTS: &[&str] = &[
+    "CurrentAmps",
+    "Voltage",
+    "PowerWatts",
+    "EnergykWh",
+    "FrequencyHz",
+    "SupplyTemperatureCelsius",
+    "ReturnTemperatureCelsius",
+    "FlowLitersPerMinute",
+    "SupplyPressurekPa",
+    "ReturnPressurekPa",
+];
+
+/// The sensors behind the excerpts a PDU circuit, an outlet or a coolant
+/// connector reading was made from (their `DataSourceUri`): the same
+/// physical quantity a chassis' `Sensors` list again, read once (as the
+/// circuit's or connector's reading, which says which circuit it is).
+pub fn excerpt_sources(v: &Value, out: &mut std::collections::HashSet<String>) {
+    let mut take = |e: &Value| {
+        if num(e, "Reading").is_some()
+            && let Some(u) = str_of(e, "DataSourceUri")
+        {
+            out.insert(u.trim_end_matches('/').to_owned());
+        }
+    };
+    for key in MAPPED_EXCERPTS {
+        if let Some(e) = v.get(*key) {
+            take(e);
+        }
+    }
+    for (key, phases) in [
+        ("PolyPhaseCurrentAmps", &CURRENT_PHASES[..]),
+        ("PolyPhaseVoltage", &VOLTAGE_PHASES[..]),
+    ] {
+        if let Some(poly) = v.get(key) {
+            for (k, _) in phases {
+                if let Some(e) = poly.get(*k) {
+                    take(e);
+                }
+            }
+        }
+    }
+}
+
+/// The detectors a `LeakDetection`'s groups name (`DataSourceUri`): a
+/// chassis' `LeakDetectors` listing them again are the same detectors.
+pub fn detector_sources(detection: &Value, out: &mut std::collections::HashSet<String>) {
+    for group in members(detection, "LeakDetectorGroups") {
+        for d in members(group, "Detectors") {
+            if let Some(u) = str_of(d, "DataSourceUri") {
+                out.insert(u.trim_end_matches('/').to_owned());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

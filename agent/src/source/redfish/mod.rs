@@ -18,19 +18,24 @@
 //! - [`http`]: the HTTP/1.1 client and its TLS trust.
 //! - [`session`]: authentication, sessions, every request.
 //! - [`map`]: resources to readings (pure).
+//! - [`sse`]: the EventService's event stream: an event is an agent event
+//!   and a read of its endpoint at once.
+//! - [`logs`]: LogServices entries as events, once each, across restarts.
 
 pub mod config;
 pub mod http;
+pub mod logs;
 pub mod map;
 pub mod session;
+pub mod sse;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
 use serde_json::Value;
 use sitewatch_protocol::{Reading, ReadingState};
 use tokio::time::Instant;
 
-use super::{Poll, Polled, SourceError};
+use super::{Checkpoint, Poll, Polled, SourceError};
 use crate::{
     device::{self, DeviceError, Fleet, Read, Settings},
     selfmetrics,
@@ -52,6 +57,9 @@ pub const EXPAND: &str = "$expand=.($levels=1)";
 #[derive(Debug)]
 pub struct RedfishSource {
     endpoints: Fleet,
+    /// What the event streams hand the polls.
+    streams: Arc<sse::Shared>,
+    any_events: bool,
 }
 
 fn read_error(what: &'static str, message: String) -> SourceError {
@@ -95,13 +103,33 @@ impl RedfishSource {
     /// Builds the endpoints and starts their tasks (within a tokio runtime).
     pub fn new(config: &RedfishSourceConfig) -> Result<Self, SourceError> {
         let mut fleet = Fleet::new(NAME);
+        let streams = Arc::new(sse::Shared::default());
+        if let Some(dir) = &config.state_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| read_error("redfish state_dir", format!("{}: {e}", dir.display())))?;
+        }
         for e in &config.endpoints {
             let mut e = e.clone();
             e.request_timeout = e.request_timeout.min(config.timeout.mul_f64(0.9));
             let e = &e;
-            let endpoint = Endpoint::new(e, config.rediscover).map_err(|m| {
+            let mut endpoint = Endpoint::new(e, config.rediscover).map_err(|m| {
                 read_error("redfish endpoint", format!("endpoint {:?}: {m}", e.name))
             })?;
+            if e.events {
+                endpoint.events = Some(Events {
+                    shared: Arc::clone(&streams),
+                    silence: config.event_silence,
+                    stream: None,
+                    checked: false,
+                    log_interval: e.log_interval.or(e.interval).unwrap_or(config.interval),
+                    logs_read_at: None,
+                    log_services: None,
+                    cursors: HashMap::new(),
+                    state_dir: config.state_dir.clone(),
+                    per_read: config.log_entries_per_read,
+                    last_error: None,
+                });
+            }
             if e.insecure_skip_verify {
                 tracing::warn!(source = NAME, endpoint = %e.name, url = %e.url,
                     "insecure_skip_verify: the endpoint's certificate is not checked; anyone on the path can read its password");
@@ -116,8 +144,39 @@ impl RedfishSource {
                 },
             );
         }
-        Ok(RedfishSource { endpoints: fleet })
+        Ok(RedfishSource {
+            endpoints: fleet,
+            streams,
+            any_events: config.endpoints.iter().any(|e| e.events),
+        })
     }
+}
+
+/// The event streams' counters, as self readings of each endpoint
+/// (`dev = "redfish/<endpoint>"`).
+fn stream_readings(streams: &sse::Shared) -> Vec<Reading> {
+    let mut out = Vec::new();
+    for (endpoint, s) in streams.stats() {
+        let dev = format!("{NAME}/{endpoint}");
+        let r = |q: &str, v: f64| selfmetrics::reading(dev.clone(), q, v);
+        out.push(r(
+            selfmetrics::q::REDFISH_SSE_OPEN,
+            f64::from(u8::from(s.open)),
+        ));
+        out.push(r(selfmetrics::q::REDFISH_SSE_CONNECTS, s.connects as f64));
+        out.push(r(selfmetrics::q::REDFISH_SSE_EVENTS, s.events as f64));
+        out.push(r(
+            selfmetrics::q::REDFISH_SSE_SILENT_DROPS,
+            s.silent_drops as f64,
+        ));
+        for reason in sse::MALFORMED_REASONS {
+            let n = s.malformed.get(reason).copied().unwrap_or(0);
+            out.push(
+                r(selfmetrics::q::REDFISH_SSE_MALFORMED, n as f64).with_label("reason", *reason),
+            );
+        }
+    }
+    out
 }
 
 impl Poll for RedfishSource {
@@ -125,8 +184,19 @@ impl Poll for RedfishSource {
         NAME
     }
 
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.any_events.then(|| Arc::clone(&self.streams.wake))
+    }
+
     async fn poll(&mut self) -> Result<Polled, SourceError> {
-        let (polled, _) = self.endpoints.poll().await;
+        // Events first: the reads they cause come out in this poll.
+        for endpoint in self.streams.take_hurried() {
+            self.endpoints.hurry(&endpoint);
+        }
+        let events = self.streams.take_events();
+        let (mut polled, _) = self.endpoints.poll().await;
+        polled.events.splice(0..0, events);
+        polled.readings.extend(stream_readings(&self.streams));
         Ok(polled)
     }
 }
@@ -218,6 +288,27 @@ pub struct Endpoint {
     structure: HashMap<String, Value>,
     /// The last read's readings, unknown: reported when a read fails whole.
     template: Vec<Reading>,
+    /// The event stream and the logs; `None` with `events = false`.
+    events: Option<Events>,
+}
+
+/// One endpoint's events: its SSE stream and its LogServices.
+struct Events {
+    shared: Arc<sse::Shared>,
+    silence: Duration,
+    /// The stream's task, aborted when the endpoint goes.
+    stream: Option<tokio::task::JoinHandle<()>>,
+    /// Whether the EventService was looked at (again at each discovery
+    /// while no stream runs).
+    checked: bool,
+    log_interval: Duration,
+    logs_read_at: Option<Instant>,
+    /// The log services found: (log service path, its Entries path).
+    log_services: Option<Vec<(String, String)>>,
+    cursors: HashMap<String, logs::LogCursor>,
+    state_dir: Option<PathBuf>,
+    per_read: usize,
+    last_error: Option<String>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -230,6 +321,9 @@ impl std::fmt::Debug for Endpoint {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
+        if let Some(task) = self.events.as_mut().and_then(|e| e.stream.take()) {
+            task.abort();
+        }
         if let Some(id) = self.api.held_id() {
             session::logout_in_background(id);
         }
@@ -241,6 +335,18 @@ impl Drop for Endpoint {
 struct Gathered {
     readings: Vec<Reading>,
     errors: Vec<FetchError>,
+    /// Sensors and detectors a PDU or CDU reading was made from: not read
+    /// again from a chassis (one reading per physical quantity).
+    covered: std::collections::HashSet<String>,
+}
+
+impl Gathered {
+    fn covers(&self, resource: &Value) -> bool {
+        resource
+            .get("@odata.id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| self.covered.contains(clean(id).trim_end_matches('/')))
+    }
 }
 
 impl Endpoint {
@@ -259,6 +365,7 @@ impl Endpoint {
             discovered_at: None,
             structure: HashMap::new(),
             template: Vec::new(),
+            events: None,
         })
     }
 
@@ -376,21 +483,6 @@ impl Endpoint {
             self.api.set_sessions_path(&sessions);
         }
         let use_expand = self.expand && offers_expand(&root);
-        if let Some(chassis) = link(&root, "Chassis") {
-            let paths = match self.structural(&chassis).await {
-                Ok(c) => member_paths(&c),
-                Err(e) => {
-                    out.errors.push(e);
-                    Vec::new()
-                }
-            };
-            for p in paths {
-                match self.structural(&p).await {
-                    Ok(c) => self.chassis(&c, use_expand, &mut out).await,
-                    Err(e) => out.errors.push(e),
-                }
-            }
-        }
         if let Some(systems) = link(&root, "Systems") {
             for s in self.members(&systems, &mut out).await {
                 out.readings
@@ -421,6 +513,22 @@ impl Endpoint {
                     }
                 }
                 Err(e) => out.errors.push(e),
+            }
+        }
+        // After the PDUs and CDUs: the sensors they were read from are known.
+        if let Some(chassis) = link(&root, "Chassis") {
+            let paths = match self.structural(&chassis).await {
+                Ok(c) => member_paths(&c),
+                Err(e) => {
+                    out.errors.push(e);
+                    Vec::new()
+                }
+            };
+            for p in paths {
+                match self.structural(&p).await {
+                    Ok(c) => self.chassis(&c, use_expand, &mut out).await,
+                    Err(e) => out.errors.push(e),
+                }
             }
         }
         out
@@ -473,6 +581,9 @@ impl Endpoint {
         let numeric = sensors.is_none();
         if let Some(s) = &sensors {
             for sensor in self.expanded_members(s, use_expand, out).await {
+                if out.covers(&sensor) {
+                    continue;
+                }
                 out.readings.extend(map::sensor(&self.ctx(), &id, &sensor));
             }
         }
@@ -537,6 +648,9 @@ impl Endpoint {
         }
         if let Some(ld) = link(chassis, "LeakDetectors") {
             for d in self.members(&ld, out).await {
+                if out.covers(&d) {
+                    continue;
+                }
                 out.readings
                     .extend(map::leak_detector(&self.ctx(), ("chassis", &id), &d));
             }
@@ -547,6 +661,7 @@ impl Endpoint {
         // Read every time: its groups carry the detectors' states.
         match self.api.get(path).await {
             Ok(ld) => {
+                map::detector_sources(&ld, &mut out.covered);
                 if let Some(detectors) = link(&ld, "LeakDetectors") {
                     for d in self.members(&detectors, out).await {
                         out.readings
@@ -577,6 +692,7 @@ impl Endpoint {
         ] {
             if let Some(c) = link(pdu, key) {
                 for circuit in self.members(&c, out).await {
+                    map::excerpt_sources(&circuit, &mut out.covered);
                     out.readings
                         .extend(map::circuit(&self.ctx(), &id, circuit_kind, &circuit));
                 }
@@ -584,6 +700,7 @@ impl Endpoint {
         }
         if let Some(o) = link(pdu, "Outlets") {
             for outlet in self.members(&o, out).await {
+                map::excerpt_sources(&outlet, &mut out.covered);
                 out.readings.extend(map::outlet(&self.ctx(), &id, &outlet));
             }
         }
@@ -606,6 +723,7 @@ impl Endpoint {
         ] {
             if let Some(c) = link(cdu, key) {
                 for connector in self.members(&c, out).await {
+                    map::excerpt_sources(&connector, &mut out.covered);
                     out.readings
                         .extend(map::coolant_connector(&self.ctx(), &id, side, &connector));
                 }
@@ -613,6 +731,284 @@ impl Endpoint {
         }
         if let Some(ld) = link(cdu, "LeakDetection") {
             self.leak_detection(&ld, ("cdu", &id), out).await;
+        }
+    }
+}
+
+impl Endpoint {
+    /// Logs the events' failed requests when what failed changes.
+    fn note_event_errors(&mut self, errors: &[FetchError]) {
+        let Some(ev) = &mut self.events else { return };
+        let now = errors.first().map(ToString::to_string);
+        if now.is_some() {
+            // Something moved: find the log services again next time.
+            ev.log_services = None;
+        }
+        if now != ev.last_error {
+            match &now {
+                Some(e) => {
+                    tracing::warn!(source = NAME, endpoint = %self.name, error = %e, failed = errors.len(), "cannot read the event service or the logs")
+                }
+                None => {
+                    tracing::info!(source = NAME, endpoint = %self.name, "event service and logs read again")
+                }
+            }
+            ev.last_error = now;
+        }
+    }
+
+    /// Opens the event stream when the service offers one (`EventService`
+    /// enabled, with a `ServerSentEventUri`) and none runs: looked at once
+    /// per discovery.
+    async fn start_stream(&mut self, out: &mut Gathered) {
+        let Some(ev) = &self.events else { return };
+        if ev.checked || ev.stream.is_some() {
+            return;
+        }
+        let root = match self.structural("/redfish/v1/").await {
+            Ok(r) => r,
+            Err(e) => {
+                out.errors.push(e);
+                return;
+            }
+        };
+        let service = match link(&root, "EventService") {
+            None => None,
+            Some(path) => match self.api.get(&path).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    out.errors.push(e);
+                    return;
+                }
+            },
+        };
+        let uri = service
+            .as_ref()
+            .filter(|s| s.get("ServiceEnabled").and_then(Value::as_bool) != Some(false))
+            .and_then(|s| s.get("ServerSentEventUri"))
+            .and_then(Value::as_str)
+            .map(clean);
+        let Some(ev) = &mut self.events else { return };
+        ev.checked = true;
+        match uri {
+            None => {
+                tracing::debug!(source = NAME, endpoint = %self.name, "no event stream offered (no ServerSentEventUri, or the EventService is disabled)");
+            }
+            Some(path) => {
+                tracing::info!(source = NAME, endpoint = %self.name, path = %path, "reading the event stream");
+                ev.stream = Some(tokio::spawn(sse::run(
+                    Arc::clone(&self.api),
+                    path,
+                    ev.silence,
+                    Arc::clone(&ev.shared),
+                )));
+            }
+        }
+    }
+
+    /// The log services under Systems, Managers and Chassis.
+    async fn discover_logs(&mut self, out: &mut Gathered) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let root = match self.structural("/redfish/v1/").await {
+            Ok(r) => r,
+            Err(e) => {
+                out.errors.push(e);
+                return found;
+            }
+        };
+        for key in ["Systems", "Managers", "Chassis"] {
+            let Some(collection) = link(&root, key) else {
+                continue;
+            };
+            let members = match self.structural(&collection).await {
+                Ok(c) => member_paths(&c),
+                Err(e) => {
+                    out.errors.push(e);
+                    continue;
+                }
+            };
+            for m in members {
+                let services = match self.structural(&m).await {
+                    Ok(v) => link(&v, "LogServices"),
+                    Err(e) => {
+                        out.errors.push(e);
+                        continue;
+                    }
+                };
+                let Some(services) = services else { continue };
+                let paths = match self.structural(&services).await {
+                    Ok(c) => member_paths(&c),
+                    Err(e) => {
+                        out.errors.push(e);
+                        continue;
+                    }
+                };
+                for svc in paths {
+                    match self.structural(&svc).await {
+                        Ok(v) => {
+                            let enabled =
+                                v.get("ServiceEnabled").and_then(Value::as_bool) != Some(false);
+                            if let (true, Some(entries)) = (enabled, link(&v, "Entries"))
+                                && !found.iter().any(|(s, _)| *s == svc)
+                            {
+                                found.push((svc, entries));
+                            }
+                        }
+                        Err(e) => out.errors.push(e),
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// New entries of every log service, when the log interval is due: their
+    /// events, and the cursors to save once those are delivered.
+    async fn read_logs(
+        &mut self,
+        out: &mut Gathered,
+        polled: &mut Polled,
+        moved: &mut Vec<(String, logs::LogCursor)>,
+    ) {
+        let Some(ev) = &mut self.events else { return };
+        let now = Instant::now();
+        let due = ev
+            .logs_read_at
+            .is_none_or(|t| now + Duration::from_millis(50) >= t + ev.log_interval);
+        if !due {
+            return;
+        }
+        ev.logs_read_at = Some(now);
+        let services = match ev.log_services.clone() {
+            Some(s) => s,
+            None => {
+                let errors = out.errors.len();
+                let found = self.discover_logs(out).await;
+                if out.errors.len() == errors
+                    && let Some(ev) = &mut self.events
+                {
+                    ev.log_services = Some(found.clone());
+                }
+                found
+            }
+        };
+        for (svc, entries) in services {
+            self.read_log(&svc, &entries, out, polled, moved).await;
+        }
+    }
+
+    /// One log service's new entries; the cursor that covers them goes to
+    /// `moved`, applied once the read is complete (a read cut off by its
+    /// timeout drops its events, and must not have moved the cursor).
+    async fn read_log(
+        &mut self,
+        svc: &str,
+        entries: &str,
+        out: &mut Gathered,
+        polled: &mut Polled,
+        moved: &mut Vec<(String, logs::LogCursor)>,
+    ) {
+        let collection = match self.api.get(entries).await {
+            Ok(c) => c,
+            Err(e) => {
+                out.errors.push(e);
+                return;
+            }
+        };
+        let members: Vec<Value> = collection
+            .get("Members")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let present: Vec<(String, String, Option<Value>)> = members
+            .iter()
+            .filter_map(|m| {
+                let path = clean(m.get("@odata.id")?.as_str()?);
+                let id = m
+                    .get("Id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_else(|| logs::member_id(&path))
+                    .to_owned();
+                // Collections often carry their entries' bodies.
+                let body = (m.get("Id").is_some()
+                    && m.get("Message").or(m.get("MessageId")).is_some())
+                .then(|| m.clone());
+                Some((id, path, body))
+            })
+            .collect();
+        let Some(ev) = &mut self.events else { return };
+        let file = ev
+            .state_dir
+            .as_ref()
+            .map(|d| logs::state_file(d, &self.name, svc));
+        let known = ev
+            .cursors
+            .get(svc)
+            .cloned()
+            .or_else(|| file.as_ref().and_then(|f| logs::LogCursor::load(f)));
+        let per_read = ev.per_read;
+        let next = match known {
+            None => {
+                // First read: the existing entries are history.
+                tracing::info!(source = NAME, endpoint = %self.name, log = %svc, entries = present.len(), "log service found; its existing entries are marked seen, not sent");
+                logs::LogCursor {
+                    seen: present.iter().map(|(id, ..)| id.clone()).collect(),
+                }
+            }
+            Some(cursor) => {
+                let new: Vec<&(String, String, Option<Value>)> = present
+                    .iter()
+                    .filter(|(id, ..)| !cursor.seen.contains(id))
+                    .take(per_read)
+                    .collect();
+                let to_fetch: Vec<String> = new
+                    .iter()
+                    .filter(|(_, _, body)| body.is_none())
+                    .map(|(_, path, _)| path.clone())
+                    .collect();
+                let fetched = if to_fetch.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut g = Gathered::default();
+                    let values = self.fetch_all(&to_fetch, &mut g).await;
+                    out.errors.extend(g.errors);
+                    values
+                };
+                let mut seen: std::collections::BTreeSet<String> = cursor
+                    .seen
+                    .iter()
+                    .filter(|id| present.iter().any(|(p, ..)| p == *id))
+                    .cloned()
+                    .collect();
+                for (id, path, body) in new {
+                    let body = body.as_ref().or_else(|| {
+                        fetched.iter().find(|v| {
+                            v.get("@odata.id").and_then(Value::as_str) == Some(path.as_str())
+                        })
+                    });
+                    let Some(body) = body else { continue };
+                    match logs::event(&self.name, svc, body) {
+                        Some(e) => polled.events.push(e),
+                        None => {
+                            tracing::debug!(source = NAME, endpoint = %self.name, log = %svc, entry = %path, "a log entry without an Id: skipped");
+                        }
+                    }
+                    seen.insert(id.clone());
+                }
+                logs::LogCursor { seen }
+            }
+        };
+        let Some(ev) = &mut self.events else { return };
+        if ev.cursors.get(svc) != Some(&next) {
+            if let Some(path) = file {
+                match next.to_bytes() {
+                    Ok(contents) => polled.checkpoints.push(Checkpoint { path, contents }),
+                    Err(e) => {
+                        tracing::warn!(source = NAME, endpoint = %self.name, error = %e, "cannot encode the log cursor")
+                    }
+                }
+            }
+            moved.push((svc.to_owned(), next));
         }
     }
 }
@@ -637,8 +1033,26 @@ impl device::Device for Endpoint {
         if stale {
             self.structure.clear();
             self.discovered_at = Some(Instant::now());
+            if let Some(ev) = &mut self.events {
+                ev.checked = ev.stream.is_some();
+                ev.log_services = None;
+            }
         }
         let gathered = self.walk().await;
+        let mut events = Polled::default();
+        if self.events.is_some() {
+            // Their failures are failed requests, not a failed read: the
+            // readings stand whatever the logs do.
+            let mut side = Gathered::default();
+            let mut moved = Vec::new();
+            self.start_stream(&mut side).await;
+            self.read_logs(&mut side, &mut events, &mut moved).await;
+            self.note_event_errors(&side.errors);
+            // No await from here on: the events leave with this read.
+            if let Some(ev) = &mut self.events {
+                ev.cursors.extend(moved);
+            }
+        }
         let error = device_error(&self.name, &gathered.errors);
         if error.is_some() {
             // Something moved or broke: discover again next time.
@@ -667,7 +1081,11 @@ impl device::Device for Endpoint {
                 }
             }
         }
-        let polled = Polled::from(readings);
+        let polled = Polled {
+            readings,
+            events: events.events,
+            checkpoints: events.checkpoints,
+        };
         match error {
             None => Read::ok(polled),
             Some(e) => Read::failed(polled, e),

@@ -15,7 +15,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::http::{Client, HttpError, Response, base64};
+use super::http::{BodyStream, Client, HttpError, Response, base64};
 
 /// Where sessions are created when the service root does not say.
 pub const DEFAULT_SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
@@ -333,6 +333,64 @@ impl Api {
                 status,
                 path: path.to_owned(),
             }),
+        }
+    }
+
+    /// Opens a long-lived GET (the EventService's SSE stream) with the
+    /// endpoint's credentials, `extra` headers added; a 401 with a session is
+    /// retried once with a new session. Any status but 2xx is an error.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<BodyStream, FetchError> {
+        let mut stale: Option<String> = None;
+        for _ in 0..2 {
+            let mut headers: Vec<(&str, &str)> = extra.to_vec();
+            let token;
+            match &self.credentials {
+                Credentials::Anonymous => {}
+                Credentials::Basic { header, .. } => headers.push(("Authorization", header)),
+                Credentials::Session { user, password } => {
+                    token = self.token(user, password, stale.as_deref()).await?;
+                    headers.push(("X-Auth-Token", &token));
+                }
+            }
+            let body = self.client.open_stream(path, &headers).await?;
+            match body.status {
+                200..=299 => return Ok(body),
+                401 if matches!(self.credentials, Credentials::Session { .. })
+                    && stale.is_none() =>
+                {
+                    stale = headers
+                        .iter()
+                        .find(|(k, _)| *k == "X-Auth-Token")
+                        .map(|(_, v)| (*v).to_owned());
+                }
+                401 | 403 => {
+                    return Err(FetchError::Refused {
+                        user: self.user().to_owned(),
+                        status: body.status,
+                    });
+                }
+                status => {
+                    return Err(FetchError::Status {
+                        status,
+                        path: path.to_owned(),
+                    });
+                }
+            }
+        }
+        Err(FetchError::Refused {
+            user: self.user().to_owned(),
+            status: 401,
+        })
+    }
+
+    fn user(&self) -> &str {
+        match &self.credentials {
+            Credentials::Anonymous => "",
+            Credentials::Basic { user, .. } | Credentials::Session { user, .. } => user,
         }
     }
 

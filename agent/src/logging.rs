@@ -65,8 +65,14 @@ mod tests {
     fn rust_log_unset_empty_or_unparsable_logs_at_info() {
         for value in [None, Some(""), Some("  "), Some("sitewatch_agent=loud")] {
             let filter = filter_from(value);
-            assert!(filter.would_enable("sitewatch_agent", &Level::INFO), "{value:?}");
-            assert!(!filter.would_enable("sitewatch_agent", &Level::DEBUG), "{value:?}");
+            assert!(
+                filter.would_enable("sitewatch_agent", &Level::INFO),
+                "{value:?}"
+            );
+            assert!(
+                !filter.would_enable("sitewatch_agent", &Level::DEBUG),
+                "{value:?}"
+            );
         }
     }
 

@@ -52,14 +52,18 @@ strip_for() {
 IFS=, read -r -a target_list <<<"$targets"
 for target in "${target_list[@]}"; do
   echo "== $target"
+  # The agent with the size-optimised `dist` profile (Cargo.toml; the size
+  # budget measures the same build), the collector with `release`.
   if [ "$build" = yes ]; then
-    cargo build --release --locked --target "$target" -p sitewatch-agent -p sitewatch-collector
+    cargo build --profile dist --locked --target "$target" -p sitewatch-agent
+    cargo build --release --locked --target "$target" -p sitewatch-collector
   fi
+  dist_bin="$CARGO_TARGET_DIR/$target/dist"
   bin="$CARGO_TARGET_DIR/$target/release"
   # cargo-generate-rpm packages binaries as they are: strip them first (cargo-deb
   # would strip its copy anyway). Symbols only matter for profiling, which uses
   # a build of its own.
-  "$(strip_for "$target")" "$bin/sitewatch-agent" "$bin/sitewatch-collector"
+  "$(strip_for "$target")" "$dist_bin/sitewatch-agent" "$bin/sitewatch-collector"
 
   variant=()
   case "$target" in *-musl) variant=(--variant static) ;; esac
@@ -69,12 +73,15 @@ for target in "${target_list[@]}"; do
   # altogether without packaging/systemd/*-static.sysusers, symlinks for that.)
   for pkg in sitewatch-agent sitewatch-collector; do
     dir="${pkg#sitewatch-}"
-    cargo deb --no-build --target "$target" -p "$pkg" "${variant[@]}" --output dist/
+    # Both tools read `target/release/` in the assets as the profile's directory.
+    profile=release
+    [ "$pkg" = sitewatch-agent ] && profile=dist
+    cargo deb --no-build --profile "$profile" --target "$target" -p "$pkg" "${variant[@]}" --output dist/
     # rpm: x86_64 and aarch64 only (no maintained RPM distribution ships armv7 now).
     # xz payload: EL8's rpm 4.14 reads gzip and xz, not zstd (cargo-generate-rpm's default).
     case "$target" in
       armv7-*) ;;
-      *) cargo generate-rpm -p "$dir" --target "$target" "${variant[@]}" --payload-compress xz -o dist/ ;;
+      *) cargo generate-rpm -p "$dir" --profile "$profile" --target "$target" "${variant[@]}" --payload-compress xz -o dist/ ;;
     esac
   done
 
@@ -84,7 +91,7 @@ for target in "${target_list[@]}"; do
       name="sitewatch-$version-${target%%-*}-linux-musl"
       stage="$(mktemp -d)"
       mkdir -p "$stage/$name"/{bin,systemd,sysusers.d,udev,config,share}
-      cp "$bin/sitewatch-agent" "$bin/sitewatch-collector" "$stage/$name/bin/"
+      cp "$dist_bin/sitewatch-agent" "$bin/sitewatch-collector" "$stage/$name/bin/"
       cp packaging/systemd/*.service "$stage/$name/systemd/"
       cp packaging/systemd/sitewatch-agent.sysusers "$stage/$name/sysusers.d/sitewatch.conf"
       cp packaging/udev/*.rules "$stage/$name/udev/"

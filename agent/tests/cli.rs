@@ -10,6 +10,14 @@ fn agent(args: &[&str]) -> Output {
         .unwrap()
 }
 
+// The shipped example and the file checks name every source.
+#[cfg(all(
+    feature = "host",
+    feature = "smart",
+    feature = "modbus",
+    feature = "ipmi",
+    feature = "redfish"
+))]
 #[test]
 fn check_config_prints_the_effective_config_of_the_shipped_example() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/agent.toml");
@@ -40,6 +48,7 @@ fn check_config_exits_2_naming_the_file_and_the_key() {
     );
 }
 
+#[cfg(feature = "host")]
 #[test]
 fn once_prints_host_readings_as_json_lines() {
     let out = agent(&["once"]);
@@ -63,6 +72,7 @@ fn once_prints_host_readings_as_json_lines() {
     );
 }
 
+#[cfg(all(feature = "host", feature = "smart"))]
 #[test]
 fn once_with_smart_enabled_runs_the_real_smartctl_and_prints_its_readings() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,6 +137,13 @@ fn version_names_the_binary() {
 /// Every file a configuration names, unusable in each way: check-config exits 2
 /// naming the file, the key, the path and what is wrong; `run` refuses the same
 /// configuration with exit 2 before it starts anything.
+#[cfg(all(
+    feature = "host",
+    feature = "smart",
+    feature = "modbus",
+    feature = "ipmi",
+    feature = "redfish"
+))]
 #[test]
 fn check_config_names_the_key_and_path_of_every_unusable_file() {
     use std::os::unix::fs::PermissionsExt;
@@ -299,6 +316,7 @@ fn check_config_refuses_the_packaged_placeholder_site_saying_so() {
     );
 }
 
+#[cfg(feature = "redfish")]
 #[test]
 fn check_config_refuses_a_redfish_url_with_a_path_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

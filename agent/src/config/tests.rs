@@ -1,11 +1,14 @@
 use std::io::Write;
 
 use super::*;
-use crate::source::{
-    host::config::HostSourceConfig,
-    net::config::{Method, Role},
-    smart::config::{DiskProtocol, NoCheck, SmartSourceConfig},
-};
+// The tests of a source run in a build that has it (README "Feature sets";
+// a gateway build runs the rest).
+#[cfg(feature = "host")]
+use crate::source::host::config::HostSourceConfig;
+#[cfg(feature = "host")]
+use crate::source::net::config::{Method, Role};
+#[cfg(feature = "smart")]
+use crate::source::smart::config::{DiskProtocol, NoCheck, SmartSourceConfig};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(
@@ -30,6 +33,7 @@ fn assert_invalid_at(text: &str, key: &str) {
     );
 }
 
+#[cfg(feature = "host")]
 #[test]
 fn minimal_file_gets_every_default() {
     let c = parse("site = \"bj1\"\n").unwrap();
@@ -54,6 +58,7 @@ fn minimal_file_gets_every_default() {
     );
 }
 
+#[cfg(feature = "host")]
 #[test]
 fn durations_are_read_in_humantime_form() {
     let c = parse(
@@ -95,6 +100,8 @@ fn unknown_top_level_section_is_rejected() {
     assert!(e.to_string().contains("unknown field `ipmi_typo`"), "{e}");
 }
 
+// Reads or expects the host source, which is on by default.
+#[cfg(feature = "host")]
 #[test]
 fn bad_duration_names_the_key_and_the_expected_form() {
     let e = parse("site = \"bj1\"\n[sources.host]\ninterval = \"5 parsecs\"\n").unwrap_err();
@@ -139,6 +146,7 @@ fn flags_override_the_file_and_complete_a_file_without_site() {
     assert_eq!(c.site, site("sh2"));
 }
 
+#[cfg(feature = "host")]
 #[test]
 fn without_a_file_the_site_flag_is_required() {
     let e = Config::load(None, &Overrides::default()).unwrap_err();
@@ -169,6 +177,8 @@ fn load_names_a_missing_file() {
     );
 }
 
+// Reads or expects the host source, which is on by default.
+#[cfg(feature = "host")]
 #[test]
 fn rules_serde_cannot_express_are_checked() {
     let cases = [
@@ -249,6 +259,7 @@ fn host_names_are_sanitized() {
     assert_eq!(sanitize_host(&"a".repeat(100)).as_str().len(), 64);
 }
 
+#[cfg(feature = "host")]
 #[test]
 fn shipped_example_config_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent.toml");
@@ -275,6 +286,7 @@ fn a_config_file_on_disk_is_loaded_and_errors_name_it() {
     assert!(text.contains("`bogus`"), "{text}");
 }
 
+#[cfg(feature = "smart")]
 #[test]
 fn smart_is_disabled_without_its_table_and_gets_every_default_with_it() {
     let c = parse("site = \"bj1\"\n").unwrap();
@@ -301,6 +313,7 @@ fn smart_is_disabled_without_its_table_and_gets_every_default_with_it() {
     );
 }
 
+#[cfg(feature = "smart")]
 #[test]
 fn smart_devices_patterns_and_nocheck_overrides_are_read() {
     let c = parse(
@@ -344,6 +357,7 @@ scsi = "idle"
     );
 }
 
+#[cfg(feature = "smart")]
 #[test]
 fn smart_config_prints_back_as_toml_that_loads_again() {
     let text = "site = \"bj1\"\n[sources.smart]\ndevices = [{ path = \"/dev/sda\", type = \"sat\" }]\n[sources.smart.nocheck_by_protocol]\nnvme = \"never\"\n";
@@ -353,6 +367,7 @@ fn smart_config_prints_back_as_toml_that_loads_again() {
     assert_eq!(parse(&printed).unwrap(), c);
 }
 
+#[cfg(feature = "smart")]
 #[test]
 fn smart_unknown_keys_and_bad_choices_are_rejected_naming_the_key() {
     for (text, key, needle) in [
@@ -386,6 +401,7 @@ fn smart_unknown_keys_and_bad_choices_are_rejected_naming_the_key() {
     }
 }
 
+#[cfg(feature = "smart")]
 #[test]
 fn smart_values_serde_cannot_check_are_rejected_naming_the_key() {
     for (text, key) in [
@@ -409,6 +425,8 @@ fn smart_values_serde_cannot_check_are_rejected_naming_the_key() {
     }
 }
 
+// Reads or expects the host source, which is on by default.
+#[cfg(feature = "host")]
 #[test]
 fn modbus_devices_are_read_and_checked() {
     let text = r#"
@@ -465,6 +483,8 @@ timeout = "500ms"
     );
 }
 
+// Reads or expects the host source, which is on by default.
+#[cfg(feature = "host")]
 #[test]
 fn net_targets_get_defaults_implied_methods_and_the_shortest_interval_as_tick() {
     let c = parse(
@@ -540,6 +560,8 @@ fn net_unknown_target_key_and_bad_role_name_the_key() {
     assert!(e.to_string().contains("missing field `address`"), "{e}");
 }
 
+// Reads or expects the host source, which is on by default.
+#[cfg(feature = "host")]
 #[test]
 fn net_rules_serde_cannot_express_are_checked() {
     let target = |extra: &str| {
@@ -601,6 +623,7 @@ fn net_rules_serde_cannot_express_are_checked() {
     assert_eq!(c.sources.enabled().len(), 1);
 }
 
+#[cfg(feature = "ipmi")]
 const IPMI: &str = r#"
 site = "bj1"
 [sources.ipmi]
@@ -619,6 +642,7 @@ username = "monitor"
 password_file = "/etc/sitewatch/r13-bmc.password"
 "#;
 
+#[cfg(feature = "ipmi")]
 #[test]
 fn ipmi_section_is_read_with_defaults_and_enabled() {
     let c = parse(IPMI).unwrap();
@@ -638,6 +662,7 @@ fn ipmi_section_is_read_with_defaults_and_enabled() {
     assert_eq!(again, c);
 }
 
+#[cfg(feature = "ipmi")]
 #[test]
 fn unknown_ipmi_keys_are_rejected_naming_file_and_key() {
     let e = parse(&IPMI.replace("local = true", "locale = true")).unwrap_err();
@@ -658,6 +683,7 @@ fn unknown_ipmi_keys_are_rejected_naming_file_and_key() {
     assert!(e.to_string().contains("missing field `address`"), "{e}");
 }
 
+#[cfg(feature = "ipmi")]
 #[test]
 fn ipmi_rules_serde_cannot_express_are_checked() {
     let cases = [

@@ -65,7 +65,11 @@ fn main() {
     waits.sort_unstable();
     let pct = |p: f64| waits[((waits.len() - 1) as f64 * p) as usize];
     for (t, len) in &times {
-        println!("scrape: {:.0} ms, {:.1} MB", t.as_secs_f64() * 1e3, *len as f64 / 1e6);
+        println!(
+            "scrape: {:.0} ms, {:.1} MB",
+            t.as_secs_f64() * 1e3,
+            *len as f64 / 1e6
+        );
     }
     println!(
         "{} batches applied during the scrapes; write-lock wait: median {:.3} ms, p99 {:.3} ms, max {:.1} ms",

@@ -516,10 +516,18 @@ fn a_scrape_lets_ingest_in_between_families() {
     // a batch got in.
     assert_eq!(takes.load(Ordering::SeqCst), 5);
     assert_eq!(shared.read().counters().messages.iter().sum::<u64>(), 7);
-    assert_eq!(lines_of(&text, "sitewatch_reading_state").len(), 3, "{text}");
+    assert_eq!(
+        lines_of(&text, "sitewatch_reading_state").len(),
+        3,
+        "{text}"
+    );
     let mut seen = std::collections::HashSet::new();
     for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         assert!(seen.insert(l.to_owned()), "family written twice: {l}");
     }
-    assert_eq!(lines_of(&text, "sitewatch_cpu_usage_ratio").len(), 3, "{text}");
+    assert_eq!(
+        lines_of(&text, "sitewatch_cpu_usage_ratio").len(),
+        3,
+        "{text}"
+    );
 }

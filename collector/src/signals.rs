@@ -114,6 +114,9 @@ struct Cached {
     /// By site of `snapshot`: a number that changes whenever one of its hosts
     /// is taken again, never reused ([`Engine::evaluate_incremental`]).
     revisions: Vec<u64>,
+    /// By site and host of `snapshot`: the same for each host
+    /// ([`Engine::evaluate_revised`]).
+    host_revisions: Vec<Vec<u64>>,
 }
 
 /// A host of the kept snapshot.
@@ -159,6 +162,14 @@ impl Cached {
                 any = true;
                 let (fresh, until) = host_snapshot(state, h, links, now_ms);
                 if let Some(r) = self.revisions.get_mut(p.site) {
+                    *revision += 1;
+                    *r = *revision;
+                }
+                if let Some(r) = self
+                    .host_revisions
+                    .get_mut(p.site)
+                    .and_then(|hosts| hosts.get_mut(p.host))
+                {
                     *revision += 1;
                     *r = *revision;
                 }
@@ -246,11 +257,16 @@ impl Signals {
             }
             _ => {
                 let mut c = snapshot_placed(state, links, started, now_ms);
-                c.revisions = (0..c.snapshot.sites.len())
-                    .map(|_| {
-                        self.revision += 1;
-                        self.revision
-                    })
+                let mut next = || {
+                    self.revision += 1;
+                    self.revision
+                };
+                c.revisions = c.snapshot.sites.iter().map(|_| next()).collect();
+                c.host_revisions = c
+                    .snapshot
+                    .sites
+                    .iter()
+                    .map(|s| s.hosts.iter().map(|_| next()).collect())
                     .collect();
                 self.cached = Some(c);
                 return;
@@ -268,9 +284,10 @@ impl Signals {
     /// the state's lock). Before any refresh: an empty snapshot.
     pub fn evaluate_refreshed(&mut self, now_ms: i64) -> Evaluation {
         match &self.cached {
-            Some(c) => self
-                .engine
-                .evaluate_incremental(&c.snapshot, &c.revisions, now_ms),
+            Some(c) => {
+                self.engine
+                    .evaluate_revised(&c.snapshot, &c.revisions, &c.host_revisions, now_ms)
+            }
             None => self.engine.evaluate(&Snapshot::default(), now_ms),
         }
     }
@@ -422,6 +439,7 @@ fn snapshot_placed(state: &State, links: &[PathState], started_at_ms: i64, now_m
         snapshot,
         placed,
         revisions: Vec::new(),
+        host_revisions: Vec::new(),
     }
 }
 
@@ -668,6 +686,7 @@ mod tests {
             since_ms: 0,
         }];
         let mut seq = 1;
+        let mut given: BTreeMap<u64, HostSnapshot> = BTreeMap::new();
         for step in 0..160i64 {
             let now = t0 + step * 200;
             seq += 1;
@@ -705,10 +724,23 @@ mod tests {
             }
             let links: &[PathState] = if (90..95).contains(&step) { &down } else { &up };
             signals.refresh(&state, links, now);
-            let kept = &signals.cached.as_ref().unwrap().snapshot;
+            let cached = signals.cached.as_ref().unwrap();
+            let kept = &cached.snapshot;
             let fresh = snapshot(&state, links, t0, now);
             assert_eq!(kept, &fresh, "step {step} (+{} ms)", now - t0);
+            // The engine's promise: a host's number comes back only with the
+            // same content (its index is kept under it).
+            assert_eq!(cached.host_revisions.len(), kept.sites.len());
+            for (site, numbers) in kept.sites.iter().zip(&cached.host_revisions) {
+                assert_eq!(numbers.len(), site.hosts.len(), "step {step}");
+                for (host, number) in site.hosts.iter().zip(numbers) {
+                    let before = given.entry(*number).or_insert_with(|| host.clone());
+                    assert_eq!(before, host, "step {step}: number {number} reused");
+                }
+            }
         }
+        // Most steps gave a host again under the number it had.
+        assert!(given.len() < 30 * 160 / 2, "{} numbers", given.len());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use sitewatch_protocol::{Cause, Evidence, Severity, payload::EvidenceDetail};
 
 use crate::{
     config::SignalsConfig,
+    host_index::{HostIndex, Reader, Readings},
     incremental::Deadline,
     liveness::{Policy, Status},
     snapshot::{HostSnapshot, Labels, SeriesSnapshot},
@@ -135,6 +136,8 @@ pub struct HostView<'a> {
     pub snap: &'a HostSnapshot,
     /// Labels from config for this host, used where its own labels lack a key.
     pub config_labels: Option<&'a Labels>,
+    /// Which readings each cause reads, when the engine keeps it for this host.
+    pub index: Option<&'a HostIndex>,
 }
 
 impl<'a> HostView<'a> {
@@ -150,12 +153,11 @@ impl<'a> HostView<'a> {
             .map(String::as_str)
     }
 
-    pub fn readings(&self) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
-        self.snap.readings.iter()
-    }
-
-    pub fn readings_of(&self, q: &'a str) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
-        self.snap.readings.iter().filter(move |r| r.q == q)
+    /// The readings `reader` reads, in their order: from the host's index
+    /// when it has one, else every reading. Either way the cause still checks
+    /// each reading it is given: the index only leaves out what it would skip.
+    pub fn readings_for(&self, reader: Reader) -> Readings<'a> {
+        Readings::of(self.snap, self.index, reader)
     }
 }
 
@@ -163,12 +165,16 @@ impl<'a> SiteView<'a> {
     /// Builds the view of one site. `hosts` is the site's snapshot (empty for a
     /// configured site nobody has reported to yet). Liveness is decided by the
     /// [`Policy`] (the same one the collector's metrics and API use).
+    ///
+    /// `indexes`, when given, is one [`HostIndex`] per host of `hosts`.
     pub fn build(
         site: &'a str,
         hosts: &'a [HostSnapshot],
+        indexes: Option<&'a [HostIndex]>,
         policy: &Policy<'a>,
         now_ms: i64,
     ) -> SiteView<'a> {
+        let indexes = indexes.filter(|i| i.len() == hosts.len());
         let cfg = policy.config();
         let site_cfg = cfg.sites.get(site);
         let mut view = SiteView {
@@ -177,7 +183,7 @@ impl<'a> SiteView<'a> {
             lost: Vec::new(),
             counted: 0,
         };
-        for h in hosts {
+        for (i, h) in hosts.iter().enumerate() {
             let verdict = policy.host(site, &h.host, h.liveness, None, now_ms);
             match verdict.status {
                 Status::Maintenance | Status::Unknown => continue,
@@ -190,6 +196,7 @@ impl<'a> SiteView<'a> {
             view.hosts.push(HostView {
                 snap: h,
                 config_labels: site_cfg.and_then(|s| s.host_labels.get(&h.host)),
+                index: indexes.and_then(|x| x.get(i)),
             });
         }
         let unseen: Vec<_> = policy
@@ -337,7 +344,7 @@ pub(crate) mod test_support {
         f: impl FnOnce(&Ctx<'_>) -> T,
     ) -> T {
         let policy = Policy::new(cfg, i64::MIN / 2);
-        let view = SiteView::build(&site.site, &site.hosts, &policy, now_ms);
+        let view = SiteView::build(&site.site, &site.hosts, None, &policy, now_ms);
         let ctx = Ctx {
             cfg,
             now_ms,

@@ -33,6 +33,7 @@ use crate::{
         network, network_device, power, power_feed, region, storage, vantage,
     },
     config::{SignalsConfig, ms},
+    host_index::IndexCache,
     incremental::{Deadline, HeldPrint, SiteCache},
     liveness::Policy,
     snapshot::Snapshot,
@@ -188,13 +189,6 @@ impl Shown {
 }
 
 impl KeyState {
-    fn tracker(&self, tier: Tier) -> &Tracker {
-        match tier {
-            Tier::Alarm => &self.alarm,
-            Tier::Advisory => &self.advisory,
-        }
-    }
-
     fn observe(&mut self, conditions: Tiered, timing: &Timing, now_ms: i64) {
         let Tiered { alarm, advisory } = conditions;
         for (tracker, slot, cond) in [
@@ -297,23 +291,27 @@ pub struct Engine {
     /// Sites looked at in full, and looks reused, since the engine started.
     full_looks: u64,
     reused_looks: u64,
+    /// The hosts' indexes ([`Engine::evaluate_revised`]).
+    indexes: IndexCache,
 }
 
-struct KeysHeld<'a> {
-    keys: &'a BTreeMap<SignalKey, KeyState>,
-    site: &'a str,
-}
+/// What [`Held`] answers for one site: its raised keys, from the same print
+/// the site's cached look is compared with (sorted by cause and subject, as the
+/// keys are). A lookup allocates nothing, and a site with nothing raised (the
+/// usual case) answers at once.
+struct PrintHeld<'a>(&'a HeldPrint);
 
-impl Held for KeysHeld<'_> {
+impl Held for PrintHeld<'_> {
     fn is_raised(&self, cause: Cause, subject: &str, tier: Tier) -> bool {
-        let key = SignalKey {
-            site: self.site.to_owned(),
-            cause,
-            subject: subject.to_owned(),
-        };
-        self.keys
-            .get(&key)
-            .is_some_and(|s| s.tracker(tier).is_active())
+        self.0
+            .binary_search_by(|(c, s, _, _)| (*c, s.as_str()).cmp(&(cause, subject)))
+            .is_ok_and(|i| {
+                let (_, _, alarm, advisory) = self.0[i];
+                match tier {
+                    Tier::Alarm => alarm,
+                    Tier::Advisory => advisory,
+                }
+            })
     }
 }
 
@@ -331,6 +329,7 @@ impl Engine {
             last_evaluated_ms: None,
             full_looks: 0,
             reused_looks: 0,
+            indexes: IndexCache::default(),
         }
     }
 
@@ -372,6 +371,22 @@ impl Engine {
         &mut self,
         snapshot: &Snapshot,
         revisions: &[u64],
+        now_ms: i64,
+    ) -> Evaluation {
+        self.evaluate_revised(snapshot, revisions, &[], now_ms)
+    }
+
+    /// [`Engine::evaluate_incremental`], the hosts numbered too: by site and
+    /// host of the snapshot, a number the caller promises to give again only
+    /// to the same content of a host. A site looked at in full then visits,
+    /// of a host seen before under that number, only the readings each cause
+    /// reads ([`crate::host_index`]). A site without one number per host is
+    /// looked at without indexes.
+    pub fn evaluate_revised(
+        &mut self,
+        snapshot: &Snapshot,
+        revisions: &[u64],
+        host_revisions: &[Vec<u64>],
         now_ms: i64,
     ) -> Evaluation {
         let revisions = (revisions.len() == snapshot.sites.len()).then_some(revisions);
@@ -428,7 +443,11 @@ impl Engine {
             }
             self.full_looks += 1;
             let deadline = Deadline::default();
-            let mut view = SiteView::build(site, hosts, &policy, now_ms);
+            let numbered = index
+                .and_then(|i| host_revisions.get(i))
+                .filter(|r| revisions.is_some() && r.len() == hosts.len());
+            let indexes = numbered.map(|n| self.indexes.take(site, hosts, n, &self.config));
+            let mut view = SiteView::build(site, hosts, indexes.as_deref(), &policy, now_ms);
             let local = network::local_report(&view, &self.config.network);
             site_reports.insert(site.clone(), local);
             let loss_started = view.lost.iter().map(|l| l.1).max();
@@ -439,10 +458,7 @@ impl Engine {
             if ruling.suppress_lost {
                 view.suppress_lost();
             }
-            let held = KeysHeld {
-                keys: &self.keys,
-                site,
-            };
+            let held = PrintHeld(&held_print);
             let ctx = Ctx {
                 cfg: &self.config,
                 now_ms,
@@ -460,6 +476,9 @@ impl Engine {
             found.extend(power::evaluate(&ctx));
             found.extend(cooling::evaluate(&ctx, &mut memory.cooling));
             found.extend(network::evaluate(&ctx));
+            if let (Some(numbers), Some(indexes)) = (numbered, indexes) {
+                self.indexes.put(site, numbers, indexes);
+            }
             if let Some(revision) = revision
                 && found.is_empty()
             {
@@ -560,13 +579,23 @@ impl Engine {
         evaluation.site_reports = site_reports;
         if revisions.is_none() {
             self.looks.clear();
-        } else if self.looks.len() > sites.len() {
-            self.looks
-                .retain(|site, _| sites.binary_search(site).is_ok());
+            self.indexes = IndexCache::default();
+        } else {
+            if self.looks.len() > sites.len() {
+                self.looks
+                    .retain(|site, _| sites.binary_search(site).is_ok());
+            }
+            self.indexes.keep_sites(&sites);
         }
         self.prune(now_ms);
         self.last_evaluated_ms = Some(now_ms);
         evaluation
+    }
+
+    /// Host indexes built and reused ([`Engine::evaluate_revised`]), since the
+    /// engine started.
+    pub fn host_indexes(&self) -> (u64, u64) {
+        (self.indexes.built, self.indexes.reused)
     }
 
     fn site_names(&self, snapshot: &Snapshot) -> Vec<String> {
@@ -767,7 +796,8 @@ impl Engine {
     }
 }
 
-/// Per site, what [`KeysHeld`] would answer: each key's active tiers.
+/// Per site, what [`Held`] answers: each raised key's active tiers, in key
+/// order.
 fn held_prints(keys: &BTreeMap<SignalKey, KeyState>) -> BTreeMap<&str, HeldPrint> {
     let mut prints: BTreeMap<&str, HeldPrint> = BTreeMap::new();
     for (key, state) in keys {

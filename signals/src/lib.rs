@@ -74,6 +74,7 @@
 pub mod causes;
 pub mod config;
 pub mod engine;
+pub mod host_index;
 pub mod incremental;
 pub mod liveness;
 pub mod snapshot;

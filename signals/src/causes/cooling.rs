@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, VecDeque};
 use sitewatch_protocol::{Cause, Evidence, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, Tier, cap_evidence, median, reading_evidence};
+use crate::{host_index::Reader, snapshot::SeriesSnapshot};
 
 /// Samples are kept at most this often: enough to see a rise over minutes.
 const SAMPLE_EVERY_MS: i64 = 10_000;
@@ -100,6 +101,22 @@ struct Group<'a> {
     hottest: Option<(f64, Evidence)>,
 }
 
+/// What the loop below reads ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
+    matches!(
+        r.q.as_str(),
+        q::COOLING_UNIT_ALARM | q::INLET_TEMPERATURE_CELSIUS | q::TEMPERATURE_CELSIUS
+    )
+}
+
+/// Whether a temperature sensor's name says it measures an inlet, in any case
+/// (`Inlet Temp`, `INLET`): without lowering a copy of every name.
+fn names_an_inlet(name: &str) -> bool {
+    name.as_bytes()
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b"inlet"))
+}
+
 pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
     let cfg = &ctx.cfg.cooling;
     memory.last.clear();
@@ -111,22 +128,24 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
     // (zone, evidence) of every cooling unit in alarm.
     let mut alarms: Vec<(Option<&str>, Evidence)> = Vec::new();
     for host in &ctx.site.hosts {
-        for r in host.readings() {
-            let zone = r
-                .labels
-                .get(&cfg.zone_label)
-                .map(String::as_str)
-                .or_else(|| host.label(&cfg.zone_label));
+        for r in host.readings_for(Reader::Cooling) {
+            let zone = || {
+                r.labels
+                    .get(&cfg.zone_label)
+                    .map(String::as_str)
+                    .or_else(|| host.label(&cfg.zone_label))
+            };
             if r.q == q::COOLING_UNIT_ALARM && r.is_flag(1.0) {
                 let summary = format!("cooling unit {} in alarm", r.dev);
-                alarms.push((zone, reading_evidence(host.name(), r, summary)));
+                alarms.push((zone(), reading_evidence(host.name(), r, summary)));
                 continue;
             }
             let inlet = r.q == q::INLET_TEMPERATURE_CELSIUS
-                || (r.q == q::TEMPERATURE_CELSIUS && r.name.to_ascii_lowercase().contains("inlet"));
+                || (r.q == q::TEMPERATURE_CELSIUS && names_an_inlet(&r.name));
             let Some(value) = r.number().filter(|_| inlet) else {
                 continue;
             };
+            let zone = zone();
             let g = groups.entry(zone).or_default();
             g.points
                 .entry((host.name(), &r.dev))
@@ -269,6 +288,16 @@ mod tests {
         config::SignalsConfig,
         snapshot::{HostSnapshot, Liveness, SeriesSnapshot, SiteSnapshot},
     };
+
+    #[test]
+    fn an_inlet_is_named_in_any_case_anywhere_in_the_name() {
+        for name in ["Inlet Temp", "INLET", "front inlet", "Système inlEt 1"] {
+            assert!(names_an_inlet(name), "{name}");
+        }
+        for name in ["Exhaust Temp", "inle", "", "CPU1 Temp", "ïnlet"] {
+            assert!(!names_an_inlet(name), "{name}");
+        }
+    }
 
     fn room(inlets: &[f64], alarm: bool) -> SiteSnapshot {
         let mut hosts: Vec<HostSnapshot> = inlets

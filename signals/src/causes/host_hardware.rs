@@ -13,10 +13,19 @@ use std::collections::BTreeSet;
 use sitewatch_protocol::{Cause, ReadingState, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, host_evidence, human_ms, reading_evidence};
+use crate::{config::SignalsConfig, host_index::Reader, snapshot::SeriesSnapshot};
 
 const LOST: CauseSet = CauseSet::of(&[Cause::Power, Cause::Network, Cause::Cooling]);
 const ELECTRICAL: CauseSet = CauseSet::of(&[Cause::Power]);
 const THERMAL: CauseSet = CauseSet::of(&[Cause::Cooling]);
+
+/// What the loop below reads ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
+    r.q == q::PSU_OK
+        || r.q == q::FAN_SPEED_RPM
+        || (r.state == ReadingState::Critical
+            && cfg.host_hardware.hardware_sources.contains(&r.src))
+}
 
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.host_hardware;
@@ -35,7 +44,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         };
         // A sensor can match several rules (a critical IPMI fan at 0 rpm); once is enough.
         let mut seen = BTreeSet::new();
-        for r in host.readings() {
+        for r in host.readings_for(Reader::HostHardware) {
             let hardware_critical =
                 r.state == ReadingState::Critical && cfg.hardware_sources.contains(&r.src);
             let psu_failed = r.q == q::PSU_OK && r.is_flag(0.0);

@@ -9,7 +9,15 @@ use std::collections::BTreeMap;
 use sitewatch_protocol::{Cause, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, HostView, Tier, percent, reading_evidence};
-use crate::{config::UsageThreshold, snapshot::SeriesSnapshot};
+use crate::{config::UsageThreshold, host_index::Reader, snapshot::SeriesSnapshot};
+
+/// What the loop below reads ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
+    matches!(
+        r.q.as_str(),
+        q::CPU_USAGE_RATIO | q::MEMORY_USAGE_RATIO | q::FILESYSTEM_USAGE_RATIO
+    )
+}
 
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.host_resources;
@@ -20,7 +28,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     for host in &ctx.site.hosts {
         // One value per resource: the highest, should a host report several.
         let mut worst: BTreeMap<(&str, &str), &SeriesSnapshot> = BTreeMap::new();
-        for r in host.readings() {
+        for r in host.readings_for(Reader::HostResources) {
             let resource = match r.q.as_str() {
                 q::CPU_USAGE_RATIO => "cpu",
                 q::MEMORY_USAGE_RATIO => "memory",
@@ -58,6 +66,12 @@ fn check(
     out: &mut Vec<Condition>,
 ) {
     let Some(value) = r.number() else { return };
+    // Below every limit less its hysteresis nothing holds, raised or not: the
+    // usual case, settled without building the subject.
+    let could_hold = |limit: f64| value > limit || value >= limit - limits.hysteresis;
+    if !could_hold(limits.critical) && !limits.warning.is_some_and(could_hold) {
+        return;
+    }
     let subject = format!("{}:{resource}", host.name());
     let tiers = [
         (Tier::Alarm, Severity::Medium, Some(limits.critical)),

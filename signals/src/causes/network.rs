@@ -19,7 +19,12 @@ use super::{
     CauseSet, Condition, Ctx, Gate, SiteView, cap_evidence, host_evidence, human_ms,
     reading_evidence,
 };
-use crate::config::NetworkConfig;
+use crate::{config::NetworkConfig, host_index::Reader, snapshot::SeriesSnapshot};
+
+/// What the probe loop below reads ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
+    r.q == q::PROBE_UP
+}
 
 /// This collector's own judgement of a site: counted and lost agents, and
 /// whether the loss alone meets the rule. Published to peers in the view.
@@ -81,7 +86,10 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         evidence.push(host_evidence(host, summary));
     }
     for host in view.hosts.iter().filter(|h| !view.is_lost(h.name())) {
-        for r in host.readings_of(q::PROBE_UP) {
+        for r in host
+            .readings_for(Reader::Network)
+            .filter(|r| r.q == q::PROBE_UP)
+        {
             let role = r.labels.get("role").map(String::as_str).unwrap_or_default();
             if r.is_flag(0.0) && cfg.probe_roles.iter().any(|x| x == role) {
                 let summary = format!("{} does not reach {role} {}", host.name(), r.dev);

@@ -20,10 +20,16 @@ use std::collections::BTreeMap;
 use sitewatch_protocol::{Cause, Evidence, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, reading_evidence};
+use crate::{host_index::Reader, snapshot::SeriesSnapshot};
 
 /// A dead switch also drops the hosts behind it, and a power cut takes the
 /// switches down with the servers.
 const EXPLAINED_BY: CauseSet = CauseSet::of(&[Cause::Power, Cause::Network]);
+
+/// What the loops below read ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
+    matches!(r.q.as_str(), q::PROBE_UP | q::INTERFACE_UP | q::PSU_OK)
+}
 
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.network_device;
@@ -33,7 +39,10 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     // target -> (role, every probe is down, evidence)
     let mut targets: BTreeMap<&str, (&str, bool, Vec<Evidence>)> = BTreeMap::new();
     for host in &ctx.site.hosts {
-        for r in host.readings_of(q::PROBE_UP) {
+        for r in host
+            .readings_for(Reader::NetworkDevice)
+            .filter(|r| r.q == q::PROBE_UP)
+        {
             let Some(role) = r.labels.get("role") else {
                 continue;
             };
@@ -67,7 +76,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         }
     }
     for host in &ctx.site.hosts {
-        for r in host.readings() {
+        for r in host.readings_for(Reader::NetworkDevice) {
             let fault = match r.q.as_str() {
                 q::INTERFACE_UP
                     if r.is_flag(0.0)

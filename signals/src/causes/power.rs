@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use sitewatch_protocol::{Cause, Evidence, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, reading_evidence};
-use crate::snapshot::SeriesSnapshot;
+use crate::{host_index::Reader, snapshot::SeriesSnapshot};
 
 /// What one device says of the utility.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,19 @@ fn evidence_of(facts: &[Fact<'_>]) -> Vec<Evidence> {
     facts.iter().map(Fact::evidence).collect()
 }
 
+/// What the loop below reads ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
+    matches!(
+        r.q.as_str(),
+        q::MAINS_AVAILABLE
+            | q::UPS_ON_BATTERY
+            | q::UPS_BATTERY_LOW
+            | q::POWER_FEED_AVAILABLE
+            | q::GENERATOR_RUNNING
+            | q::GENERATOR_FAULT
+    )
+}
+
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.power;
     if !cfg.enabled {
@@ -87,7 +100,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     // Each sensing device's verdict, and the evidence behind it.
     let mut sensors: BTreeMap<Device<'_>, (Mains, Vec<Fact<'_>>)> = BTreeMap::new();
     for host in &ctx.site.hosts {
-        for r in host.readings() {
+        for r in host.readings_for(Reader::Power) {
             let device = (host.name(), r.src.as_str(), r.dev.as_str());
             let (fact, mains) = match r.q.as_str() {
                 q::MAINS_AVAILABLE if r.is_flag(0.0) => ("mains lost", Some(Mains::Lost)),

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use sitewatch_protocol::{Cause, Evidence, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, reading_evidence};
+use crate::{host_index::Reader, snapshot::SeriesSnapshot};
 
 /// A site on battery or without mains explains its feeds going.
 const EXPLAINED_BY: CauseSet = CauseSet::of(&[Cause::Power]);
@@ -25,6 +26,11 @@ struct Feed {
     evidence: Vec<Evidence>,
 }
 
+/// What the loop below reads ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
+    r.q == q::POWER_FEED_AVAILABLE
+}
+
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.power_feed;
     if !cfg.enabled {
@@ -33,7 +39,10 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     // rack -> feed -> what its readings say
     let mut racks: BTreeMap<&str, BTreeMap<&str, Feed>> = BTreeMap::new();
     for host in &ctx.site.hosts {
-        for r in host.readings_of(q::POWER_FEED_AVAILABLE) {
+        for r in host
+            .readings_for(Reader::PowerFeed)
+            .filter(|r| r.q == q::POWER_FEED_AVAILABLE)
+        {
             let (Some(rack), Some(feed)) = (r.labels.get("rack"), r.labels.get("feed")) else {
                 continue;
             };

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, btree_map::Entry};
 use sitewatch_protocol::{Cause, ReadingState, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, human_ms, reading_evidence};
+use crate::{config::SignalsConfig, host_index::Reader, snapshot::SeriesSnapshot};
 
 /// Per counter (host, dev, q): what the engine saw last.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +102,14 @@ impl Memory {
     }
 }
 
+/// What the loop below reads ([`crate::host_index`]).
+pub(crate) fn reads(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
+    r.q.starts_with("disk_")
+        || r.q == q::DISK_SMART_PASSED
+        || (r.state == ReadingState::Critical && r.src == "smart")
+        || cfg.storage.growing.contains(&r.q)
+}
+
 pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
     let cfg = &ctx.cfg.storage;
     if !cfg.enabled {
@@ -110,7 +119,7 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
     let mut disks: BTreeMap<(&str, &str), Vec<_>> = BTreeMap::new();
     for host in &ctx.site.hosts {
         let name = host.name();
-        for r in host.readings() {
+        for r in host.readings_for(Reader::Storage) {
             let is_disk_q = r.q.starts_with("disk_");
             let failed = r.q == q::DISK_SMART_PASSED && r.is_flag(0.0);
             let critical = r.state == ReadingState::Critical && (r.src == "smart" || is_disk_q);

@@ -84,6 +84,8 @@ pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 #[derive(Debug)]
 pub struct Interner {
     ids: HashMap<Arc<str>, Id>,
+    /// What [`Interner::resolve_shared`] gives for an unknown id.
+    empty: Arc<str>,
     /// `None`: swept, its id free for reuse.
     strings: Vec<Option<Arc<str>>>,
     free: Vec<Id>,
@@ -93,6 +95,7 @@ impl Default for Interner {
     fn default() -> Self {
         let mut interner = Interner {
             ids: HashMap::new(),
+            empty: Arc::from(""),
             strings: Vec::new(),
             free: Vec::new(),
         };
@@ -141,9 +144,14 @@ impl Interner {
             .unwrap_or("")
     }
 
-    /// The shared string of an id.
-    pub fn resolve_arc(&self, id: Id) -> Option<&Arc<str>> {
-        self.strings.get(id as usize).and_then(Option::as_ref)
+    /// The shared string of an id (what the signals snapshot holds: a copy
+    /// is a counter increment, not an allocation); the empty string for an id
+    /// never handed out.
+    pub fn resolve_shared(&self, id: Id) -> &Arc<str> {
+        self.strings
+            .get(id as usize)
+            .and_then(Option::as_ref)
+            .unwrap_or(&self.empty)
     }
 
     /// How many strings are stored.

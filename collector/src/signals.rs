@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use sitewatch_protocol::Signal;
 use sitewatch_signals::{
-    ChangeKind, Engine, Evaluation, HostSnapshot, SeriesSnapshot, SignalsConfig, SiteSnapshot,
-    Snapshot,
+    ChangeKind, Engine, Evaluation, HostSnapshot, Name, SeriesSnapshot, SignalsConfig,
+    SiteSnapshot, Snapshot,
 };
 use tokio::sync::Notify;
 
@@ -44,6 +44,18 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// ...and after ingest, but not more often than this: a burst of a thousand
 /// batches is one evaluation, not a thousand.
 pub const MIN_GAP: Duration = Duration::from_millis(200);
+/// ...nor sooner after the last evaluation than this many times what it cost
+/// (at most [`TICK`]): under a load that changes every host all the time, an
+/// evaluation after each burst would keep a core busy and hold the state's
+/// lock for its refresh again and again, starving ingest. Spacing by cost keeps
+/// evaluation to about a quarter of a core whatever the load, and an idle or
+/// small collector (an evaluation well under 70 ms) keeps the 200 ms cadence.
+pub const COST_FACTOR: u32 = 3;
+
+/// The shortest wait after an evaluation that took `cost` before the next.
+pub fn gap_after(cost: Duration) -> Duration {
+    cost.saturating_mul(COST_FACTOR).clamp(MIN_GAP, TICK)
+}
 
 /// What the last evaluation published: what `/metrics` and the API read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -146,61 +158,42 @@ impl Cached {
     }
 
     /// Takes again the hosts a message touched or whose deadline fell due,
-    /// giving their sites new revisions from `revision`.
+    /// giving their sites new revisions from `revision`. Each through its own
+    /// series list: the cost follows the hosts taken, not the series held.
     fn update(&mut self, state: &State, links: &[PathState], now_ms: i64, revision: &mut u64) {
-        let mut dirty = vec![false; self.placed.len()];
-        let mut any = false;
         for (slot, h) in state.hosts() {
             let Some(Some(p)) = self.placed.get(slot as usize) else {
                 continue;
             };
-            if p.changed_at != h.changed_at || now_ms >= p.valid_until_ms {
-                let p = *p;
-                if let Some(d) = dirty.get_mut(slot as usize) {
-                    *d = true;
-                }
-                any = true;
-                let (fresh, until) = host_snapshot(state, h, links, now_ms);
-                if let Some(r) = self.revisions.get_mut(p.site) {
-                    *revision += 1;
-                    *r = *revision;
-                }
-                if let Some(r) = self
-                    .host_revisions
-                    .get_mut(p.site)
-                    .and_then(|hosts| hosts.get_mut(p.host))
-                {
-                    *revision += 1;
-                    *r = *revision;
-                }
-                if let Some(snap) = host_at(&mut self.snapshot, p) {
-                    *snap = fresh;
-                }
-                if let Some(Some(p)) = self.placed.get_mut(slot as usize) {
-                    p.changed_at = h.changed_at;
-                    p.valid_until_ms = until;
-                }
+            if p.changed_at == h.changed_at && now_ms < p.valid_until_ms {
+                continue;
             }
-        }
-        if any {
-            let dirty = &dirty;
-            let wanted = |slot: u32| dirty.get(slot as usize).copied().unwrap_or(false);
-            for (slot, r) in state.readings_of_hosts(now_ms, wanted) {
-                let Some(Some(p)) = self.placed.get_mut(slot as usize) else {
-                    continue;
-                };
-                p.valid_until_ms = p.valid_until_ms.min(r.stale_at_ms);
-                let p = *p;
-                if let Some(h) = host_at(&mut self.snapshot, p) {
-                    h.readings.push(series_snapshot(&r));
-                }
+            let p = *p;
+            let (mut fresh, mut until) = host_snapshot(state, h, links, now_ms);
+            fresh.readings.reserve(h.series());
+            for r in state.readings_of_host(slot, now_ms) {
+                until = until.min(r.stale_at_ms);
+                fresh.readings.push(series_snapshot(&r));
             }
-            for (slot, d) in dirty.iter().enumerate() {
-                if let (true, Some(Some(p))) = (*d, self.placed.get(slot))
-                    && let Some(h) = host_at(&mut self.snapshot, *p)
-                {
-                    sort_readings(h);
-                }
+            sort_readings(&mut fresh);
+            if let Some(r) = self.revisions.get_mut(p.site) {
+                *revision += 1;
+                *r = *revision;
+            }
+            if let Some(r) = self
+                .host_revisions
+                .get_mut(p.site)
+                .and_then(|hosts| hosts.get_mut(p.host))
+            {
+                *revision += 1;
+                *r = *revision;
+            }
+            if let Some(snap) = host_at(&mut self.snapshot, p) {
+                *snap = fresh;
+            }
+            if let Some(Some(p)) = self.placed.get_mut(slot as usize) {
+                p.changed_at = h.changed_at;
+                p.valid_until_ms = until;
             }
         }
         self.valid_until_ms = self
@@ -344,10 +337,10 @@ fn host_snapshot(
 
 fn series_snapshot(r: &crate::state::ReadingView<'_>) -> SeriesSnapshot {
     SeriesSnapshot {
-        src: r.src.to_owned(),
-        dev: r.dev.to_owned(),
-        name: r.name.to_owned(),
-        q: r.q.to_owned(),
+        src: Name::from(r.src),
+        dev: Name::from(r.dev),
+        name: Name::from(r.name),
+        q: Name::from(r.q),
         value: r.value,
         state: r.state,
         ts_ms: r.ts_ms,
@@ -461,19 +454,20 @@ pub async fn run(
     let regions = regions(signals.config());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_run: Option<Instant> = None;
+    // When the last evaluation started, and how long to wait from there.
+    let mut last_run: Option<(Instant, Duration)> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = ingested.notified() => {}
         }
-        if let Some(at) = last_run {
+        if let Some((at, gap)) = last_run {
             let since = at.elapsed();
-            if since < MIN_GAP {
-                tokio::time::sleep(MIN_GAP - since).await;
+            if since < gap {
+                tokio::time::sleep(gap - since).await;
             }
         }
-        last_run = Some(Instant::now());
+        last_run = Some((Instant::now(), MIN_GAP));
         if !shared.connected() {
             continue;
         }
@@ -502,6 +496,7 @@ pub async fn run(
         for output in &mut outputs {
             output.publish(&round);
         }
+        last_run = Some((started, gap_after(started.elapsed())));
     }
 }
 
@@ -741,6 +736,16 @@ mod tests {
         }
         // Most steps gave a host again under the number it had.
         assert!(given.len() < 30 * 160 / 2, "{} numbers", given.len());
+    }
+
+    #[test]
+    fn evaluations_are_spaced_by_their_cost_between_the_min_gap_and_the_tick() {
+        assert_eq!(gap_after(Duration::from_millis(5)), MIN_GAP);
+        assert_eq!(
+            gap_after(Duration::from_millis(100)),
+            Duration::from_millis(300)
+        );
+        assert_eq!(gap_after(Duration::from_millis(900)), TICK);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::dedup::{EventIds, Sequences, Stream, Verdict};
 use crate::intern::{EMPTY, Id, IdMap, Interner, LabelSets};
 use crate::liveness::{self, AgentStatus, Liveness, PathFacts, PathId, PathState, Reported, Rules};
 use crate::metrics::names;
-use crate::series::{Family, SeriesKey, SeriesValue};
+use crate::series::{Family, HostSeries, SeriesKey, SeriesValue};
 
 /// Events kept per host for the signals engine and the API.
 pub const RECENT_EVENTS: usize = 64;
@@ -170,8 +170,9 @@ pub struct Host {
     /// Each source's poll interval from the birth, by source-name id.
     pub sources: Vec<(Id, u64)>,
     pub labels: BTreeMap<String, String>,
-    /// Series held for this host (its quota).
-    pub series: usize,
+    /// Every series held for this host, in the order they arrived: its quota,
+    /// and how [`State::readings_of_host`] finds them.
+    own: Vec<HostSeries>,
     /// The collector's clock when any message of it last arrived (for
     /// `forget_after`).
     pub last_message_ms: i64,
@@ -202,7 +203,7 @@ impl Host {
             interval_ms: None,
             sources: Vec::new(),
             labels: BTreeMap::new(),
-            series: 0,
+            own: Vec::new(),
             last_message_ms: 0,
             last_seen_ms: None,
             seqs: Sequences::default(),
@@ -210,6 +211,12 @@ impl Host {
             recent_events: VecDeque::new(),
             changed_at: 0,
         }
+    }
+
+    /// How many series the state holds for this host (expired ones included
+    /// until [`State::prune`]).
+    pub fn series(&self) -> usize {
+        self.own.len()
     }
 
     /// The facts of one path, created on first use.
@@ -338,10 +345,10 @@ impl Judge<'_> {
 pub struct ReadingView<'a> {
     pub site: &'a str,
     pub host: &'a str,
-    pub src: &'a str,
-    pub dev: &'a str,
-    pub name: &'a str,
-    pub q: &'a str,
+    pub src: &'a Arc<str>,
+    pub dev: &'a Arc<str>,
+    pub name: &'a Arc<str>,
+    pub q: &'a Arc<str>,
     pub labels: Vec<(&'a str, &'a str)>,
     pub value: Option<f64>,
     pub state: ReadingState,
@@ -369,6 +376,8 @@ pub struct State {
     counters: Counters,
     /// Reused per batch to build label sets without allocating.
     scratch: Vec<(Id, Id)>,
+    /// Reused per batch: the series it added, for its host's list.
+    fresh: Vec<HostSeries>,
     /// The other collectors of the topology.
     peers: crate::topology::Peers,
     /// +1 at every change that a reader may see (a message applied, a host
@@ -668,7 +677,8 @@ impl State {
         if verdict == Verdict::Restarted {
             self.counters.sequence_restarts += 1;
         }
-        let mut host_series = self.host(slot).map_or(0, |h| h.series);
+        let mut host_series = self.host(slot).map_or(0, Host::series);
+        self.fresh.clear();
         let mut taken = 0;
         for reading in &r.readings {
             if names::is_reserved_quantity(&reading.src, &reading.q) {
@@ -718,6 +728,7 @@ impl State {
                         continue;
                     }
                     family.series.insert(key, value);
+                    self.fresh.push(HostSeries::new(q, &key));
                     self.series_count += 1;
                     host_series += 1;
                 }
@@ -725,8 +736,10 @@ impl State {
             taken += 1;
         }
         self.counters.readings += taken as u64;
-        if let Some(h) = self.host_mut(slot) {
-            h.series = host_series;
+        if !self.fresh.is_empty()
+            && let Some(Some(h)) = self.hosts.get_mut(slot as usize)
+        {
+            h.own.extend_from_slice(&self.fresh);
         }
         if verdict == Verdict::Restarted {
             Applied::Restarted
@@ -855,19 +868,21 @@ impl State {
         self.forget_slots(&silent);
 
         let mut removed = 0;
-        let hosts = &mut self.hosts;
+        let hosts = &self.hosts;
         let factor = u64::from(self.cfg.stale_factor);
         let default = self.cfg.default_interval_ms;
+        // By slot: whether the host lost a series (its list is mended below).
+        let mut lost = vec![false; hosts.len()];
         for family in self.families.values_mut() {
             let before = family.series.len();
             family.series.retain(|k, v| {
-                let Some(h) = hosts.get_mut(k.host as usize).and_then(Option::as_mut) else {
+                let Some(h) = hosts.get(k.host as usize).and_then(Option::as_ref) else {
                     return false;
                 };
                 let after = h.source_interval_ms(k.src, default).saturating_mul(factor);
                 let stale = v.is_stale(after, now_ms);
-                if stale {
-                    h.series = h.series.saturating_sub(1);
+                if stale && let Some(l) = lost.get_mut(k.host as usize) {
+                    *l = true;
                 }
                 !stale
             });
@@ -879,6 +894,21 @@ impl State {
         }
         self.families.retain(|_, f| !f.series.is_empty());
         self.series_count -= removed;
+        let families = &self.families;
+        for (slot, h) in self.hosts.iter_mut().enumerate() {
+            let (Some(h), true) = (h, lost.get(slot).copied().unwrap_or(false)) else {
+                continue;
+            };
+            let slot = slot as u32;
+            h.own.retain(|s| {
+                families
+                    .get(&s.q)
+                    .is_some_and(|f| f.series.contains_key(&s.key(slot)))
+            });
+            if h.own.capacity() > 16 && h.own.len() < h.own.capacity() / 4 {
+                h.own.shrink_to_fit();
+            }
+        }
         if removed > 0 || !silent.is_empty() {
             self.generation = self.generation.wrapping_add(1);
             self.compact();
@@ -1088,7 +1118,8 @@ impl State {
     }
 
     /// [`State::readings`] of the hosts whose slot `wanted` says, with the
-    /// slot; the others are skipped before anything is resolved.
+    /// slot; the others are skipped before anything is resolved. A walk over
+    /// every series: for a few hosts, [`State::readings_of_host`].
     pub fn readings_of_hosts(
         &self,
         now_ms: i64,
@@ -1099,33 +1130,61 @@ impl State {
                 if !wanted(k.host) {
                     return None;
                 }
-                let h = self.host(k.host)?;
-                let stale_after = self.stale_after_ms(h, k.src);
-                if v.is_stale(stale_after, now_ms) {
-                    return None;
-                }
-                Some((
-                    k.host,
-                    ReadingView {
-                        site: self.strings.resolve(h.site),
-                        host: self.strings.resolve(h.host),
-                        src: self.strings.resolve(k.src),
-                        dev: self.strings.resolve(k.dev),
-                        name: self.strings.resolve(k.name),
-                        q: self.strings.resolve(*q),
-                        labels: self
-                            .labelsets
-                            .resolve(k.labels)
-                            .iter()
-                            .map(|(k, v)| (self.strings.resolve(*k), self.strings.resolve(*v)))
-                            .collect(),
-                        value: v.value(),
-                        state: v.state,
-                        ts_ms: v.ts_ms,
-                        stale_at_ms: v.stale_at_ms(stale_after),
-                    },
-                ))
+                let view = self.view(self.host(k.host)?, *q, k, v, now_ms)?;
+                Some((k.host, view))
             })
+        })
+    }
+
+    /// The readings of the host in `slot` not expired at `now_ms`, in the
+    /// order its series arrived: found through its own list, whatever the
+    /// number of other series.
+    pub fn readings_of_host(
+        &self,
+        slot: u32,
+        now_ms: i64,
+    ) -> impl Iterator<Item = ReadingView<'_>> {
+        let h = self.host(slot);
+        h.into_iter().flat_map(move |h| {
+            h.own.iter().filter_map(move |s| {
+                let key = s.key(slot);
+                let v = self.families.get(&s.q)?.series.get(&key)?;
+                self.view(h, s.q, &key, v, now_ms)
+            })
+        })
+    }
+
+    /// One series with its names resolved; `None` when it is expired at
+    /// `now_ms`.
+    fn view(
+        &self,
+        h: &Host,
+        q: Id,
+        k: &SeriesKey,
+        v: &SeriesValue,
+        now_ms: i64,
+    ) -> Option<ReadingView<'_>> {
+        let stale_after = self.stale_after_ms(h, k.src);
+        if v.is_stale(stale_after, now_ms) {
+            return None;
+        }
+        Some(ReadingView {
+            site: self.strings.resolve(h.site),
+            host: self.strings.resolve(h.host),
+            src: self.strings.resolve_shared(k.src),
+            dev: self.strings.resolve_shared(k.dev),
+            name: self.strings.resolve_shared(k.name),
+            q: self.strings.resolve_shared(q),
+            labels: self
+                .labelsets
+                .resolve(k.labels)
+                .iter()
+                .map(|(k, v)| (self.strings.resolve(*k), self.strings.resolve(*v)))
+                .collect(),
+            value: v.value(),
+            state: v.state,
+            ts_ms: v.ts_ms,
+            stale_at_ms: v.stale_at_ms(stale_after),
         })
     }
 }

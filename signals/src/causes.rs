@@ -271,9 +271,9 @@ pub fn reading_evidence(host: &str, r: &SeriesSnapshot, summary: String) -> Evid
     Evidence::Detail(EvidenceDetail {
         summary,
         host: Some(host.to_owned()),
-        src: Some(r.src.clone()),
-        dev: Some(r.dev.clone()),
-        q: Some(r.q.clone()),
+        src: Some(r.src.to_string()),
+        dev: Some(r.dev.to_string()),
+        q: Some(r.q.to_string()),
         value: r.number(),
         inhibits: None,
     })

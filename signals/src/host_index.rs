@@ -356,6 +356,8 @@ mod tests {
         let host = HostSnapshot::new("web-01", Liveness::Online).with_readings([
             SeriesSnapshot::ok("host", "cpu", q::CPU_USAGE_RATIO, 0.2, 0),
             SeriesSnapshot::ok("ipmi", "bmc", q::INLET_TEMPERATURE_CELSIUS, 22.0, 0),
+            SeriesSnapshot::ok("ipmi", "bmc", q::TEMPERATURE_CELSIUS, 61.0, 0).named("CPU1 Temp"),
+            SeriesSnapshot::ok("ipmi", "bmc", q::TEMPERATURE_CELSIUS, 23.0, 0).named("Inlet Temp"),
             SeriesSnapshot::ok("modbus", "ups-a", q::UPS_ON_BATTERY, 0.0, 0),
             SeriesSnapshot::ok("ipmi", "psu1", q::PSU_OK, 1.0, 0),
             SeriesSnapshot::ok("host", "eth0", q::VOLTAGE_VOLTS, 12.0, 0),
@@ -376,9 +378,13 @@ mod tests {
         // A critical hardware sensor of any quantity, and the PSU flag.
         assert_eq!(names(Reader::HostHardware), [q::PSU_OK, q::VOLTAGE_VOLTS]);
         assert_eq!(names(Reader::Power), [q::UPS_ON_BATTERY]);
-        assert_eq!(names(Reader::Cooling), [q::INLET_TEMPERATURE_CELSIUS]);
+        // Inlets only: a CPU's temperature is not the room's.
+        assert_eq!(
+            names(Reader::Cooling),
+            [q::INLET_TEMPERATURE_CELSIUS, q::TEMPERATURE_CELSIUS]
+        );
         assert!(names(Reader::Network).is_empty());
         // Without an index every reading is visited.
-        assert_eq!(Readings::of(&host, None, Reader::Network).count(), 7);
+        assert_eq!(Readings::of(&host, None, Reader::Network).count(), 9);
     }
 }

@@ -77,6 +77,7 @@ pub mod engine;
 pub mod host_index;
 pub mod incremental;
 pub mod liveness;
+pub mod name;
 pub mod snapshot;
 pub mod temporal;
 
@@ -84,6 +85,7 @@ pub use causes::{CauseSet, Condition, Tier};
 pub use config::{ConfigError, SignalsConfig};
 pub use engine::{Change, ChangeKind, Engine, Evaluation, SignalKey};
 pub use liveness::{Policy, Status, Verdict};
+pub use name::Name;
 pub use snapshot::{
     HostSnapshot, Liveness, PeerSnapshot, SeriesSnapshot, SiteSnapshot, Snapshot, Vantage,
 };

@@ -2,7 +2,7 @@
 //!
 //! These types are independent of the collector's storage (interned names, ring
 //! buffers, ...): the collector copies what the engine needs into them at each
-//! evaluation. They are cheap to build (owned strings, no indexes) and serde-able,
+//! evaluation. They are cheap to build (shared strings, no indexes) and serde-able,
 //! so scenario files and replays can hold them as they are.
 //!
 //! Only fresh series belong in a snapshot: the collector drops a series once it is
@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sitewatch_protocol::{ReadingState, SiteReport};
+
+use crate::name::Name;
 
 /// Extra string labels, as on the wire.
 pub type Labels = BTreeMap<String, String>;
@@ -103,10 +105,10 @@ pub enum Liveness {
 /// The latest value of one series (`src`, `dev`, `name`, `q` of a host).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSnapshot {
-    pub src: String,
-    pub dev: String,
-    pub name: String,
-    pub q: String,
+    pub src: Name,
+    pub dev: Name,
+    pub name: Name,
+    pub q: Name,
     /// `None` when the sensor could not be read (then `state` is `unknown`).
     pub value: Option<f64>,
     pub state: ReadingState,
@@ -181,9 +183,9 @@ impl HostSnapshot {
 impl SeriesSnapshot {
     /// A readable value in state `ok`, read at `ts_ms`; `name` is taken from `dev`.
     pub fn ok(
-        src: impl Into<String>,
-        dev: impl Into<String>,
-        q: impl Into<String>,
+        src: impl Into<Name>,
+        dev: impl Into<Name>,
+        q: impl Into<Name>,
         value: f64,
         ts_ms: i64,
     ) -> Self {
@@ -201,7 +203,7 @@ impl SeriesSnapshot {
     }
 
     /// Sets the sensor's own name.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub fn named(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
         self
     }

@@ -70,7 +70,7 @@ fn readings_become_series_keyed_by_host_source_device_name_and_labels() {
     assert_eq!(s.series_count(), 2);
     let mut views: Vec<_> = s.readings(T0).collect();
     views.sort_by_key(|v| v.q);
-    assert_eq!(views[0].q, "cpu_usage_ratio");
+    assert_eq!(&**views[0].q, "cpu_usage_ratio");
     assert_eq!(views[0].value, Some(0.25));
     assert_eq!(views[1].labels, [("model", "ST4000"), ("serial", "Z1")]);
     assert_eq!(views[1].state, ReadingState::Warning);
@@ -81,7 +81,7 @@ fn readings_become_series_keyed_by_host_source_device_name_and_labels() {
     assert_eq!(s.series_count(), 2);
     let cpu = s
         .readings(T0 + 5_000)
-        .find(|v| v.q == "cpu_usage_ratio")
+        .find(|v| &**v.q == "cpu_usage_ratio")
         .unwrap();
     assert_eq!(cpu.value, Some(0.5));
     assert_eq!(s.counters().readings, 3);
@@ -156,7 +156,7 @@ fn series_expire_after_three_intervals_of_their_source() {
         T0,
     );
     let qs = |s: &State, now| {
-        let mut v: Vec<String> = s.readings(now).map(|r| r.q.to_owned()).collect();
+        let mut v: Vec<String> = s.readings(now).map(|r| r.q.to_string()).collect();
         v.sort();
         v
     };
@@ -298,7 +298,7 @@ fn cleared_retained_state_forgets_the_host_and_its_series() {
     );
     let mut owners: Vec<_> = s
         .readings(T0)
-        .map(|r| (r.host.to_owned(), r.q.to_owned()))
+        .map(|r| (r.host.to_owned(), r.q.to_string()))
         .collect();
     owners.sort();
     assert_eq!(
@@ -404,7 +404,7 @@ fn a_flooding_host_fills_its_own_quota_and_never_drops_another_hosts_reading() {
     );
     assert!(
         s.readings(T0)
-            .any(|r| r.q == "ups_on_battery" && r.host == "gw-01")
+            .any(|r| &**r.q == "ups_on_battery" && r.host == "gw-01")
     );
     // The flooder, over its share, still cannot add.
     let before = s.counters().dropped_readings[DropReason::SeriesLimit.index()];
@@ -573,7 +573,7 @@ fn a_previous_boots_buffered_batches_after_a_new_birth_are_ingested_not_refused(
     // The old readings are older than the new one: the latest value stays.
     let cpu = s
         .readings(T0 + 62_000)
-        .find(|v| v.q == "cpu_usage_ratio")
+        .find(|v| &**v.q == "cpu_usage_ratio")
         .unwrap();
     assert_eq!(cpu.value, Some(0.9));
     // Without a `boot` in the payload, the birth's boot names the batch, as before.
@@ -622,4 +622,82 @@ fn an_event_read_again_with_the_same_id_is_kept_once() {
     assert_eq!(ids, ["sel.bmc.0001", "sel.bmc.0002"]);
     assert_eq!(s.counters().duplicate_events, 1);
     assert_eq!(s.counters().duplicates, 0);
+}
+
+/// What one host holds, found through its own list, is what a walk over every
+/// series finds for it: through new series, values replaced, series expiring
+/// and pruned at different times, a host forgotten and its slot given to a new
+/// one, and series refused at the host's quota.
+#[test]
+fn a_hosts_own_list_finds_what_a_walk_over_every_series_finds() {
+    let cfg = StateConfig {
+        max_series_per_host: 30,
+        ..StateConfig::default()
+    };
+    let mut s = State::new(cfg);
+    let sorted = |mut v: Vec<(String, String, String, f64)>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    };
+    let flat = |r: ReadingView<'_>| {
+        (
+            r.q.to_string(),
+            r.dev.to_string(),
+            format!("{:?}", r.labels),
+            r.value.unwrap_or(f64::NAN),
+        )
+    };
+    let mut checked = 0;
+    for step in 0..40i64 {
+        let now = T0 + step * 1_000;
+        for h in 0..6 {
+            if (step + h) % 3 == 0 {
+                continue;
+            }
+            let host = format!("sitewatch/v1/bj1/h{h}");
+            if step == 0 {
+                apply(&mut s, &format!("{host}/state"), &birth("b1"), false, now);
+            }
+            // A few series every time, others only early (they expire), and
+            // more than the quota allows for host 5.
+            let mut body = Vec::new();
+            let width = if h == 5 { 40 } else { 3 + (step % 4) };
+            for i in 0..width {
+                let src = if step < 10 || i < 2 { "host" } else { "smart" };
+                body.push(format!(
+                    r#"{{"src":"{src}","dev":"d{i}","name":"n","q":"q_{}","value":{step},"state":"ok","labels":{{"k":"{}"}}}}"#,
+                    i % 3,
+                    i % 2
+                ));
+            }
+            let seq = u64::try_from(step + 1).unwrap();
+            apply(
+                &mut s,
+                &format!("{host}/readings"),
+                &readings(seq, &body.join(",")),
+                false,
+                now,
+            );
+        }
+        if step == 20 {
+            s.forget("bj1", "h2");
+        }
+        if step % 7 == 0 {
+            s.prune(now);
+        }
+        for (slot, h) in s.hosts() {
+            let own = sorted(s.readings_of_host(slot, now).map(flat).collect());
+            let walked = sorted(
+                s.readings_of_hosts(now, |x| x == slot)
+                    .map(|(_, r)| flat(r))
+                    .collect(),
+            );
+            assert_eq!(own, walked, "step {step}, slot {slot}");
+            assert!(h.series() <= 30, "step {step}: {} series", h.series());
+            checked += own.len();
+        }
+        let held: usize = s.hosts().map(|(_, h)| h.series()).sum();
+        assert_eq!(held, s.series_count(), "step {step}");
+    }
+    assert!(checked > 1_000, "{checked}");
 }

@@ -101,12 +101,19 @@ struct Group<'a> {
     hottest: Option<(f64, Evidence)>,
 }
 
-/// What the loop below reads ([`crate::host_index`]).
+/// What the loop below reads ([`crate::host_index`]): unit alarms and inlet
+/// temperatures. The name test is here, not only in the loop, because it is
+/// the costly part: a fleet of servers carries dozens of temperature sensors a
+/// host (CPU, DIMM, VRM) and one inlet, and the index is built once per
+/// content of a host while the loop runs at every look of its site.
 pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
-    matches!(
-        r.q.as_str(),
-        q::COOLING_UNIT_ALARM | q::INLET_TEMPERATURE_CELSIUS | q::TEMPERATURE_CELSIUS
-    )
+    r.q == q::COOLING_UNIT_ALARM || is_inlet(r)
+}
+
+/// An inlet temperature: what the medians are made of.
+fn is_inlet(r: &SeriesSnapshot) -> bool {
+    r.q == q::INLET_TEMPERATURE_CELSIUS
+        || (r.q == q::TEMPERATURE_CELSIUS && names_an_inlet(&r.name))
 }
 
 /// Whether a temperature sensor's name says it measures an inlet, in any case
@@ -140,9 +147,7 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
                 alarms.push((zone(), reading_evidence(host.name(), r, summary)));
                 continue;
             }
-            let inlet = r.q == q::INLET_TEMPERATURE_CELSIUS
-                || (r.q == q::TEMPERATURE_CELSIUS && names_an_inlet(&r.name));
-            let Some(value) = r.number().filter(|_| inlet) else {
+            let Some(value) = r.number().filter(|_| is_inlet(r)) else {
                 continue;
             };
             let zone = zone();

@@ -24,7 +24,11 @@ pub(crate) fn reads(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
     r.q == q::PSU_OK
         || r.q == q::FAN_SPEED_RPM
         || (r.state == ReadingState::Critical
-            && cfg.host_hardware.hardware_sources.contains(&r.src))
+            && cfg
+                .host_hardware
+                .hardware_sources
+                .iter()
+                .any(|s| r.src == *s))
 }
 
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
@@ -45,8 +49,8 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         // A sensor can match several rules (a critical IPMI fan at 0 rpm); once is enough.
         let mut seen = BTreeSet::new();
         for r in host.readings_for(Reader::HostHardware) {
-            let hardware_critical =
-                r.state == ReadingState::Critical && cfg.hardware_sources.contains(&r.src);
+            let hardware_critical = r.state == ReadingState::Critical
+                && cfg.hardware_sources.iter().any(|s| r.src == *s);
             let psu_failed = r.q == q::PSU_OK && r.is_flag(0.0);
             // Absent fans read 0 rpm in state ok; a stopped one is flagged.
             let fan_stopped = r.q == q::FAN_SPEED_RPM

@@ -82,7 +82,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
                     if r.is_flag(0.0)
                         && r.labels.get("port_role").is_some_and(|p| p == "uplink") =>
                 {
-                    let port = r.labels.get("port").unwrap_or(&r.name);
+                    let port = r.labels.get("port").map_or(r.name.as_str(), String::as_str);
                     format!("uplink {port} of {} down", r.dev)
                 }
                 q::PSU_OK

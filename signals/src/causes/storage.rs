@@ -107,7 +107,7 @@ pub(crate) fn reads(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
     r.q.starts_with("disk_")
         || r.q == q::DISK_SMART_PASSED
         || (r.state == ReadingState::Critical && r.src == "smart")
-        || cfg.storage.growing.contains(&r.q)
+        || cfg.storage.growing.iter().any(|g| r.q == *g)
 }
 
 pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
@@ -129,7 +129,7 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
             } else if critical {
                 why = Some(format!("{} {} critical", r.src, r.name));
             }
-            if cfg.growing.contains(&r.q)
+            if cfg.growing.iter().any(|g| r.q == *g)
                 && let Some(value) = r.number()
                 && let Some((at, from)) = memory.observe((name, &r.dev, &r.q), value, ctx.now_ms)
                 && ctx.now_ms.saturating_sub(at) < growth_hold

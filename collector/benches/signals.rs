@@ -105,7 +105,7 @@ fn benches(c: &mut Criterion) {
         assert!(first.active.is_empty(), "{:?}", first.active);
         g.bench_with_input(BenchmarkId::new("full", series), &state, |b, state| {
             b.iter(|| {
-                let snap = snapshot(state, &[], signals.started_at_ms(), now);
+                let snap = snapshot(state, &[], signals.config(), signals.started_at_ms(), now);
                 signals.evaluate_snapshot(&snap, now)
             })
         });

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use sitewatch_protocol::Signal;
 use sitewatch_signals::{
     ChangeKind, Engine, Evaluation, HostSnapshot, Name, SeriesSnapshot, SignalsConfig,
-    SiteSnapshot, Snapshot,
+    SiteSnapshot, Snapshot, is_read,
 };
 use tokio::sync::Notify;
 
@@ -160,7 +160,14 @@ impl Cached {
     /// Takes again the hosts a message touched or whose deadline fell due,
     /// giving their sites new revisions from `revision`. Each through its own
     /// series list: the cost follows the hosts taken, not the series held.
-    fn update(&mut self, state: &State, links: &[PathState], now_ms: i64, revision: &mut u64) {
+    fn update(
+        &mut self,
+        state: &State,
+        links: &[PathState],
+        cfg: &SignalsConfig,
+        now_ms: i64,
+        revision: &mut u64,
+    ) {
         for (slot, h) in state.hosts() {
             let Some(Some(p)) = self.placed.get(slot as usize) else {
                 continue;
@@ -170,10 +177,11 @@ impl Cached {
             }
             let p = *p;
             let (mut fresh, mut until) = host_snapshot(state, h, links, now_ms);
-            fresh.readings.reserve(h.series());
             for r in state.readings_of_host(slot, now_ms) {
-                until = until.min(r.stale_at_ms);
-                fresh.readings.push(series_snapshot(&r));
+                if let Some(taken) = series_snapshot(&r, cfg) {
+                    until = until.min(r.stale_at_ms);
+                    fresh.readings.push(taken);
+                }
             }
             sort_readings(&mut fresh);
             if let Some(r) = self.revisions.get_mut(p.site) {
@@ -226,7 +234,13 @@ impl Signals {
     /// Evaluates the state as it is at `now_ms`, its paths judged against the
     /// links' states (`links`, by path; empty: always up).
     pub fn evaluate(&mut self, state: &State, links: &[PathState], now_ms: i64) -> Evaluation {
-        let snapshot = snapshot(state, links, self.engine.started_at_ms(), now_ms);
+        let snapshot = snapshot(
+            state,
+            links,
+            self.engine.config(),
+            self.engine.started_at_ms(),
+            now_ms,
+        );
         self.engine.evaluate(&snapshot, now_ms)
     }
 
@@ -246,10 +260,16 @@ impl Signals {
         match &mut self.cached {
             Some(c) if c.holds(state, links, now_ms) => {}
             Some(c) if c.same_hosts(state, links, now_ms) => {
-                c.update(state, links, now_ms, &mut self.revision);
+                c.update(
+                    state,
+                    links,
+                    self.engine.config(),
+                    now_ms,
+                    &mut self.revision,
+                );
             }
             _ => {
-                let mut c = snapshot_placed(state, links, started, now_ms);
+                let mut c = snapshot_placed(state, links, self.engine.config(), started, now_ms);
                 let mut next = || {
                     self.revision += 1;
                     self.revision
@@ -311,10 +331,17 @@ impl Signals {
 
 /// The engine's picture of the state at `now_ms`: every host with its observed
 /// liveness (the engine applies the same policy as the metrics and the API) and
-/// labels, and its series not expired at `now_ms`; with a topology, where this
-/// collector stands among its peers.
-pub fn snapshot(state: &State, links: &[PathState], started_at_ms: i64, now_ms: i64) -> Snapshot {
-    snapshot_placed(state, links, started_at_ms, now_ms).snapshot
+/// labels, and those of its series not expired at `now_ms` that some cause
+/// reads (`cfg` says which); with a topology, where this collector stands
+/// among its peers.
+pub fn snapshot(
+    state: &State,
+    links: &[PathState],
+    cfg: &SignalsConfig,
+    started_at_ms: i64,
+    now_ms: i64,
+) -> Snapshot {
+    snapshot_placed(state, links, cfg, started_at_ms, now_ms).snapshot
 }
 
 /// One host without its readings, and the first instant at which time alone
@@ -335,8 +362,13 @@ fn host_snapshot(
     (snap, until)
 }
 
-fn series_snapshot(r: &crate::state::ReadingView<'_>) -> SeriesSnapshot {
-    SeriesSnapshot {
+/// A reading as the engine is given it, if any cause reads it
+/// ([`sitewatch_signals::is_read`]): the rest would be copied for nothing.
+fn series_snapshot(
+    r: &crate::state::ReadingView<'_>,
+    cfg: &SignalsConfig,
+) -> Option<SeriesSnapshot> {
+    let taken = SeriesSnapshot {
         src: Name::from(r.src),
         dev: Name::from(r.dev),
         name: Name::from(r.name),
@@ -349,7 +381,8 @@ fn series_snapshot(r: &crate::state::ReadingView<'_>) -> SeriesSnapshot {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
-    }
+    };
+    is_read(&taken, cfg).then_some(taken)
 }
 
 fn host_at(snapshot: &mut Snapshot, p: Placed) -> Option<&mut HostSnapshot> {
@@ -365,7 +398,13 @@ fn sort_readings(h: &mut HostSnapshot) {
 }
 
 /// The whole snapshot, with where each host sits in it.
-fn snapshot_placed(state: &State, links: &[PathState], started_at_ms: i64, now_ms: i64) -> Cached {
+fn snapshot_placed(
+    state: &State,
+    links: &[PathState],
+    cfg: &SignalsConfig,
+    started_at_ms: i64,
+    now_ms: i64,
+) -> Cached {
     let strings = state.strings();
     // (site, host) -> (slot, host); BTreeMaps so that the snapshot's order, and
     // with it everything downstream, does not depend on hash or slot order.
@@ -403,10 +442,13 @@ fn snapshot_placed(state: &State, links: &[PathState], started_at_ms: i64, now_m
         let Some(Some(p)) = placed.get_mut(slot as usize) else {
             continue;
         };
+        let Some(taken) = series_snapshot(&r, cfg) else {
+            continue;
+        };
         p.valid_until_ms = p.valid_until_ms.min(r.stale_at_ms);
         let p = *p;
         if let Some(h) = host_at(&mut snapshot, p) {
-            h.readings.push(series_snapshot(&r));
+            h.readings.push(taken);
         }
     }
     for site in &mut snapshot.sites {
@@ -556,7 +598,7 @@ mod tests {
             r#"{"v":1,"status":"offline","reason":"lost"}"#,
             t0 + 1000,
         );
-        let snap = snapshot(&state, &[], t0, t0 + 2000);
+        let snap = snapshot(&state, &[], &SignalsConfig::default(), t0, t0 + 2000);
         let site = snap.site("bj1").unwrap();
         assert_eq!(site.hosts.len(), 2);
         let web1 = &site.hosts[0];
@@ -577,7 +619,7 @@ mod tests {
             }
         );
         // Three modbus intervals later the series has expired: not in the snapshot.
-        let later = snapshot(&state, &[], t0, t0 + 16_000);
+        let later = snapshot(&state, &[], &SignalsConfig::default(), t0, t0 + 16_000);
         assert!(later.site("bj1").unwrap().hosts[0].readings.is_empty());
     }
 
@@ -629,7 +671,7 @@ mod tests {
             let kept = signals.cached.as_ref().unwrap();
             assert_eq!(
                 kept.snapshot,
-                snapshot(&state, links, t0, now),
+                snapshot(&state, links, &SignalsConfig::default(), t0, now),
                 "at +{} ms",
                 now - t0
             );
@@ -657,7 +699,7 @@ mod tests {
                 ""
             };
             format!(
-                r#"{{"v":1,"seq":{seq},"ts":1764080000000,"readings":[{{"src":"modbus","dev":"ups-a","name":"load","q":"ups_load_ratio","value":{v},"state":"ok","labels":{{"phase":"a"}}}},{{"src":"modbus","dev":"ups-a","name":"load","q":"ups_load_ratio","value":{v},"state":"ok","labels":{{"phase":"b"}}}}{more}]}}"#
+                r#"{{"v":1,"seq":{seq},"ts":1764080000000,"readings":[{{"src":"modbus","dev":"ups-a","name":"load","q":"ups_on_battery","value":{v},"state":"ok","labels":{{"phase":"a"}}}},{{"src":"modbus","dev":"ups-a","name":"load","q":"ups_on_battery","value":{v},"state":"ok","labels":{{"phase":"b"}}}}{more}]}}"#
             )
         };
         for h in 0..30 {
@@ -721,7 +763,7 @@ mod tests {
             signals.refresh(&state, links, now);
             let cached = signals.cached.as_ref().unwrap();
             let kept = &cached.snapshot;
-            let fresh = snapshot(&state, links, t0, now);
+            let fresh = snapshot(&state, links, &SignalsConfig::default(), t0, now);
             assert_eq!(kept, &fresh, "step {step} (+{} ms)", now - t0);
             // The engine's promise: a host's number comes back only with the
             // same content (its index is kept under it).

@@ -144,7 +144,8 @@ mod tests {
         assert_eq!(a, "inlet");
         assert_eq!("inlet", a);
         assert_eq!(a, "inlet".to_owned());
-        assert!(Name::from("a") < Name::from("b"));
+        let (a_, b_) = (Name::from("a"), Name::from("b"));
+        assert!(a_ < b_);
         assert_eq!(serde_json::to_string(&a).unwrap(), r#""inlet""#);
         let back: Name = serde_json::from_str(r#""inlet""#).unwrap();
         assert_eq!(back, a);

@@ -4,7 +4,8 @@
 # and at the end every batch the simulated agents had acknowledged must have
 # been ingested: the collector's readings counter at the acknowledged
 # readings, 0 sequence gaps, 0 messages dropped by the broker. Prints one line
-# per 10 s (the collector's RSS and CPU, the broker's queue for it) and a
+# per 10 s (the collector's RSS and CPU, the broker's queue for it, how long
+# that sample's /metrics scrape took, the last signals evaluation's time) and a
 # summary line; exit 0 pass, 1 fail.
 #
 #   scripts/bench-backpressure.sh embedded|mosquitto-default|mosquitto-shipped
@@ -90,7 +91,7 @@ hz=$(getconf CLK_TCK)
 read -r _ ticks0 <<< "$(proc_sample "$collector_pid")"
 t_prev=$start
 peak_queue=0
-echo "t_s,collector_rss_kib,collector_cpu_pct,broker_queue,readings_total" > "$out/samples.csv"
+echo "t_s,collector_rss_kib,collector_cpu_pct,broker_queue,readings_total,scrape_s,evaluation_s" > "$out/samples.csv"
 while kill -0 "$load_pid" 2>/dev/null; do
   for _ in $(seq 1 20); do
     kill -0 "$load_pid" 2>/dev/null || break
@@ -101,13 +102,16 @@ while kill -0 "$load_pid" 2>/dev/null; do
       [ "$q" != NA ] && [ "${q%.*}" -gt "$peak_queue" ] && peak_queue=${q%.*}
     fi
   done
+  # The 10 s scrape is timed: /metrics under load (issue 18's p50/p99 row).
+  scrape_t0=$(date +%s.%N)
   scrape
   now=$(date +%s.%N)
+  scrape_s=$(awk -v a="$scrape_t0" -v b="$now" 'BEGIN { printf "%.3f", b - a }')
   read -r rss ticks <<< "$(proc_sample "$collector_pid")"
   cpu=$(awk -v a="$ticks0" -v b="$ticks" -v hz="$hz" -v t0="$t_prev" -v t1="$now" \
     'BEGIN { if (a == "NA" || b == "NA") print "NA"; else printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
   ticks0=$ticks t_prev=$now
-  line="$(awk -v a="$start" -v b="$now" 'BEGIN { printf "%.0f", b - a }'),$rss,$cpu,$(metric sitewatch_broker_queued_messages),$(metric sitewatch_collector_readings_total)"
+  line="$(awk -v a="$start" -v b="$now" 'BEGIN { printf "%.0f", b - a }'),$rss,$cpu,$(metric sitewatch_broker_queued_messages),$(metric sitewatch_collector_readings_total),$scrape_s,$(metric sitewatch_collector_signal_evaluation_seconds)"
   echo "$line" >> "$out/samples.csv"
   echo "  $line"
 done

@@ -1,9 +1,13 @@
-//! Reconnect delays: capped exponential backoff with full jitter. Pure.
+//! Retry delays: capped exponential backoff with jitter. Pure.
 //!
-//! The bound doubles from `min` up to `max` with each failure and the delay is
-//! drawn uniformly in `[0, bound]` ("full jitter"), so that when a broker comes
-//! back, ten thousand agents spread their reconnects over the whole bound
-//! instead of arriving in the same second.
+//! The bound doubles from `min` up to `max` with each failure.
+//! [`Backoff::next_delay`] draws uniformly in `[0, bound]` ("full jitter"), so
+//! that when a broker comes back, ten thousand agents spread their reconnects
+//! over the whole bound instead of arriving in the same second.
+//! [`Backoff::next_spaced_delay`] draws in `[bound / 2, bound]` ("equal
+//! jitter"), for retrying a dead device: full jitter would retry within a
+//! tenth of the bound one time in ten, so a dead device would not reliably be
+//! read less often, which is the point of backing off from it.
 
 use std::time::Duration;
 
@@ -39,6 +43,14 @@ impl Backoff {
         self.failures = self.failures.saturating_add(1);
         let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(rng.random_range(0..=nanos))
+    }
+
+    /// One more failure: a delay of at least half the bound, at most the bound.
+    pub fn next_spaced_delay(&mut self, rng: &mut impl Rng) -> Duration {
+        let bound = self.bound();
+        self.failures = self.failures.saturating_add(1);
+        let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rng.random_range(nanos / 2..=nanos))
     }
 
     /// A connection succeeded: start again from `min`.
@@ -102,6 +114,26 @@ mod tests {
         let busiest = per_second.iter().max().copied().unwrap_or(0);
         assert!(busiest < 500, "{per_second:?}"); // ~333 expected per second
         assert!(per_second.iter().all(|n| *n > 200), "{per_second:?}");
+    }
+
+    #[test]
+    fn spaced_delays_keep_at_least_half_the_bound_and_still_spread() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut b = Backoff::new(MIN, MAX);
+        for _ in 0..1000 {
+            let bound = b.bound();
+            let d = b.next_spaced_delay(&mut rng);
+            assert!(d >= bound / 2 && d <= bound, "{d:?} outside {bound:?}");
+        }
+        // At the cap: spread over the upper half, 15 s to 30 s.
+        let mut per_second = [0u32; 30];
+        for _ in 0..10_000 {
+            let mut b = Backoff::new(MIN, MAX);
+            b.failures = 10;
+            per_second[(b.next_spaced_delay(&mut rng).as_secs() as usize).min(29)] += 1;
+        }
+        assert!(per_second[..15].iter().all(|n| *n == 0), "{per_second:?}");
+        assert!(per_second[15..].iter().all(|n| *n > 400), "{per_second:?}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   for devices without one;
 //! - backs off from a dead device: after [`BACKOFF_AFTER`] failed reads in a
 //!   row, reads are skipped (no I/O, its points reported unknown) for a
-//!   jittered, doubling delay, up to [`Settings::backoff_max`];
+//!   doubling delay, jittered within its upper half so that backing off
+//!   always means fewer reads, up to [`Settings::backoff_max`];
 //! - gives every device the same health readings (`src = "agent"`,
 //!   `dev = "<source>/<device>"`): `agent_poll_success` (1 or 0, with an
 //!   `error` label naming the error kind when 0), `agent_poll_duration_seconds`,
@@ -344,7 +345,7 @@ impl Member {
                 if self.consecutive_failures >= BACKOFF_AFTER
                     && let Some(b) = &mut self.backoff
                 {
-                    self.retry_at = Some(started + b.next_delay(rng));
+                    self.retry_at = Some(started + b.next_spaced_delay(rng));
                 }
             }
         }

@@ -342,6 +342,8 @@ async fn v3_auth_priv_reads_with_the_right_keys_and_fails_clearly_with_wrong_one
         "{wrong:?}"
     );
     // Backed off: after the first failures, polls go on without requests.
+    // Each read is one request; retry delays keep at least half their doubling
+    // bound (200, 400, 800 ms ...), so at most four reads fit in ten polls.
     let requests = |r: &[Reading]| {
         stat(r, "sw-wrongpass99", "agent_snmp_requests_total")
             .unwrap()

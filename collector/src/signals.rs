@@ -107,8 +107,9 @@ pub struct Signals {
 /// The live loop's snapshot, kept between ticks and brought up to date host
 /// by host: a host is taken again only when a message touched it
 /// ([`crate::state::Host::changed_at`]) or time alone changed what it shows
-/// (its heartbeat deadline, one of its series going stale). Taken whole again
-/// when the set of hosts or the links changed. At every `now` it is what
+/// (its heartbeat deadline, one of its series going stale), and a new host is
+/// placed among the others. Taken whole again when a host left or the links
+/// changed. At every `now` it is what
 /// [`snapshot`] would give (`the_kept_snapshot_is_always_what_a_fresh_one_would_be`);
 /// only the vantage (peers' views age) is taken again at every tick.
 #[derive(Debug)]
@@ -129,6 +130,17 @@ struct Cached {
     /// By site and host of `snapshot`: the same for each host
     /// ([`Engine::evaluate_revised`]).
     host_revisions: Vec<Vec<u64>>,
+    /// By site and host of `snapshot`: the host's slot in the state.
+    slots: Vec<Vec<u32>>,
+}
+
+/// A host the state gained since the snapshot was taken, taken on its own.
+struct Arrival<'a> {
+    site: &'a str,
+    slot: u32,
+    changed_at: u64,
+    snap: HostSnapshot,
+    valid_until_ms: i64,
 }
 
 /// A host of the kept snapshot.
@@ -149,8 +161,8 @@ impl Cached {
             && (self.taken_at_ms..self.valid_until_ms).contains(&now_ms)
     }
 
-    /// The same hosts in the same slots under the same links: it can be
-    /// brought up to date host by host.
+    /// The same hosts in the same slots under the same links, perhaps with
+    /// more: it can be brought up to date host by host.
     fn same_hosts(&self, state: &State, links: &[PathState], now_ms: i64) -> bool {
         self.hosts_generation == state.hosts_generation()
             && self.links == links
@@ -158,8 +170,9 @@ impl Cached {
     }
 
     /// Takes again the hosts a message touched or whose deadline fell due,
-    /// giving their sites new revisions from `revision`. Each through its own
-    /// series list: the cost follows the hosts taken, not the series held.
+    /// and places the new ones, giving their sites new revisions from
+    /// `revision`. Each through its own series list: the cost follows the
+    /// hosts taken, not the series held.
     fn update(
         &mut self,
         state: &State,
@@ -168,22 +181,24 @@ impl Cached {
         now_ms: i64,
         revision: &mut u64,
     ) {
+        let mut arrivals = Vec::new();
         for (slot, h) in state.hosts() {
             let Some(Some(p)) = self.placed.get(slot as usize) else {
+                let (snap, valid_until_ms) = host_taken(state, slot, h, links, cfg, now_ms);
+                arrivals.push(Arrival {
+                    site: state.strings().resolve(h.site),
+                    slot,
+                    changed_at: h.changed_at,
+                    snap,
+                    valid_until_ms,
+                });
                 continue;
             };
             if p.changed_at == h.changed_at && now_ms < p.valid_until_ms {
                 continue;
             }
             let p = *p;
-            let (mut fresh, mut until) = host_snapshot(state, h, links, now_ms);
-            for r in state.readings_of_host(slot, now_ms) {
-                if let Some(taken) = series_snapshot(&r, cfg) {
-                    until = until.min(r.stale_at_ms);
-                    fresh.readings.push(taken);
-                }
-            }
-            sort_readings(&mut fresh);
+            let (fresh, until) = host_taken(state, slot, h, links, cfg, now_ms);
             if let Some(r) = self.revisions.get_mut(p.site) {
                 *revision += 1;
                 *r = *revision;
@@ -204,6 +219,7 @@ impl Cached {
                 p.valid_until_ms = until;
             }
         }
+        self.place(arrivals, revision);
         self.valid_until_ms = self
             .placed
             .iter()
@@ -213,6 +229,99 @@ impl Cached {
             .unwrap_or(i64::MAX);
         self.generation = state.generation();
         self.taken_at_ms = now_ms;
+    }
+
+    /// Places new hosts where a fresh snapshot would have them (sites and
+    /// hosts by name), every host already placed kept with its number. While
+    /// a fleet arrives, hosts come at every tick: taking the whole snapshot
+    /// again each time would walk every series under the state's read lock
+    /// and rebuild every host's index, for a few new hosts.
+    fn place(&mut self, arrivals: Vec<Arrival<'_>>, revision: &mut u64) {
+        if arrivals.is_empty() {
+            return;
+        }
+        let mut next = || {
+            *revision += 1;
+            *revision
+        };
+        let mut by_site: BTreeMap<&str, Vec<Arrival<'_>>> = BTreeMap::new();
+        for a in arrivals {
+            let slot = a.slot as usize;
+            if self.placed.len() <= slot {
+                self.placed.resize(slot + 1, None);
+            }
+            // Its site and host are set below, once every position is known.
+            self.placed[slot] = Some(Placed {
+                site: 0,
+                host: 0,
+                changed_at: a.changed_at,
+                valid_until_ms: a.valid_until_ms,
+            });
+            by_site.entry(a.site).or_default().push(a);
+        }
+        let mut first_moved_site = usize::MAX;
+        let mut grown = Vec::new();
+        for (site, mut incoming) in by_site {
+            let sites = &mut self.snapshot.sites;
+            let si = match sites.binary_search_by(|s| s.site.as_str().cmp(site)) {
+                Ok(i) => i,
+                Err(i) => {
+                    sites.insert(i, SiteSnapshot::new(site, Vec::new()));
+                    self.revisions.insert(i, 0);
+                    self.host_revisions.insert(i, Vec::new());
+                    self.slots.insert(i, Vec::new());
+                    // Every site from here on moved one place.
+                    first_moved_site = first_moved_site.min(i);
+                    for g in &mut grown {
+                        if *g >= i {
+                            *g += 1;
+                        }
+                    }
+                    i
+                }
+            };
+            incoming.sort_by(|a, b| a.snap.host.cmp(&b.snap.host));
+            let hosts = std::mem::take(&mut sites[si].hosts);
+            let numbers = std::mem::take(&mut self.host_revisions[si]);
+            let slots = std::mem::take(&mut self.slots[si]);
+            let total = hosts.len() + incoming.len();
+            let (mut merged_hosts, mut merged_numbers, mut merged_slots) = (
+                Vec::with_capacity(total),
+                Vec::with_capacity(total),
+                Vec::with_capacity(total),
+            );
+            let mut incoming = incoming.into_iter().peekable();
+            for ((h, n), slot) in hosts.into_iter().zip(numbers).zip(slots) {
+                while let Some(a) = incoming.next_if(|a| a.snap.host < h.host) {
+                    merged_hosts.push(a.snap);
+                    merged_numbers.push(next());
+                    merged_slots.push(a.slot);
+                }
+                merged_hosts.push(h);
+                merged_numbers.push(n);
+                merged_slots.push(slot);
+            }
+            for a in incoming {
+                merged_hosts.push(a.snap);
+                merged_numbers.push(next());
+                merged_slots.push(a.slot);
+            }
+            sites[si].hosts = merged_hosts;
+            self.host_revisions[si] = merged_numbers;
+            self.slots[si] = merged_slots;
+            self.revisions[si] = next();
+            grown.push(si);
+        }
+        let moved = first_moved_site..self.slots.len();
+        let unmoved = grown.into_iter().filter(|si| !moved.contains(si));
+        for si in unmoved.chain(moved.clone()) {
+            for (hi, &slot) in self.slots[si].iter().enumerate() {
+                if let Some(Some(p)) = self.placed.get_mut(slot as usize) {
+                    p.site = si;
+                    p.host = hi;
+                }
+            }
+        }
     }
 }
 
@@ -362,6 +471,27 @@ fn host_snapshot(
     (snap, until)
 }
 
+/// One host with the readings some cause reads, and the first instant at which
+/// time alone changes what it shows.
+fn host_taken(
+    state: &State,
+    slot: u32,
+    h: &crate::state::Host,
+    links: &[PathState],
+    cfg: &SignalsConfig,
+    now_ms: i64,
+) -> (HostSnapshot, i64) {
+    let (mut snap, mut until) = host_snapshot(state, h, links, now_ms);
+    for r in state.readings_of_host(slot, now_ms) {
+        if let Some(taken) = series_snapshot(&r, cfg) {
+            until = until.min(r.stale_at_ms);
+            snap.readings.push(taken);
+        }
+    }
+    sort_readings(&mut snap);
+    (snap, until)
+}
+
 /// A reading as the engine is given it, if any cause reads it
 /// ([`sitewatch_signals::is_read`]): the rest would be copied for nothing.
 fn series_snapshot(
@@ -422,9 +552,12 @@ fn snapshot_placed(
     }
     let mut placed: Vec<Option<Placed>> = vec![None; slots];
     let mut site_snaps = Vec::with_capacity(sites.len());
+    let mut site_slots = Vec::with_capacity(sites.len());
     for (si, (site, hosts)) in sites.into_iter().enumerate() {
         let mut host_snaps = Vec::with_capacity(hosts.len());
+        let mut host_slots = Vec::with_capacity(hosts.len());
         for (hi, (slot, snap, until)) in hosts.into_values().enumerate() {
+            host_slots.push(slot);
             if let Some(p) = placed.get_mut(slot as usize) {
                 *p = Some(Placed {
                     site: si,
@@ -436,6 +569,7 @@ fn snapshot_placed(
             host_snaps.push(snap);
         }
         site_snaps.push(SiteSnapshot::new(site, host_snaps));
+        site_slots.push(host_slots);
     }
     let mut snapshot = Snapshot::new(site_snaps);
     for (slot, r) in state.readings_of_hosts(now_ms, |_| true) {
@@ -475,6 +609,7 @@ fn snapshot_placed(
         placed,
         revisions: Vec::new(),
         host_revisions: Vec::new(),
+        slots: site_slots,
     }
 }
 
@@ -751,17 +886,31 @@ mod tests {
                     now,
                 ),
                 50 => state.forget("s0", "h03"),
-                70 => apply(
-                    &mut state,
-                    "sitewatch/v1/s0/h99/state",
-                    r#"{"v":1,"status":"online","ts":1764080014000,"interval_ms":1000}"#,
-                    now,
-                ),
+                // Arrivals: after the last host of a site, before the first,
+                // several at once in new sites sorting first, last and between.
+                70 => arrive(&mut state, &["s0/h99"], now),
+                75 => arrive(&mut state, &["s1/a00", "s1/h50"], now),
+                80 => arrive(&mut state, &["r9/x1", "t1/x2", "s05/x3", "r9/x0"], now),
                 _ => {}
             }
             let links: &[PathState] = if (90..95).contains(&step) { &down } else { &up };
+            let numbers_before = numbers_by_host(signals.cached.as_ref());
             signals.refresh(&state, links, now);
             let cached = signals.cached.as_ref().unwrap();
+            if [70, 75, 80].contains(&step) {
+                // Placed among the others: only the hosts that spoke or fell
+                // due this step were taken again, not the whole snapshot.
+                let numbers_after = numbers_by_host(Some(cached));
+                let kept = numbers_before
+                    .iter()
+                    .filter(|(host, n)| numbers_after.get(*host) == Some(*n))
+                    .count();
+                assert!(
+                    kept * 2 > numbers_before.len(),
+                    "step {step}: {kept} of {} hosts kept their number",
+                    numbers_before.len()
+                );
+            }
             let kept = &cached.snapshot;
             let fresh = snapshot(&state, links, &SignalsConfig::default(), t0, now);
             assert_eq!(kept, &fresh, "step {step} (+{} ms)", now - t0);
@@ -778,6 +927,36 @@ mod tests {
         }
         // Most steps gave a host again under the number it had.
         assert!(given.len() < 30 * 160 / 2, "{} numbers", given.len());
+    }
+
+    /// New hosts (`site/host`) saying they are online.
+    fn arrive(state: &mut State, hosts: &[&str], now: i64) {
+        for h in hosts {
+            apply(
+                state,
+                &format!("sitewatch/v1/{h}/state"),
+                r#"{"v":1,"status":"online","ts":1764080014000,"interval_ms":1000}"#,
+                now,
+            );
+        }
+    }
+
+    /// By `site/host`: the number the kept snapshot gives the host.
+    fn numbers_by_host(cached: Option<&Cached>) -> BTreeMap<String, u64> {
+        let Some(c) = cached else {
+            return BTreeMap::new();
+        };
+        c.snapshot
+            .sites
+            .iter()
+            .zip(&c.host_revisions)
+            .flat_map(|(site, numbers)| {
+                site.hosts
+                    .iter()
+                    .zip(numbers)
+                    .map(|(h, n)| (format!("{}/{}", site.site, h.host), *n))
+            })
+            .collect()
     }
 
     #[test]

@@ -383,7 +383,8 @@ pub struct State {
     /// +1 at every change that a reader may see (a message applied, a host
     /// forgotten, series or hosts pruned): see [`State::generation`].
     generation: u64,
-    /// +1 whenever a host slot is filled, emptied or its names re-interned.
+    /// +1 whenever a host slot is emptied or its names re-interned (a slot
+    /// filled is a new host: readers see it in [`State::hosts`]).
     hosts_generation: u64,
 }
 
@@ -538,7 +539,6 @@ impl State {
         let mut entry = Host::new(site, host);
         entry.last_message_ms = now_ms;
         entry.changed_at = self.generation;
-        self.hosts_generation = self.hosts_generation.wrapping_add(1);
         let slot = match self.free_hosts.pop() {
             Some(slot) => {
                 if let Some(s) = self.hosts.get_mut(slot as usize) {
@@ -923,8 +923,9 @@ impl State {
         self.generation
     }
 
-    /// Changes to the set of hosts (a slot filled or emptied, names swept): a
-    /// reader that placed hosts by slot places them again when this moves.
+    /// Hosts gone (a slot emptied, names swept): a reader that placed hosts by
+    /// slot places them again when this moves. A host added does not move it:
+    /// it is in a slot such a reader has not placed.
     pub fn hosts_generation(&self) -> u64 {
         self.hosts_generation
     }

@@ -84,7 +84,8 @@ pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 #[derive(Debug)]
 pub struct Interner {
     ids: HashMap<Arc<str>, Id>,
-    /// What [`Interner::resolve_shared`] gives for an unknown id.
+    /// What [`Interner::resolve_shared`] gives for an unknown id: the string
+    /// of [`EMPTY`] (the same allocation).
     empty: Arc<str>,
     /// `None`: swept, its id free for reuse.
     strings: Vec<Option<Arc<str>>>,
@@ -100,6 +101,9 @@ impl Default for Interner {
             free: Vec::new(),
         };
         interner.intern("");
+        if let Some(Some(empty)) = interner.strings.get(EMPTY as usize) {
+            interner.empty = Arc::clone(empty);
+        }
         interner
     }
 }

@@ -498,7 +498,7 @@ fn series_snapshot(
     r: &crate::state::ReadingView<'_>,
     cfg: &SignalsConfig,
 ) -> Option<SeriesSnapshot> {
-    let taken = SeriesSnapshot {
+    let mut taken = SeriesSnapshot {
         src: Name::from(r.src),
         dev: Name::from(r.dev),
         name: Name::from(r.name),
@@ -506,13 +506,18 @@ fn series_snapshot(
         value: r.value,
         state: r.state,
         ts_ms: r.ts_ms,
-        labels: r
-            .labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        labels: Default::default(),
     };
-    is_read(&taken, cfg).then_some(taken)
+    // Asked before the labels are copied: `is_read` does not look at them.
+    if !is_read(&taken, cfg) {
+        return None;
+    }
+    taken.labels = r
+        .labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Some(taken)
 }
 
 fn host_at(snapshot: &mut Snapshot, p: Placed) -> Option<&mut HostSnapshot> {
@@ -572,7 +577,7 @@ fn snapshot_placed(
         site_slots.push(host_slots);
     }
     let mut snapshot = Snapshot::new(site_snaps);
-    for (slot, r) in state.readings_of_hosts(now_ms, |_| true) {
+    for (slot, r) in state.readings_with_slots(now_ms) {
         let Some(Some(p)) = placed.get_mut(slot as usize) else {
             continue;
         };

@@ -1115,22 +1115,14 @@ impl State {
     /// Every reading not expired at `now_ms`, names resolved: what the signals
     /// engine's `evaluate(&state, now)` will read.
     pub fn readings(&self, now_ms: i64) -> impl Iterator<Item = ReadingView<'_>> {
-        self.readings_of_hosts(now_ms, |_| true).map(|(_, r)| r)
+        self.readings_with_slots(now_ms).map(|(_, r)| r)
     }
 
-    /// [`State::readings`] of the hosts whose slot `wanted` says, with the
-    /// slot; the others are skipped before anything is resolved. A walk over
-    /// every series: for a few hosts, [`State::readings_of_host`].
-    pub fn readings_of_hosts(
-        &self,
-        now_ms: i64,
-        wanted: impl Fn(u32) -> bool + Copy,
-    ) -> impl Iterator<Item = (u32, ReadingView<'_>)> {
+    /// [`State::readings`], each with its host's slot. A walk over every
+    /// series: for one host, [`State::readings_of_host`].
+    pub fn readings_with_slots(&self, now_ms: i64) -> impl Iterator<Item = (u32, ReadingView<'_>)> {
         self.families.iter().flat_map(move |(q, family)| {
             family.series.iter().filter_map(move |(k, v)| {
-                if !wanted(k.host) {
-                    return None;
-                }
                 let view = self.view(self.host(k.host)?, *q, k, v, now_ms)?;
                 Some((k.host, view))
             })

@@ -68,7 +68,9 @@ impl Reader {
 /// (`Ctx`'s `readings_for`), so none would look at it
 /// (`every_cause_finds_with_the_index_or_what_it_reads_alone_what_it_finds_over_every_reading`). The collector copies
 /// only these: most of a fleet's series (CPU and DIMM temperatures, voltages,
-/// interface counters) are exposed as metrics but decide no signal.
+/// interface counters) are exposed as metrics but decide no signal. It is
+/// decided without the labels, so that the collector can ask before copying
+/// them (the equivalence test checks it over readings with labels).
 pub fn is_read(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
     Reader::ALL.iter().any(|reader| reader.reads(r, cfg))
 }
@@ -353,7 +355,12 @@ mod tests {
                     .iter()
                     .map(|h| {
                         let mut h = h.clone();
-                        h.readings.retain(|r| is_read(r, &cfg));
+                        h.readings.retain(|r| {
+                            let mut bare = r.clone();
+                            bare.labels.clear();
+                            assert_eq!(is_read(r, &cfg), is_read(&bare, &cfg), "{r:?}");
+                            is_read(r, &cfg)
+                        });
                         h
                     })
                     .collect();

@@ -688,7 +688,8 @@ fn a_hosts_own_list_finds_what_a_walk_over_every_series_finds() {
         for (slot, h) in s.hosts() {
             let own = sorted(s.readings_of_host(slot, now).map(flat).collect());
             let walked = sorted(
-                s.readings_of_hosts(now, |x| x == slot)
+                s.readings_with_slots(now)
+                    .filter(|(x, _)| *x == slot)
                     .map(|(_, r)| flat(r))
                     .collect(),
             );

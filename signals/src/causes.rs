@@ -123,7 +123,10 @@ pub struct SiteView<'a> {
     pub site: &'a str,
     pub hosts: Vec<HostView<'a>>,
     /// Hosts that count as lost, with when (after the startup grace, ms), sorted
-    /// by host: reported lost, or expected in config and never seen.
+    /// by host, one entry each: reported lost, or expected in config and never
+    /// seen. Looked up by [`SiteView::lost_since`]: a site of thousands of
+    /// hosts may have thousands lost (a cut), and a scan per host would cost
+    /// their product at every evaluation.
     pub lost: Vec<(&'a str, i64)>,
     /// Hosts that count for the L3 `network` share: not shut down, not in
     /// maintenance, reported or expected.
@@ -199,9 +202,17 @@ impl<'a> SiteView<'a> {
                 index: indexes.and_then(|x| x.get(i)),
             });
         }
-        let unseen: Vec<_> = policy
-            .unseen_expected(site, |e| hosts.iter().any(|h| h.host == e), now_ms)
-            .collect();
+        // The collector gives hosts sorted by name: then each expected host is
+        // found by bisection, not by a scan of the site.
+        let sorted = hosts.is_sorted_by(|a, b| a.host <= b.host);
+        let seen = |e: &str| {
+            if sorted {
+                hosts.binary_search_by(|h| h.host.as_str().cmp(e)).is_ok()
+            } else {
+                hosts.iter().any(|h| h.host == e)
+            }
+        };
+        let unseen: Vec<_> = policy.unseen_expected(site, seen, now_ms).collect();
         for (expected, verdict) in unseen {
             view.counted += 1;
             if let Some(v) = verdict {
@@ -216,14 +227,21 @@ impl<'a> SiteView<'a> {
     /// Treats the lost hosts as unobserved: they neither count nor raise anything
     /// (a peer sees them, or this collector is cut off from their site).
     pub fn suppress_lost(&mut self) {
-        let lost = std::mem::take(&mut self.lost);
-        self.counted = self.counted.saturating_sub(lost.len());
-        self.hosts
-            .retain(|h| !lost.iter().any(|(name, _)| *name == h.name()));
+        self.counted = self.counted.saturating_sub(self.lost.len());
+        let mut hosts = std::mem::take(&mut self.hosts);
+        hosts.retain(|h| !self.is_lost(h.name()));
+        self.hosts = hosts;
+        self.lost.clear();
     }
 
     pub fn is_lost(&self, host: &str) -> bool {
-        self.lost.iter().any(|(h, _)| *h == host)
+        self.lost_since(host).is_some()
+    }
+
+    /// Since when `host` counts as lost, if it does.
+    pub fn lost_since(&self, host: &str) -> Option<i64> {
+        let i = self.lost.binary_search_by(|(h, _)| (*h).cmp(host)).ok()?;
+        Some(self.lost[i].1)
     }
 }
 
@@ -364,6 +382,7 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::{HostSnapshot, Liveness};
 
     #[test]
     fn median_of_even_and_odd_counts() {
@@ -379,6 +398,48 @@ mod tests {
         assert!(a.intersection(b).contains(Cause::Network));
         assert!(!a.intersection(b).contains(Cause::Power));
         assert!(a.intersection(CauseSet::EMPTY).is_empty());
+    }
+
+    /// The lost hosts and what counts are found by bisection in the sorted
+    /// order the collector gives, and by a scan in any other: the same view.
+    #[test]
+    fn a_site_view_is_the_same_whatever_order_its_hosts_come_in() {
+        let cfg: SignalsConfig =
+            toml::from_str("[sites.bj1]\nexpected_hosts = [\"h03\", \"h50\", \"h07\", \"zz\"]\n")
+                .unwrap();
+        let policy = Policy::new(&cfg, 0);
+        let now_ms = 1_000_000;
+        let sorted: Vec<HostSnapshot> = (0..40)
+            .map(|i| {
+                let liveness = if i % 3 == 0 {
+                    Liveness::Lost {
+                        since_ms: 900_000 + i,
+                    }
+                } else {
+                    Liveness::Online
+                };
+                HostSnapshot::new(format!("h{i:02}"), liveness)
+            })
+            .collect();
+        let mut shuffled = sorted.clone();
+        shuffled.reverse();
+        shuffled.swap(3, 17);
+        let a = SiteView::build("bj1", &sorted, None, &policy, now_ms);
+        let b = SiteView::build("bj1", &shuffled, None, &policy, now_ms);
+        assert_eq!(a.lost, b.lost);
+        assert_eq!(a.counted, b.counted);
+        // h03 is seen (and lost), h07 seen (online), h50 and zz never seen.
+        let names: Vec<&str> = a.lost.iter().map(|l| l.0).collect();
+        assert!(names.contains(&"h03") && names.contains(&"h50") && names.contains(&"zz"));
+        assert!(!names.contains(&"h07"));
+        assert_eq!(a.counted, 42);
+        assert_eq!(a.lost_since("h03"), Some(900_003));
+        assert_eq!(a.lost_since("h04"), None);
+        let mut c = SiteView::build("bj1", &shuffled, None, &policy, now_ms);
+        c.suppress_lost();
+        assert!(c.lost.is_empty());
+        assert_eq!(c.hosts.len(), 40 - 14);
+        assert!(c.hosts.iter().all(|h| !a.is_lost(h.name())));
     }
 
     #[test]

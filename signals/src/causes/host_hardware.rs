@@ -76,7 +76,7 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
             let summary = format!("{what}: {} {} ({}) = {value}", r.src, r.name, r.q);
             add(reading_evidence(name, r, summary), by);
         }
-        let lost_since = ctx.site.lost.iter().find(|(h, _)| *h == name).map(|l| l.1);
+        let lost_since = ctx.site.lost_since(name);
         if cfg.lost_hosts
             && let Some(since) = lost_since
         {
@@ -102,9 +102,10 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         });
     }
     // Expected hosts never seen have no snapshot entry: they are lost hosts too.
-    if cfg.lost_hosts {
+    if cfg.lost_hosts && !ctx.site.lost.is_empty() {
+        let seen: BTreeSet<&str> = ctx.site.hosts.iter().map(|h| h.name()).collect();
         for &(host, since) in &ctx.site.lost {
-            if ctx.site.hosts.iter().any(|h| h.name() == host) {
+            if seen.contains(host) {
                 continue;
             }
             out.push(Condition {

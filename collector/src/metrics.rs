@@ -319,12 +319,19 @@ fn encode_readings(
     encode_readings_locked(&|| state, now_ms, encoder)
 }
 
+/// How many series a scrape encodes under one hold of the state's read lock:
+/// about 10-20 ms of encoding, so that ingest, which needs the write lock,
+/// waits at most that long however many series a family has.
+const SERIES_PER_HOLD: usize = 16_384;
+
 /// The readings' families, taking the state through `lock` once to list them
-/// and then once per family: a scrape at a million series then holds the
-/// state's lock for one family at a time (a few milliseconds), never for the
-/// whole encoding, so ingest goes on between families. Each family is
-/// consistent in itself; two families may be taken a batch apart, as two
-/// exporters' samples of one scrape are.
+/// and then once per [`SERIES_PER_HOLD`] series: a scrape at a million series
+/// (one family of them, in a fleet that reports one quantity per server
+/// sensor) never holds the lock for the whole encoding, so ingest goes on
+/// between holds. The keys of a family are copied at its first hold (20 B a
+/// series, given back after the family); each later hold looks its series
+/// up again, skipping those gone since. A series added meanwhile waits for
+/// the next scrape, as a value written just after any exporter's scrape does.
 fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
     lock: &dyn Fn() -> G,
     now_ms: i64,
@@ -352,46 +359,58 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
         (families, counter_families)
     };
     let mut shadowed = 0u64;
-    let mut troubled = false;
+    // The series whose state is not ok, by family: their `sitewatch_reading_state`
+    // samples come after every family (a metric's samples must be together).
+    let mut troubled: Vec<(&str, Vec<SeriesKey>)> = Vec::new();
     for q in &families {
-        let state = lock();
-        let Some(family) = state.family_named(q) else {
-            continue;
-        };
-        let strings = state.strings();
-        let labelsets = state.labelsets();
-        let exposed = |kv| exposed(&state, now_ms, kv);
         let name = FamilyName::of(q);
         let counter = name.metric_type == MetricType::Counter;
-        let help = quantity::describe(q).map_or_else(
-            || {
-                if counter {
-                    format!("Counter {q} reported by sitewatch agents.")
-                } else {
-                    format!("Reading of quantity {q} reported by sitewatch agents.")
-                }
-            },
-            str::to_owned,
-        );
+        let listed = {
+            let state = lock();
+            state.family_named(q).map(|f| {
+                let keys: Vec<SeriesKey> = f.series.keys().copied().collect();
+                (keys, has_sample(&state, now_ms, f))
+            })
+        };
+        let Some((keys, sampled)) = listed else {
+            continue;
+        };
         // A family whose readings are all null or expired has no sample, and then no
         // HELP/TYPE either. (This stops at the first sample in the usual case.)
         let clash = !counter && counter_families.contains(&name.family());
-        if clash || !has_sample(&state, now_ms, family) {
-            for (_, v, _) in family.series.iter().filter_map(exposed) {
-                troubled |= v.state != ReadingState::Ok;
-                shadowed += u64::from(clash && v.value().is_some());
-            }
-            continue;
-        }
-        let mut metric =
-            encoder.encode_descriptor(&name.base, &help, name.unit.as_ref(), name.metric_type)?;
-        for (key, value, host) in family.series.iter().filter_map(exposed) {
+        let mut metric = if clash || !sampled {
+            None
+        } else {
+            let help = quantity::describe(q).map_or_else(
+                || {
+                    if counter {
+                        format!("Counter {q} reported by sitewatch agents.")
+                    } else {
+                        format!("Reading of quantity {q} reported by sitewatch agents.")
+                    }
+                },
+                str::to_owned,
+            );
+            Some(encoder.encode_descriptor(
+                &name.base,
+                &help,
+                name.unit.as_ref(),
+                name.metric_type,
+            )?)
+        };
+        let mut not_ok = Vec::new();
+        for_each_exposed(lock, q, &keys, now_ms, |state, key, value, host| {
             if value.state != ReadingState::Ok {
-                troubled = true;
+                not_ok.push(*key);
             }
             let Some(v) = value.value() else {
-                continue;
+                return Ok(());
             };
+            let Some(metric) = &mut metric else {
+                shadowed += u64::from(clash);
+                return Ok(());
+            };
+            let strings = state.strings();
             let fixed = [
                 ("site", strings.resolve(host.site)),
                 ("host", strings.resolve(host.host)),
@@ -401,17 +420,20 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
             ];
             let labels = Labels {
                 fixed: &fixed,
-                extra: labelsets.resolve(key.labels),
+                extra: state.labelsets().resolve(key.labels),
                 strings,
                 rename_collisions: false,
                 tail: &[],
             };
             let mut sample = metric.encode_family(&labels)?;
             if counter {
-                sample.encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+                sample.encode_counter::<NoLabelSet, _, u64>(&v, None)
             } else {
-                sample.encode_gauge(&v)?;
+                sample.encode_gauge(&v)
             }
+        })?;
+        if !not_ok.is_empty() {
+            troubled.push((q, not_ok));
         }
     }
     gauge(
@@ -421,7 +443,7 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
          quantity with _total) is: agents halfway through the counter rename.",
         i64::try_from(shadowed).unwrap_or(i64::MAX),
     )?;
-    if !troubled {
+    if troubled.is_empty() {
         return Ok(());
     }
     let mut metric = encoder.encode_descriptor(
@@ -431,39 +453,56 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
         None,
         MetricType::Gauge,
     )?;
-    for q in &families {
-        let state = lock();
-        let Some(family) = state.family_named(q) else {
-            continue;
-        };
-        let strings = state.strings();
-        let labelsets = state.labelsets();
-        for (key, value) in &family.series {
+    for (q, keys) in &troubled {
+        for_each_exposed(lock, q, keys, now_ms, |state, key, value, host| {
+            // Back to ok since the family was encoded: no sample.
             if value.state == ReadingState::Ok {
-                continue;
+                return Ok(());
             }
-            let Some(host) = state.host(key.host) else {
-                continue;
-            };
-            if value.is_stale(state.stale_after_ms(host, key.src), now_ms) {
-                continue;
-            }
+            let strings = state.strings();
             let fixed = [
                 ("site", strings.resolve(host.site)),
                 ("host", strings.resolve(host.host)),
                 ("src", strings.resolve(key.src)),
                 ("dev", strings.resolve(key.dev)),
                 ("sensor", strings.resolve(key.name)),
-                ("quantity", q.as_str()),
+                ("quantity", q),
             ];
             let labels = Labels {
                 fixed: &fixed,
-                extra: labelsets.resolve(key.labels),
+                extra: state.labelsets().resolve(key.labels),
                 strings,
                 rename_collisions: true,
                 tail: &[("state", value.state.as_str())],
             };
-            metric.encode_family(&labels)?.encode_gauge(&1i64)?;
+            metric.encode_family(&labels)?.encode_gauge(&1i64)
+        })?;
+    }
+    Ok(())
+}
+
+/// Calls `f` with each series of family `q` among `keys` that is still held
+/// and not expired at `now_ms`, taking the state through `lock` once per
+/// [`SERIES_PER_HOLD`] keys.
+fn for_each_exposed<G: std::ops::Deref<Target = State>>(
+    lock: &dyn Fn() -> G,
+    q: &str,
+    keys: &[SeriesKey],
+    now_ms: i64,
+    mut f: impl FnMut(&State, &SeriesKey, &SeriesValue, &crate::state::Host) -> fmt::Result,
+) -> fmt::Result {
+    for chunk in keys.chunks(SERIES_PER_HOLD) {
+        let state = lock();
+        let Some(family) = state.family_named(q) else {
+            return Ok(());
+        };
+        for key in chunk {
+            let Some((key, value)) = family.series.get_key_value(key) else {
+                continue;
+            };
+            if let Some((key, value, host)) = exposed(&state, now_ms, (key, value)) {
+                f(&state, key, value, host)?;
+            }
         }
     }
     Ok(())

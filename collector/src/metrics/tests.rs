@@ -459,38 +459,36 @@ fn the_collectors_own_agent_metrics_are_reserved_even_for_an_agent() {
     }
 }
 
-/// The readings take the state's lock one family at a time: ingest applied
-/// between two families (here at every taking of the lock) gets in, and the
-/// exposition stays well formed, each family once.
+/// Encodes the readings, a batch (`batch(n)` for the n-th taking) applied
+/// to host `bj1/a` before each taking of the state's lock.
+#[derive(Debug)]
+struct Interleaved {
+    shared: Arc<Shared>,
+    takes: Arc<std::sync::atomic::AtomicU64>,
+    batch: fn(u64) -> String,
+}
+
+impl Collector for Interleaved {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let lock = || {
+            let n = self.takes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            {
+                let mut s = self.shared.write();
+                let batch = (self.batch)(n);
+                apply(&mut s, "sitewatch/v1/bj1/a/readings", &batch, false, T0);
+            }
+            self.shared.read()
+        };
+        encode_readings_locked(&lock, T0, &mut encoder)
+    }
+}
+
+/// The readings take the state's lock one family at a time at most: ingest
+/// applied between two holds (here at every taking of the lock) gets in,
+/// and the exposition stays well formed, each family once.
 #[test]
 fn a_scrape_lets_ingest_in_between_families() {
     use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// Encodes the readings, a batch applied before each taking of the lock.
-    #[derive(Debug)]
-    struct Interleaved {
-        shared: Arc<Shared>,
-        takes: Arc<AtomicU64>,
-    }
-    impl Collector for Interleaved {
-        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-            let lock = || {
-                let n = self.takes.fetch_add(1, Ordering::SeqCst) + 1;
-                {
-                    let mut s = self.shared.write();
-                    apply(
-                        &mut s,
-                        "sitewatch/v1/bj1/a/readings",
-                        &readings(n + 1, &format!("{CPU},{DISK}")),
-                        false,
-                        T0,
-                    );
-                }
-                self.shared.read()
-            };
-            encode_readings_locked(&lock, T0, &mut encoder)
-        }
-    }
 
     let shared = shared_at(T0);
     {
@@ -509,13 +507,14 @@ fn a_scrape_lets_ingest_in_between_families() {
     registry.register_collector(Box::new(Interleaved {
         shared: Arc::clone(&shared),
         takes: Arc::clone(&takes),
+        batch: |n| readings(n + 1, &format!("{CPU},{DISK}")),
     }));
     let text = render(&registry, Format::Prometheus).unwrap();
-    // Once to list the families, once per family (cpu, disk), and once per
-    // family again for the reading states (the disk's is warning): each time
-    // a batch got in.
-    assert_eq!(takes.load(Ordering::SeqCst), 5);
-    assert_eq!(shared.read().counters().messages.iter().sum::<u64>(), 7);
+    // Once to list the families, twice per family (cpu, disk: its keys, then
+    // its series), and once for the reading states of the one family with a
+    // series not ok (the disk's is warning): each time a batch got in.
+    assert_eq!(takes.load(Ordering::SeqCst), 6);
+    assert_eq!(shared.read().counters().messages.iter().sum::<u64>(), 8);
     assert_eq!(
         lines_of(&text, "sitewatch_reading_state").len(),
         3,
@@ -530,4 +529,57 @@ fn a_scrape_lets_ingest_in_between_families() {
         3,
         "{text}"
     );
+}
+
+/// A family larger than one hold is encoded over several, ingest getting in
+/// between; each of its series once, those added during the scrape left for
+/// the next one.
+#[test]
+fn a_family_larger_than_one_hold_lets_ingest_in_between_its_series() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let held = 2 * SERIES_PER_HOLD + 10;
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        for h in 0..held / 1000 + 1 {
+            let topic = format!("sitewatch/v1/bj1/h{h}/state");
+            apply(&mut s, &topic, &birth("b1"), false, T0);
+            let n = (held - h * 1000).min(1000);
+            let topic = format!("sitewatch/v1/bj1/h{h}/readings");
+            apply(
+                &mut s,
+                &topic,
+                &crate::state::tests::readings_of(n, "t", 1),
+                false,
+                T0,
+            );
+        }
+        assert_eq!(s.series_count(), held);
+    }
+    let takes = Arc::new(AtomicU64::new(0));
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Interleaved {
+        shared: Arc::clone(&shared),
+        takes: Arc::clone(&takes),
+        // A new series of the same family at every taking.
+        batch: |n| {
+            readings(
+                n + 1,
+                &format!(
+                    r#"{{"src":"host","dev":"d","name":"new{n}","q":"temperature_celsius","value":1,"state":"ok"}}"#
+                ),
+            )
+        },
+    }));
+    let text = render(&registry, Format::Prometheus).unwrap();
+    // Listed once, its keys once, then three holds of its series.
+    assert_eq!(takes.load(Ordering::SeqCst), 5);
+    assert_eq!(shared.read().series_count(), held + 5);
+    let samples = lines_of(&text, "sitewatch_temperature_celsius");
+    // HELP, TYPE, and the series there were when its keys were copied (the
+    // first two batches were in by then).
+    assert_eq!(samples.len(), 2 + held + 2, "{}", samples.len());
+    let unique: std::collections::HashSet<&&str> = samples.iter().collect();
+    assert_eq!(unique.len(), samples.len());
 }

@@ -358,7 +358,7 @@ fn events_are_deduplicated_and_kept_per_host() {
     assert_eq!(s.counters().duplicates, 1);
 }
 
-fn readings_of(n: usize, prefix: &str, seq: u64) -> String {
+pub(crate) fn readings_of(n: usize, prefix: &str, seq: u64) -> String {
     let body: Vec<String> = (0..n)
         .map(|i| {
             format!(

@@ -68,7 +68,9 @@
 //! - memory: about 112 bytes of RSS per series at 1M series:
 //!   `cargo run --release -p sitewatch-collector --example memory`
 
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sitewatch_signals::{Policy, SignalsConfig};
@@ -131,7 +133,7 @@ pub fn unix_ms(t: SystemTime) -> i64 {
 /// What ingest, the outputs and the HTTP side share.
 #[derive(Debug)]
 pub struct Shared {
-    pub state: RwLock<state::State>,
+    pub state: parking_lot::RwLock<state::State>,
     pub clock: Clock,
     /// When the collector started (Unix ms): the startup grace counts from here.
     pub started_at_ms: i64,
@@ -158,7 +160,7 @@ impl Shared {
         started_at_ms: i64,
     ) -> Self {
         Shared {
-            state: RwLock::new(state),
+            state: parking_lot::RwLock::new(state),
             clock,
             started_at_ms,
             signals: RwLock::new(Arc::new(signals::Published::initial(&signals_config))),
@@ -210,16 +212,19 @@ impl Shared {
         *self.signals.write().unwrap_or_else(PoisonError::into_inner) = published;
     }
 
-    /// Reads the state. A writer that panicked cannot have left it half-updated in
-    /// a way readers care about (every update is a few field writes), so a poisoned
-    /// lock is read anyway rather than taking the collector down.
+    /// Reads the state. The lock is task-fair: a reader waits while a writer
+    /// does, so a scrape or an evaluation that takes it again and again lets
+    /// ingest in between (see `metrics::encode_readings_locked`). It has no
+    /// poisoning: a writer that panicked cannot have left the state
+    /// half-updated in a way readers care about (every update is a few field
+    /// writes), so it is read anyway rather than taking the collector down.
     pub fn read(&self) -> RwLockReadGuard<'_, state::State> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
+        self.state.read()
     }
 
-    /// Writes the state (see [`Shared::read`] about poisoning).
+    /// Writes the state (see [`Shared::read`]).
     pub fn write(&self) -> RwLockWriteGuard<'_, state::State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
+        self.state.write()
     }
 }
 

@@ -39,18 +39,22 @@ impl Backoff {
 
     /// One more failure: the delay to wait before the next attempt.
     pub fn next_delay(&mut self, rng: &mut impl Rng) -> Duration {
-        let bound = self.bound();
-        self.failures = self.failures.saturating_add(1);
-        let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(rng.random_range(0..=nanos))
+        self.draw(rng, false)
     }
 
     /// One more failure: a delay of at least half the bound, at most the bound.
     pub fn next_spaced_delay(&mut self, rng: &mut impl Rng) -> Duration {
+        self.draw(rng, true)
+    }
+
+    /// Counts a failure and draws a delay up to the bound: from zero, or
+    /// (`spaced`) from half of it.
+    fn draw(&mut self, rng: &mut impl Rng, spaced: bool) -> Duration {
         let bound = self.bound();
         self.failures = self.failures.saturating_add(1);
         let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(rng.random_range(nanos / 2..=nanos))
+        let low = if spaced { nanos / 2 } else { 0 };
+        Duration::from_nanos(rng.random_range(low..=nanos))
     }
 
     /// A connection succeeded: start again from `min`.

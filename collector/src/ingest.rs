@@ -175,24 +175,23 @@ impl Ingestor {
             .iter()
             .map(|(m, now)| (m, *now, decode(&m.topic, &m.payload)))
             .collect();
-        let mut applied = Vec::with_capacity(decoded.len());
-        {
+        let outcomes: Vec<Result<Applied, &Rejection>> = {
             let mut state = self.shared.write();
-            for (m, now, msg) in &decoded {
-                match msg {
-                    Ok(msg) => applied.push(Some(state.apply_from(m.path, msg, m.retain, *now))),
+            decoded
+                .iter()
+                .map(|(m, now, msg)| match msg {
+                    Ok(msg) => Ok(state.apply_from(m.path, msg, m.retain, *now)),
                     Err(rejection) => {
                         state.count_rejection(rejection);
-                        applied.push(None);
+                        Err(rejection)
                     }
-                }
-            }
-        }
-        for ((m, _, msg), applied) in decoded.iter().zip(applied) {
-            match (msg, applied) {
-                (Err(rejection), _) => self.log_rejection(&m.topic, rejection),
-                (Ok(_), Some(applied)) => log_applied(&m.topic, applied),
-                (Ok(_), None) => {}
+                })
+                .collect()
+        };
+        for ((m, _, _), outcome) in decoded.iter().zip(outcomes) {
+            match outcome {
+                Ok(applied) => log_applied(&m.topic, applied),
+                Err(rejection) => self.log_rejection(&m.topic, rejection),
             }
         }
         if let Some(n) = &self.hooks.ingested {

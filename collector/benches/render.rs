@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sitewatch_collector::metrics::{Format, registry, render};
+use sitewatch_collector::metrics::{Exposition, Format};
 use sitewatch_collector::state::{State, StateConfig};
 use sitewatch_collector::{Clock, Shared};
 use support::*;
@@ -25,12 +25,12 @@ fn benches(c: &mut Criterion) {
         }
         assert_eq!(state.series_count(), series);
         let shared = Arc::new(Shared::new(state, Clock::Fixed(T0)));
-        let reg = registry(shared);
-        let bytes = render(&reg, Format::Prometheus).unwrap().len();
+        let reg = Exposition::new(shared);
+        let bytes = reg.render(Format::Prometheus).unwrap().len();
         eprintln!("{series} series: {bytes} bytes of exposition");
         g.throughput(Throughput::Elements(series as u64));
         g.bench_with_input(BenchmarkId::from_parameter(series), &reg, |b, reg| {
-            b.iter(|| render(reg, Format::Prometheus).unwrap())
+            b.iter(|| reg.render(Format::Prometheus).unwrap())
         });
     }
     g.finish();

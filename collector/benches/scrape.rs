@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sitewatch_collector::http::{App, register_web, serve};
-use sitewatch_collector::metrics::registry;
+use sitewatch_collector::metrics::Exposition;
 use sitewatch_collector::state::{State, StateConfig};
 use sitewatch_collector::web::{Limits, WebSource};
 use sitewatch_collector::{Clock, Shared};
@@ -128,8 +128,8 @@ fn start(
         None => WebSource::open(),
     };
     let web = Arc::new(web);
-    let mut reg = registry(Arc::clone(&shared));
-    register_web(&mut reg, &web);
+    let mut reg = Exposition::new(Arc::clone(&shared));
+    register_web(reg.registry_mut(), &web);
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sitewatch_collector::metrics::{Format, registry, render};
+use sitewatch_collector::metrics::{Exposition, Format};
 use sitewatch_collector::state::{State, StateConfig};
 use sitewatch_collector::{Clock, Shared};
 use support::*;
@@ -35,11 +35,11 @@ fn main() {
         let shared = Arc::clone(&shared);
         let done = Arc::clone(&done);
         std::thread::spawn(move || {
-            let reg = registry(shared);
+            let reg = Exposition::new(shared);
             let mut times = Vec::new();
             for _ in 0..scrapes {
                 let t = Instant::now();
-                let text = render(&reg, Format::Prometheus).unwrap();
+                let text = reg.render(Format::Prometheus).unwrap();
                 times.push((t.elapsed(), text.len()));
             }
             done.store(true, Ordering::SeqCst);

@@ -12,29 +12,29 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use crate::Shared;
-use crate::metrics::{self, Format};
+use crate::metrics::{Exposition, Format};
 use crate::web::{self, Limits, WebSource, stats::WebStatsCollector};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct App {
     pub shared: Arc<Shared>,
-    pub registry: Arc<Registry>,
+    pub exposition: Arc<Exposition>,
 }
 
 impl App {
-    /// The handlers over `shared`, `/metrics` encoding `registry`.
-    pub fn new(shared: Arc<Shared>, registry: Registry) -> Self {
+    /// The handlers over `shared`, `/metrics` encoding `exposition`.
+    pub fn new(shared: Arc<Shared>, exposition: Exposition) -> Self {
         App {
             shared,
-            registry: Arc::new(registry),
+            exposition: Arc::new(exposition),
         }
     }
 
     /// The handlers with the state's own metrics only (tests).
     pub fn with_state_metrics(shared: Arc<Shared>) -> Self {
-        let registry = metrics::registry(Arc::clone(&shared));
-        App::new(shared, registry)
+        let exposition = Exposition::new(Arc::clone(&shared));
+        App::new(shared, exposition)
     }
 }
 
@@ -72,9 +72,9 @@ pub fn register_web(registry: &mut Registry, web: &WebSource) {
 async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
-    let registry = Arc::clone(&app.registry);
+    let exposition = Arc::clone(&app.exposition);
     // Encoding a large state takes a while: keep it off the async workers.
-    let rendered = tokio::task::spawn_blocking(move || metrics::render(&registry, format)).await;
+    let rendered = tokio::task::spawn_blocking(move || exposition.render(format)).await;
     match rendered {
         Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Ok(Err(e)) => {

@@ -35,22 +35,24 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, NoLabelSet,
-};
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use sitewatch_protocol::{ReadingState, Rejection, quantity};
 
 use crate::Shared;
-use crate::intern::{Id, Interner};
 use crate::link::{FailureKind, LinkStatus};
 use crate::liveness::{AgentStatus, PathState};
 use crate::series::{SeriesKey, SeriesValue};
 use crate::signals::Published;
 use crate::state::{DropReason, HostLimit, Judge, MESSAGE_KINDS, State};
+
+mod text;
+
+use text::Text;
 
 /// Every metric name in one place. Counter names are given without `_total`: the
 /// encoder appends it.
@@ -134,29 +136,64 @@ impl Format {
     }
 }
 
-/// The registry `/metrics` encodes: the shared state and the broker links (the
-/// outputs register their own).
-pub fn registry(shared: Arc<Shared>) -> Registry {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(StateCollector { shared }));
-    registry
-}
-
-/// Encodes a registry in a format.
-pub fn render(registry: &Registry, format: Format) -> Result<String, fmt::Error> {
-    let mut out = String::new();
-    match format {
-        Format::Prometheus => {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?
-        }
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry)?,
-    }
-    Ok(out)
-}
-
-/// Encodes the state at each scrape.
+/// What `/metrics` encodes: the readings of the shared state, written by hand
+/// ([`text`]: a million series a scrape), followed by a prometheus-client
+/// registry holding the rest of the state (agents, signals, the collector's
+/// own) and whatever the outputs and the broker register there.
 #[derive(Debug)]
-pub struct StateCollector {
+pub struct Exposition {
+    shared: Arc<Shared>,
+    registry: Registry,
+    /// The length of the last rendering: the next one reserves a little more
+    /// up front instead of growing (and copying) its buffer some twenty times.
+    last_len: AtomicUsize,
+}
+
+impl Exposition {
+    /// The exposition of `shared`, its registry holding the state's own metrics.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(StateCollector {
+            shared: Arc::clone(&shared),
+        }));
+        Exposition {
+            shared,
+            registry,
+            last_len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Where the outputs, the broker and the HTTP side register their metrics.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Encodes everything in a format.
+    pub fn render(&self, format: Format) -> Result<String, fmt::Error> {
+        let hint = self.last_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(hint + hint / 16);
+        let now = self.shared.clock.now_ms();
+        encode_readings_locked(
+            &|| self.shared.read(),
+            now,
+            &mut Text::new(&mut out, format),
+        );
+        match format {
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?
+            }
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)?
+            }
+        }
+        self.last_len.store(out.len(), Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// Encodes the state but its readings at each scrape.
+#[derive(Debug)]
+struct StateCollector {
     shared: Arc<Shared>,
 }
 
@@ -170,11 +207,10 @@ impl Collector for StateCollector {
             links: &states,
             names: &names,
         };
-        // The readings take the read lock one family at a time, so that ingest
-        // goes on during a scrape of a million series (`encode_readings_locked`);
-        // the rest (per host, not per series) takes it once.
+        // The readings are written before the registry, by hand, taking the
+        // lock in short holds (`encode_readings_locked`); the rest (per host,
+        // not per series) takes it once.
         let signals = self.shared.signals();
-        encode_readings_locked(&|| self.shared.read(), now, &mut encoder)?;
         let state = self.shared.read();
         encode_hosts_and_self(&state, &signals, &judge, now, &mut encoder)?;
         encode_peers(
@@ -189,59 +225,10 @@ impl Collector for StateCollector {
     }
 }
 
-/// A label set of `&str` pairs followed by a reading's interned extra labels.
-struct Labels<'a> {
-    fixed: &'a [(&'a str, &'a str)],
-    extra: &'a [(Id, Id)],
-    strings: &'a Interner,
-    /// Rename extra labels that would collide with a fixed one (`state`).
-    rename_collisions: bool,
-    tail: &'a [(&'a str, &'a str)],
-}
-
-impl EncodeLabelSet for Labels<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
-        for pair in self.fixed {
-            pair.encode(encoder.encode_label())?;
-        }
-        for (k, v) in self.extra {
-            let key = self.strings.resolve(*k);
-            let value = self.strings.resolve(*v);
-            if self.rename_collisions && (key == "quantity" || key == "state") {
-                let renamed = if key == "state" {
-                    "label_state"
-                } else {
-                    "label_quantity"
-                };
-                (renamed, value).encode(encoder.encode_label())?;
-            } else {
-                (key, value).encode(encoder.encode_label())?;
-            }
-        }
-        for pair in self.tail {
-            pair.encode(encoder.encode_label())?;
-        }
-        Ok(())
-    }
-}
-
-fn unit_of(name: &str) -> Option<Unit> {
-    Some(match quantity::unit(name)? {
-        "celsius" => Unit::Celsius,
-        "volts" => Unit::Volts,
-        "amperes" => Unit::Amperes,
-        "seconds" => Unit::Seconds,
-        "bytes" => Unit::Bytes,
-        "joules" => Unit::Joules,
-        // `Unit::Ratios` would print "ratios"; the contract's suffix is `_ratio`.
-        other => Unit::Other(other.to_owned()),
-    })
-}
-
-/// How a quantity's family is described: the name handed to the encoder, its
-/// unit and its type.
+/// How a quantity's family is described: its name without unit and `_total`,
+/// its unit and its type.
 ///
-/// The encoder appends `_<unit>` itself (and OpenMetrics gets a `# UNIT` line),
+/// The writer appends `_<unit>` itself (and OpenMetrics gets a `# UNIT` line),
 /// and `_total` to a counter's samples (and, in the Prometheus text format, to
 /// its HELP/TYPE lines), so both are taken off here: `network_receive_bytes_total`
 /// is the counter family `sitewatch_network_receive` with unit bytes, exposed as
@@ -249,7 +236,7 @@ fn unit_of(name: &str) -> Option<Unit> {
 struct FamilyName {
     /// `sitewatch_<q>` without the unit and `_total`.
     base: String,
-    unit: Option<Unit>,
+    unit: Option<&'static str>,
     metric_type: MetricType,
 }
 
@@ -259,11 +246,11 @@ impl FamilyName {
             Some(base) => (base, MetricType::Counter),
             None => (q, MetricType::Gauge),
         };
-        let unit = unit_of(q);
+        let unit = quantity::unit(q);
         let full = format!("{}{name}", names::READING_PREFIX);
-        let base = match &unit {
+        let base = match unit {
             Some(u) => full
-                .strip_suffix(u.as_str())
+                .strip_suffix(u)
                 .and_then(|s| s.strip_suffix('_'))
                 .map(str::to_owned)
                 .unwrap_or(full),
@@ -279,23 +266,11 @@ impl FamilyName {
     /// The OpenMetrics family name (`base` and unit): a gauge `q` and a counter
     /// `q_total` share it, which one exposition cannot hold twice.
     fn family(&self) -> String {
-        match &self.unit {
-            Some(u) => format!("{}_{}", self.base, u.as_str()),
+        match self.unit {
+            Some(u) => format!("{}_{u}", self.base),
             None => self.base.clone(),
         }
     }
-}
-
-/// Encodes everything the collector exposes from `state` at `now_ms`.
-pub fn encode_state(
-    state: &State,
-    signals: &Published,
-    judge: &Judge<'_>,
-    now_ms: i64,
-    encoder: &mut DescriptorEncoder,
-) -> Result<(), fmt::Error> {
-    encode_readings(state, now_ms, encoder)?;
-    encode_hosts_and_self(state, signals, judge, now_ms, encoder)
 }
 
 /// What follows the readings: the agents, the signals, the collector's own.
@@ -311,14 +286,6 @@ fn encode_hosts_and_self(
     encode_self(state, signals, encoder)
 }
 
-fn encode_readings(
-    state: &State,
-    now_ms: i64,
-    encoder: &mut DescriptorEncoder,
-) -> Result<(), fmt::Error> {
-    encode_readings_locked(&|| state, now_ms, encoder)
-}
-
 /// How many series a scrape encodes under one hold of the state's read lock:
 /// about 10-20 ms of encoding, so that ingest, which needs the write lock,
 /// waits at most that long however many series a family has.
@@ -328,15 +295,18 @@ const SERIES_PER_HOLD: usize = 16_384;
 /// and then once per [`SERIES_PER_HOLD`] series: a scrape at a million series
 /// (one family of them, in a fleet that reports one quantity per server
 /// sensor) never holds the lock for the whole encoding, so ingest goes on
-/// between holds. The keys of a family are copied at its first hold (20 B a
-/// series, given back after the family); each later hold looks its series
-/// up again, skipping those gone since. A series added meanwhile waits for
-/// the next scrape, as a value written just after any exporter's scrape does.
+/// between holds. A family's series (keys and values, 48 B each, given back
+/// after the family) are copied at its first hold, in the map's order (one
+/// pass through its memory), and sorted by host outside the lock; the later
+/// holds resolve their hosts and names (see [`for_each_exposed`]). So a
+/// family is exposed as it was at its first hold, and a series added
+/// meanwhile waits for the next scrape, as a value written just after any
+/// exporter's scrape does.
 fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
     lock: &dyn Fn() -> G,
     now_ms: i64,
-    encoder: &mut DescriptorEncoder,
-) -> Result<(), fmt::Error> {
+    text: &mut Text,
+) {
     // Families sorted by name: a stable exposition is easier to read and diff.
     // A gauge `q` and a counter `q_total` (an agent fleet halfway through the
     // counter rename) would make two families of one name, which OpenMetrics
@@ -361,26 +331,31 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
     let mut shadowed = 0u64;
     // The series whose state is not ok, by family: their `sitewatch_reading_state`
     // samples come after every family (a metric's samples must be together).
-    let mut troubled: Vec<(&str, Vec<SeriesKey>)> = Vec::new();
+    let mut troubled: Vec<(&str, Copied)> = Vec::new();
     for q in &families {
         let name = FamilyName::of(q);
         let counter = name.metric_type == MetricType::Counter;
         let listed = {
             let state = lock();
             state.family_named(q).map(|f| {
-                let keys: Vec<SeriesKey> = f.series.keys().copied().collect();
-                (keys, has_sample(&state, now_ms, f))
+                let copied = Copied {
+                    series: f.series.iter().map(|(k, v)| (*k, *v)).collect(),
+                    hosts_generation: state.hosts_generation(),
+                };
+                (copied, has_sample(&state, now_ms, f))
             })
         };
-        let Some((keys, sampled)) = listed else {
+        let Some((mut copied, sampled)) = listed else {
             continue;
         };
+        // By host, outside the lock: a host's series then come together, and
+        // its names are read while still in cache instead of one cache miss
+        // per label of a series picked at random (the map's order).
+        copied.series.sort_unstable_by_key(|(k, _)| *k);
         // A family whose readings are all null or expired has no sample, and then no
         // HELP/TYPE either. (This stops at the first sample in the usual case.)
         let clash = !counter && counter_families.contains(&name.family());
-        let mut metric = if clash || !sampled {
-            None
-        } else {
+        let sample_name = (!clash && sampled).then(|| {
             let help = quantity::describe(q).map_or_else(
                 || {
                     if counter {
@@ -391,121 +366,134 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
                 },
                 str::to_owned,
             );
-            Some(encoder.encode_descriptor(
-                &name.base,
-                &help,
-                name.unit.as_ref(),
-                name.metric_type,
-            )?)
-        };
+            text.descriptor(&name.base, &help, name.unit, name.metric_type)
+        });
         let mut not_ok = Vec::new();
-        for_each_exposed(lock, q, &keys, now_ms, |state, key, value, host| {
+        for_each_exposed(lock, q, &copied, now_ms, |state, key, value, host| {
             if value.state != ReadingState::Ok {
-                not_ok.push(*key);
+                not_ok.push((*key, *value));
             }
             let Some(v) = value.value() else {
-                return Ok(());
+                return;
             };
-            let Some(metric) = &mut metric else {
+            let Some(sample_name) = &sample_name else {
                 shadowed += u64::from(clash);
-                return Ok(());
+                return;
             };
             let strings = state.strings();
-            let fixed = [
-                ("site", strings.resolve(host.site)),
-                ("host", strings.resolve(host.host)),
-                ("src", strings.resolve(key.src)),
-                ("dev", strings.resolve(key.dev)),
-                ("sensor", strings.resolve(key.name)),
-            ];
-            let labels = Labels {
-                fixed: &fixed,
-                extra: state.labelsets().resolve(key.labels),
-                strings,
-                rename_collisions: false,
-                tail: &[],
-            };
-            let mut sample = metric.encode_family(&labels)?;
-            if counter {
-                sample.encode_counter::<NoLabelSet, _, u64>(&v, None)
-            } else {
-                sample.encode_gauge(&v)
+            let mut sample = text
+                .sample(sample_name)
+                .label("site", strings.resolve(host.site))
+                .label("host", strings.resolve(host.host))
+                .label("src", strings.resolve(key.src))
+                .label("dev", strings.resolve(key.dev))
+                .label("sensor", strings.resolve(key.name));
+            for (k, v) in state.labelsets().resolve(key.labels) {
+                sample = sample.label(strings.resolve(*k), strings.resolve(*v));
             }
-        })?;
+            sample.value(v);
+        });
         if !not_ok.is_empty() {
-            troubled.push((q, not_ok));
+            troubled.push((
+                q,
+                Copied {
+                    series: not_ok,
+                    hosts_generation: copied.hosts_generation,
+                },
+            ));
         }
     }
-    gauge(
-        encoder,
+    let shadowed_name = text.descriptor(
         names::SHADOWED_SERIES,
         "Series of a gauge quantity not exposed because a counter of the same name (its \
          quantity with _total) is: agents halfway through the counter rename.",
-        i64::try_from(shadowed).unwrap_or(i64::MAX),
-    )?;
+        None,
+        MetricType::Gauge,
+    );
+    text.sample(&shadowed_name)
+        .int(i64::try_from(shadowed).unwrap_or(i64::MAX));
     if troubled.is_empty() {
-        return Ok(());
+        return;
     }
-    let mut metric = encoder.encode_descriptor(
+    let state_name = text.descriptor(
         names::READING_STATE,
         "1 for each reading whose state is warning, critical or unknown (ok readings have no \
          sample here).",
         None,
         MetricType::Gauge,
-    )?;
-    for (q, keys) in &troubled {
-        for_each_exposed(lock, q, keys, now_ms, |state, key, value, host| {
-            // Back to ok since the family was encoded: no sample.
+    );
+    for (q, copied) in &troubled {
+        for_each_exposed(lock, q, copied, now_ms, |state, key, value, host| {
+            // Back to ok since the family was encoded (a host gone meanwhile
+            // had it looked up again): no sample.
             if value.state == ReadingState::Ok {
-                return Ok(());
+                return;
             }
             let strings = state.strings();
-            let fixed = [
-                ("site", strings.resolve(host.site)),
-                ("host", strings.resolve(host.host)),
-                ("src", strings.resolve(key.src)),
-                ("dev", strings.resolve(key.dev)),
-                ("sensor", strings.resolve(key.name)),
-                ("quantity", q),
-            ];
-            let labels = Labels {
-                fixed: &fixed,
-                extra: state.labelsets().resolve(key.labels),
-                strings,
-                rename_collisions: true,
-                tail: &[("state", value.state.as_str())],
-            };
-            metric.encode_family(&labels)?.encode_gauge(&1i64)
-        })?;
+            let mut sample = text
+                .sample(&state_name)
+                .label("site", strings.resolve(host.site))
+                .label("host", strings.resolve(host.host))
+                .label("src", strings.resolve(key.src))
+                .label("dev", strings.resolve(key.dev))
+                .label("sensor", strings.resolve(key.name))
+                .label("quantity", q);
+            for (k, v) in state.labelsets().resolve(key.labels) {
+                // A reading label named like one of this family's own.
+                let k = match strings.resolve(*k) {
+                    "state" => "label_state",
+                    "quantity" => "label_quantity",
+                    k => k,
+                };
+                sample = sample.label(k, strings.resolve(*v));
+            }
+            sample.label("state", value.state.as_str()).int(1);
+        });
     }
-    Ok(())
 }
 
-/// Calls `f` with each series of family `q` among `keys` that is still held
-/// and not expired at `now_ms`, taking the state through `lock` once per
-/// [`SERIES_PER_HOLD`] keys.
+/// A family's series as they were at a scrape's first hold of it.
+struct Copied {
+    series: Vec<(SeriesKey, SeriesValue)>,
+    /// The state's [`State::hosts_generation`] then: while it has not moved,
+    /// every host slot and name id in `series` still means what it meant.
+    hosts_generation: u64,
+}
+
+/// Calls `f` with each series of family `q` in `copied` that is not expired
+/// at `now_ms` and whose host is still there, taking the state through `lock`
+/// once per [`SERIES_PER_HOLD`] series. The values are those copied, unless a
+/// host left or the names were swept since: a slot or an id may then mean
+/// another host or name, and each series is looked up again (skipped if gone).
 fn for_each_exposed<G: std::ops::Deref<Target = State>>(
     lock: &dyn Fn() -> G,
     q: &str,
-    keys: &[SeriesKey],
+    copied: &Copied,
     now_ms: i64,
-    mut f: impl FnMut(&State, &SeriesKey, &SeriesValue, &crate::state::Host) -> fmt::Result,
-) -> fmt::Result {
-    for chunk in keys.chunks(SERIES_PER_HOLD) {
+    mut f: impl FnMut(&State, &SeriesKey, &SeriesValue, &crate::state::Host),
+) {
+    for chunk in copied.series.chunks(SERIES_PER_HOLD) {
         let state = lock();
+        if state.hosts_generation() == copied.hosts_generation {
+            for (key, value) in chunk {
+                if let Some((key, value, host)) = exposed(&state, now_ms, (key, value)) {
+                    f(&state, key, value, host);
+                }
+            }
+            continue;
+        }
         let Some(family) = state.family_named(q) else {
-            return Ok(());
+            return;
         };
-        for key in chunk {
+        for (key, _) in chunk {
             let Some((key, value)) = family.series.get_key_value(key) else {
                 continue;
             };
             if let Some((key, value, host)) = exposed(&state, now_ms, (key, value)) {
-                f(&state, key, value, host)?;
+                f(&state, key, value, host);
             }
         }
     }
-    Ok(())
 }
 
 /// Whether a family has a value to expose at `now_ms`.

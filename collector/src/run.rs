@@ -93,7 +93,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
     };
     let links = start_links(links, &shared, hooks, embedded.as_ref())?;
 
-    let mut registry = metrics::registry(Arc::clone(&shared));
+    let mut exposition = metrics::Exposition::new(Arc::clone(&shared));
+    let registry = exposition.registry_mut();
     if let Some(b) = &embedded {
         registry.register_collector(Box::new(b.collector()));
     }
@@ -134,7 +135,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         outputs.push(Box::new(output));
     }
     for o in &outputs {
-        o.register(&mut registry);
+        o.register(registry);
     }
     tokio::spawn(signals::run(
         Arc::clone(&shared),
@@ -172,10 +173,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), Error> {
         web_config_file = settings.web_config_file.as_ref().map(|p| p.display().to_string()),
         "serving /metrics, /healthz, /api/v1/hosts, /api/v1/signals"
     );
-    crate::http::register_web(&mut registry, &web);
+    crate::http::register_web(registry, &web);
     crate::http::serve(
         listener,
-        App::new(shared, registry),
+        App::new(shared, exposition),
         web,
         settings.http,
         shutdown_signal(),

@@ -11,7 +11,7 @@ fn shared_at(now: i64) -> Arc<Shared> {
 }
 
 fn scrape(shared: &Arc<Shared>, format: Format) -> String {
-    render(&registry(Arc::clone(shared)), format).unwrap()
+    Exposition::new(Arc::clone(shared)).render(format).unwrap()
 }
 
 fn lines_of<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
@@ -312,17 +312,17 @@ fn signals_are_exposed_with_levels_per_site_and_the_configured_regions() {
     );
     // The Alertmanager output registers its own counters, only when configured.
     assert!(!text.contains("sitewatch_collector_alertmanager_alerts_sent_total"));
-    let mut reg = registry(std::sync::Arc::clone(&shared));
+    let mut reg = Exposition::new(std::sync::Arc::clone(&shared));
     let (output, _rx) = crate::output::alerts::Alerts::new(Default::default());
-    crate::output::Output::register(&output, &mut reg);
-    let text = render(&reg, Format::Prometheus).unwrap();
+    crate::output::Output::register(&output, reg.registry_mut());
+    let text = reg.render(Format::Prometheus).unwrap();
     assert!(text.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
     assert!(text.contains(r#"sitewatch_collector_alertmanager_errors_total{kind="timeout"} 0"#));
     assert!(text.contains("sitewatch_collector_signal_evaluation_seconds 0.001"));
     assert!(text.contains("sitewatch_collector_site_evaluations_total{look=\"full\"} 3"));
     assert!(text.contains("sitewatch_collector_site_evaluations_total{look=\"reused\"} 40"));
     // OpenMetrics too.
-    let om = render(&reg, Format::OpenMetrics).unwrap();
+    let om = reg.render(Format::OpenMetrics).unwrap();
     assert!(om.contains("sitewatch_collector_alertmanager_alerts_sent_total 0"));
     assert!(om.ends_with("# EOF\n"));
 }
@@ -461,26 +461,31 @@ fn the_collectors_own_agent_metrics_are_reserved_even_for_an_agent() {
 
 /// Encodes the readings, a batch (`batch(n)` for the n-th taking) applied
 /// to host `bj1/a` before each taking of the state's lock.
-#[derive(Debug)]
-struct Interleaved {
-    shared: Arc<Shared>,
-    takes: Arc<std::sync::atomic::AtomicU64>,
+fn interleaved(
+    shared: &Arc<Shared>,
+    takes: &std::sync::atomic::AtomicU64,
     batch: fn(u64) -> String,
+) -> String {
+    interleaved_with(shared, takes, |s, n| {
+        apply(s, "sitewatch/v1/bj1/a/readings", &batch(n), false, T0);
+    })
 }
 
-impl Collector for Interleaved {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let lock = || {
-            let n = self.takes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            {
-                let mut s = self.shared.write();
-                let batch = (self.batch)(n);
-                apply(&mut s, "sitewatch/v1/bj1/a/readings", &batch, false, T0);
-            }
-            self.shared.read()
-        };
-        encode_readings_locked(&lock, T0, &mut encoder)
-    }
+/// Encodes the readings, `change(state, n)` made before the n-th taking of
+/// the state's lock.
+fn interleaved_with(
+    shared: &Arc<Shared>,
+    takes: &std::sync::atomic::AtomicU64,
+    change: impl Fn(&mut State, u64),
+) -> String {
+    let lock = || {
+        let n = takes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        change(&mut shared.write(), n);
+        shared.read()
+    };
+    let mut out = String::new();
+    encode_readings_locked(&lock, T0, &mut Text::new(&mut out, Format::Prometheus));
+    out
 }
 
 /// The readings take the state's lock one family at a time at most: ingest
@@ -502,14 +507,10 @@ fn a_scrape_lets_ingest_in_between_families() {
             T0,
         );
     }
-    let takes = Arc::new(AtomicU64::new(0));
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(Interleaved {
-        shared: Arc::clone(&shared),
-        takes: Arc::clone(&takes),
-        batch: |n| readings(n + 1, &format!("{CPU},{DISK}")),
-    }));
-    let text = render(&registry, Format::Prometheus).unwrap();
+    let takes = AtomicU64::new(0);
+    let text = interleaved(&shared, &takes, |n| {
+        readings(n + 1, &format!("{CPU},{DISK}"))
+    });
     // Once to list the families, twice per family (cpu, disk: its keys, then
     // its series), and once for the reading states of the one family with a
     // series not ok (the disk's is warning): each time a batch got in.
@@ -557,22 +558,16 @@ fn a_family_larger_than_one_hold_lets_ingest_in_between_its_series() {
         }
         assert_eq!(s.series_count(), held);
     }
-    let takes = Arc::new(AtomicU64::new(0));
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(Interleaved {
-        shared: Arc::clone(&shared),
-        takes: Arc::clone(&takes),
-        // A new series of the same family at every taking.
-        batch: |n| {
-            readings(
-                n + 1,
-                &format!(
-                    r#"{{"src":"host","dev":"d","name":"new{n}","q":"temperature_celsius","value":1,"state":"ok"}}"#
-                ),
-            )
-        },
-    }));
-    let text = render(&registry, Format::Prometheus).unwrap();
+    let takes = AtomicU64::new(0);
+    // A new series of the same family at every taking.
+    let text = interleaved(&shared, &takes, |n| {
+        readings(
+            n + 1,
+            &format!(
+                r#"{{"src":"host","dev":"d","name":"new{n}","q":"temperature_celsius","value":1,"state":"ok"}}"#
+            ),
+        )
+    });
     // Listed once, its keys once, then three holds of its series.
     assert_eq!(takes.load(Ordering::SeqCst), 5);
     assert_eq!(shared.read().series_count(), held + 5);
@@ -580,6 +575,112 @@ fn a_family_larger_than_one_hold_lets_ingest_in_between_its_series() {
     // HELP, TYPE, and the series there were when its keys were copied (the
     // first two batches were in by then).
     assert_eq!(samples.len(), 2 + held + 2, "{}", samples.len());
+    let unique: std::collections::HashSet<&&str> = samples.iter().collect();
+    assert_eq!(unique.len(), samples.len());
+}
+
+/// A state of `hosts` hosts of `per_host` series of one family.
+fn one_family_of(hosts: usize, per_host: usize) -> Arc<Shared> {
+    let shared = shared_at(T0);
+    {
+        let mut s = shared.write();
+        for h in 0..hosts {
+            apply(
+                &mut s,
+                &format!("sitewatch/v1/bj1/h{h}/state"),
+                &birth("b1"),
+                false,
+                T0,
+            );
+            let batch = crate::state::tests::readings_of(per_host, "t", 1);
+            apply(
+                &mut s,
+                &format!("sitewatch/v1/bj1/h{h}/readings"),
+                &batch,
+                false,
+                T0,
+            );
+        }
+    }
+    shared
+}
+
+/// A family is exposed with the values it had at its first hold, so that its
+/// samples make one consistent view, even when ingest changes them in
+/// between; a series read again later shows the new value at the next scrape.
+#[test]
+fn a_family_is_exposed_as_it_was_at_its_first_hold() {
+    use std::sync::atomic::AtomicU64;
+
+    let shared = one_family_of(40, 1000);
+    let takes = AtomicU64::new(0);
+    // After the family was copied (the second taking), every host's
+    // temperatures move to 2.
+    let text = interleaved_with(&shared, &takes, |s, n| {
+        if n == 3 {
+            for h in 0..40 {
+                let batch = crate::state::tests::readings_of(1000, "t", 2);
+                let batch = batch.replace(r#""value":1"#, r#""value":2"#);
+                apply(
+                    s,
+                    &format!("sitewatch/v1/bj1/h{h}/readings"),
+                    &batch,
+                    false,
+                    T0,
+                );
+            }
+        }
+    });
+    let samples = lines_of(&text, "sitewatch_temperature_celsius");
+    assert_eq!(samples.len(), 2 + 40_000);
+    assert!(
+        samples[2..].iter().all(|l| l.ends_with(" 1.0")),
+        "{}",
+        samples[2]
+    );
+    let again = scrape(&shared, Format::Prometheus);
+    let samples = lines_of(&again, "sitewatch_temperature_celsius");
+    assert!(
+        samples[2..].iter().all(|l| l.ends_with(" 2.0")),
+        "{}",
+        samples[2]
+    );
+}
+
+/// A host forgotten while its family is being written (between two holds),
+/// its slot taken by a new host at once: none of the old host's series are
+/// exposed, under either name, and the other hosts' series are each exposed
+/// once. The slot no longer names what it named when the family was copied,
+/// so the scrape looks every series up again instead of trusting the copy.
+#[test]
+fn a_host_forgotten_during_a_scrape_is_not_exposed_from_the_copy() {
+    use std::sync::atomic::AtomicU64;
+
+    let shared = one_family_of(40, 1000);
+    let takes = AtomicU64::new(0);
+    let text = interleaved_with(&shared, &takes, |s, n| {
+        // After the family was copied (the second taking).
+        if n == 3 {
+            s.forget("bj1", "h9");
+            apply(s, "sitewatch/v1/bj1/new/state", &birth("b1"), false, T0);
+            let batch = crate::state::tests::readings_of(1000, "t", 1);
+            let batch = batch.replace(r#""value":1"#, r#""value":5"#);
+            apply(s, "sitewatch/v1/bj1/new/readings", &batch, false, T0);
+        }
+    });
+    let samples = lines_of(&text, "sitewatch_temperature_celsius");
+    assert!(
+        !text.contains(r#"host="h9""#),
+        "the forgotten host was exposed"
+    );
+    let new: Vec<&&str> = samples
+        .iter()
+        .filter(|l| l.contains(r#"host="new""#))
+        .collect();
+    // Its series have the keys the old host's had: found again, with its values.
+    assert_eq!(new.len(), 1000);
+    assert!(new.iter().all(|l| l.ends_with(" 5.0")), "{}", new[0]);
+    assert_eq!(samples.len(), 2 + 40_000);
     let unique: std::collections::HashSet<&&str> = samples.iter().collect();
     assert_eq!(unique.len(), samples.len());
 }

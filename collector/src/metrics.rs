@@ -44,6 +44,7 @@ use prometheus_client::registry::Registry;
 use sitewatch_protocol::{ReadingState, Rejection, quantity};
 
 use crate::Shared;
+use crate::intern::Id;
 use crate::link::{FailureKind, LinkStatus};
 use crate::liveness::{AgentStatus, PathState};
 use crate::series::{SeriesKey, SeriesValue};
@@ -52,7 +53,7 @@ use crate::state::{DropReason, HostLimit, Judge, MESSAGE_KINDS, State};
 
 mod text;
 
-use text::Text;
+use text::{Prefix, Text};
 
 /// Every metric name in one place. Counter names are given without `_total`: the
 /// encoder appends it.
@@ -369,6 +370,9 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
             text.descriptor(&name.base, &help, name.unit, name.metric_type)
         });
         let mut not_ok = Vec::new();
+        // The start of the lines of the last (host, source, device) run; the
+        // generation in its key because a sweep may give an id another name.
+        let mut prefix: Option<((u64, u32, Id, Id), Prefix)> = None;
         for_each_exposed(lock, q, &copied, now_ms, |state, key, value, host| {
             if value.state != ReadingState::Ok {
                 not_ok.push((*key, *value));
@@ -381,12 +385,21 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
                 return;
             };
             let strings = state.strings();
+            let run = (state.hosts_generation(), key.host, key.src, key.dev);
+            if !matches!(&prefix, Some((of, _)) if *of == run) {
+                let labels = [
+                    ("site", strings.resolve(host.site)),
+                    ("host", strings.resolve(host.host)),
+                    ("src", strings.resolve(key.src)),
+                    ("dev", strings.resolve(key.dev)),
+                ];
+                prefix = Some((run, Prefix::new(sample_name, &labels)));
+            }
+            let Some((_, start)) = &prefix else {
+                return;
+            };
             let mut sample = text
-                .sample(sample_name)
-                .label("site", strings.resolve(host.site))
-                .label("host", strings.resolve(host.host))
-                .label("src", strings.resolve(key.src))
-                .label("dev", strings.resolve(key.dev))
+                .sample_after(start)
                 .label("sensor", strings.resolve(key.name));
             for (k, v) in state.labelsets().resolve(key.labels) {
                 sample = sample.label(strings.resolve(*k), strings.resolve(*v));

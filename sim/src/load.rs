@@ -46,6 +46,9 @@ pub struct Options {
     pub duration: Duration,
     /// The first connections are spread over this.
     pub ramp: Duration,
+    /// Each agent's first batch comes at a random moment within this after
+    /// it connects (its phase in the interval: one interval by default).
+    pub first_batch_within: Duration,
     /// After the duration, how long to wait for outstanding acks.
     pub drain: Duration,
     pub keepalive: Duration,

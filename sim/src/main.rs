@@ -99,6 +99,12 @@ struct LoadArgs {
     /// The first connections are spread over this (default: the interval).
     #[arg(long, value_parser = humantime::parse_duration)]
     ramp: Option<Duration>,
+    /// Each agent's first batch comes at a random moment within this after it
+    /// connects (default: the interval). 0 with a long --interval gives one
+    /// batch per agent at connection and then silence: a collector holding
+    /// every series with nothing coming in (its idle cost).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    first_batch_within: Option<Duration>,
     /// After the duration, how long to wait for outstanding acknowledgements.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     drain: Duration,
@@ -130,6 +136,7 @@ impl From<LoadArgs> for sitewatch_sim::load::Options {
             agents: a.agents,
             series: a.series,
             ramp: a.ramp.unwrap_or(a.interval),
+            first_batch_within: a.first_batch_within.unwrap_or(a.interval),
             interval: a.interval,
             duration: a.duration,
             drain: a.drain,

@@ -92,6 +92,44 @@ impl<'a> Text<'a> {
             labelled: false,
         }
     }
+
+    /// Starts a sample with the start of its line written before (see
+    /// [`Prefix`]): the name and the first labels, copied in one go.
+    #[inline]
+    pub(super) fn sample_after<'s>(&'s mut self, prefix: &Prefix) -> Sample<'s> {
+        self.out.push_str(&prefix.text);
+        Sample {
+            out: self.out,
+            labelled: prefix.labelled,
+        }
+    }
+}
+
+/// The start of a sample line (its name and first labels) kept for the
+/// samples that follow with the same: in a family sorted by host, a host's
+/// series share their site and host labels, and mostly their source and
+/// device, so those are escaped and written once a run instead of once a
+/// series.
+pub(super) struct Prefix {
+    text: String,
+    labelled: bool,
+}
+
+impl Prefix {
+    /// The start of the lines of `name` with `labels`.
+    pub(super) fn new(name: &SampleName, labels: &[(&str, &str)]) -> Self {
+        let mut text = String::with_capacity(name.0.len() + 64);
+        text.push_str(&name.0);
+        let sample = Sample {
+            out: &mut text,
+            labelled: false,
+        };
+        let labelled = labels
+            .iter()
+            .fold(sample, |s, (k, v)| s.label(k, v))
+            .labelled;
+        Prefix { text, labelled }
+    }
 }
 
 /// One sample line being written.
@@ -255,14 +293,26 @@ mod tests {
         out
     }
 
-    fn by_hand(fams: &[Fam], format: Format) -> String {
+    /// Each sample's first labels (a varying number of them, none included)
+    /// through a [`Prefix`] when `prefixed`.
+    fn by_hand(fams: &[Fam], format: Format, prefixed: bool) -> String {
         let mut out = String::new();
         let mut text = Text::new(&mut out, format);
         for f in fams {
             let name = text.descriptor(&f.base, &f.help, f.unit.as_deref(), f.metric_type);
-            for (labels, v) in &f.samples {
-                let mut s = text.sample(&name);
-                for (k, val) in labels {
+            for (i, (labels, v)) in f.samples.iter().enumerate() {
+                let first = if prefixed { i % (labels.len() + 1) } else { 0 };
+                let (before, after) = labels.split_at(first);
+                let mut s = if prefixed {
+                    let before: Vec<(&str, &str)> = before
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    text.sample_after(&Prefix::new(&name, &before))
+                } else {
+                    text.sample(&name)
+                };
+                for (k, val) in after {
                     s = s.label(k, val);
                 }
                 match v {
@@ -337,7 +387,9 @@ mod tests {
     /// What the hand-written writer writes is what prometheus-client writes,
     /// in both formats, over random families: units or none, counters and
     /// gauges, label values and HELP texts with every byte the formats escape,
-    /// and finite values of every kind (integral, tiny, huge, negative zero).
+    /// and finite values of every kind (integral, tiny, huge, negative zero);
+    /// with each line written label by label and with its first labels kept
+    /// in a [`Prefix`].
     #[test]
     fn writes_what_prometheus_client_writes_in_both_formats() {
         let mut rng = StdRng::seed_from_u64(18);
@@ -346,11 +398,14 @@ mod tests {
                 .map(|i| any_family(&mut rng, i))
                 .collect();
             for format in [Format::Prometheus, Format::OpenMetrics] {
-                assert_eq!(
-                    by_hand(&fams, format),
-                    by_reference(&fams, format),
-                    "round {round}, {format:?}: {fams:#?}"
-                );
+                let reference = by_reference(&fams, format);
+                for prefixed in [false, true] {
+                    assert_eq!(
+                        by_hand(&fams, format, prefixed),
+                        reference,
+                        "round {round}, {format:?}, prefixed {prefixed}: {fams:#?}"
+                    );
+                }
             }
         }
     }

@@ -209,10 +209,12 @@ enum Ended {
 pub async fn agent(run: Arc<Run>, index: usize, messages: AgentMessages) {
     let o = &run.options;
     // Spread the first connections over the ramp and the batches over the
-    // interval, so that N agents do not all speak in the same millisecond.
+    // interval (or what the run says), so that N agents do not all speak in
+    // the same millisecond.
     let ramp_ms = o.ramp.as_millis() as u64;
     let connect_at = run.start + Duration::from_millis(rand::rng().random_range(0..=ramp_ms));
-    let phase = Duration::from_millis(rand::rng().random_range(0..=o.interval.as_millis() as u64));
+    let within_ms = o.first_batch_within.as_millis() as u64;
+    let phase = Duration::from_millis(rand::rng().random_range(0..=within_ms));
     let mut agent = Agent {
         messages,
         seq: 0,

@@ -2,14 +2,20 @@
 //! anything else is 404. TLS, credentials, timeouts and the connection limit
 //! around them are [`crate::web`]'s.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
+use http_body::Frame;
 use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
 
 use crate::Shared;
 use crate::metrics::{Exposition, Format};
@@ -69,21 +75,102 @@ pub fn register_web(registry: &mut Registry, web: &WebSource) {
     registry.register_collector(Box::new(WebStatsCollector(Arc::clone(&web.stats))));
 }
 
+/// How many encoded chunks (about a megabyte each) wait for the client at
+/// most: the encoding waits (with the state's lock released) for a slow one.
+const CHUNKS_AHEAD: usize = 4;
+
+/// What the encoding hands the response body.
+enum Chunk {
+    Data(Bytes),
+    /// Everything was sent: the body ends.
+    End,
+    /// The encoding failed midway: the body fails, so that the client sees a
+    /// broken response instead of a short exposition it would take as whole.
+    Failed,
+}
+
+/// `/metrics` is streamed: the encoding runs on a blocking thread and hands
+/// chunks over as it goes, so that a scrape of a million series is sent while
+/// it is encoded, and never held whole in memory.
 async fn metrics_handler(AxumState(app): AxumState<App>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
     let exposition = Arc::clone(&app.exposition);
-    // Encoding a large state takes a while: keep it off the async workers.
-    let rendered = tokio::task::spawn_blocking(move || exposition.render(format)).await;
-    match rendered {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot encode metrics");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
+    let (tx, mut rx) = mpsc::channel(CHUNKS_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let sent = exposition.render_to(format, &mut |chunk| {
+            tx.blocking_send(Chunk::Data(Bytes::from(chunk))).is_ok()
+        });
+        let last = match sent {
+            Ok(true) => Chunk::End,
+            // The client went away.
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode metrics");
+                Chunk::Failed
+            }
+        };
+        let _ = tx.blocking_send(last);
+    });
+    // Until the first chunk the status can still say that the encoding failed
+    // (or its thread panicked: the channel closes without an end). An
+    // exposition of one chunk goes as one body with its length; a larger one
+    // is streamed (chunked transfer encoding).
+    let content_type = [(header::CONTENT_TYPE, format.content_type())];
+    let failed = || (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response();
+    let first = match rx.recv().await {
+        Some(Chunk::Data(first)) => first,
+        Some(Chunk::End) => return (content_type, "").into_response(),
+        Some(Chunk::Failed) | None => return failed(),
+    };
+    let second = match rx.recv().await {
+        Some(Chunk::Data(second)) => second,
+        Some(Chunk::End) => return (content_type, first).into_response(),
+        Some(Chunk::Failed) | None => return failed(),
+    };
+    let body = Streamed {
+        ahead: [Some(first), Some(second)],
+        rx,
+        ended: false,
+    };
+    (content_type, Body::new(body)).into_response()
+}
+
+/// The body of a streamed `/metrics`: the chunks as the encoding makes them.
+struct Streamed {
+    /// The chunks taken before the response was made, in order.
+    ahead: [Option<Bytes>; 2],
+    rx: mpsc::Receiver<Chunk>,
+    ended: bool,
+}
+
+impl http_body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some(next) = this.ahead.iter_mut().find_map(Option::take) {
+            return Poll::Ready(Some(Ok(Frame::data(next))));
         }
-        Err(e) => {
-            tracing::error!(error = %e, "metrics encoding task failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        match std::task::ready!(this.rx.poll_recv(cx)) {
+            Some(Chunk::Data(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Some(Chunk::End) => {
+                this.ended = true;
+                Poll::Ready(None)
+            }
+            Some(Chunk::Failed) | None => {
+                this.ended = true;
+                Poll::Ready(Some(Err(std::io::Error::other(
+                    "the metrics encoding failed midway",
+                ))))
+            }
         }
     }
 }
@@ -130,4 +217,126 @@ async fn peers(AxumState(app): AxumState<App>) -> Response {
     );
     drop(state);
     axum::Json(vantage.map(|v| v.peers).unwrap_or_default()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::{T0, apply, birth, readings_of};
+    use crate::state::{State, StateConfig};
+    use crate::{Clock, Shared};
+
+    /// `hosts` hosts of 100 series each (about 11 KB of exposition a host).
+    fn shared_with_hosts(hosts: usize) -> Arc<Shared> {
+        let mut state = State::new(StateConfig::default());
+        for h in 0..hosts {
+            apply(
+                &mut state,
+                &format!("sitewatch/v1/bj1/h{h}/state"),
+                &birth("b1"),
+                false,
+                T0,
+            );
+            let batch = readings_of(100, "t", 1);
+            apply(
+                &mut state,
+                &format!("sitewatch/v1/bj1/h{h}/readings"),
+                &batch,
+                false,
+                T0,
+            );
+        }
+        Arc::new(Shared::new(state, Clock::Fixed(T0)))
+    }
+
+    /// The collector's routes on a free port of 127.0.0.1 (plain HTTP).
+    async fn serving(shared: &Arc<Shared>) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(
+            listener,
+            App::with_state_metrics(Arc::clone(shared)),
+            Arc::new(WebSource::open()),
+            Limits::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (url, stop)
+    }
+
+    /// An exposition of several chunks arrives whole over HTTP, chunked, and
+    /// is what the exposition renders in one piece; a small one comes with
+    /// its length.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_scrape_is_streamed_in_chunks_and_arrives_whole() {
+        let shared = shared_with_hosts(400);
+        let whole = Exposition::new(Arc::clone(&shared))
+            .render(Format::Prometheus)
+            .unwrap();
+        assert!(
+            whole.len() > 3 * crate::metrics::FLUSH_AT,
+            "{} bytes",
+            whole.len()
+        );
+        let (url, _stop) = serving(&shared).await;
+        let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response
+                .headers()
+                .get("transfer-encoding")
+                .map(|v| v.to_str().unwrap()),
+            Some("chunked")
+        );
+        let mut response = response;
+        let (mut body, mut chunks) = (Vec::new(), 0);
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+            chunks += 1;
+        }
+        assert!(chunks > 3, "{chunks} chunks");
+        assert_eq!(String::from_utf8(body).unwrap(), whole);
+
+        let small = shared_with_hosts(2);
+        let (url, _stop) = serving(&small).await;
+        let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
+        assert_eq!(response.headers().get("transfer-encoding"), None);
+        let length = response.content_length();
+        let text = response.text().await.unwrap();
+        assert_eq!(length, Some(text.len() as u64));
+        let whole = Exposition::new(Arc::clone(&small))
+            .render(Format::Prometheus)
+            .unwrap();
+        assert_eq!(text, whole);
+    }
+
+    /// A client that goes away in the middle of a scrape leaves nothing held:
+    /// ingest takes the state's lock, and the next scrape is served whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_gone_midway_leaves_the_lock_free_and_the_next_scrape_whole() {
+        let shared = shared_with_hosts(400);
+        let (url, _stop) = serving(&shared).await;
+        let mut response = reqwest::get(format!("{url}/metrics")).await.unwrap();
+        let first = response.chunk().await.unwrap().unwrap();
+        assert!(first.starts_with(b"# HELP "));
+        drop(response);
+        let writer = Arc::clone(&shared);
+        let took = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || drop(writer.write())),
+        )
+        .await;
+        assert!(
+            took.is_ok(),
+            "the state's lock was still held after the client left"
+        );
+        let again = reqwest::get(format!("{url}/metrics")).await.unwrap();
+        let text = again.text().await.unwrap();
+        let whole = Exposition::new(Arc::clone(&shared))
+            .render(Format::Prometheus)
+            .unwrap();
+        assert_eq!(text, whole);
+    }
 }

@@ -35,7 +35,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -53,6 +52,8 @@ use crate::state::{DropReason, HostLimit, Judge, MESSAGE_KINDS, State};
 
 mod text;
 
+/// How much a streamed `/metrics` gathers before sending it on.
+pub(crate) use text::FLUSH_AT;
 use text::{Prefix, Text};
 
 /// Every metric name in one place. Counter names are given without `_total`: the
@@ -145,9 +146,6 @@ impl Format {
 pub struct Exposition {
     shared: Arc<Shared>,
     registry: Registry,
-    /// The length of the last rendering: the next one reserves a little more
-    /// up front instead of growing (and copying) its buffer some twenty times.
-    last_len: AtomicUsize,
 }
 
 impl Exposition {
@@ -157,11 +155,7 @@ impl Exposition {
         registry.register_collector(Box::new(StateCollector {
             shared: Arc::clone(&shared),
         }));
-        Exposition {
-            shared,
-            registry,
-            last_len: AtomicUsize::new(0),
-        }
+        Exposition { shared, registry }
     }
 
     /// Where the outputs, the broker and the HTTP side register their metrics.
@@ -169,16 +163,35 @@ impl Exposition {
         &mut self.registry
     }
 
-    /// Encodes everything in a format.
-    pub fn render(&self, format: Format) -> Result<String, fmt::Error> {
-        let hint = self.last_len.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(hint + hint / 16);
-        let now = self.shared.clock.now_ms();
-        encode_readings_locked(
-            &|| self.shared.read(),
-            now,
-            &mut Text::new(&mut out, format),
-        );
+    /// Encodes everything in a format, handing it to `sink` as it goes, in
+    /// chunks of about a megabyte (the last one smaller), each with the
+    /// state's lock released: what `/metrics` streams, so that a scrape of a
+    /// million series neither builds 100 MB in memory nor waits for the
+    /// encoding to end before sending. `sink` returning `false` (the client
+    /// went away) stops the encoding; then `Ok(false)`.
+    pub fn render_to(
+        &self,
+        format: Format,
+        sink: &mut dyn FnMut(String) -> bool,
+    ) -> Result<bool, fmt::Error> {
+        let chunk = || String::with_capacity(FLUSH_AT + FLUSH_AT / 2);
+        let mut out = chunk();
+        let mut going = true;
+        {
+            let mut hand_on = |buf: &mut String| {
+                going = sink(std::mem::replace(buf, chunk()));
+                going
+            };
+            let now = self.shared.clock.now_ms();
+            encode_readings_locked(
+                &|| self.shared.read(),
+                now,
+                &mut Text::streaming(&mut out, format, &mut hand_on),
+            );
+        }
+        if !going {
+            return Ok(false);
+        }
         match format {
             Format::Prometheus => {
                 prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?
@@ -187,8 +200,21 @@ impl Exposition {
                 prometheus_client::encoding::text::encode(&mut out, &self.registry)?
             }
         }
-        self.last_len.store(out.len(), Ordering::Relaxed);
-        Ok(out)
+        Ok(sink(out))
+    }
+
+    /// Encodes everything in a format, as one string.
+    pub fn render(&self, format: Format) -> Result<String, fmt::Error> {
+        let mut whole = String::new();
+        self.render_to(format, &mut |chunk| {
+            if whole.is_empty() {
+                whole = chunk;
+            } else {
+                whole.push_str(&chunk);
+            }
+            true
+        })?;
+        Ok(whole)
     }
 }
 
@@ -373,39 +399,49 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
         // The start of the lines of the last (host, source, device) run; the
         // generation in its key because a sweep may give an id another name.
         let mut prefix: Option<((u64, u32, Id, Id), Prefix)> = None;
-        for_each_exposed(lock, q, &copied, now_ms, |state, key, value, host| {
-            if value.state != ReadingState::Ok {
-                not_ok.push((*key, *value));
-            }
-            let Some(v) = value.value() else {
-                return;
-            };
-            let Some(sample_name) = &sample_name else {
-                shadowed += u64::from(clash);
-                return;
-            };
-            let strings = state.strings();
-            let run = (state.hosts_generation(), key.host, key.src, key.dev);
-            if !matches!(&prefix, Some((of, _)) if *of == run) {
-                let labels = [
-                    ("site", strings.resolve(host.site)),
-                    ("host", strings.resolve(host.host)),
-                    ("src", strings.resolve(key.src)),
-                    ("dev", strings.resolve(key.dev)),
-                ];
-                prefix = Some((run, Prefix::new(sample_name, &labels)));
-            }
-            let Some((_, start)) = &prefix else {
-                return;
-            };
-            let mut sample = text
-                .sample_after(start)
-                .label("sensor", strings.resolve(key.name));
-            for (k, v) in state.labelsets().resolve(key.labels) {
-                sample = sample.label(strings.resolve(*k), strings.resolve(*v));
-            }
-            sample.value(v);
-        });
+        let go_on = for_each_exposed(
+            lock,
+            q,
+            &copied,
+            now_ms,
+            text,
+            |text, state, key, value, host| {
+                if value.state != ReadingState::Ok {
+                    not_ok.push((*key, *value));
+                }
+                let Some(v) = value.value() else {
+                    return;
+                };
+                let Some(sample_name) = &sample_name else {
+                    shadowed += u64::from(clash);
+                    return;
+                };
+                let strings = state.strings();
+                let run = (state.hosts_generation(), key.host, key.src, key.dev);
+                if !matches!(&prefix, Some((of, _)) if *of == run) {
+                    let labels = [
+                        ("site", strings.resolve(host.site)),
+                        ("host", strings.resolve(host.host)),
+                        ("src", strings.resolve(key.src)),
+                        ("dev", strings.resolve(key.dev)),
+                    ];
+                    prefix = Some((run, Prefix::new(sample_name, &labels)));
+                }
+                let Some((_, start)) = &prefix else {
+                    return;
+                };
+                let mut sample = text
+                    .sample_after(start)
+                    .label("sensor", strings.resolve(key.name));
+                for (k, v) in state.labelsets().resolve(key.labels) {
+                    sample = sample.label(strings.resolve(*k), strings.resolve(*v));
+                }
+                sample.value(v);
+            },
+        );
+        if !go_on {
+            return;
+        }
         if !not_ok.is_empty() {
             troubled.push((
                 q,
@@ -436,32 +472,42 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
         MetricType::Gauge,
     );
     for (q, copied) in &troubled {
-        for_each_exposed(lock, q, copied, now_ms, |state, key, value, host| {
-            // Back to ok since the family was encoded (a host gone meanwhile
-            // had it looked up again): no sample.
-            if value.state == ReadingState::Ok {
-                return;
-            }
-            let strings = state.strings();
-            let mut sample = text
-                .sample(&state_name)
-                .label("site", strings.resolve(host.site))
-                .label("host", strings.resolve(host.host))
-                .label("src", strings.resolve(key.src))
-                .label("dev", strings.resolve(key.dev))
-                .label("sensor", strings.resolve(key.name))
-                .label("quantity", q);
-            for (k, v) in state.labelsets().resolve(key.labels) {
-                // A reading label named like one of this family's own.
-                let k = match strings.resolve(*k) {
-                    "state" => "label_state",
-                    "quantity" => "label_quantity",
-                    k => k,
-                };
-                sample = sample.label(k, strings.resolve(*v));
-            }
-            sample.label("state", value.state.as_str()).int(1);
-        });
+        let go_on = for_each_exposed(
+            lock,
+            q,
+            copied,
+            now_ms,
+            text,
+            |text, state, key, value, host| {
+                // Back to ok since the family was encoded (a host gone meanwhile
+                // had it looked up again): no sample.
+                if value.state == ReadingState::Ok {
+                    return;
+                }
+                let strings = state.strings();
+                let mut sample = text
+                    .sample(&state_name)
+                    .label("site", strings.resolve(host.site))
+                    .label("host", strings.resolve(host.host))
+                    .label("src", strings.resolve(key.src))
+                    .label("dev", strings.resolve(key.dev))
+                    .label("sensor", strings.resolve(key.name))
+                    .label("quantity", q);
+                for (k, v) in state.labelsets().resolve(key.labels) {
+                    // A reading label named like one of this family's own.
+                    let k = match strings.resolve(*k) {
+                        "state" => "label_state",
+                        "quantity" => "label_quantity",
+                        k => k,
+                    };
+                    sample = sample.label(k, strings.resolve(*v));
+                }
+                sample.label("state", value.state.as_str()).int(1);
+            },
+        );
+        if !go_on {
+            return;
+        }
     }
 }
 
@@ -475,7 +521,8 @@ struct Copied {
 
 /// Calls `f` with each series of family `q` in `copied` that is not expired
 /// at `now_ms` and whose host is still there, taking the state through `lock`
-/// once per [`SERIES_PER_HOLD`] series. The values are those copied, unless a
+/// once per [`SERIES_PER_HOLD`] series and handing what was written on
+/// between holds (`false`: its receiver is gone). The values are those copied, unless a
 /// host left or the names were swept since: a slot or an id may then mean
 /// another host or name, and each series is looked up again (skipped if gone).
 fn for_each_exposed<G: std::ops::Deref<Target = State>>(
@@ -483,30 +530,37 @@ fn for_each_exposed<G: std::ops::Deref<Target = State>>(
     q: &str,
     copied: &Copied,
     now_ms: i64,
-    mut f: impl FnMut(&State, &SeriesKey, &SeriesValue, &crate::state::Host),
-) {
+    text: &mut Text,
+    mut f: impl FnMut(&mut Text, &State, &SeriesKey, &SeriesValue, &crate::state::Host),
+) -> bool {
     for chunk in copied.series.chunks(SERIES_PER_HOLD) {
-        let state = lock();
-        if state.hosts_generation() == copied.hosts_generation {
-            for (key, value) in chunk {
-                if let Some((key, value, host)) = exposed(&state, now_ms, (key, value)) {
-                    f(&state, key, value, host);
+        {
+            let state = lock();
+            if state.hosts_generation() == copied.hosts_generation {
+                for (key, value) in chunk {
+                    if let Some((key, value, host)) = exposed(&state, now_ms, (key, value)) {
+                        f(text, &state, key, value, host);
+                    }
+                }
+            } else {
+                let Some(family) = state.family_named(q) else {
+                    return text.between_holds();
+                };
+                for (key, _) in chunk {
+                    let Some((key, value)) = family.series.get_key_value(key) else {
+                        continue;
+                    };
+                    if let Some((key, value, host)) = exposed(&state, now_ms, (key, value)) {
+                        f(text, &state, key, value, host);
+                    }
                 }
             }
-            continue;
         }
-        let Some(family) = state.family_named(q) else {
-            return;
-        };
-        for (key, _) in chunk {
-            let Some((key, value)) = family.series.get_key_value(key) else {
-                continue;
-            };
-            if let Some((key, value, host)) = exposed(&state, now_ms, (key, value)) {
-                f(&state, key, value, host);
-            }
+        if !text.between_holds() {
+            return false;
         }
     }
+    true
 }
 
 /// Whether a family has a value to expose at `now_ms`.

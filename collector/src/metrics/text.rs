@@ -23,14 +23,52 @@ use super::Format;
 pub(super) struct Text<'a> {
     out: &'a mut String,
     format: Format,
+    /// Where what was written goes between two holds of the state's lock,
+    /// once there is at least [`FLUSH_AT`] of it: the scrape's response,
+    /// chunk by chunk. `false` from it: nobody wants the rest.
+    sink: Option<&'a mut dyn FnMut(&mut String) -> bool>,
 }
+
+/// How much a streamed exposition gathers before it is handed on.
+pub(crate) const FLUSH_AT: usize = 1 << 20;
 
 /// The name a family's samples carry: `base[_unit][_total]`.
 pub(super) struct SampleName(String);
 
 impl<'a> Text<'a> {
+    /// Writes into `out`, all of it (the tests' writer).
+    #[cfg(test)]
     pub(super) fn new(out: &'a mut String, format: Format) -> Self {
-        Text { out, format }
+        Text {
+            out,
+            format,
+            sink: None,
+        }
+    }
+
+    /// Writes into `out`, handing it to `sink` at [`Text::between_holds`]
+    /// whenever it holds [`FLUSH_AT`] or more (`sink` takes what it wants
+    /// and leaves `out` empty).
+    pub(super) fn streaming(
+        out: &'a mut String,
+        format: Format,
+        sink: &'a mut dyn FnMut(&mut String) -> bool,
+    ) -> Self {
+        Text {
+            out,
+            format,
+            sink: Some(sink),
+        }
+    }
+
+    /// Called with the state's lock released: hands what was written on if
+    /// there is enough of it, so that a slow client makes the scrape wait,
+    /// never ingest. `false`: the receiver is gone, stop writing.
+    pub(super) fn between_holds(&mut self) -> bool {
+        match &mut self.sink {
+            Some(sink) if self.out.len() >= FLUSH_AT => sink(self.out),
+            _ => true,
+        }
     }
 
     /// Writes a family's HELP and TYPE lines (and UNIT in OpenMetrics), and

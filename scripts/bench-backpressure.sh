@@ -59,19 +59,7 @@ case "$broker" in
     done
     ;;
   mosquitto-default|mosquitto-shipped)
-    user=""
-    [ "$(id -u)" = 0 ] && user="user root"
-    {
-      echo "$user"
-      echo "allow_anonymous true"
-      echo "max_connections -1"
-      echo "log_dest file $work/mosquitto.log"
-      echo "listener $mqtt_port 127.0.0.1"
-      if [ "$broker" = mosquitto-shipped ]; then
-        grep -E '^(max_queued_messages|max_queued_bytes|max_inflight_messages) ' \
-          packaging/mosquitto/sitewatch.conf
-      fi
-    } > "$work/mosquitto.conf"
+    plain_mosquitto_conf "${broker#mosquitto-}"
     start_mosquitto
     start_collector
     ;;
@@ -102,11 +90,10 @@ while kill -0 "$load_pid" 2>/dev/null; do
       [ "$q" != NA ] && [ "${q%.*}" -gt "$peak_queue" ] && peak_queue=${q%.*}
     fi
   done
-  # The 10 s scrape is timed: /metrics under load (issue 18's p50/p99 row).
-  scrape_t0=$(date +%s.%N)
+  # The 10 s scrape is timed (scrape_s): /metrics under load (issue 18's
+  # p50/p99 row).
   scrape
   now=$(date +%s.%N)
-  scrape_s=$(awk -v a="$scrape_t0" -v b="$now" 'BEGIN { printf "%.3f", b - a }')
   read -r rss ticks <<< "$(proc_sample "$collector_pid")"
   cpu=$(awk -v a="$ticks0" -v b="$ticks" -v hz="$hz" -v t0="$t_prev" -v t1="$now" \
     'BEGIN { if (a == "NA" || b == "NA") print "NA"; else printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')

@@ -36,17 +36,7 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 mqtt_port=$(free_port)
-user=""
-[ "$(id -u)" = 0 ] && user="user root"
-{
-  echo "$user"
-  echo "allow_anonymous true"
-  echo "max_connections -1"
-  echo "log_dest file $work/mosquitto.log"
-  echo "listener $mqtt_port 127.0.0.1"
-  grep -E '^(max_queued_messages|max_queued_bytes|max_inflight_messages) ' \
-    packaging/mosquitto/sitewatch.conf
-} > "$work/mosquitto.conf"
+plain_mosquitto_conf shipped
 start_mosquitto
 start_collector
 

@@ -222,32 +222,8 @@ async fn peers(AxumState(app): AxumState<App>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::tests::{T0, apply, birth, readings_of};
-    use crate::state::{State, StateConfig};
-    use crate::{Clock, Shared};
-
-    /// `hosts` hosts of 100 series each (about 11 KB of exposition a host).
-    fn shared_with_hosts(hosts: usize) -> Arc<Shared> {
-        let mut state = State::new(StateConfig::default());
-        for h in 0..hosts {
-            apply(
-                &mut state,
-                &format!("sitewatch/v1/bj1/h{h}/state"),
-                &birth("b1"),
-                false,
-                T0,
-            );
-            let batch = readings_of(100, "t", 1);
-            apply(
-                &mut state,
-                &format!("sitewatch/v1/bj1/h{h}/readings"),
-                &batch,
-                false,
-                T0,
-            );
-        }
-        Arc::new(Shared::new(state, Clock::Fixed(T0)))
-    }
+    use crate::Shared;
+    use crate::metrics::tests::one_family_of;
 
     /// The collector's routes on a free port of 127.0.0.1 (plain HTTP).
     async fn serving(shared: &Arc<Shared>) -> (String, tokio::sync::oneshot::Sender<()>) {
@@ -271,7 +247,7 @@ mod tests {
     /// its length.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_large_scrape_is_streamed_in_chunks_and_arrives_whole() {
-        let shared = shared_with_hosts(400);
+        let shared = one_family_of(400, 100);
         let whole = Exposition::new(Arc::clone(&shared))
             .render(Format::Prometheus)
             .unwrap();
@@ -299,7 +275,7 @@ mod tests {
         assert!(chunks > 3, "{chunks} chunks");
         assert_eq!(String::from_utf8(body).unwrap(), whole);
 
-        let small = shared_with_hosts(2);
+        let small = one_family_of(2, 100);
         let (url, _stop) = serving(&small).await;
         let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
         assert_eq!(response.headers().get("transfer-encoding"), None);
@@ -312,31 +288,42 @@ mod tests {
         assert_eq!(text, whole);
     }
 
-    /// A client that goes away in the middle of a scrape leaves nothing held:
-    /// ingest takes the state's lock, and the next scrape is served whole.
+    /// A client that stops reading in the middle of a large scrape holds up
+    /// that scrape, never ingest: with its response stalled (the chunks
+    /// ahead and the sockets' buffers full, the encoding waiting to hand on
+    /// the next), the state's write lock is taken again and again; the rest
+    /// then arrives whole. A client gone midway leaves the next scrape whole.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_client_gone_midway_leaves_the_lock_free_and_the_next_scrape_whole() {
-        let shared = shared_with_hosts(400);
-        let (url, _stop) = serving(&shared).await;
-        let mut response = reqwest::get(format!("{url}/metrics")).await.unwrap();
-        let first = response.chunk().await.unwrap().unwrap();
-        assert!(first.starts_with(b"# HELP "));
-        drop(response);
-        let writer = Arc::clone(&shared);
-        let took = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || drop(writer.write())),
-        )
-        .await;
-        assert!(
-            took.is_ok(),
-            "the state's lock was still held after the client left"
-        );
-        let again = reqwest::get(format!("{url}/metrics")).await.unwrap();
-        let text = again.text().await.unwrap();
+    async fn a_client_that_stops_reading_holds_up_its_scrape_never_ingest() {
+        // About 28 MB: more than the chunks ahead and loopback's buffers hold.
+        let shared = one_family_of(2500, 100);
         let whole = Exposition::new(Arc::clone(&shared))
             .render(Format::Prometheus)
             .unwrap();
-        assert_eq!(text, whole);
+        let (url, _stop) = serving(&shared).await;
+        let mut response = reqwest::get(format!("{url}/metrics")).await.unwrap();
+        let mut body = response.chunk().await.unwrap().unwrap().to_vec();
+        for i in 0..20 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let writer = Arc::clone(&shared);
+            // Well under the server's write-stall limit (30 s), which would
+            // end the stalled response and free a lock held across it.
+            let took = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tokio::task::spawn_blocking(move || drop(writer.write())),
+            )
+            .await;
+            assert!(took.is_ok(), "ingest was held up by a stalled scrape ({i})");
+        }
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        assert_eq!(String::from_utf8(body).unwrap(), whole);
+
+        let mut gone = reqwest::get(format!("{url}/metrics")).await.unwrap();
+        assert!(gone.chunk().await.unwrap().unwrap().starts_with(b"# HELP "));
+        drop(gone);
+        let again = reqwest::get(format!("{url}/metrics")).await.unwrap();
+        assert_eq!(again.text().await.unwrap(), whole);
     }
 }

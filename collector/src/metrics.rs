@@ -418,17 +418,17 @@ fn encode_readings_locked<G: std::ops::Deref<Target = State>>(
                 };
                 let strings = state.strings();
                 let run = (state.hosts_generation(), key.host, key.src, key.dev);
-                if !matches!(&prefix, Some((of, _)) if *of == run) {
-                    let labels = [
-                        ("site", strings.resolve(host.site)),
-                        ("host", strings.resolve(host.host)),
-                        ("src", strings.resolve(key.src)),
-                        ("dev", strings.resolve(key.dev)),
-                    ];
-                    prefix = Some((run, Prefix::new(sample_name, &labels)));
-                }
-                let Some((_, start)) = &prefix else {
-                    return;
+                let start = match &mut prefix {
+                    Some((of, start)) if *of == run => start,
+                    slot => {
+                        let labels = [
+                            ("site", strings.resolve(host.site)),
+                            ("host", strings.resolve(host.host)),
+                            ("src", strings.resolve(key.src)),
+                            ("dev", strings.resolve(key.dev)),
+                        ];
+                        &mut slot.insert((run, Prefix::new(sample_name, &labels))).1
+                    }
                 };
                 let mut sample = text
                     .sample_after(start)
@@ -534,7 +534,7 @@ fn for_each_exposed<G: std::ops::Deref<Target = State>>(
     mut f: impl FnMut(&mut Text, &State, &SeriesKey, &SeriesValue, &crate::state::Host),
 ) -> bool {
     for chunk in copied.series.chunks(SERIES_PER_HOLD) {
-        {
+        let family_gone = {
             let state = lock();
             if state.hosts_generation() == copied.hosts_generation {
                 for (key, value) in chunk {
@@ -542,10 +542,8 @@ fn for_each_exposed<G: std::ops::Deref<Target = State>>(
                         f(text, &state, key, value, host);
                     }
                 }
-            } else {
-                let Some(family) = state.family_named(q) else {
-                    return text.between_holds();
-                };
+                false
+            } else if let Some(family) = state.family_named(q) {
                 for (key, _) in chunk {
                     let Some((key, value)) = family.series.get_key_value(key) else {
                         continue;
@@ -554,10 +552,17 @@ fn for_each_exposed<G: std::ops::Deref<Target = State>>(
                         f(text, &state, key, value, host);
                     }
                 }
+                false
+            } else {
+                true
             }
-        }
+        };
+        // The lock is released: handing on may wait for the client.
         if !text.between_holds() {
             return false;
+        }
+        if family_gone {
+            break;
         }
     }
     true
@@ -982,4 +987,4 @@ fn encode_self(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

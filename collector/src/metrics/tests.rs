@@ -579,27 +579,23 @@ fn a_family_larger_than_one_hold_lets_ingest_in_between_its_series() {
     assert_eq!(unique.len(), samples.len());
 }
 
-/// A state of `hosts` hosts of `per_host` series of one family.
-fn one_family_of(hosts: usize, per_host: usize) -> Arc<Shared> {
+/// Host `bj1/<host>`'s batch `seq` of `n` temperatures (`t0`..), all at `value`.
+fn publish_temperatures(s: &mut State, host: &str, n: usize, seq: u64, value: u32) {
+    let batch = crate::state::tests::readings_of(n, "t", seq)
+        .replace(r#""value":1"#, &format!(r#""value":{value}"#));
+    let topic = format!("sitewatch/v1/bj1/{host}/readings");
+    apply(s, &topic, &batch, false, T0);
+}
+
+/// A state of `hosts` hosts (`h0`..) of `per_host` series of one family.
+pub(crate) fn one_family_of(hosts: usize, per_host: usize) -> Arc<Shared> {
     let shared = shared_at(T0);
     {
         let mut s = shared.write();
         for h in 0..hosts {
-            apply(
-                &mut s,
-                &format!("sitewatch/v1/bj1/h{h}/state"),
-                &birth("b1"),
-                false,
-                T0,
-            );
-            let batch = crate::state::tests::readings_of(per_host, "t", 1);
-            apply(
-                &mut s,
-                &format!("sitewatch/v1/bj1/h{h}/readings"),
-                &batch,
-                false,
-                T0,
-            );
+            let topic = format!("sitewatch/v1/bj1/h{h}/state");
+            apply(&mut s, &topic, &birth("b1"), false, T0);
+            publish_temperatures(&mut s, &format!("h{h}"), per_host, 1, 1);
         }
     }
     shared
@@ -619,15 +615,7 @@ fn a_family_is_exposed_as_it_was_at_its_first_hold() {
     let text = interleaved_with(&shared, &takes, |s, n| {
         if n == 3 {
             for h in 0..40 {
-                let batch = crate::state::tests::readings_of(1000, "t", 2);
-                let batch = batch.replace(r#""value":1"#, r#""value":2"#);
-                apply(
-                    s,
-                    &format!("sitewatch/v1/bj1/h{h}/readings"),
-                    &batch,
-                    false,
-                    T0,
-                );
+                publish_temperatures(s, &format!("h{h}"), 1000, 2, 2);
             }
         }
     });
@@ -663,9 +651,7 @@ fn a_host_forgotten_during_a_scrape_is_not_exposed_from_the_copy() {
         if n == 3 {
             s.forget("bj1", "h9");
             apply(s, "sitewatch/v1/bj1/new/state", &birth("b1"), false, T0);
-            let batch = crate::state::tests::readings_of(1000, "t", 1);
-            let batch = batch.replace(r#""value":1"#, r#""value":5"#);
-            apply(s, "sitewatch/v1/bj1/new/readings", &batch, false, T0);
+            publish_temperatures(s, "new", 1000, 1, 5);
         }
     });
     let samples = lines_of(&text, "sitewatch_temperature_celsius");

@@ -30,6 +30,25 @@ listener $mqtt_port 127.0.0.1
 CONF
 }
 
+# Writes $work/mosquitto.conf for $mqtt_port without persistence: mosquitto as
+# installed, or with the queue settings of packaging/mosquitto/sitewatch.conf
+# when $1 is "shipped".
+plain_mosquitto_conf() {
+  local user=""
+  [ "$(id -u)" = 0 ] && user="user root"
+  {
+    echo "$user"
+    echo "allow_anonymous true"
+    echo "max_connections -1"
+    echo "log_dest file $work/mosquitto.log"
+    echo "listener $mqtt_port 127.0.0.1"
+    if [ "${1:-}" = shipped ]; then
+      grep -E '^(max_queued_messages|max_queued_bytes|max_inflight_messages) ' \
+        packaging/mosquitto/sitewatch.conf
+    fi
+  } > "$work/mosquitto.conf"
+}
+
 start_mosquitto() {
   ( ulimit -n "$(ulimit -Hn)"; exec /usr/sbin/mosquitto -c "$work/mosquitto.conf" ) &
   mosquitto_pid=$!
@@ -71,10 +90,13 @@ start_collector() {
 # `metric` reads: the collector's, the broker's and the agents' own families.
 # At a million series the whole is 112 MB: kept and read through awk at every
 # sample, it cost the scripts seconds of a core that the collector, sharing
-# the machine, paid for in its figures.
+# the machine, paid for in its figures. The body goes to a file first so that
+# $scrape_s is the response's own time (curl's time_total), not the filter's.
 scrape() {
-  curl -sf "http://127.0.0.1:$http_port/metrics" \
-    | grep -E '^sitewatch_(collector_|broker_|agent_up)' > "$work/metrics.txt" || :
+  scrape_s=$(curl -sf -o "$work/metrics.full" -w '%{time_total}' \
+    "http://127.0.0.1:$http_port/metrics") || scrape_s=NA
+  grep -E '^sitewatch_(collector_|broker_|agent_up)' "$work/metrics.full" > "$work/metrics.txt" || :
+  rm -f "$work/metrics.full"
 }
 
 # The value of a sample without labels (sum over labels otherwise) in the last scrape.

@@ -1,6 +1,11 @@
 //! Decode and ingest throughput: a 100-reading batch, decoded by the protocol crate
 //! and applied to the state (steady state: every series exists already).
 //!
+//! `decode` and `decode_and_ingest` decode into owned strings (`decode`),
+//! `decode_in_place` and `decode_in_place_and_ingest` borrow them from the
+//! payload (`decode_in_place`, what the collector's ingest does): the pair
+//! shows what the copies cost.
+//!
 //! `paths/`: the same traffic arriving through one broker path, and through two
 //! (a dual-homed deployment: every batch twice, the second copy decoded and
 //! dropped by `(boot, seq)`). Throughput counts the distinct readings, so the
@@ -16,7 +21,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sitewatch_collector::state::{State, StateConfig};
-use sitewatch_protocol::{Body, decode};
+use sitewatch_protocol::{Body, Decoded, decode, decode_in_place};
 use support::*;
 
 const HOSTS: usize = 1000;
@@ -37,6 +42,9 @@ fn benches(c: &mut Criterion) {
     let (topic, bytes) = wire(7, 1, 20.0);
     g.bench_function("decode", |b| {
         b.iter(|| decode(black_box(&topic), black_box(&bytes)).unwrap())
+    });
+    g.bench_function("decode_in_place", |b| {
+        b.iter(|| decode_in_place(black_box(&topic), black_box(&bytes)).unwrap())
     });
 
     let mut state = warm_state();
@@ -70,6 +78,22 @@ fn benches(c: &mut Criterion) {
             state.apply(&m, false, T0)
         })
     });
+
+    let mut state = warm_state();
+    let mut i = 0;
+    g.bench_function("decode_in_place_and_ingest", |b| {
+        b.iter(|| {
+            let h = i % HOSTS;
+            i += 1;
+            let (topic, bytes) = &wires[h];
+            let mut d = decode_in_place(topic, bytes).unwrap();
+            seqs[h] += 1;
+            if let Decoded::Readings(_, r) = &mut d {
+                r.seq = seqs[h];
+            }
+            state.apply_decoded(0, &d, false, T0)
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("paths");
@@ -88,11 +112,11 @@ fn benches(c: &mut Criterion) {
                 let (topic, bytes) = &wires[h];
                 for path in 0..paths {
                     // Each copy is decoded: the sequence number is inside.
-                    let mut m = decode(topic, bytes).unwrap();
-                    if let Body::Readings(r) = &mut m.body {
+                    let mut d = decode_in_place(topic, bytes).unwrap();
+                    if let Decoded::Readings(_, r) = &mut d {
                         r.seq = seqs[h];
                     }
-                    black_box(state.apply_from(path, &m, false, T0));
+                    black_box(state.apply_decoded(path, &d, false, T0));
                 }
             })
         });

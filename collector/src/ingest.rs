@@ -4,13 +4,14 @@
 //!
 //! A bad message is counted by reason and logged (rate-limited); it never stops
 //! the task. Decoding (the expensive part) happens before the state's lock is
-//! taken.
+//! taken, and in place: a batch's strings are borrowed from its payload until
+//! the state has interned them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sitewatch_protocol::{Rejection, decode};
+use sitewatch_protocol::{Rejection, decode_in_place};
 use tokio::sync::{Notify, mpsc};
 
 use crate::Shared;
@@ -153,9 +154,9 @@ impl Ingestor {
     }
 
     fn apply(&mut self, path: PathId, topic: &str, payload: &[u8], retained: bool, now: i64) {
-        match decode(topic, payload) {
+        match decode_in_place(topic, payload) {
             Ok(msg) => {
-                let applied = self.shared.write().apply_from(path, &msg, retained, now);
+                let applied = self.shared.write().apply_decoded(path, &msg, retained, now);
                 log_applied(topic, applied);
             }
             Err(rejection) => {
@@ -173,14 +174,14 @@ impl Ingestor {
     fn apply_all_and_notify(&mut self, messages: &[(Inbound, i64)]) {
         let decoded: Vec<_> = messages
             .iter()
-            .map(|(m, now)| (m, *now, decode(&m.topic, &m.payload)))
+            .map(|(m, now)| (m, *now, decode_in_place(&m.topic, &m.payload)))
             .collect();
         let outcomes: Vec<Result<Applied, &Rejection>> = {
             let mut state = self.shared.write();
             decoded
                 .iter()
                 .map(|(m, now, msg)| match msg {
-                    Ok(msg) => Ok(state.apply_from(m.path, msg, m.retain, *now)),
+                    Ok(msg) => Ok(state.apply_decoded(m.path, msg, m.retain, *now)),
                     Err(rejection) => {
                         state.count_rejection(rejection);
                         Err(rejection)

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sitewatch_protocol::{
-    Body, Event, EventsPayload, Message, ReadingState, ReadingsPayload, Rejection, StatePayload,
-    Topic,
+    Body, Decoded, Event, EventsPayload, Message, ReadingState, ReadingsView, Rejection,
+    StatePayload, Topic,
 };
 
 use crate::dedup::{EventIds, Sequences, Stream, Verdict};
@@ -484,13 +484,8 @@ impl State {
                 self.forget(site, host);
                 Applied::Forgotten
             }
-            // Duplicates are counted apart, not as messages ingested.
             Body::Readings(r) => {
-                let applied = self.apply_readings(path, site, host, r, retained, now_ms);
-                if !matches!(applied, Applied::Duplicate | Applied::Refused) {
-                    self.counters.messages[1] += 1;
-                }
-                applied
+                self.apply_counted_readings(path, site, host, &r.view(), retained, now_ms)
             }
             Body::Events(e) => {
                 let applied = self.apply_events(site, host, e, retained, now_ms);
@@ -501,6 +496,53 @@ impl State {
             }
             Body::Signals(_) | Body::CollectorState(_) | Body::CollectorView(_) => Applied::Ignored,
         }
+    }
+
+    /// [`State::apply_from`] for what [`decode_in_place`] gives: a readings
+    /// batch that borrows from its payload, or any other message.
+    pub fn apply_decoded(
+        &mut self,
+        path: PathId,
+        decoded: &Decoded<'_>,
+        retained: bool,
+        now_ms: i64,
+    ) -> Applied {
+        match decoded {
+            Decoded::Message(msg) => self.apply_from(path, msg, retained, now_ms),
+            Decoded::Readings(topic, batch) => {
+                let Topic::Host { site, host, .. } = topic else {
+                    // decode_in_place gives a batch only for a host's readings topic.
+                    return Applied::Ignored;
+                };
+                self.generation = self.generation.wrapping_add(1);
+                self.apply_counted_readings(
+                    path,
+                    site.as_str(),
+                    host.as_str(),
+                    batch,
+                    retained,
+                    now_ms,
+                )
+            }
+        }
+    }
+
+    /// A readings batch, counted as a message ingested unless it was a
+    /// duplicate (counted apart) or refused.
+    fn apply_counted_readings(
+        &mut self,
+        path: PathId,
+        site: &str,
+        host: &str,
+        batch: &ReadingsView<'_>,
+        retained: bool,
+        now_ms: i64,
+    ) -> Applied {
+        let applied = self.apply_readings(path, site, host, batch, retained, now_ms);
+        if !matches!(applied, Applied::Duplicate | Applied::Refused) {
+            self.counters.messages[1] += 1;
+        }
+        applied
     }
 
     /// The slot of a host, created when new unless a host limit says no (then
@@ -640,7 +682,7 @@ impl State {
         path: PathId,
         site: &str,
         host: &str,
-        r: &ReadingsPayload,
+        r: &ReadingsView<'_>,
         retained: bool,
         now: i64,
     ) -> Applied {

@@ -1,8 +1,9 @@
 //! The wire decoder: one MQTT message as the collector receives it. The input
 //! is `topic NUL payload` (no NUL: all topic, empty payload), so that the seeds
-//! can be real topics and payloads side by side.
+//! can be real topics and payloads side by side. The collector's in-place
+//! decoder must give what the owned one gives, accepted or rejected.
 
-use sitewatch_protocol::{Topic, decode};
+use sitewatch_protocol::{Body, Decoded, Message, Topic, decode, decode_in_place};
 
 /// One input, as the fuzzer gives it.
 pub fn run(data: &[u8]) {
@@ -12,8 +13,19 @@ pub fn run(data: &[u8]) {
     };
     let topic = String::from_utf8_lossy(topic);
     let _ = Topic::parse(&topic);
-    if let Ok(message) = decode(&topic, payload) {
+    let owned = decode(&topic, payload);
+    if let Ok(message) = &owned {
         // Whatever was accepted must print (the collector logs and re-publishes it).
         let _ = format!("{message:?}");
     }
+    let in_place = decode_in_place(&topic, payload).map(|d| match d {
+        Decoded::Readings(topic, batch) => Message {
+            topic,
+            body: Body::Readings(batch.to_owned_payload()),
+        },
+        Decoded::Message(m) => m,
+    });
+    // NaN cannot come out of either (non-finite values are rejected), so
+    // equality is exact.
+    assert_eq!(owned, in_place, "the decoders disagree");
 }

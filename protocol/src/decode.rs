@@ -6,14 +6,14 @@
 //! counts and names). Every rejection has a bounded [`Rejection::reason`] for the
 //! collector's `sitewatch_collector_rejected_messages_total{reason}`.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     limits::*,
     name::SiteName,
     payload::{
         CollectorStatePayload, CollectorViewPayload, EventsPayload, Labels, ReadingsPayload,
-        SignalsPayload, StatePayload,
+        ReadingsView, SignalsPayload, StatePayload,
     },
     quantity,
     topic::{CollectorKind, Topic, TopicError, TopicKind},
@@ -126,12 +126,54 @@ impl Rejection {
 /// Decodes and validates one MQTT message.
 pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Rejection> {
     let topic = Topic::parse(topic)?;
+    owned(topic, payload)
+}
+
+/// A message decoded by [`decode_in_place`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded<'a> {
+    /// A readings batch, its strings borrowed from the payload.
+    Readings(Topic, ReadingsView<'a>),
+    /// Any other message, as [`decode`] gives it.
+    Message(Message),
+}
+
+/// [`decode`], with a readings batch (by far the most frequent message)
+/// decoded in place: its strings borrow from `payload` instead of being
+/// copied. It accepts and rejects exactly what [`decode`] does, with the same
+/// [`Rejection`] (the `wire_decode` fuzz target holds them to it).
+pub fn decode_in_place<'a>(topic: &str, payload: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
+    let topic = Topic::parse(topic)?;
+    if !matches!(
+        topic,
+        Topic::Host {
+            kind: TopicKind::Readings,
+            ..
+        }
+    ) || payload.is_empty()
+    {
+        return owned(topic, payload).map(Decoded::Message);
+    }
+    check_size(payload)?;
+    let batch: ReadingsView<'a> = parse(payload)?;
+    check_version(batch.v)?;
+    check_identity(&topic, batch.site.as_deref(), batch.host.as_deref())?;
+    validate_readings(&batch)?;
+    Ok(Decoded::Readings(topic, batch))
+}
+
+fn check_size(payload: &[u8]) -> Result<(), Rejection> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(Rejection::TooLarge {
             size: payload.len(),
             max: MAX_PAYLOAD_BYTES,
         });
     }
+    Ok(())
+}
+
+fn owned(topic: Topic, payload: &[u8]) -> Result<Message, Rejection> {
+    check_size(payload)?;
     let retained = matches!(
         topic,
         Topic::Signals { .. }
@@ -175,7 +217,7 @@ pub fn encode<T: Serialize>(payload: &T) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(payload)
 }
 
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
+fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Rejection> {
     serde_json::from_slice(bytes).map_err(|e| classify(bytes, &e))
 }
 
@@ -238,21 +280,26 @@ fn validate(topic: &Topic, body: &Body) -> Result<(), Rejection> {
         Body::CollectorView(c) => (c.v, &None, &None),
         Body::Cleared => return Ok(()),
     };
-    if v != crate::VERSION {
-        return Err(Rejection::WrongVersion {
-            found: v.to_string(),
-        });
-    }
+    check_version(v)?;
     check_identity(topic, site.as_deref(), host.as_deref())?;
     match body {
         Body::State(s) => validate_state(s),
-        Body::Readings(r) => validate_readings(r),
+        Body::Readings(r) => validate_readings(&r.view()),
         Body::Events(e) => validate_events(e),
         Body::Signals(s) => validate_signals(topic, s),
         Body::CollectorState(c) => validate_collector_state(c),
         Body::CollectorView(c) => validate_collector_view(c),
         Body::Cleared => Ok(()),
     }
+}
+
+fn check_version(v: u32) -> Result<(), Rejection> {
+    if v != crate::VERSION {
+        return Err(Rejection::WrongVersion {
+            found: v.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// What a site name must look like, for rejections.
@@ -363,10 +410,10 @@ fn validate_state(s: &StatePayload) -> Result<(), Rejection> {
             });
         }
     }
-    check_labels(|| "labels".into(), &s.labels)
+    check_labels(|| "labels".into(), s.labels.len(), pairs(&s.labels))
 }
 
-fn validate_readings(r: &ReadingsPayload) -> Result<(), Rejection> {
+fn validate_readings(r: &ReadingsView<'_>) -> Result<(), Rejection> {
     check_boot(r.boot.as_deref())?;
     for (i, reading) in r.readings.iter().enumerate() {
         let field = |name: &str| format!("readings[{i}].{name}");
@@ -377,7 +424,7 @@ fn validate_readings(r: &ReadingsPayload) -> Result<(), Rejection> {
         if !quantity::is_valid(&reading.q) {
             return Err(Rejection::InvalidName {
                 field: field("q"),
-                value: reading.q.clone(),
+                value: reading.q.to_string(),
                 expected: "snake_case: a-z, 0-9 and '_', starting with a letter",
             });
         }
@@ -398,7 +445,11 @@ fn validate_readings(r: &ReadingsPayload) -> Result<(), Rejection> {
                 });
             }
         }
-        check_labels(|| field("labels"), &reading.labels)?;
+        check_labels(
+            || field("labels"),
+            reading.labels.len(),
+            reading.labels.iter().map(|(k, v)| (&**k, &**v)),
+        )?;
     }
     Ok(())
 }
@@ -418,7 +469,7 @@ fn validate_events(e: &EventsPayload) -> Result<(), Rejection> {
             });
         }
         check_len(|| field("message"), &event.message, MAX_EVENT_MESSAGE_LEN)?;
-        check_labels(|| field("labels"), &event.labels)?;
+        check_labels(|| field("labels"), event.labels.len(), pairs(&event.labels))?;
         if let Some(id) = &event.id {
             check_text(|| field("id"), id, MAX_EVENT_ID_LEN)?;
         }
@@ -481,21 +532,30 @@ fn check_source_name(field: impl Fn() -> String, value: &str) -> Result<(), Reje
     Ok(())
 }
 
-fn check_labels(field: impl Fn() -> String, labels: &Labels) -> Result<(), Rejection> {
-    if labels.len() > MAX_LABELS {
+fn pairs(labels: &Labels) -> impl Iterator<Item = (&str, &str)> {
+    labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// `count` labels, given as key-value pairs in key order.
+fn check_labels<'l>(
+    field: impl Fn() -> String,
+    count: usize,
+    labels: impl Iterator<Item = (&'l str, &'l str)>,
+) -> Result<(), Rejection> {
+    if count > MAX_LABELS {
         return Err(Rejection::TooManyLabels {
             field: field(),
-            count: labels.len(),
+            count,
             max: MAX_LABELS,
         });
     }
     for (key, value) in labels {
         let key_field = || format!("{}.{key}", field());
         check_len(key_field, key, MAX_LABEL_KEY_LEN)?;
-        if !is_label_name(key) || RESERVED_LABEL_KEYS.contains(&key.as_str()) {
+        if !is_label_name(key) || RESERVED_LABEL_KEYS.contains(&key) {
             return Err(Rejection::InvalidName {
                 field: field(),
-                value: key.clone(),
+                value: key.to_owned(),
                 expected: "a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with \
                            __) other than site, host, src, dev and sensor",
             });

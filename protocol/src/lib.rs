@@ -23,12 +23,12 @@ pub mod quantity;
 pub mod replay;
 pub mod topic;
 
-pub use decode::{Body, Message, Rejection, decode, encode};
+pub use decode::{Body, Decoded, Message, Rejection, decode, decode_in_place, encode};
 pub use name::{HostName, NameError, SiteName};
 pub use payload::{
     Cause, CollectorStatePayload, CollectorViewPayload, Event, EventsPayload, Evidence, Level,
-    OfflineReason, Reading, ReadingState, ReadingsPayload, Severity, Signal, SignalsPayload,
-    SiteReport, StatePayload, Status,
+    OfflineReason, Reading, ReadingState, ReadingView, ReadingsPayload, ReadingsView, Severity,
+    Signal, SignalsPayload, SiteReport, StatePayload, Status,
 };
 pub use topic::{CollectorKind, Topic, TopicError, TopicKind};
 

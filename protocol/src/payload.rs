@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 pub use collector::{CollectorStatePayload, CollectorViewPayload, SiteReport};
 pub use events::{Event, EventsPayload, Severity};
-pub use readings::{Reading, ReadingState, ReadingsPayload};
+pub use readings::{Reading, ReadingState, ReadingView, ReadingsPayload, ReadingsView};
 pub use signals::{
     Cause, Evidence, EvidenceDetail, InhibitedSignal, Level, Signal, SignalsPayload,
 };

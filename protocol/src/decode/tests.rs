@@ -1,4 +1,6 @@
 use super::*;
+use std::borrow::Cow;
+
 use crate::{OfflineReason, ReadingState, Status};
 
 const READINGS: &str = "sitewatch/v1/bj1/web-01/readings";
@@ -308,4 +310,125 @@ fn empty_overlong_or_control_boot_and_event_id_are_rejected() {
         "name_too_long"
     );
     assert_eq!(reason(EVENTS, &id("7")), "wrong_type");
+}
+
+/// The in-place decoder, as the owned message it stands for.
+fn in_place_as_owned(topic: &str, payload: &[u8]) -> Result<Message, Rejection> {
+    decode_in_place(topic, payload).map(|d| match d {
+        Decoded::Readings(topic, batch) => Message {
+            topic,
+            body: Body::Readings(batch.to_owned_payload()),
+        },
+        Decoded::Message(m) => m,
+    })
+}
+
+#[test]
+fn in_place_decoding_borrows_plain_strings_and_owns_escaped_ones() {
+    let payload = br#"{"v":1,"seq":4,"ts":1,"boot":"b-1","host":"web-01","readings":[{"src":"ipmi","dev":"bmc","name":"Inlet \"A\"","q":"temperature_celsius","value":23.5,"state":"ok","labels":{"zone":"a1"}}]}"#;
+    let Ok(Decoded::Readings(_, batch)) = decode_in_place(READINGS, payload) else {
+        panic!("not an in-place readings batch")
+    };
+    let r = &batch.readings[0];
+    assert!(matches!(r.src, Cow::Borrowed("ipmi")));
+    assert!(matches!(r.q, Cow::Borrowed("temperature_celsius")));
+    assert!(matches!(r.name, Cow::Owned(ref s) if s == "Inlet \"A\""));
+    assert!(matches!(batch.boot, Some(Cow::Borrowed("b-1"))));
+    assert!(matches!(batch.host, Some(Cow::Borrowed("web-01"))));
+    let (k, v) = r.labels.iter().next().unwrap();
+    assert!(matches!(
+        (k, v),
+        (Cow::Borrowed("zone"), Cow::Borrowed("a1"))
+    ));
+}
+
+#[test]
+fn in_place_decoding_accepts_and_rejects_what_decode_does() {
+    let cases: Vec<(&str, String)> = vec![
+        (READINGS, batch_with(ok_reading())),
+        (READINGS, batch_with("")),
+        (READINGS, String::new()),
+        (READINGS, "{not json".into()),
+        (READINGS, r#"{"v":2,"seq":1,"ts":1,"readings":[]}"#.into()),
+        (READINGS, r#"{"v":1,"ts":1,"readings":[]}"#.into()),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":"ipmi","dev":"bmc","name":"x","q":"Bad-Q","value":1,"state":"ok"}"#,
+            ),
+        ),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":"ipmi","dev":"bmc","name":"x","q":"errors_total","value":-1,"state":"ok"}"#,
+            ),
+        ),
+        (
+            READINGS,
+            batch_with(r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","state":"ok"}"#),
+        ),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1,"state":"on"}"#,
+            ),
+        ),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1e400,"state":"ok"}"#,
+            ),
+        ),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":"ipmi","dev":"","name":"x","q":"power_watts","value":1,"state":"ok"}"#,
+            ),
+        ),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1,"state":"ok","labels":{"host":"h"}}"#,
+            ),
+        ),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":"ipmi","dev":"bmc","name":"x","q":"power_watts","value":1,"state":"ok","labels":{"a":"1","a":"2"}}"#,
+            ),
+        ),
+        (
+            READINGS,
+            batch_with(
+                r#"{"src":3,"dev":"bmc","name":"x","q":"power_watts","value":1,"state":"ok"}"#,
+            ),
+        ),
+        (
+            READINGS,
+            r#"{"v":1,"seq":1,"ts":1,"readings":[],"host":"web-02"}"#.into(),
+        ),
+        (
+            READINGS,
+            r#"{"v":1,"seq":1,"ts":1,"readings":[],"boot":""}"#.into(),
+        ),
+        (
+            READINGS,
+            r#"{"v":1,"seq":1,"ts":1,"readings":[],"boot":null,"site":null}"#.into(),
+        ),
+        (READINGS, "x".repeat(MAX_PAYLOAD_BYTES + 1)),
+        ("sitewatch/v1/BJ1/web-01/readings", batch_with("")),
+        (
+            STATE,
+            r#"{"v":1,"status":"online","ts":1,"boot":"b"}"#.into(),
+        ),
+        (STATE, String::new()),
+        (EVENTS, r#"{"v":1,"seq":1,"ts":1,"events":[]}"#.into()),
+    ];
+    for (topic, payload) in cases {
+        assert_eq!(
+            decode(topic, payload.as_bytes()),
+            in_place_as_owned(topic, payload.as_bytes()),
+            "{topic} {payload:.200}"
+        );
+    }
 }

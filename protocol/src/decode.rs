@@ -140,8 +140,10 @@ pub enum Decoded<'a> {
 
 /// [`decode`], with a readings batch (by far the most frequent message)
 /// decoded in place: its strings borrow from `payload` instead of being
-/// copied. It accepts and rejects exactly what [`decode`] does, with the same
-/// [`Rejection`] (the `wire_decode` fuzz target holds them to it).
+/// copied. It accepts exactly what [`decode`] does, and rejects the rest for
+/// the same [`Rejection::reason`] (the `wire_decode` fuzz target holds them
+/// to it; a serde message may name `ReadingsView` where the other names
+/// `ReadingsPayload`).
 pub fn decode_in_place<'a>(topic: &str, payload: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
     let topic = Topic::parse(topic)?;
     if !matches!(

@@ -7,28 +7,21 @@
 //! known of what came before); a smaller value (a replaced disk under the same
 //! device name) becomes the new baseline.
 
-use std::collections::{BTreeMap, btree_map::Entry};
+use std::collections::BTreeMap;
 
 use sitewatch_protocol::{Cause, ReadingState, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, human_ms, reading_evidence};
-use crate::{config::SignalsConfig, host_index::Reader, snapshot::SeriesSnapshot};
+use crate::{config::SignalsConfig, host_index::Reader, name::Name, snapshot::SeriesSnapshot};
 
 /// Per counter (host, dev, q): what the engine saw last.
+///
+/// By host, then by (dev, q): a look walks a site host by host, so each host
+/// costs one lookup by name and each of its counters one among its own few,
+/// whose names are the snapshot's shared ones (equal by pointer at once).
 #[derive(Debug, Clone, Default)]
 pub struct Memory {
-    /// Keyed by [`counter_key`] of (host, dev, q).
-    counters: BTreeMap<String, Counter>,
-    /// The key being looked up: a counter seen before costs no allocation.
-    scratch: String,
-}
-
-/// One string for (host, dev, q), unambiguous whatever the names hold: the
-/// first two length-prefixed.
-fn counter_key(out: &mut String, (host, dev, q): (&str, &str, &str)) {
-    use std::fmt::Write as _;
-    out.clear();
-    let _ = write!(out, "{}:{host}{}:{dev}{q}", host.len(), dev.len());
+    hosts: BTreeMap<String, BTreeMap<(Name, Name), Counter>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,20 +32,34 @@ struct Counter {
     grew: Option<(i64, f64)>,
 }
 
+impl Counter {
+    /// Records a value; returns when and from what it last grew.
+    fn observe(&mut self, value: f64, now_ms: i64) -> Option<(i64, f64)> {
+        if value > self.value {
+            self.grew = Some((now_ms, self.value));
+        } else if value < self.value {
+            self.grew = None;
+        }
+        self.value = value;
+        self.seen_ms = now_ms;
+        self.grew
+    }
+}
+
 impl Memory {
     /// How many counters are remembered (for the engine's own metrics).
     pub fn len(&self) -> usize {
-        self.counters.len()
+        self.hosts.values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty()
+        self.hosts.is_empty()
     }
 
     /// Counts as seen at `now_ms` the counters the evaluation at `looked_at_ms`
     /// saw: a reused look of an unchanged picture sees the same ones.
     pub fn seen_again(&mut self, looked_at_ms: i64, now_ms: i64) {
-        for c in self.counters.values_mut() {
+        for c in self.hosts.values_mut().flat_map(BTreeMap::values_mut) {
             if c.seen_ms == looked_at_ms {
                 c.seen_ms = now_ms;
             }
@@ -61,52 +68,52 @@ impl Memory {
 
     /// Forgets counters not seen for `max_age_ms` (removed disks, gone hosts).
     pub fn prune(&mut self, now_ms: i64, max_age_ms: i64) {
-        self.counters
-            .retain(|_, c| now_ms.saturating_sub(c.seen_ms) <= max_age_ms);
+        for counters in self.hosts.values_mut() {
+            counters.retain(|_, c| now_ms.saturating_sub(c.seen_ms) <= max_age_ms);
+        }
+        self.hosts.retain(|_, counters| !counters.is_empty());
     }
 
-    /// Records a value; returns when and from what it last grew.
-    fn observe(&mut self, key: (&str, &str, &str), value: f64, now_ms: i64) -> Option<(i64, f64)> {
-        counter_key(&mut self.scratch, key);
-        if let Some(c) = self.counters.get_mut(self.scratch.as_str()) {
-            if value > c.value {
-                c.grew = Some((now_ms, c.value));
-            } else if value < c.value {
-                c.grew = None;
-            }
-            c.value = value;
-            c.seen_ms = now_ms;
-            return c.grew;
+    /// The counters of `host`, created empty if it has none (looked up by
+    /// `&str` first: a host seen before costs no allocation).
+    fn of_host(&mut self, host: &str) -> Option<&mut BTreeMap<(Name, Name), Counter>> {
+        if !self.hosts.contains_key(host) {
+            self.hosts.insert(host.to_owned(), BTreeMap::new());
         }
-        match self.counters.entry(self.scratch.clone()) {
-            Entry::Vacant(v) => {
-                v.insert(Counter {
-                    value,
-                    seen_ms: now_ms,
-                    grew: None,
-                });
-                None
-            }
-            Entry::Occupied(mut o) => {
-                let c = o.get_mut();
-                if value > c.value {
-                    c.grew = Some((now_ms, c.value));
-                } else if value < c.value {
-                    c.grew = None;
-                }
-                c.value = value;
-                c.seen_ms = now_ms;
-                c.grew
-            }
-        }
+        self.hosts.get_mut(host)
     }
 }
 
+/// Records `value` of (dev, q) among a host's counters; returns when and from
+/// what it last grew. The first value is a baseline.
+fn observe(
+    counters: &mut BTreeMap<(Name, Name), Counter>,
+    dev: &Name,
+    q: &Name,
+    value: f64,
+    now_ms: i64,
+) -> Option<(i64, f64)> {
+    let key = (dev.clone(), q.clone());
+    if let Some(c) = counters.get_mut(&key) {
+        return c.observe(value, now_ms);
+    }
+    counters.insert(
+        key,
+        Counter {
+            value,
+            seen_ms: now_ms,
+            grew: None,
+        },
+    );
+    None
+}
+
 /// What the loop below reads ([`crate::host_index`]).
-pub(crate) fn reads(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
+/// `state` is the reading's, or the one it is asked about.
+pub(crate) fn reads(r: &SeriesSnapshot, state: ReadingState, cfg: &SignalsConfig) -> bool {
     r.q.starts_with("disk_")
         || r.q == q::DISK_SMART_PASSED
-        || (r.state == ReadingState::Critical && r.src == "smart")
+        || (state == ReadingState::Critical && r.src == "smart")
         || cfg.storage.growing.iter().any(|g| r.q == *g)
 }
 
@@ -119,6 +126,13 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
     let mut disks: BTreeMap<(&str, &str), Vec<_>> = BTreeMap::new();
     for host in &ctx.site.hosts {
         let name = host.name();
+        let growing = |r: &SeriesSnapshot| cfg.growing.iter().any(|g| r.q == *g);
+        // Looked up once a host, and only for a host with counters.
+        let mut counters = host
+            .readings_for(Reader::Storage)
+            .any(|r| growing(r) && r.number().is_some())
+            .then(|| memory.of_host(name))
+            .flatten();
         for r in host.readings_for(Reader::Storage) {
             let is_disk_q = r.q.starts_with("disk_");
             let failed = r.q == q::DISK_SMART_PASSED && r.is_flag(0.0);
@@ -129,9 +143,10 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
             } else if critical {
                 why = Some(format!("{} {} critical", r.src, r.name));
             }
-            if cfg.growing.iter().any(|g| r.q == *g)
+            if growing(r)
                 && let Some(value) = r.number()
-                && let Some((at, from)) = memory.observe((name, &r.dev, &r.q), value, ctx.now_ms)
+                && let Some(counters) = counters.as_deref_mut()
+                && let Some((at, from)) = observe(counters, &r.dev, &r.q, value, ctx.now_ms)
                 && ctx.now_ms.saturating_sub(at) < growth_hold
                 && why.is_none()
             {

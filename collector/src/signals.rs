@@ -27,17 +27,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sitewatch_protocol::Signal;
+use sitewatch_protocol::{ReadingState, Signal};
 use sitewatch_signals::{
     ChangeKind, Engine, Evaluation, HostSnapshot, Name, SeriesSnapshot, SignalsConfig,
-    SiteSnapshot, Snapshot, is_read,
+    SiteSnapshot, Snapshot, is_read, may_be_read,
 };
 use tokio::sync::Notify;
 
 use crate::Shared;
 use crate::liveness::PathState;
 use crate::output::{Output, Round};
-use crate::state::State;
+use crate::state::{SeriesNames, State};
 
 /// The engine is evaluated at least this often.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -482,7 +482,21 @@ fn host_taken(
     now_ms: i64,
 ) -> (HostSnapshot, i64) {
     let (mut snap, mut until) = host_snapshot(state, h, links, now_ms);
-    for r in state.readings_of_host(slot, now_ms) {
+    // What no cause reads in any state is not even looked up.
+    let wanted = |n: SeriesNames<'_>| {
+        let names = SeriesSnapshot {
+            src: Name::from(n.src),
+            dev: Name::from(n.dev),
+            name: Name::from(n.name),
+            q: Name::from(n.q),
+            value: None,
+            state: ReadingState::Unknown,
+            ts_ms: 0,
+            labels: Default::default(),
+        };
+        may_be_read(&names, cfg)
+    };
+    for r in state.readings_of_host_named(slot, now_ms, wanted) {
         if let Some(taken) = series_snapshot(&r, cfg) {
             until = until.min(r.stale_at_ms);
             snap.readings.push(taken);

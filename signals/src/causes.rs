@@ -156,6 +156,12 @@ impl<'a> HostView<'a> {
             .map(String::as_str)
     }
 
+    /// Whether the host's index says its readings give `reader`'s cause
+    /// nothing to find (the cause's `quiet`); without an index, no.
+    pub fn known_quiet(&self, reader: Reader) -> bool {
+        self.index.is_some_and(|i| i.quiet(reader))
+    }
+
     /// The readings `reader` reads, in their order: from the host's index
     /// when it has one, else every reading. Either way the cause still checks
     /// each reading it is given: the index only leaves out what it would skip.

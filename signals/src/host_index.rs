@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use sitewatch_protocol::ReadingState;
+
 use crate::{
     causes::{
         cooling, host_hardware, host_resources, network, network_device, power, power_feed, storage,
@@ -49,15 +51,40 @@ impl Reader {
 
     /// Whether this cause reads `r` at all (whatever its value).
     fn reads(self, r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
+        self.reads_in(r, r.state, cfg)
+    }
+
+    /// Whether this cause reads `r` were it in `state`. The causes that read
+    /// by state read critical readings: that is the widest.
+    fn reads_in(self, r: &SeriesSnapshot, state: ReadingState, cfg: &SignalsConfig) -> bool {
         match self {
             Reader::HostResources => host_resources::reads(r),
-            Reader::HostHardware => host_hardware::reads(r, cfg),
-            Reader::Storage => storage::reads(r, cfg),
+            Reader::HostHardware => host_hardware::reads(r, state, cfg),
+            Reader::Storage => storage::reads(r, state, cfg),
             Reader::NetworkDevice => network_device::reads(r),
             Reader::Power => power::reads(r),
             Reader::PowerFeed => power_feed::reads(r),
             Reader::Cooling => cooling::reads(r),
             Reader::Network => network::reads(r),
+        }
+    }
+
+    /// Whether a host's `readings` (those this cause reads) are, taken alone,
+    /// known to give it nothing to find: the host's content is what decides,
+    /// never the time, what is raised or the other hosts, so the answer is
+    /// kept with the index for as long as the host's content is the same.
+    /// The causes whose findings are a site's aggregate, or need memory,
+    /// say no.
+    fn quiet<'a>(self, readings: Readings<'a>, cfg: &SignalsConfig) -> bool {
+        match self {
+            Reader::HostResources => host_resources::quiet(cfg, readings),
+            Reader::HostHardware => host_hardware::quiet(cfg, readings),
+            Reader::Power => power::quiet(readings),
+            Reader::Storage
+            | Reader::NetworkDevice
+            | Reader::PowerFeed
+            | Reader::Cooling
+            | Reader::Network => false,
         }
     }
 }
@@ -75,10 +102,22 @@ pub fn is_read(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
     Reader::ALL.iter().any(|reader| reader.reads(r, cfg))
 }
 
-/// Per cause, the positions (ascending) of the readings of one host it reads.
+/// Whether any cause reads a series of `r`'s names in some state, whatever
+/// its value: [`is_read`] asked before the value and state are looked up, so
+/// that the collector does not look up what no cause would read.
+pub fn may_be_read(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
+    Reader::ALL
+        .iter()
+        .any(|reader| reader.reads_in(r, ReadingState::Critical, cfg))
+}
+
+/// Per cause, the positions (ascending) of the readings of one host it reads,
+/// and whether they are known to give it nothing to find.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostIndex {
     by_reader: [Vec<u32>; Reader::ALL.len()],
+    /// By reader, a bit set when its cause's `quiet` holds for this host.
+    quiet: u16,
 }
 
 impl HostIndex {
@@ -93,11 +132,23 @@ impl HostIndex {
                 }
             }
         }
+        for reader in Reader::ALL {
+            let readings = Readings::of(host, Some(&index), reader);
+            if reader.quiet(readings, cfg) {
+                index.quiet |= 1 << reader as u16;
+            }
+        }
         index
     }
 
     fn positions(&self, reader: Reader) -> &[u32] {
         &self.by_reader[reader as usize]
+    }
+
+    /// Whether this host's readings are known to give `reader`'s cause
+    /// nothing to find (what that means is the cause's `quiet`).
+    pub fn quiet(&self, reader: Reader) -> bool {
+        self.quiet & (1 << reader as u16) != 0
     }
 }
 
@@ -197,11 +248,11 @@ impl<'a> Iterator for Readings<'a> {
 
 #[cfg(test)]
 mod tests {
-    use sitewatch_protocol::{ReadingState, quantity as q};
+    use sitewatch_protocol::quantity as q;
 
     use super::*;
     use crate::{
-        causes::{Ctx, Gate, NothingHeld, SiteView},
+        causes::{Ctx, Gate, Held, NothingHeld, SiteView},
         incremental::Deadline,
         liveness::Policy,
         snapshot::Liveness,
@@ -222,6 +273,13 @@ mod tests {
             items[self.below(items.len())]
         }
     }
+
+    const STATES: [ReadingState; 4] = [
+        ReadingState::Ok,
+        ReadingState::Warning,
+        ReadingState::Critical,
+        ReadingState::Unknown,
+    ];
 
     /// A reading of what some cause reads (or anything, one time in four), in
     /// any state, value and label.
@@ -259,18 +317,15 @@ mod tests {
             0,
         )
         .named(rng.pick(&["Inlet Temp", "PSU2", "eth0"]))
-        .in_state(rng.pick(&[
-            ReadingState::Ok,
-            ReadingState::Warning,
-            ReadingState::Critical,
-            ReadingState::Unknown,
-        ]));
+        .in_state(rng.pick(&STATES));
         r.value = rng.pick(&[
             Some(0.0),
             Some(1.0),
             Some(0.97),
             Some(30.0),
             Some(9.0),
+            // Within the CPU limit's hysteresis: held if raised, else not.
+            Some(0.82),
             None,
         ]);
         for (k, v) in [
@@ -289,12 +344,32 @@ mod tests {
         r
     }
 
+    /// Every signal raised, alarm and advisory: each cause holds its limits
+    /// less their hysteresis.
+    struct EverythingHeld;
+
+    impl Held for EverythingHeld {
+        fn is_raised(&self, _: sitewatch_protocol::Cause, _: &str, _: crate::causes::Tier) -> bool {
+            true
+        }
+    }
+
     /// Every cause, over a site built with or without the hosts' indexes.
     fn found(
         hosts: &[HostSnapshot],
         indexes: Option<&[HostIndex]>,
         memory: &mut (storage::Memory, cooling::Memory),
         now_ms: i64,
+    ) -> Vec<crate::causes::Condition> {
+        found_holding(hosts, indexes, memory, now_ms, &NothingHeld)
+    }
+
+    fn found_holding(
+        hosts: &[HostSnapshot],
+        indexes: Option<&[HostIndex]>,
+        memory: &mut (storage::Memory, cooling::Memory),
+        now_ms: i64,
+        held: &dyn Held,
     ) -> Vec<crate::causes::Condition> {
         let cfg = SignalsConfig::default();
         let policy = Policy::new(&cfg, i64::MIN / 2);
@@ -303,10 +378,13 @@ mod tests {
             cfg: &cfg,
             now_ms,
             site: &view,
-            held: &NothingHeld,
+            held,
             gate: &Gate::Alone,
             deadline: &Deadline::default(),
         };
+        // The shortcut of a site where nothing senses a loss of the mains
+        // leaves out nothing sorting out every device would find.
+        assert_eq!(power::evaluate(&ctx), power::every_device(&ctx));
         let mut out = host_resources::evaluate(&ctx);
         out.extend(host_hardware::evaluate(&ctx));
         out.extend(storage::evaluate(&ctx, &mut memory.0));
@@ -324,10 +402,14 @@ mod tests {
         let mut rng = Rng(0x5eed);
         let mut found_something = 0;
         let mut left_out = 0;
+        let mut quiet_hosts = 0;
+        let mut unread = 0;
         for trial in 0..3_000 {
             let mut plain = Default::default();
             let mut indexed = Default::default();
             let mut filtered = Default::default();
+            let mut plain_held = Default::default();
+            let mut indexed_held = Default::default();
             // Half or most of the hosts lost: the site-level network rule
             // holds at times, and its evidence lists the probes.
             let online_one_in = rng.pick(&[8, 2]);
@@ -351,6 +433,15 @@ mod tests {
                 let a = found(&hosts, None, &mut plain, now_ms);
                 let b = found(&hosts, Some(&indexes), &mut indexed, now_ms);
                 assert_eq!(a, b, "trial {trial}, step {step}");
+                // What an index knows to be quiet is quiet whatever is raised.
+                let all = &EverythingHeld;
+                let a_held = found_holding(&hosts, None, &mut plain_held, now_ms, all);
+                let b_held = found_holding(&hosts, Some(&indexes), &mut indexed_held, now_ms, all);
+                assert_eq!(
+                    a_held, b_held,
+                    "trial {trial}, step {step}, everything raised"
+                );
+                quiet_hosts += indexes.iter().filter(|i| i.quiet != 0).count();
                 let read_only: Vec<HostSnapshot> = hosts
                     .iter()
                     .map(|h| {
@@ -359,6 +450,12 @@ mod tests {
                             let mut bare = r.clone();
                             bare.labels.clear();
                             assert_eq!(is_read(r, &cfg), is_read(&bare, &cfg), "{r:?}");
+                            // Asked of the names alone, before the state
+                            // is known: never no when some state says yes.
+                            let other = bare.clone().in_state(rng.pick(&STATES));
+                            assert_eq!(may_be_read(r, &cfg), may_be_read(&other, &cfg));
+                            assert!(!is_read(r, &cfg) || may_be_read(r, &cfg), "{r:?}");
+                            unread += usize::from(!may_be_read(r, &cfg));
                             is_read(r, &cfg)
                         });
                         h
@@ -385,6 +482,10 @@ mod tests {
         assert!(found_something > 1_000, "{found_something}");
         // And readings were left out: the filtered pictures were smaller.
         assert!(left_out > 10_000, "{left_out}");
+        // And hosts were known quiet: the indexes let causes skip them.
+        assert!(quiet_hosts > 1_000, "{quiet_hosts}");
+        // And some names were not read in any state.
+        assert!(unread > 1_000, "{unread}");
     }
 
     #[test]

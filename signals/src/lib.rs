@@ -84,7 +84,7 @@ pub mod temporal;
 pub use causes::{CauseSet, Condition, Tier};
 pub use config::{ConfigError, SignalsConfig};
 pub use engine::{Change, ChangeKind, Engine, Evaluation, SignalKey};
-pub use host_index::is_read;
+pub use host_index::{is_read, may_be_read};
 pub use liveness::{Policy, Status, Verdict};
 pub use name::Name;
 pub use snapshot::{

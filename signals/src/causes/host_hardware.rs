@@ -13,22 +13,62 @@ use std::collections::BTreeSet;
 use sitewatch_protocol::{Cause, ReadingState, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, cap_evidence, host_evidence, human_ms, reading_evidence};
-use crate::{config::SignalsConfig, host_index::Reader, snapshot::SeriesSnapshot};
+use crate::{
+    config::{HostHardwareConfig, SignalsConfig},
+    host_index::Reader,
+    snapshot::SeriesSnapshot,
+};
 
 const LOST: CauseSet = CauseSet::of(&[Cause::Power, Cause::Network, Cause::Cooling]);
 const ELECTRICAL: CauseSet = CauseSet::of(&[Cause::Power]);
 const THERMAL: CauseSet = CauseSet::of(&[Cause::Cooling]);
 
 /// What the loop below reads ([`crate::host_index`]).
-pub(crate) fn reads(r: &SeriesSnapshot, cfg: &SignalsConfig) -> bool {
+/// `state` is the reading's, or the one it is asked about.
+pub(crate) fn reads(r: &SeriesSnapshot, state: ReadingState, cfg: &SignalsConfig) -> bool {
     r.q == q::PSU_OK
         || r.q == q::FAN_SPEED_RPM
-        || (r.state == ReadingState::Critical
+        || (state == ReadingState::Critical
             && cfg
                 .host_hardware
                 .hardware_sources
                 .iter()
                 .any(|s| r.src == *s))
+}
+
+/// What is wrong with one reading, if anything.
+struct Fault {
+    hardware_critical: bool,
+    psu_failed: bool,
+    fan_stopped: bool,
+}
+
+impl Fault {
+    fn of(r: &SeriesSnapshot, cfg: &HostHardwareConfig) -> Self {
+        Fault {
+            hardware_critical: r.state == ReadingState::Critical
+                && cfg.hardware_sources.iter().any(|s| r.src == *s),
+            psu_failed: r.q == q::PSU_OK && r.is_flag(0.0),
+            // Absent fans read 0 rpm in state ok; a stopped one is flagged.
+            fan_stopped: r.q == q::FAN_SPEED_RPM
+                && r.is_flag(0.0)
+                && matches!(r.state, ReadingState::Warning | ReadingState::Critical),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.hardware_critical || self.psu_failed || self.fan_stopped
+    }
+}
+
+/// Whether none of a host's `readings` is a fault ([`crate::host_index`]
+/// keeps the answer per host): then only its being lost can raise this cause.
+pub(crate) fn quiet<'a>(
+    cfg: &SignalsConfig,
+    mut readings: impl Iterator<Item = &'a SeriesSnapshot>,
+) -> bool {
+    let cfg = &cfg.host_hardware;
+    !cfg.enabled || readings.all(|r| !Fault::of(r, cfg).any())
 }
 
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
@@ -48,23 +88,20 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
         };
         // A sensor can match several rules (a critical IPMI fan at 0 rpm); once is enough.
         let mut seen = BTreeSet::new();
-        for r in host.readings_for(Reader::HostHardware) {
-            let hardware_critical = r.state == ReadingState::Critical
-                && cfg.hardware_sources.iter().any(|s| r.src == *s);
-            let psu_failed = r.q == q::PSU_OK && r.is_flag(0.0);
-            // Absent fans read 0 rpm in state ok; a stopped one is flagged.
-            let fan_stopped = r.q == q::FAN_SPEED_RPM
-                && r.is_flag(0.0)
-                && matches!(r.state, ReadingState::Warning | ReadingState::Critical);
-            if !(hardware_critical || psu_failed || fan_stopped) {
+        // A host known to have no fault costs only its lost check.
+        let readings = (!host.known_quiet(Reader::HostHardware))
+            .then(|| host.readings_for(Reader::HostHardware));
+        for r in readings.into_iter().flatten() {
+            let fault = Fault::of(r, cfg);
+            if !fault.any() {
                 continue;
             }
             if !seen.insert((&r.src, &r.dev, &r.name, &r.q)) {
                 continue;
             }
-            let (what, by) = if psu_failed {
+            let (what, by) = if fault.psu_failed {
                 ("power supply failed", ELECTRICAL)
-            } else if fan_stopped {
+            } else if fault.fan_stopped {
                 // A stopped fan is a part failure whatever the room does.
                 ("fan stopped", CauseSet::EMPTY)
             } else {

@@ -9,7 +9,11 @@ use std::collections::BTreeMap;
 use sitewatch_protocol::{Cause, Severity, quantity as q};
 
 use super::{CauseSet, Condition, Ctx, HostView, Tier, percent, reading_evidence};
-use crate::{config::UsageThreshold, host_index::Reader, snapshot::SeriesSnapshot};
+use crate::{
+    config::{HostResourcesConfig, SignalsConfig, UsageThreshold},
+    host_index::Reader,
+    snapshot::SeriesSnapshot,
+};
 
 /// What the loop below reads ([`crate::host_index`]).
 pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
@@ -19,6 +23,40 @@ pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
     )
 }
 
+/// The limits a reading is held against, if this cause reads it.
+fn limits_of<'a>(cfg: &'a HostResourcesConfig, r: &SeriesSnapshot) -> Option<&'a UsageThreshold> {
+    match r.q.as_str() {
+        q::CPU_USAGE_RATIO => Some(&cfg.cpu),
+        q::MEMORY_USAGE_RATIO => Some(&cfg.memory),
+        q::FILESYSTEM_USAGE_RATIO => Some(&cfg.filesystem),
+        _ => None,
+    }
+}
+
+/// Whether `value` is close enough to a limit of `limits` that a condition
+/// may hold, raised or not: above a limit less its hysteresis.
+fn could_hold(value: f64, limits: &UsageThreshold) -> bool {
+    let near = |limit: f64| value > limit || value >= limit - limits.hysteresis;
+    near(limits.critical) || limits.warning.is_some_and(near)
+}
+
+/// Whether a host's `readings` give this cause nothing to find, whatever is
+/// raised ([`crate::host_index`] keeps the answer per host): every value
+/// below every limit less its hysteresis.
+pub(crate) fn quiet<'a>(
+    cfg: &SignalsConfig,
+    mut readings: impl Iterator<Item = &'a SeriesSnapshot>,
+) -> bool {
+    let cfg = &cfg.host_resources;
+    !cfg.enabled
+        || readings.all(|r| {
+            let (Some(limits), Some(value)) = (limits_of(cfg, r), r.number()) else {
+                return true;
+            };
+            !could_hold(value, limits)
+        })
+}
+
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.host_resources;
     if !cfg.enabled {
@@ -26,6 +64,9 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     }
     let mut out = Vec::new();
     for host in &ctx.site.hosts {
+        if host.known_quiet(Reader::HostResources) {
+            continue;
+        }
         // One value per resource: the highest, should a host report several.
         let mut worst: BTreeMap<(&str, &str), &SeriesSnapshot> = BTreeMap::new();
         for r in host.readings_for(Reader::HostResources) {
@@ -45,13 +86,10 @@ pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
                 })
                 .or_insert(r);
         }
-        for ((quantity, resource), r) in worst {
-            let limits = match quantity {
-                q::CPU_USAGE_RATIO => &cfg.cpu,
-                q::MEMORY_USAGE_RATIO => &cfg.memory,
-                _ => &cfg.filesystem,
-            };
-            check(ctx, host, resource, r, limits, &mut out);
+        for ((_, resource), r) in worst {
+            if let Some(limits) = limits_of(cfg, r) {
+                check(ctx, host, resource, r, limits, &mut out);
+            }
         }
     }
     out
@@ -68,8 +106,7 @@ fn check(
     let Some(value) = r.number() else { return };
     // Below every limit less its hysteresis nothing holds, raised or not: the
     // usual case, settled without building the subject.
-    let could_hold = |limit: f64| value > limit || value >= limit - limits.hysteresis;
-    if !could_hold(limits.critical) && !limits.warning.is_some_and(could_hold) {
+    if !could_hold(value, limits) {
         return;
     }
     let subject = format!("{}:{resource}", host.name());

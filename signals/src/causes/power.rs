@@ -80,11 +80,40 @@ pub(crate) fn reads(r: &SeriesSnapshot) -> bool {
     )
 }
 
+/// Whether `r` says the utility is gone: every condition of this cause needs
+/// one such reading at the site.
+fn senses_a_loss(r: &SeriesSnapshot) -> bool {
+    (r.q == q::MAINS_AVAILABLE && r.is_flag(0.0)) || (r.q == q::UPS_ON_BATTERY && r.is_flag(1.0))
+}
+
+/// Whether none of a host's `readings` senses a loss of the mains
+/// ([`crate::host_index`] keeps the answer per host): a site of such hosts
+/// has nothing for this cause, whatever else they read.
+pub(crate) fn quiet<'a>(mut readings: impl Iterator<Item = &'a SeriesSnapshot>) -> bool {
+    !readings.any(senses_a_loss)
+}
+
 pub fn evaluate(ctx: &Ctx<'_>) -> Vec<Condition> {
     let cfg = &ctx.cfg.power;
     if !cfg.enabled {
         return Vec::new();
     }
+    // The usual site, mains present everywhere: settled before any device
+    // is sorted out.
+    if ctx
+        .site
+        .hosts
+        .iter()
+        .all(|h| h.known_quiet(Reader::Power) || quiet(h.readings_for(Reader::Power)))
+    {
+        return Vec::new();
+    }
+    every_device(ctx)
+}
+
+/// [`evaluate`] without its shortcut: every sensing device sorted out.
+pub(crate) fn every_device(ctx: &Ctx<'_>) -> Vec<Condition> {
+    let cfg = &ctx.cfg.power;
     let site_cfg = ctx.cfg.sites.get(ctx.site.site);
     let independent = |dev: &str| site_cfg.is_none_or(|s| s.senses_utility(dev));
     let feed_of = |dev: &str| {

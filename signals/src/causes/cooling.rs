@@ -96,8 +96,9 @@ impl Memory {
 }
 
 #[derive(Default)]
-struct Group<'a> {
-    points: BTreeMap<(&'a str, &'a str), Vec<f64>>,
+struct Group {
+    /// One value per measuring point (host, dev): the median of its inlets.
+    per_point: Vec<f64>,
     hottest: Option<(f64, Evidence)>,
 }
 
@@ -131,10 +132,15 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
         return Vec::new();
     }
     let site = ctx.site.site;
-    let mut groups: BTreeMap<Option<&str>, Group<'_>> = BTreeMap::new();
+    let mut groups: BTreeMap<Option<&str>, Group> = BTreeMap::new();
     // (zone, evidence) of every cooling unit in alarm.
     let mut alarms: Vec<(Option<&str>, Evidence)> = Vec::new();
+    // One host's inlets as (zone, dev, value): its points are its own, so
+    // they are made host by host, not in a map of the whole site's.
+    let mut inlets: Vec<(Option<&str>, &str, f64)> = Vec::new();
+    let mut values: Vec<f64> = Vec::new();
     for host in &ctx.site.hosts {
+        inlets.clear();
         for r in host.readings_for(Reader::Cooling) {
             let zone = || {
                 r.labels
@@ -151,14 +157,21 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
                 continue;
             };
             let zone = zone();
+            inlets.push((zone, &r.dev, value));
             let g = groups.entry(zone).or_default();
-            g.points
-                .entry((host.name(), &r.dev))
-                .or_default()
-                .push(value);
             if g.hottest.as_ref().is_none_or(|(v, _)| value > *v) {
                 let summary = format!("hottest inlet: {} {} at {value} °C", host.name(), r.name);
                 g.hottest = Some((value, reading_evidence(host.name(), r, summary)));
+            }
+        }
+        // Each (zone, dev) run is one point of the zone's group.
+        inlets.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for point in inlets.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let zone = point[0].0;
+            values.clear();
+            values.extend(point.iter().map(|p| p.2));
+            if let (Some(m), Some(g)) = (median(&mut values), groups.get_mut(&zone)) {
+                g.per_point.push(m);
             }
         }
     }
@@ -166,11 +179,7 @@ pub fn evaluate(ctx: &Ctx<'_>, memory: &mut Memory) -> Vec<Condition> {
     let window_ms = crate::config::ms(cfg.rise_window);
     let mut out = Vec::new();
     for (zone, group) in &groups {
-        let mut per_point: Vec<f64> = group
-            .points
-            .values()
-            .filter_map(|v| median(&mut v.clone()))
-            .collect();
+        let mut per_point = group.per_point.clone();
         let points = per_point.len();
         let Some(now_median) = median(&mut per_point) else {
             continue;

@@ -483,19 +483,7 @@ fn host_taken(
 ) -> (HostSnapshot, i64) {
     let (mut snap, mut until) = host_snapshot(state, h, links, now_ms);
     // What no cause reads in any state is not even looked up.
-    let wanted = |n: SeriesNames<'_>| {
-        let names = SeriesSnapshot {
-            src: Name::from(n.src),
-            dev: Name::from(n.dev),
-            name: Name::from(n.name),
-            q: Name::from(n.q),
-            value: None,
-            state: ReadingState::Unknown,
-            ts_ms: 0,
-            labels: Default::default(),
-        };
-        may_be_read(&names, cfg)
-    };
+    let wanted = |n: SeriesNames<'_>| may_be_read(&named(n), cfg);
     for r in state.readings_of_host_named(slot, now_ms, wanted) {
         if let Some(taken) = series_snapshot(&r, cfg) {
             until = until.min(r.stale_at_ms);
@@ -513,14 +501,10 @@ fn series_snapshot(
     cfg: &SignalsConfig,
 ) -> Option<SeriesSnapshot> {
     let mut taken = SeriesSnapshot {
-        src: Name::from(r.src),
-        dev: Name::from(r.dev),
-        name: Name::from(r.name),
-        q: Name::from(r.q),
         value: r.value,
         state: r.state,
         ts_ms: r.ts_ms,
-        labels: Default::default(),
+        ..named(r.names())
     };
     // Asked before the labels are copied: `is_read` does not look at them.
     if !is_read(&taken, cfg) {
@@ -532,6 +516,21 @@ fn series_snapshot(
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     Some(taken)
+}
+
+/// A series with its names only (shared with the state's string table): no
+/// value, state unknown, no labels.
+fn named(n: SeriesNames<'_>) -> SeriesSnapshot {
+    SeriesSnapshot {
+        src: Name::from(n.src),
+        dev: Name::from(n.dev),
+        name: Name::from(n.name),
+        q: Name::from(n.q),
+        value: None,
+        state: ReadingState::Unknown,
+        ts_ms: 0,
+        labels: Default::default(),
+    }
 }
 
 fn host_at(snapshot: &mut Snapshot, p: Placed) -> Option<&mut HostSnapshot> {

@@ -358,6 +358,18 @@ pub struct ReadingView<'a> {
     pub stale_at_ms: i64,
 }
 
+impl<'a> ReadingView<'a> {
+    /// Its names, as [`State::readings_of_host_named`] asks about them.
+    pub fn names(&self) -> SeriesNames<'a> {
+        SeriesNames {
+            src: self.src,
+            dev: self.dev,
+            name: self.name,
+            q: self.q,
+        }
+    }
+}
+
 /// The names of one series of a host, before its value is looked up.
 #[derive(Debug, Clone, Copy)]
 pub struct SeriesNames<'a> {

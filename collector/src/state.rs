@@ -24,6 +24,9 @@ use crate::liveness::{self, AgentStatus, Liveness, PathFacts, PathId, PathState,
 use crate::metrics::names;
 use crate::series::{Family, HostSeries, SeriesKey, SeriesValue};
 
+mod cursor;
+use cursor::SeriesCursor;
+
 /// Events kept per host for the signals engine and the API.
 pub const RECENT_EVENTS: usize = 64;
 
@@ -743,31 +746,22 @@ impl State {
         let mut host_series = self.host(slot).map_or(0, Host::series);
         self.fresh.clear();
         let mut taken = 0;
+        let mut cursor = SeriesCursor::default();
         for reading in &r.readings {
-            if names::is_reserved_quantity(&reading.src, &reading.q) {
-                self.counters.dropped_readings[0] += 1;
-                continue;
-            }
-            let q = self.strings.intern(&reading.q);
-            let labels = if reading.labels.is_empty() {
-                EMPTY
-            } else {
-                self.scratch.clear();
-                // `Labels` is a BTreeMap: already in key order, so equal sets give
-                // equal pair lists.
-                for (k, v) in &reading.labels {
-                    let k = self.strings.intern(k);
-                    let v = self.strings.intern(v);
-                    self.scratch.push((k, v));
+            let own = self.host(slot).map_or(&[][..], |h| h.own.as_slice());
+            let (q, key) = match cursor.guess(own, reading, &self.strings, &self.labelsets) {
+                // A held series passed the reserved-name check when it was made.
+                Some(known) => (known.q, known.key(slot)),
+                None => {
+                    if names::is_reserved_quantity(&reading.src, &reading.q) {
+                        self.counters.dropped_readings[0] += 1;
+                        continue;
+                    }
+                    let (q, key) = self.intern_series(slot, reading);
+                    let own = self.host(slot).map_or(&[][..], |h| h.own.as_slice());
+                    cursor.resync(own, &HostSeries::new(q, &key));
+                    (q, key)
                 }
-                self.labelsets.intern(&self.scratch)
-            };
-            let key = SeriesKey {
-                host: slot,
-                src: self.strings.intern(&reading.src),
-                dev: self.strings.intern(&reading.dev),
-                name: self.strings.intern(&reading.name),
-                labels,
             };
             let ts = reading.ts.unwrap_or(r.ts);
             let value = SeriesValue::new(reading.value, reading.state, ts, now);
@@ -812,6 +806,36 @@ impl State {
                 gap,
             }
         }
+    }
+
+    /// The quantity and key of a reading of host `slot`, its names interned.
+    fn intern_series(
+        &mut self,
+        slot: u32,
+        reading: &sitewatch_protocol::ReadingView<'_>,
+    ) -> (Id, SeriesKey) {
+        let q = self.strings.intern(&reading.q);
+        let labels = if reading.labels.is_empty() {
+            EMPTY
+        } else {
+            self.scratch.clear();
+            // `Labels` is a BTreeMap: already in key order, so equal sets give
+            // equal pair lists.
+            for (k, v) in &reading.labels {
+                let k = self.strings.intern(k);
+                let v = self.strings.intern(v);
+                self.scratch.push((k, v));
+            }
+            self.labelsets.intern(&self.scratch)
+        };
+        let key = SeriesKey {
+            host: slot,
+            src: self.strings.intern(&reading.src),
+            dev: self.strings.intern(&reading.dev),
+            name: self.strings.intern(&reading.name),
+            labels,
+        };
+        (q, key)
     }
 
     fn apply_events(

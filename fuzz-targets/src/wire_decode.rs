@@ -1,7 +1,8 @@
 //! The wire decoder: one MQTT message as the collector receives it. The input
 //! is `topic NUL payload` (no NUL: all topic, empty payload), so that the seeds
 //! can be real topics and payloads side by side. The collector's in-place
-//! decoder must accept what the owned one accepts, as the same message, and
+//! decoder (the scanner in `protocol/src/decode/scan.rs` first, serde when it
+//! gives up) must accept what the owned one accepts, as the same message, and
 //! reject the rest for the same reason.
 
 use sitewatch_protocol::{Body, Decoded, Message, Topic, decode, decode_in_place};
@@ -26,11 +27,12 @@ pub fn run(data: &[u8]) {
         },
         Decoded::Message(m) => m,
     });
-    // NaN cannot come out of either (non-finite values are rejected), so
-    // equality is exact.
+    // NaN cannot come out of either (non-finite values are rejected); Debug
+    // rather than `==` so that -0.0 and 0.0 differ too.
+    let show = |m: Message| format!("{m:?}");
     assert_eq!(
-        owned.map_err(|e| e.reason()),
-        in_place.map_err(|e| e.reason()),
+        owned.map(show).map_err(|e| e.reason()),
+        in_place.map(show).map_err(|e| e.reason()),
         "the decoders disagree"
     );
 }

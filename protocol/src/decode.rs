@@ -19,6 +19,8 @@ use crate::{
     topic::{CollectorKind, Topic, TopicError, TopicKind},
 };
 
+mod scan;
+
 /// A decoded, validated message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -157,7 +159,12 @@ pub fn decode_in_place<'a>(topic: &str, payload: &'a [u8]) -> Result<Decoded<'a>
         return owned(topic, payload).map(Decoded::Message);
     }
     check_size(payload)?;
-    let batch: ReadingsView<'a> = parse(payload)?;
+    // The plain shape agents write is read by the scanner; anything it is not
+    // sure of goes to serde, which accepts or rejects it as always.
+    let batch: ReadingsView<'a> = match scan::readings(payload) {
+        Some(batch) => batch,
+        None => parse(payload)?,
+    };
     check_version(batch.v)?;
     check_identity(&topic, batch.site.as_deref(), batch.host.as_deref())?;
     validate_readings(&batch)?;
@@ -574,5 +581,7 @@ fn is_label_name(key: &str) -> bool {
         && !key.starts_with("__")
 }
 
+#[cfg(test)]
+mod scan_tests;
 #[cfg(test)]
 mod tests;

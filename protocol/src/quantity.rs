@@ -136,9 +136,13 @@ pub fn unit(q: &str) -> Option<&'static str> {
 /// It becomes part of a Prometheus metric name, so this is stricter than the
 /// metric-name grammar (no upper case, no colons).
 pub fn is_valid(q: &str) -> bool {
-    let mut chars = q.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+    // Bytes, not chars: every allowed character is ASCII, and any byte of a
+    // multi-byte character is outside the set.
+    let bytes = q.as_bytes();
+    matches!(bytes.first(), Some(b'a'..=b'z'))
+        && bytes
+            .iter()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
         && !q.ends_with('_')
 }
 
@@ -198,7 +202,7 @@ mod tests {
 
     #[test]
     fn invalid_quantities_are_refused() {
-        for bad in ["", "Temp", "1x", "a-b", "a:b", "a_", "é"] {
+        for bad in ["", "Temp", "1x", "a-b", "a:b", "a_", "é", "aé", "temp_°c"] {
             assert!(!is_valid(bad), "{bad}");
         }
         assert!(is_valid("ups_output_voltage_volts"));

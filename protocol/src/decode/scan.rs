@@ -108,19 +108,17 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.byte(b'"')?;
         let start = self.at;
-        let bytes = self.text.as_bytes();
-        loop {
-            match *bytes.get(self.at)? {
-                b'"' => break,
-                // An escape needs unescaping (serde's job); a control
-                // character is refused by serde for its own reason.
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        let rest = self.text.as_bytes().get(start..)?;
+        let len = rest
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))?;
+        // An escape needs unescaping (serde's job); a control character is
+        // refused by serde for its own reason.
+        if rest.get(len) != Some(&b'"') {
+            return None;
         }
-        let s = self.text.get(start..self.at)?;
-        self.at += 1;
-        Some(s)
+        self.at = start + len + 1;
+        self.text.get(start..start + len)
     }
 
     /// A field's name and the colon after it.

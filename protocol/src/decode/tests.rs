@@ -432,3 +432,11 @@ fn in_place_decoding_accepts_what_decode_does_and_rejects_the_rest_for_the_same_
         );
     }
 }
+
+#[test]
+fn the_control_character_check_agrees_with_unicode_on_every_character() {
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        let text = format!("Fan {c} 2");
+        assert_eq!(has_control(&text), c.is_control(), "{:?}", c);
+    }
+}

@@ -36,18 +36,25 @@ const SPACES: [&str; 6] = ["", "", "", " ", "\n  ", "\t\r\n"];
 
 /// Strings: plain, multi-byte, escaped (serde unescapes, the scanner gives
 /// up), with a raw control character (serde refuses).
-const TEXTS: [&str; 9] = [
+/// Long ones too, with what ends or spoils them far from their start.
+const TEXTS: [&str; 15] = [
     r#""ipmi""#,
     r#""Inlet Temp""#,
     r#""""#,
     r#""dé日本""#,
     r#""temperature_celsius""#,
+    r#""PSU2 Input Voltage (AC) ~ 0x7f: é""#,
+    r#""0123456""#,
+    r#""01234567""#,
     r#""a\"b""#,
     r#""a\\b""#,
     r#""\u00e9""#,
     "\"a\u{1}b\"",
+    r#""0123456789abcdef\"x""#,
+    "\"0123456789abcd\u{1f}x\"",
+    "\"01234567\u{7f}\u{9f}\\n\"",
 ];
-const VALID_TEXTS: usize = 5;
+const VALID_TEXTS: usize = 8;
 
 /// Numbers where an `f64` reader could go wrong: signs of zero, integers past
 /// `u64` and `i64`, exponents out of range, subnormals, shortest round-trip

@@ -41,23 +41,15 @@ struct Scanner<'a> {
     at: usize,
 }
 
-/// Which fields of an object were seen, to refuse a repeated one (serde
-/// refuses it) and to know the required ones are there.
-#[derive(Default)]
-struct Seen(u16);
-
-impl Seen {
-    fn first(&mut self, bit: u16) -> Option<()> {
-        if self.0 & bit != 0 {
-            return None;
-        }
-        self.0 |= bit;
-        Some(())
+/// Keeps a field's value, refusing a second one (serde refuses a repeated
+/// field): each field is an `Option`, `None` until seen, so what was seen and
+/// what is missing need no other record.
+fn once<T>(field: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if field.is_some() {
+        return None;
     }
-
-    fn all(&self, bits: u16) -> bool {
-        self.0 & bits == bits
-    }
+    *field = Some(value?);
+    Some(())
 }
 
 impl<'a> Scanner<'a> {
@@ -128,15 +120,14 @@ impl<'a> Scanner<'a> {
         Some(key)
     }
 
-    fn null(&mut self) -> bool {
+    /// `null` as `None`, else what `read` reads.
+    fn nullable<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         self.space();
-        let rest = self.text.as_bytes().get(self.at..).unwrap_or(&[]);
-        if rest.starts_with(b"null") {
+        if self.text.as_bytes().get(self.at..)?.starts_with(b"null") {
             self.at += 4;
-            true
-        } else {
-            false
+            return Some(None);
         }
+        read(self).map(Some)
     }
 
     /// A number token, checked against JSON's grammar
@@ -216,68 +207,35 @@ impl<'a> Scanner<'a> {
     }
 
     fn batch(&mut self) -> Option<ReadingsView<'a>> {
-        const V: u16 = 1;
-        const SEQ: u16 = 2;
-        const TS: u16 = 4;
-        const READINGS: u16 = 8;
-        const BOOT: u16 = 16;
-        const SITE: u16 = 32;
-        const HOST: u16 = 64;
-        let mut seen = Seen::default();
-        let (mut v, mut seq, mut ts) = (0, 0, 0);
-        let mut readings = Vec::new();
+        let (mut v, mut seq, mut ts, mut readings) = (None, None, None, None);
         let (mut boot, mut site, mut host) = (None, None, None);
         let mut more = self.open(b'{', b'}')?;
         while more {
             match self.key()? {
-                "v" => {
-                    seen.first(V)?;
-                    v = u32::try_from(self.unsigned()?).ok()?;
-                }
-                "seq" => {
-                    seen.first(SEQ)?;
-                    seq = self.unsigned()?;
-                }
-                "ts" => {
-                    seen.first(TS)?;
-                    ts = self.signed()?;
-                }
-                "readings" => {
-                    seen.first(READINGS)?;
-                    readings = self.readings()?;
-                }
-                "boot" => {
-                    seen.first(BOOT)?;
-                    boot = self.optional_text()?;
-                }
-                "site" => {
-                    seen.first(SITE)?;
-                    site = self.optional_text()?;
-                }
-                "host" => {
-                    seen.first(HOST)?;
-                    host = self.optional_text()?;
-                }
+                "v" => once(&mut v, self.unsigned().and_then(|v| u32::try_from(v).ok()))?,
+                "seq" => once(&mut seq, self.unsigned())?,
+                "ts" => once(&mut ts, self.signed())?,
+                "readings" => once(&mut readings, self.readings())?,
+                "boot" => once(&mut boot, self.optional_text())?,
+                "site" => once(&mut site, self.optional_text())?,
+                "host" => once(&mut host, self.optional_text())?,
                 _ => return None,
             }
             more = self.more(b'}')?;
         }
-        seen.all(V | SEQ | TS | READINGS).then_some(ReadingsView {
-            v,
-            seq,
-            ts,
-            readings,
-            boot,
-            site,
-            host,
+        Some(ReadingsView {
+            v: v?,
+            seq: seq?,
+            ts: ts?,
+            readings: readings?,
+            boot: boot.flatten(),
+            site: site.flatten(),
+            host: host.flatten(),
         })
     }
 
     fn optional_text(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.null() {
-            return Some(None);
-        }
-        Some(Some(Cow::Borrowed(self.string()?)))
+        self.nullable(|s| s.string().map(Cow::Borrowed))
     }
 
     fn readings(&mut self) -> Option<Vec<ReadingView<'a>>> {
@@ -294,86 +252,43 @@ impl<'a> Scanner<'a> {
     }
 
     fn reading(&mut self) -> Option<ReadingView<'a>> {
-        const SRC: u16 = 1;
-        const DEV: u16 = 2;
-        const NAME: u16 = 4;
-        const Q: u16 = 8;
-        const VALUE: u16 = 16;
-        const STATE: u16 = 32;
-        const LABELS: u16 = 64;
-        const TS: u16 = 128;
-        let mut seen = Seen::default();
-        let (mut src, mut dev, mut name, mut q) = ("", "", "", "");
-        let mut value = None;
-        let mut state = ReadingState::Unknown;
-        let mut labels = BTreeMap::new();
-        let mut ts = None;
+        let (mut src, mut dev, mut name, mut q) = (None, None, None, None);
+        let (mut value, mut state, mut labels, mut ts) = (None, None, None, None);
         let mut more = self.open(b'{', b'}')?;
         while more {
             match self.key()? {
-                "src" => {
-                    seen.first(SRC)?;
-                    src = self.string()?;
-                }
-                "dev" => {
-                    seen.first(DEV)?;
-                    dev = self.string()?;
-                }
-                "name" => {
-                    seen.first(NAME)?;
-                    name = self.string()?;
-                }
-                "q" => {
-                    seen.first(Q)?;
-                    q = self.string()?;
-                }
-                "value" => {
-                    seen.first(VALUE)?;
-                    value = if self.null() {
-                        None
-                    } else {
-                        Some(self.float()?)
-                    };
-                }
-                "state" => {
-                    seen.first(STATE)?;
-                    state = match self.string()? {
-                        "ok" => ReadingState::Ok,
-                        "warning" => ReadingState::Warning,
-                        "critical" => ReadingState::Critical,
-                        "unknown" => ReadingState::Unknown,
-                        _ => return None,
-                    };
-                }
-                "labels" => {
-                    seen.first(LABELS)?;
-                    labels = self.labels()?;
-                }
-                "ts" => {
-                    seen.first(TS)?;
-                    ts = if self.null() {
-                        None
-                    } else {
-                        Some(self.signed()?)
-                    };
-                }
+                "src" => once(&mut src, self.string())?,
+                "dev" => once(&mut dev, self.string())?,
+                "name" => once(&mut name, self.string())?,
+                "q" => once(&mut q, self.string())?,
+                "value" => once(&mut value, self.nullable(Self::float))?,
+                "state" => once(&mut state, self.state())?,
+                "labels" => once(&mut labels, self.labels())?,
+                "ts" => once(&mut ts, self.nullable(Self::signed))?,
                 _ => return None,
             }
             more = self.more(b'}')?;
         }
-        if !seen.all(SRC | DEV | NAME | Q | VALUE | STATE) {
-            return None;
-        }
         Some(ReadingView {
-            src: Cow::Borrowed(src),
-            dev: Cow::Borrowed(dev),
-            name: Cow::Borrowed(name),
-            q: Cow::Borrowed(q),
-            value,
-            state,
-            labels,
-            ts,
+            src: Cow::Borrowed(src?),
+            dev: Cow::Borrowed(dev?),
+            name: Cow::Borrowed(name?),
+            q: Cow::Borrowed(q?),
+            value: value?,
+            state: state?,
+            labels: labels.unwrap_or_default(),
+            ts: ts.flatten(),
         })
+    }
+
+    fn state(&mut self) -> Option<ReadingState> {
+        match self.string()? {
+            "ok" => Some(ReadingState::Ok),
+            "warning" => Some(ReadingState::Warning),
+            "critical" => Some(ReadingState::Critical),
+            "unknown" => Some(ReadingState::Unknown),
+            _ => None,
+        }
     }
 
     fn labels(&mut self) -> Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>> {

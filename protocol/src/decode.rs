@@ -20,6 +20,9 @@ use crate::{
 };
 
 mod scan;
+mod shape;
+
+pub use shape::{Numbers, Shape};
 
 /// A decoded, validated message.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +150,41 @@ pub enum Decoded<'a> {
 /// to it; a serde message may name `ReadingsView` where the other names
 /// `ReadingsPayload`).
 pub fn decode_in_place<'a>(topic: &str, payload: &'a [u8]) -> Result<Decoded<'a>, Rejection> {
+    in_place(topic, payload, None)
+}
+
+/// [`decode_in_place`], and for a readings batch written the plain way its
+/// [`Shape`]: what the next batch on this topic can be read against.
+pub fn decode_in_place_shaped<'a>(
+    topic: &str,
+    payload: &'a [u8],
+) -> Result<(Decoded<'a>, Option<Shape>), Rejection> {
+    let mut holes = Vec::new();
+    let decoded = in_place(topic, payload, Some(&mut holes))?;
+    let shape = match &decoded {
+        // No holes: serde read it (or the scanner gave up), so it has no shape.
+        Decoded::Readings(_, batch) if !holes.is_empty() => Some(Shape::new(
+            topic,
+            payload,
+            &holes,
+            batch.readings.len(),
+            |i| {
+                batch
+                    .readings
+                    .get(i)
+                    .is_some_and(|r| quantity::is_counter(&r.q))
+            },
+        )),
+        _ => None,
+    };
+    Ok((decoded, shape))
+}
+
+fn in_place<'a>(
+    topic: &str,
+    payload: &'a [u8],
+    holes: Option<&mut Vec<scan::Hole>>,
+) -> Result<Decoded<'a>, Rejection> {
     let topic = Topic::parse(topic)?;
     if !matches!(
         topic,
@@ -161,7 +199,15 @@ pub fn decode_in_place<'a>(topic: &str, payload: &'a [u8]) -> Result<Decoded<'a>
     check_size(payload)?;
     // The plain shape agents write is read by the scanner; anything it is not
     // sure of goes to serde, which accepts or rejects it as always.
-    let batch: ReadingsView<'a> = match scan::readings(payload) {
+    let scanned = match holes {
+        Some(holes) => scan::readings_with_holes(payload, holes).or_else(|| {
+            // What the scanner noted before it gave up is not a shape.
+            holes.clear();
+            None
+        }),
+        None => scan::readings(payload),
+    };
+    let batch: ReadingsView<'a> = match scanned {
         Some(batch) => batch,
         None => parse(payload)?,
     };
@@ -591,5 +637,7 @@ fn is_label_name(key: &str) -> bool {
 
 #[cfg(test)]
 mod scan_tests;
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,10 @@ pub mod quantity;
 pub mod replay;
 pub mod topic;
 
-pub use decode::{Body, Decoded, Message, Rejection, decode, decode_in_place, encode};
+pub use decode::{
+    Body, Decoded, Message, Numbers, Rejection, Shape, decode, decode_in_place,
+    decode_in_place_shaped, encode,
+};
 pub use name::{HostName, NameError, SiteName};
 pub use payload::{
     Cause, CollectorStatePayload, CollectorViewPayload, Event, EventsPayload, Evidence, Level,

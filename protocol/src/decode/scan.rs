@@ -27,18 +27,125 @@ const MIN_READING_BYTES: usize = 59;
 
 /// `payload` as a readings batch, or `None` when serde must decide.
 pub(super) fn readings(payload: &[u8]) -> Option<ReadingsView<'_>> {
+    scan(payload, None)
+}
+
+/// [`readings`], noting where each number the shape cuts out lies (see
+/// `shape.rs`), in the order they come.
+pub(super) fn readings_with_holes<'a>(
+    payload: &'a [u8],
+    holes: &mut Vec<Hole>,
+) -> Option<ReadingsView<'a>> {
+    scan(payload, Some(holes))
+}
+
+fn scan<'a>(payload: &'a [u8], holes: Option<&mut Vec<Hole>>) -> Option<ReadingsView<'a>> {
     // One check for the whole payload: every string below is cut at ASCII
     // quotes, so each is valid UTF-8 too.
     let text = std::str::from_utf8(payload).ok()?;
-    let mut s = Scanner { text, at: 0 };
+    let mut s = Scanner { text, at: 0, holes };
     let batch = s.batch()?;
     s.space();
     (s.at == text.len()).then_some(batch)
 }
 
-struct Scanner<'a> {
+/// A number of a batch that changes from one batch to the next: where its
+/// token lies in the payload, and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hole {
+    pub start: usize,
+    pub end: usize,
+    pub kind: HoleKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HoleKind {
+    /// The batch's `seq`.
+    Seq,
+    /// The batch's `ts`.
+    Ts,
+    /// Reading `i`'s `value`.
+    Value(usize),
+    /// Reading `i`'s `ts`.
+    ReadingTs(usize),
+}
+
+struct Scanner<'a, 'h> {
     text: &'a str,
     at: usize,
+    /// Where the holes go, when they are wanted.
+    holes: Option<&'h mut Vec<Hole>>,
+}
+
+/// The end of the JSON number token at `at` in `bytes`, checked against JSON's
+/// grammar (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`), and whether it
+/// is a plain integer.
+pub(super) fn number_end(bytes: &[u8], at: usize) -> Option<(usize, bool)> {
+    let digits = |at: &mut usize| {
+        let from = *at;
+        while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+            *at += 1;
+        }
+        *at > from
+    };
+    let mut at = at;
+    if bytes.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    let int_start = at;
+    if !digits(&mut at) {
+        return None;
+    }
+    // A leading zero is not JSON (serde refuses it).
+    if bytes.get(int_start) == Some(&b'0') && at - int_start > 1 {
+        return None;
+    }
+    let mut integer = true;
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        integer = false;
+        if !digits(&mut at) {
+            return None;
+        }
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        integer = false;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
+        }
+        if !digits(&mut at) {
+            return None;
+        }
+    }
+    Some((at, integer))
+}
+
+/// A number token as serde_json reads it into a `u64`, if it does.
+pub(super) fn unsigned(token: &str, integer: bool) -> Option<u64> {
+    (integer && !token.starts_with('-'))
+        .then(|| token.parse().ok())
+        .flatten()
+}
+
+/// A number token as serde_json reads it into an `i64`, if it does.
+pub(super) fn signed(token: &str, integer: bool) -> Option<i64> {
+    // serde_json reads `-0` as the float -0.0, which is not an i64.
+    (integer && token != "-0")
+        .then(|| token.parse().ok())
+        .flatten()
+}
+
+/// A number token as serde_json (with `float_roundtrip`, correctly rounded
+/// like `str::parse`) reads it into a finite `f64`.
+pub(super) fn float(token: &str, integer: bool) -> Option<f64> {
+    // `-0` is a float to serde_json but an integer to this grammar: left to
+    // serde. Out of range, serde refuses the number for its own reason.
+    if integer && token.starts_with("-0") {
+        return None;
+    }
+    let f: f64 = token.parse().ok()?;
+    f.is_finite().then_some(f)
 }
 
 /// Keeps a field's value, refusing a second one (serde refuses a repeated
@@ -52,7 +159,7 @@ fn once<T>(field: &mut Option<T>, value: Option<T>) -> Option<()> {
     Some(())
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_> {
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.at).copied()
     }
@@ -130,80 +237,32 @@ impl<'a> Scanner<'a> {
         read(self).map(Some)
     }
 
-    /// A number token, checked against JSON's grammar
-    /// (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`); whether it is a
-    /// plain integer.
-    fn number(&mut self) -> Option<(&'a str, bool)> {
+    /// A number token and whether it is a plain integer; noted as a hole of
+    /// `kind` when holes are wanted.
+    fn number(&mut self, kind: HoleKind) -> Option<(&'a str, bool)> {
         self.space();
         let start = self.at;
-        let bytes = self.text.as_bytes();
-        let digits = |at: &mut usize| {
-            let from = *at;
-            while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
-                *at += 1;
-            }
-            *at > from
-        };
-        let mut at = self.at;
-        if bytes.get(at) == Some(&b'-') {
-            at += 1;
+        let (end, integer) = number_end(self.text.as_bytes(), start)?;
+        self.at = end;
+        if let Some(holes) = self.holes.as_deref_mut() {
+            holes.push(Hole { start, end, kind });
         }
-        let int_start = at;
-        if !digits(&mut at) {
-            return None;
-        }
-        // A leading zero is not JSON (serde refuses it).
-        if bytes.get(int_start) == Some(&b'0') && at - int_start > 1 {
-            return None;
-        }
-        let mut integer = true;
-        if bytes.get(at) == Some(&b'.') {
-            at += 1;
-            integer = false;
-            if !digits(&mut at) {
-                return None;
-            }
-        }
-        if let Some(b'e' | b'E') = bytes.get(at) {
-            at += 1;
-            integer = false;
-            if let Some(b'+' | b'-') = bytes.get(at) {
-                at += 1;
-            }
-            if !digits(&mut at) {
-                return None;
-            }
-        }
-        self.at = at;
-        Some((self.text.get(start..at)?, integer))
+        Some((self.text.get(start..end)?, integer))
     }
 
-    fn unsigned(&mut self) -> Option<u64> {
-        match self.number()? {
-            (n, true) if !n.starts_with('-') => n.parse().ok(),
-            _ => None,
-        }
+    fn unsigned(&mut self, kind: HoleKind) -> Option<u64> {
+        let (token, integer) = self.number(kind)?;
+        unsigned(token, integer)
     }
 
-    fn signed(&mut self) -> Option<i64> {
-        match self.number()? {
-            // serde_json reads `-0` as the float -0.0, which is not an i64.
-            (n, true) if n != "-0" => n.parse().ok(),
-            _ => None,
-        }
+    fn signed(&mut self, kind: HoleKind) -> Option<i64> {
+        let (token, integer) = self.number(kind)?;
+        signed(token, integer)
     }
 
-    /// A finite number as serde_json (with `float_roundtrip`, correctly
-    /// rounded like `str::parse`) reads it into an `f64`.
-    fn float(&mut self) -> Option<f64> {
-        let (n, integer) = self.number()?;
-        // `-0` is a float to serde_json but an integer to this grammar: left
-        // to serde. Out of range, serde refuses the number for its own reason.
-        if integer && n.starts_with("-0") {
-            return None;
-        }
-        let f: f64 = n.parse().ok()?;
-        f.is_finite().then_some(f)
+    fn float(&mut self, kind: HoleKind) -> Option<f64> {
+        let (token, integer) = self.number(kind)?;
+        float(token, integer)
     }
 
     fn batch(&mut self) -> Option<ReadingsView<'a>> {
@@ -212,9 +271,11 @@ impl<'a> Scanner<'a> {
         let mut more = self.open(b'{', b'}')?;
         while more {
             match self.key()? {
-                "v" => once(&mut v, self.unsigned().and_then(|v| u32::try_from(v).ok()))?,
-                "seq" => once(&mut seq, self.unsigned())?,
-                "ts" => once(&mut ts, self.signed())?,
+                // The version is no hole: a batch of another is no batch of
+                // this shape.
+                "v" => once(&mut v, self.version())?,
+                "seq" => once(&mut seq, self.unsigned(HoleKind::Seq))?,
+                "ts" => once(&mut ts, self.signed(HoleKind::Ts))?,
                 "readings" => once(&mut readings, self.readings())?,
                 "boot" => once(&mut boot, self.optional_text())?,
                 "site" => once(&mut site, self.optional_text())?,
@@ -234,6 +295,14 @@ impl<'a> Scanner<'a> {
         })
     }
 
+    fn version(&mut self) -> Option<u32> {
+        self.space();
+        let (end, integer) = number_end(self.text.as_bytes(), self.at)?;
+        let token = self.text.get(self.at..end)?;
+        self.at = end;
+        unsigned(token, integer).and_then(|v| u32::try_from(v).ok())
+    }
+
     fn optional_text(&mut self) -> Option<Option<Cow<'a, str>>> {
         self.nullable(|s| s.string().map(Cow::Borrowed))
     }
@@ -245,13 +314,15 @@ impl<'a> Scanner<'a> {
         let mut readings = Vec::with_capacity(room);
         let mut more = self.open(b'[', b']')?;
         while more {
-            readings.push(self.reading()?);
+            let i = readings.len();
+            readings.push(self.reading(i)?);
             more = self.more(b']')?;
         }
         Some(readings)
     }
 
-    fn reading(&mut self) -> Option<ReadingView<'a>> {
+    /// Reading `i` of its batch.
+    fn reading(&mut self, i: usize) -> Option<ReadingView<'a>> {
         let (mut src, mut dev, mut name, mut q) = (None, None, None, None);
         let (mut value, mut state, mut labels, mut ts) = (None, None, None, None);
         let mut more = self.open(b'{', b'}')?;
@@ -261,10 +332,10 @@ impl<'a> Scanner<'a> {
                 "dev" => once(&mut dev, self.string())?,
                 "name" => once(&mut name, self.string())?,
                 "q" => once(&mut q, self.string())?,
-                "value" => once(&mut value, self.nullable(Self::float))?,
+                "value" => once(&mut value, self.nullable(|s| s.float(HoleKind::Value(i))))?,
                 "state" => once(&mut state, self.state())?,
                 "labels" => once(&mut labels, self.labels())?,
-                "ts" => once(&mut ts, self.nullable(Self::signed))?,
+                "ts" => once(&mut ts, self.nullable(|s| s.signed(HoleKind::ReadingTs(i))))?,
                 _ => return None,
             }
             more = self.more(b'}')?;

@@ -6,17 +6,17 @@
 use super::scan;
 use crate::payload::{Reading, ReadingState, ReadingsPayload, ReadingsView};
 
-struct Rng(u64);
+pub(super) struct Rng(pub u64);
 
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         (self.0 % n as u64) as usize
     }
 
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+    pub(super) fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
         from[self.below(from.len())]
     }
 
@@ -32,7 +32,7 @@ impl Rng {
 }
 
 /// Spaces between tokens, as a hand-written or pretty-printed payload has.
-const SPACES: [&str; 6] = ["", "", "", " ", "\n  ", "\t\r\n"];
+pub(super) const SPACES: [&str; 6] = ["", "", "", " ", "\n  ", "\t\r\n"];
 
 /// Strings: plain, multi-byte, escaped (serde unescapes, the scanner gives
 /// up), with a raw control character (serde refuses).
@@ -60,7 +60,7 @@ const VALID_TEXTS: usize = 8;
 /// `u64` and `i64`, exponents out of range, subnormals, shortest round-trip
 /// forms, and what JSON does not allow (from `VALID_VALUES` on, roughly).
 const VALID_VALUES: usize = 21;
-const VALUES: [&str; 30] = [
+pub(super) const VALUES: [&str; 30] = [
     "0",
     "-0",
     "-0.0",
@@ -94,7 +94,7 @@ const VALUES: [&str; 30] = [
 ];
 
 /// Integers for `v`, `seq` and `ts`.
-const INTEGERS: [&str; 14] = [
+pub(super) const INTEGERS: [&str; 14] = [
     "1",
     "0",
     "1764080000000",
